@@ -1,0 +1,747 @@
+//! The C ABI: every `extern "C"` item of libvmmresv.so, and nothing else.
+//!
+//! Thin by design: check pointers, convert, call the Rust API, map errors.
+//! Every exported body runs inside [`boundary`], which catches a panic and
+//! turns it into the return type's fallback (`VMMRESV_STATUS_PANIC` for a
+//! status): since Rust 1.81 a panic reaching `extern "C"` would abort the
+//! caller's process instead. The OS errno of the last failed call is kept
+//! per thread for `vmmresv_last_errno()`.
+//!
+//! `include/vmmresv.h` is generated from this file by cbindgen; the doc
+//! comments below are the header's documentation.
+
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_char, c_int, c_void, CStr};
+use std::cell::Cell;
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use crate::pages::{self, PageSize};
+use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
+use crate::status::{Error, Status};
+
+/// Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
+/// their signature and meaning for every 1.x release.
+pub const VMMRESV_VERSION_MAJOR: u32 = 1;
+/// Minor version: grows when functions are added (in a new version node).
+pub const VMMRESV_VERSION_MINOR: u32 = 0;
+/// Patch version: fixes only.
+pub const VMMRESV_VERSION_PATCH: u32 = 0;
+
+/// Reported as a size when the library could not learn it (a resize failed
+/// and the reservoir could not even be queried afterwards).
+pub const VMMRESV_SIZE_UNKNOWN: u64 = u64::MAX;
+/// The base page size (illumos PAGESIZE on amd64): every reservoir size and
+/// chunk must be a multiple of it.
+pub const VMMRESV_PAGESIZE: u64 = 4096;
+/// The 2 MiB large page size.
+pub const VMMRESV_PAGESIZE_2M: u64 = 2_097_152;
+/// The 1 GiB huge page size.
+pub const VMMRESV_PAGESIZE_1G: u64 = 1_073_741_824;
+/// Bytes of kernel memory one illumos `page_t` costs per 4 KiB page (amd64).
+pub const VMMRESV_PAGE_T_SIZE: u64 = 120;
+
+// Keep the C-visible constants tied to the Rust ones.
+static_assertions::const_assert_eq!(VMMRESV_PAGESIZE, pages::PAGESIZE);
+static_assertions::const_assert_eq!(VMMRESV_PAGESIZE_2M, pages::PAGESIZE_2M);
+static_assertions::const_assert_eq!(VMMRESV_PAGESIZE_1G, pages::PAGESIZE_1G);
+static_assertions::const_assert_eq!(VMMRESV_PAGE_T_SIZE, pages::PAGE_T_SIZE);
+
+/// The reservoir's counters, in bytes, as the kernel reports them
+/// (`struct vmm_resv_query`). The reservoir's size is free + alloc.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_query {
+    /// Reservoir memory no VM holds.
+    pub free_bytes: u64,
+    /// Reservoir memory held by VMs created with the reservoir flag.
+    pub alloc_bytes: u64,
+    /// Memory of VMs running without the reservoir ("transient"); it counts
+    /// against the same limit.
+    pub alloc_transient_bytes: u64,
+    /// The most free + alloc + transient can ever reach on this host.
+    pub limit_bytes: u64,
+}
+
+impl From<ReservoirQuery> for vmmresv_query {
+    fn from(q: ReservoirQuery) -> Self {
+        vmmresv_query {
+            free_bytes: q.free,
+            alloc_bytes: q.alloc,
+            alloc_transient_bytes: q.alloc_transient,
+            limit_bytes: q.limit,
+        }
+    }
+}
+
+/// Progress callback of a resize, called after each step the kernel
+/// interrupted (EINTR) with the size reached so far, the target, and the
+/// caller's `arg`. Return 0 to resume, nonzero to stop: the call then
+/// returns `VMMRESV_STATUS_INTERRUPTED` with the size reached. Called on the
+/// calling thread, while the library holds the resize lock.
+pub type vmmresv_progress_fn =
+    Option<unsafe extern "C" fn(reached_bytes: u64, target_bytes: u64, arg: *mut c_void) -> c_int>;
+
+/// An open vmm control device. Opaque: create with
+/// `vmmresv_reservoir_open()`, free with `vmmresv_reservoir_close()`. One
+/// handle may be used by several threads at once.
+pub struct vmmresv_reservoir {
+    magic: u64,
+    inner: Reservoir,
+}
+
+/// Marks live handles so a pointer to something else is refused.
+const RESERVOIR_MAGIC: u64 = 0x766d_6d72_6573_7276; // "vmmresrv"
+
+thread_local! {
+    static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
+}
+
+fn set_errno(e: c_int) {
+    LAST_ERRNO.with(|c| c.set(e));
+}
+
+/// What an export returns if its body panicked.
+trait Fallback {
+    fn fallback() -> Self;
+}
+
+impl Fallback for Status {
+    fn fallback() -> Self {
+        Status::Panic
+    }
+}
+
+impl Fallback for u32 {
+    fn fallback() -> Self {
+        0
+    }
+}
+
+impl Fallback for c_int {
+    fn fallback() -> Self {
+        0
+    }
+}
+
+impl Fallback for () {
+    fn fallback() {}
+}
+
+impl Fallback for *const c_char {
+    fn fallback() -> Self {
+        Status::Panic.message_nul().as_ptr().cast()
+    }
+}
+
+/// The panic boundary every export body runs in.
+fn boundary<T: Fallback>(f: impl FnOnce() -> T) -> T {
+    // AssertUnwindSafe: on a panic the only state we hand back is the
+    // fallback value; a handle involved is documented as suspect.
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            set_errno(0);
+            T::fallback()
+        }
+    }
+}
+
+/// Record an error's errno and return its status.
+fn fail(e: Error) -> Status {
+    set_errno(e.errno().unwrap_or(0));
+    e.status()
+}
+
+fn ok() -> Status {
+    set_errno(0);
+    Status::Ok
+}
+
+/// Write `v` through `out` (checked non-null by the caller).
+fn put<T>(out: *mut T, v: T) {
+    // SAFETY: every caller has checked `out` for NULL; the C contract of
+    // each function says `out` points to writable storage for one T.
+    unsafe { out.write(v) }
+}
+
+/// A handle pointer from C, checked for NULL and for our magic.
+fn handle<'a>(h: *const vmmresv_reservoir) -> Result<&'a vmmresv_reservoir, Status> {
+    if h.is_null() {
+        return Err(Status::NullArgument);
+    }
+    // SAFETY: non-null, and the C contract is that `h` came from
+    // vmmresv_reservoir_open and was not closed; the magic check refuses
+    // pointers to other objects that are nonetheless readable.
+    let r = unsafe { &*h };
+    if r.magic != RESERVOIR_MAGIC {
+        return Err(Status::InvalidArgument);
+    }
+    Ok(r)
+}
+
+/// A path argument: NULL means "the default".
+fn opt_path<'a>(p: *const c_char) -> Option<&'a Path> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-null; the C contract is a NUL-terminated string that
+        // lives for the duration of the call.
+        let c = unsafe { CStr::from_ptr(p) };
+        Some(Path::new(std::ffi::OsStr::from_bytes(c.to_bytes())))
+    }
+}
+
+/// The ABI version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, matching the
+/// `VMMRESV_VERSION_*` macros of the header the caller compiled against
+/// when the library is the same release.
+#[no_mangle]
+pub extern "C" fn vmmresv_abi_version() -> u32 {
+    boundary(|| {
+        (VMMRESV_VERSION_MAJOR << 16) | (VMMRESV_VERSION_MINOR << 8) | VMMRESV_VERSION_PATCH
+    })
+}
+
+/// A static, NUL-terminated English description of `status`. Never NULL;
+/// an unknown value gives "unknown vmmresv status". The string must not be
+/// freed.
+#[no_mangle]
+pub extern "C" fn vmmresv_strerror(status: u32) -> *const c_char {
+    boundary(|| match Status::from_u32(status) {
+        Some(s) => s.message_nul().as_ptr().cast(),
+        None => c"unknown vmmresv status".as_ptr(),
+    })
+}
+
+/// The OS errno behind the last status this thread got from the library,
+/// or 0 if that status had no OS error behind it (or was OK).
+#[no_mangle]
+pub extern "C" fn vmmresv_last_errno() -> c_int {
+    boundary(|| LAST_ERRNO.with(|c| c.get()))
+}
+
+/// Open the vmm control device.
+///
+/// `device`: path of the device, or NULL for "/dev/vmmctl". `run_dir`:
+/// directory for the resize lock file, or NULL for `$VMMRESV_RUNDIR` or
+/// else "/var/run/vmmresv". The device is opened O_RDWR | O_EXCL |
+/// O_CLOEXEC and its interface version read. On success `*out` receives a
+/// handle the caller owns and must pass to `vmmresv_reservoir_close()`; on
+/// failure `*out` is set to NULL.
+///
+/// Errors: NULL_ARGUMENT (`out` NULL), NO_DEVICE (no vmm driver),
+/// NOT_VMM_DEVICE (the path is something else), PERMISSION, IO.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_open(
+    device: *const c_char,
+    run_dir: *const c_char,
+    out: *mut *mut vmmresv_reservoir,
+) -> Status {
+    boundary(|| {
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        put(out, core::ptr::null_mut());
+        let dev = opt_path(device).unwrap_or(Path::new(crate::sys::VMM_CTL_DEV));
+        match Reservoir::open_at(dev, opt_path(run_dir)) {
+            Ok(inner) => {
+                let b = Box::new(vmmresv_reservoir {
+                    magic: RESERVOIR_MAGIC,
+                    inner,
+                });
+                put(out, Box::into_raw(b));
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Close a handle from `vmmresv_reservoir_open()` and free it. NULL is a
+/// no-op. The handle must not be used afterwards, by any thread.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
+    boundary(|| {
+        if handle(reservoir).is_err() {
+            return;
+        }
+        // SAFETY: checked non-null with our magic: the pointer came from
+        // Box::into_raw in vmmresv_reservoir_open. Clearing the magic first
+        // makes a second close of the same pointer likelier to be refused.
+        unsafe {
+            (*reservoir).magic = 0;
+            drop(Box::from_raw(reservoir));
+        }
+    })
+}
+
+/// The kernel's vmm interface version, read when the handle was opened.
+/// Resizing needs version 9 or later.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_interface_version(
+    reservoir: *const vmmresv_reservoir,
+    out: *mut u32,
+) -> Status {
+    boundary(|| {
+        let r = match handle(reservoir) {
+            Ok(r) => r,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        put(out, r.inner.interface_version());
+        ok()
+    })
+}
+
+/// Read the reservoir's counters into `*out`. Needs no privilege.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_query(
+    reservoir: *const vmmresv_reservoir,
+    out: *mut vmmresv_query,
+) -> Status {
+    boundary(|| {
+        let r = match handle(reservoir) {
+            Ok(r) => r,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        match r.inner.query() {
+            Ok(q) => {
+                put(out, q.into());
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Which relative or absolute resize an export asked for.
+enum Resize {
+    Target,
+    Add,
+    Remove,
+}
+
+fn resize(
+    reservoir: *const vmmresv_reservoir,
+    kind: Resize,
+    bytes: u64,
+    chunk: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    if !reached.is_null() {
+        put(reached, VMMRESV_SIZE_UNKNOWN);
+    }
+    let r = match handle(reservoir) {
+        Ok(r) => r,
+        Err(s) => return fail(Error::new(s)),
+    };
+    let mut cb = |got: u64, target: u64| -> Progress {
+        match progress {
+            // SAFETY: the caller passed this function pointer for exactly
+            // this purpose, with `arg` as its context.
+            Some(f) if unsafe { f(got, target, arg) } != 0 => Progress::Cancel,
+            _ => Progress::Continue,
+        }
+    };
+    let cb_opt: Option<reservoir::ProgressFn<'_>> = if progress.is_some() {
+        Some(&mut cb)
+    } else {
+        None
+    };
+    let res = match kind {
+        Resize::Target => r.inner.set_target(bytes, chunk, cb_opt),
+        Resize::Add => r.inner.add(bytes, chunk, cb_opt),
+        Resize::Remove => r.inner.remove(bytes, chunk, cb_opt),
+    };
+    match res {
+        Ok(size) => {
+            if !reached.is_null() {
+                put(reached, size);
+            }
+            ok()
+        }
+        Err(ResizeError { error, reached: at }) => {
+            if !reached.is_null() {
+                put(reached, at.unwrap_or(VMMRESV_SIZE_UNKNOWN));
+            }
+            fail(error)
+        }
+    }
+}
+
+/// Resize the reservoir to `target_bytes` (free + alloc), in steps of
+/// `chunk_bytes` (0 = one step). Both must be multiples of
+/// VMMRESV_PAGESIZE. Needs the `sys_config` privilege and interface
+/// version >= 9.
+///
+/// When the kernel is interrupted (EINTR) the resize resumes from the size
+/// it reached, after calling `progress` (may be NULL) which may cancel.
+/// `*reached` (may be NULL) receives the reservoir's size when the call
+/// returns — on errors too, queried afresh where the kernel does not say;
+/// VMMRESV_SIZE_UNKNOWN only if that query failed. Resizes made through
+/// this library are serialized across threads and processes.
+///
+/// Errors: PERMISSION, RESIZE_IN_PROGRESS (a resizer outside the library),
+/// NO_SPACE (beyond the limit / more than the free part), UNALIGNED,
+/// OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, IO.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_set_target(
+    reservoir: *const vmmresv_reservoir,
+    target_bytes: u64,
+    chunk_bytes: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    boundary(|| {
+        resize(
+            reservoir,
+            Resize::Target,
+            target_bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// Grow the reservoir by `bytes` (rsrvrctl -a), in steps of
+/// min(`chunk_bytes`, `bytes`). Unlike rsrvrctl's query-then-set, two
+/// concurrent additions through this library both take effect. Otherwise
+/// as `vmmresv_reservoir_set_target()`; OVERFLOW if the sum does not fit.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_add(
+    reservoir: *const vmmresv_reservoir,
+    bytes: u64,
+    chunk_bytes: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    boundary(|| {
+        resize(
+            reservoir,
+            Resize::Add,
+            bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// Shrink the reservoir by `bytes` (rsrvrctl -r), clamped to its current
+/// size; an empty reservoir is left alone (OK). Only free reservoir memory
+/// can leave: asking for more than is free gives NO_SPACE after whole
+/// chunks that fit were removed, and `*reached` says where it stopped.
+/// Otherwise as `vmmresv_reservoir_set_target()`.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_remove(
+    reservoir: *const vmmresv_reservoir,
+    bytes: u64,
+    chunk_bytes: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    boundary(|| {
+        resize(
+            reservoir,
+            Resize::Remove,
+            bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// RFD 185's boot-time default reservoir size for this host: 75% of the
+/// limit the kernel reports, rounded down to `chunk_bytes` (a multiple of
+/// VMMRESV_PAGESIZE; 0 = the page).
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_default_target(
+    reservoir: *const vmmresv_reservoir,
+    chunk_bytes: u64,
+    out: *mut u64,
+) -> Status {
+    boundary(|| {
+        let r = match handle(reservoir) {
+            Ok(r) => r,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        match r.inner.default_target(chunk_bytes) {
+            Ok(v) => {
+                put(out, v);
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// The same default computed from a limit the caller already has: 75% of
+/// `limit_bytes`, rounded down to `chunk_bytes` (0 = the page).
+#[no_mangle]
+pub extern "C" fn vmmresv_default_target_for(
+    limit_bytes: u64,
+    chunk_bytes: u64,
+    out: *mut u64,
+) -> Status {
+    boundary(|| out_result(out, reservoir::default_target_for(limit_bytes, chunk_bytes)))
+}
+
+/// Store a pure function's result through `out`.
+fn out_result(out: *mut u64, r: Result<u64, Error>) -> Status {
+    if out.is_null() {
+        return fail(Error::new(Status::NullArgument));
+    }
+    match r {
+        Ok(v) => {
+            put(out, v);
+            ok()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn page_size(bytes: u64) -> Result<PageSize, Error> {
+    PageSize::from_bytes(bytes)
+}
+
+/// Bytes to pages of `page_size` bytes (4096, 2 MiB or 1 GiB), rounding
+/// down (illumos btop). INVALID_ARGUMENT for any other page size.
+#[no_mangle]
+pub extern "C" fn vmmresv_btop(bytes: u64, page_size_bytes: u64, out: *mut u64) -> Status {
+    boundary(|| {
+        out_result(
+            out,
+            page_size(page_size_bytes).map(|ps| pages::btop(bytes, ps)),
+        )
+    })
+}
+
+/// Bytes to pages of `page_size` bytes, rounding up (illumos btopr). Never
+/// wraps, even for sizes near UINT64_MAX.
+#[no_mangle]
+pub extern "C" fn vmmresv_btopr(bytes: u64, page_size_bytes: u64, out: *mut u64) -> Status {
+    boundary(|| {
+        out_result(
+            out,
+            page_size(page_size_bytes).map(|ps| pages::btopr(bytes, ps)),
+        )
+    })
+}
+
+/// Pages of `page_size` bytes to bytes (illumos ptob). OVERFLOW if the
+/// result does not fit in 64 bits.
+#[no_mangle]
+pub extern "C" fn vmmresv_ptob(pages_count: u64, page_size_bytes: u64, out: *mut u64) -> Status {
+    boundary(|| {
+        out_result(
+            out,
+            page_size(page_size_bytes).and_then(|ps| pages::ptob(pages_count, ps)),
+        )
+    })
+}
+
+/// Round `bytes` up to a multiple of `align` (any nonzero value: a page
+/// or a chunk). INVALID_ARGUMENT for 0, OVERFLOW if it does not fit.
+#[no_mangle]
+pub extern "C" fn vmmresv_round_up(bytes: u64, align: u64, out: *mut u64) -> Status {
+    boundary(|| out_result(out, pages::round_up(bytes, align)))
+}
+
+/// Round `bytes` down to a multiple of `align` (nonzero).
+#[no_mangle]
+pub extern "C" fn vmmresv_round_down(bytes: u64, align: u64, out: *mut u64) -> Status {
+    boundary(|| out_result(out, pages::round_down(bytes, align)))
+}
+
+/// Kernel memory the `page_t` structures of `pages_count` 4 KiB pages take
+/// (VMMRESV_PAGE_T_SIZE each): memory that can never go to a VM.
+#[no_mangle]
+pub extern "C" fn vmmresv_page_t_overhead(pages_count: u64, out: *mut u64) -> Status {
+    boundary(|| out_result(out, pages::page_t_overhead(pages_count)))
+}
+
+/// Parse a size as rsrvrctl and vmadm users type it: "4096" (bytes),
+/// "512M", "64G", "1.5T", "64GiB" (binary units K M G T P E), or a
+/// percentage of `base` ("75%"). `base` 0 means there is none: a
+/// percentage is then INVALID_ARGUMENT. PARSE_SIZE for anything else,
+/// OVERFLOW beyond 64 bits.
+#[no_mangle]
+pub extern "C" fn vmmresv_size_parse(text: *const c_char, base: u64, out: *mut u64) -> Status {
+    boundary(|| {
+        if text.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        // SAFETY: non-null; the C contract is a NUL-terminated string.
+        let c = unsafe { CStr::from_ptr(text) };
+        let r = match c.to_str() {
+            Ok(s) => pages::parse_size(s, if base == 0 { None } else { Some(base) }),
+            Err(_) => Err(Error::new(Status::ParseSize)),
+        };
+        out_result(out, r)
+    })
+}
+
+/// Format `bytes` as the shortest exact size string ("64G", "1.5T",
+/// "4K", "1000"), which vmmresv_size_parse() reads back to the same value.
+/// Writes it NUL-terminated into `buf` of `buf_len` bytes. `*needed` (may
+/// be NULL) receives the bytes required including the NUL; if `buf_len` is
+/// smaller, nothing is written and BUFFER_TOO_SMALL is returned. `buf` may
+/// be NULL when `buf_len` is 0 (to ask for the size). 24 bytes always
+/// suffice.
+#[no_mangle]
+pub extern "C" fn vmmresv_size_format(
+    bytes: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> Status {
+    boundary(|| {
+        let mut tmp = [0u8; 32];
+        let len = match pages::format_size_into(bytes, &mut tmp) {
+            Ok(n) => n,
+            // 32 bytes hold any u64 in any format; refuse rather than panic.
+            Err(_) => return fail(Error::new(Status::Overflow)),
+        };
+        if !needed.is_null() {
+            put(needed, len + 1);
+        }
+        if buf_len < len + 1 {
+            return fail(Error::new(Status::BufferTooSmall));
+        }
+        if buf.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        // SAFETY: `buf` is non-null and the caller says it holds `buf_len`
+        // >= len + 1 bytes; `tmp` is ours and does not overlap it.
+        unsafe {
+            core::ptr::copy_nonoverlapping(tmp.as_ptr(), buf.cast::<u8>(), len);
+            buf.add(len).write(0);
+        }
+        ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An export-shaped function that panics, run through the same
+    /// boundary as every real export.
+    extern "C" fn panicking_export() -> Status {
+        boundary(|| -> Status { panic!("deliberate panic to test the C boundary") })
+    }
+
+    #[test]
+    fn panic_becomes_a_status() {
+        assert_eq!(panicking_export(), Status::Panic);
+        // And the boundary's other fallbacks are well-formed.
+        let p: *const c_char = boundary(|| -> *const c_char { panic!("x") });
+        // SAFETY: the fallback is a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(p) };
+        assert!(s.to_str().unwrap().contains("panic"));
+    }
+
+    #[test]
+    fn null_arguments_are_refused() {
+        assert_eq!(
+            vmmresv_reservoir_open(core::ptr::null(), core::ptr::null(), core::ptr::null_mut()),
+            Status::NullArgument
+        );
+        assert_eq!(
+            vmmresv_reservoir_query(core::ptr::null(), core::ptr::null_mut()),
+            Status::NullArgument
+        );
+        let mut reached = 0u64;
+        assert_eq!(
+            vmmresv_reservoir_add(
+                core::ptr::null(),
+                4096,
+                0,
+                None,
+                core::ptr::null_mut(),
+                &mut reached
+            ),
+            Status::NullArgument
+        );
+        assert_eq!(reached, VMMRESV_SIZE_UNKNOWN);
+        assert_eq!(
+            vmmresv_btop(4096, 4096, core::ptr::null_mut()),
+            Status::NullArgument
+        );
+        assert_eq!(
+            vmmresv_size_parse(core::ptr::null(), 0, &mut reached),
+            Status::NullArgument
+        );
+        vmmresv_reservoir_close(core::ptr::null_mut());
+    }
+
+    #[test]
+    fn foreign_handle_is_refused() {
+        // Readable memory that is not a handle: the magic does not match.
+        let fake = [0u8; 64];
+        let mut q = vmmresv_query::default();
+        assert_eq!(
+            vmmresv_reservoir_query(fake.as_ptr().cast(), &mut q),
+            Status::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn strerror_never_null() {
+        for v in [0u32, 1, 7001, 7019, 9999, u32::MAX] {
+            let p = vmmresv_strerror(v);
+            assert!(!p.is_null());
+            // SAFETY: static NUL-terminated strings.
+            assert!(!unsafe { CStr::from_ptr(p) }.to_bytes().is_empty());
+        }
+    }
+
+    #[test]
+    fn size_format_needed_size_protocol() {
+        let mut needed = 0usize;
+        assert_eq!(
+            vmmresv_size_format(64 << 30, core::ptr::null_mut(), 0, &mut needed),
+            Status::BufferTooSmall
+        );
+        assert_eq!(needed, 4); // "64G" + NUL
+        let mut buf = [0x55 as c_char; 4];
+        assert_eq!(
+            vmmresv_size_format(64 << 30, buf.as_mut_ptr(), buf.len(), &mut needed),
+            Status::Ok
+        );
+        // SAFETY: NUL-terminated by the call above.
+        assert_eq!(
+            unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(),
+            "64G"
+        );
+    }
+
+    #[test]
+    fn missing_device_sets_errno() {
+        let mut h: *mut vmmresv_reservoir = core::ptr::null_mut();
+        let st = vmmresv_reservoir_open(c"/nonexistent/vmmctl".as_ptr(), core::ptr::null(), &mut h);
+        assert_eq!(st, Status::NoDevice);
+        assert!(h.is_null());
+        assert_eq!(vmmresv_last_errno(), libc::ENOENT);
+    }
+}

@@ -1,0 +1,513 @@
+//! The VMM reservoir behind `/dev/vmmctl`: open, query, resize.
+//!
+//! What the kernel gives (vmm_reservoir.c, ../shared/FACTS.md §1): a query
+//! of four counters and an absolute `SET_TARGET` that grows or shrinks in
+//! chunks, may be interrupted between chunks (EINTR, with the size reached),
+//! and refuses a second concurrent resize (EALREADY). What it does not give:
+//! a relative add or remove. rsrvrctl builds those as query-then-set, and two
+//! concurrent `rsrvrctl -a` lose an addition (illumos-omnios#1306).
+//!
+//! Here every resize holds an exclusive `flock(2)` on a lock file in the run
+//! directory from its query to its last `SET_TARGET`. `flock` locks belong
+//! to the open file description, so each operation opens the file afresh:
+//! two threads of one process exclude each other exactly like two
+//! processes, and the kernel drops the lock when its holder dies, so a
+//! crashed resizer cannot wedge the next one (no pid file to go stale).
+//! Resizers that do not use this library (an old rsrvrctl) are not covered;
+//! if one is running, the kernel answers EALREADY and we report it.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use zerocopy::IntoBytes;
+
+use crate::pages::{self, PAGESIZE};
+use crate::status::{Error, Status};
+use crate::sys::{self, QueryBuf};
+
+/// Result of the reservoir's calls.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Where run-time state (the resize lock; later the admission ledger)
+/// lives unless `VMMRESV_RUNDIR` or an explicit path says otherwise.
+pub const DEFAULT_RUN_DIR: &str = "/var/run/vmmresv";
+/// Environment variable that overrides [`DEFAULT_RUN_DIR`].
+pub const RUN_DIR_ENV: &str = "VMMRESV_RUNDIR";
+/// Name of the resize lock file inside the run directory.
+pub const LOCK_FILE_NAME: &str = "reservoir.lock";
+
+/// RFD 185's boot-time default: 75% of the maximum the kernel reports.
+pub const DEFAULT_TARGET_PERCENT: u64 = 75;
+
+/// The run directory: `VMMRESV_RUNDIR` if set and non-empty, else
+/// [`DEFAULT_RUN_DIR`].
+pub fn run_dir() -> PathBuf {
+    match std::env::var_os(RUN_DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(DEFAULT_RUN_DIR),
+    }
+}
+
+/// The reservoir's counters, in bytes (`struct vmm_resv_query`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReservoirQuery {
+    /// Reservoir memory no VM holds.
+    pub free: u64,
+    /// Reservoir memory held by VMs created with the reservoir flag.
+    pub alloc: u64,
+    /// Memory of VMs running without the reservoir ("transient").
+    pub alloc_transient: u64,
+    /// The most free + alloc + transient can ever reach.
+    pub limit: u64,
+}
+
+impl ReservoirQuery {
+    /// The reservoir's size as `SET_TARGET` counts it: free + alloc
+    /// (transient excluded). Saturates rather than wrap on a kernel answer
+    /// that could not be real.
+    pub fn size(&self) -> u64 {
+        self.free.saturating_add(self.alloc)
+    }
+}
+
+impl From<sys::vmm_resv_query> for ReservoirQuery {
+    fn from(q: sys::vmm_resv_query) -> Self {
+        ReservoirQuery {
+            free: q.vrq_free_sz,
+            alloc: q.vrq_alloc_sz,
+            alloc_transient: q.vrq_alloc_transient_sz,
+            limit: q.vrq_limit,
+        }
+    }
+}
+
+/// What a progress callback answers after an interrupted step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Resume the resize from where the kernel stopped.
+    Continue,
+    /// Stop here; the call returns `Status::Interrupted` with the size
+    /// reached.
+    Cancel,
+}
+
+/// A resize that did not reach its target: why, and where the reservoir
+/// stands. `reached` is `None` only when the kernel could not even be
+/// queried afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResizeError {
+    /// Why the resize stopped.
+    pub error: Error,
+    /// The reservoir size (free + alloc) when it stopped.
+    pub reached: Option<u64>,
+}
+
+impl ResizeError {
+    fn new(error: Error, reached: Option<u64>) -> ResizeError {
+        ResizeError { error, reached }
+    }
+}
+
+impl core::fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.reached {
+            Some(r) => write!(f, "{} (reservoir now {} bytes)", self.error, r),
+            None => write!(f, "{} (reservoir size unknown)", self.error),
+        }
+    }
+}
+
+impl std::error::Error for ResizeError {}
+
+/// The callback a resize reports to after each interrupted step, with the
+/// size reached and the target.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64) -> Progress;
+
+/// The one place errno values become statuses (FACTS.md §1).
+///
+/// EINVAL means "unaligned": the only EINVAL this library can provoke from
+/// vmm is SET_TARGET's alignment / SIZE_MAX check (open always passes
+/// O_EXCL, whose absence is the driver's other EINVAL).
+pub fn status_of_errno(errno: i32) -> Status {
+    match errno {
+        libc::EPERM | libc::EACCES => Status::Permission,
+        libc::EALREADY => Status::ResizeInProgress,
+        libc::ENOSPC => Status::NoSpace,
+        libc::EINVAL => Status::Unaligned,
+        libc::ENOMEM => Status::OutOfMemory,
+        libc::EINTR => Status::Interrupted,
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => Status::NoDevice,
+        libc::ENOTTY => Status::NotVmmDevice,
+        libc::EOVERFLOW => Status::Overflow,
+        _ => Status::Io,
+    }
+}
+
+fn os_error(errno: i32) -> Error {
+    Error::with_errno(status_of_errno(errno), errno)
+}
+
+fn io_error(e: &std::io::Error) -> Error {
+    os_error(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// The RFD 185 default reservoir target for a kernel limit: 75% of it,
+/// rounded down to `chunk` (a multiple of the page size; 0 = the page).
+pub fn default_target_for(limit: u64, chunk: u64) -> Result<u64> {
+    if !pages::is_aligned(chunk, PAGESIZE) && chunk != 0 {
+        return Err(Error::new(Status::Unaligned));
+    }
+    let align = if chunk == 0 { PAGESIZE } else { chunk };
+    // 75% without overflow: (limit / 100) * 75 loses up to 99 bytes before
+    // rounding, so split into quotient and remainder.
+    let pct = DEFAULT_TARGET_PERCENT;
+    let share = (limit / 100) * pct + (limit % 100) * pct / 100;
+    pages::round_down(share, align)
+}
+
+/// An open `/dev/vmmctl` (or another vmm control device path).
+#[derive(Debug)]
+pub struct Reservoir {
+    fd: OwnedFd,
+    version: u32,
+    lock_path: PathBuf,
+}
+
+impl Reservoir {
+    /// Open `/dev/vmmctl` with the default run directory.
+    pub fn open() -> Result<Reservoir> {
+        Reservoir::open_at(Path::new(sys::VMM_CTL_DEV), None)
+    }
+
+    /// Open the vmm control device at `device`, keeping the resize lock in
+    /// `run_dir` (default: [`run_dir()`]).
+    ///
+    /// The device is opened `O_RDWR | O_EXCL | O_CLOEXEC`: the driver
+    /// refuses a ctl open without O_EXCL (EINVAL), although O_EXCL
+    /// serializes nothing. The interface version is read here, once.
+    pub fn open_at(device: &Path, run_dir_path: Option<&Path>) -> Result<Reservoir> {
+        // std's open always adds O_CLOEXEC.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_EXCL)
+            .open(device)
+            .map_err(|e| io_error(&e))?;
+        let fd: OwnedFd = file.into();
+        let version = Self::read_version(&fd)?;
+        let dir = run_dir_path.map(Path::to_path_buf).unwrap_or_else(run_dir);
+        Ok(Reservoir {
+            fd,
+            version,
+            lock_path: dir.join(LOCK_FILE_NAME),
+        })
+    }
+
+    fn read_version(fd: &OwnedFd) -> Result<u32> {
+        loop {
+            // SAFETY: VMM_INTERFACE_VERSION takes no argument; a null
+            // pointer is what the kernel expects to ignore.
+            let rv = unsafe {
+                sys::ioctl(
+                    fd.as_fd(),
+                    sys::VMM_INTERFACE_VERSION,
+                    core::ptr::null_mut(),
+                )
+            };
+            return match rv {
+                Ok(v) if v > 0 => Ok(v as u32),
+                // A driver that answers 0 is not vmm: vmm versions start at 1.
+                Ok(_) => Err(Error::new(Status::NotVmmDevice)),
+                Err(libc::EINTR) => continue,
+                // Other drivers reject the unknown request in different words.
+                Err(e @ (libc::ENOTTY | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) => {
+                    Err(Error::with_errno(Status::NotVmmDevice, e))
+                }
+                Err(e) => Err(os_error(e)),
+            };
+        }
+    }
+
+    /// The kernel's vmm interface version, as read when the device was
+    /// opened.
+    pub fn interface_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Whether this kernel has `VMM_RESV_SET_TARGET` (version >= 9).
+    pub fn can_resize(&self) -> bool {
+        self.version >= sys::VMM_RESV_SET_TARGET_MIN_VERSION
+    }
+
+    /// The lock file resizes serialize on.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Read the reservoir's counters. Needs no privilege.
+    pub fn query(&self) -> Result<ReservoirQuery> {
+        let mut buf = QueryBuf::new();
+        loop {
+            // SAFETY: `buf` is 256 zeroed, writable bytes owned by this frame;
+            // the kernel writes at most 48 (32 upstream) — see QueryBuf.
+            let rv = unsafe {
+                sys::ioctl(
+                    self.fd.as_fd(),
+                    sys::VMM_RESV_QUERY,
+                    buf.as_mut_bytes().as_mut_ptr().cast(),
+                )
+            };
+            match rv {
+                Ok(_) => return Ok(buf.query().into()),
+                Err(libc::EINTR) => continue,
+                Err(e) => return Err(os_error(e)),
+            }
+        }
+    }
+
+    /// Resize the reservoir to `target` bytes in steps of `chunk` (0 = one
+    /// step). Returns the size reached, which is `target` on success.
+    ///
+    /// When the kernel is interrupted (EINTR) the resize resumes from the
+    /// size it reports, after asking `progress` (if given), which may
+    /// cancel. On any failure the error carries the size the reservoir
+    /// stands at, queried afresh where the kernel does not report it.
+    pub fn set_target(
+        &self,
+        target: u64,
+        chunk: u64,
+        progress: Option<ProgressFn<'_>>,
+    ) -> core::result::Result<u64, ResizeError> {
+        self.resize(|_| Ok(Some((target, chunk))), progress)
+    }
+
+    /// Grow the reservoir by `bytes` (rsrvrctl -a): target = current +
+    /// bytes, chunk = min(chunk, bytes). Atomic with respect to every other
+    /// resize made through this library, in any thread or process.
+    pub fn add(
+        &self,
+        bytes: u64,
+        chunk: u64,
+        progress: Option<ProgressFn<'_>>,
+    ) -> core::result::Result<u64, ResizeError> {
+        self.resize(
+            |q| {
+                let target = q
+                    .size()
+                    .checked_add(bytes)
+                    .ok_or(Error::new(Status::Overflow))?;
+                Ok(Some((target, chunk.min(bytes))))
+            },
+            progress,
+        )
+    }
+
+    /// Shrink the reservoir by `bytes` (rsrvrctl -r), clamped to its
+    /// current size; an empty reservoir is left alone. Only free memory can
+    /// leave: asking for more gives `Status::NoSpace` after removing what
+    /// whole chunks allow.
+    pub fn remove(
+        &self,
+        bytes: u64,
+        chunk: u64,
+        progress: Option<ProgressFn<'_>>,
+    ) -> core::result::Result<u64, ResizeError> {
+        self.resize(
+            |q| {
+                let cur = q.size();
+                if cur == 0 {
+                    return Ok(None);
+                }
+                let clamped = bytes.min(cur);
+                Ok(Some((cur - clamped, chunk.min(bytes))))
+            },
+            progress,
+        )
+    }
+
+    /// RFD 185's default target for this host: 75% of the kernel's limit,
+    /// rounded down to `chunk` (0 = the page).
+    pub fn default_target(&self, chunk: u64) -> Result<u64> {
+        default_target_for(self.query()?.limit, chunk)
+    }
+
+    /// The size now, for error reports; `None` if even a query fails.
+    fn reached_now(&self) -> Option<u64> {
+        self.query().ok().map(|q| q.size())
+    }
+
+    /// The common resize path: gate on the interface version, take the
+    /// resize lock, let `plan` turn a fresh query into (target, chunk) —
+    /// or nothing to do — then drive SET_TARGET to completion.
+    fn resize(
+        &self,
+        plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
+        mut progress: Option<ProgressFn<'_>>,
+    ) -> core::result::Result<u64, ResizeError> {
+        if !self.can_resize() {
+            // Never send 0x564D11 to a pre-V9 kernel: it is VMM_RESV_ADD
+            // there, reading our pointer as a size (a VERIFY panic).
+            return Err(ResizeError::new(
+                Error::new(Status::InterfaceTooOld),
+                self.reached_now(),
+            ));
+        }
+        let _lock = self
+            .lock()
+            .map_err(|e| ResizeError::new(e, self.reached_now()))?;
+        let q = self.query().map_err(|e| ResizeError::new(e, None))?;
+        let (target, chunk) = match plan(&q) {
+            Ok(Some(tc)) => tc,
+            Ok(None) => return Ok(q.size()),
+            Err(e) => return Err(ResizeError::new(e, Some(q.size()))),
+        };
+        // The kernel checks these too (EINVAL); checking first keeps a bad
+        // request from ever reaching it.
+        if !pages::is_aligned(target, PAGESIZE)
+            || (chunk != 0 && !pages::is_aligned(chunk, PAGESIZE))
+            || target == u64::MAX
+        {
+            return Err(ResizeError::new(
+                Error::new(Status::Unaligned),
+                Some(q.size()),
+            ));
+        }
+        loop {
+            let mut req = sys::vmm_resv_target {
+                vrt_target_sz: target,
+                vrt_chunk_sz: chunk,
+                vrt_result_sz: 0,
+            };
+            // SAFETY: `req` is a live, writable vmm_resv_target (24 bytes,
+            // layout pinned in sys) that the kernel reads and writes back.
+            let rv = unsafe {
+                sys::ioctl(
+                    self.fd.as_fd(),
+                    sys::VMM_RESV_SET_TARGET,
+                    req.as_mut_bytes().as_mut_ptr().cast(),
+                )
+            };
+            match rv {
+                Ok(_) => return Ok(req.vrt_result_sz),
+                // The kernel copies the size reached out on EINTR; chunks
+                // done so far stay, so resuming with the same target
+                // continues from there.
+                Err(libc::EINTR) => {
+                    let reached = req.vrt_result_sz;
+                    if let Some(cb) = progress.as_mut() {
+                        if cb(reached, target) == Progress::Cancel {
+                            return Err(ResizeError::new(
+                                Error::with_errno(Status::Interrupted, libc::EINTR),
+                                Some(reached),
+                            ));
+                        }
+                    }
+                }
+                // ENOSPC, ENOMEM, EALREADY, ...: the kernel does not copy the
+                // result out, and completed chunks stay; ask where it stands.
+                Err(e) => return Err(ResizeError::new(os_error(e), self.reached_now())),
+            }
+        }
+    }
+
+    /// Take the resize lock: a fresh open file description with an
+    /// exclusive flock, released when the returned file is dropped or the
+    /// process dies.
+    fn lock(&self) -> Result<File> {
+        if let Some(dir) = self.lock_path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|e| io_error(&e))?;
+            }
+        }
+        // O_NOFOLLOW: a planted symlink must not redirect a root process's
+        // create; O_NONBLOCK: a planted FIFO must not hang the open.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.lock_path)
+            .map_err(|e| io_error(&e))?;
+        let meta = file.metadata().map_err(|e| io_error(&e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::with_errno(Status::Io, libc::EINVAL));
+        }
+        loop {
+            // SAFETY: flock on a descriptor owned by `file` for this call.
+            let rv = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+            if rv == 0 {
+                return Ok(file);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(io_error(&e));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_mapping_is_one_status_per_kernel_meaning() {
+        let cases = [
+            (libc::EPERM, Status::Permission),
+            (libc::EALREADY, Status::ResizeInProgress),
+            (libc::ENOSPC, Status::NoSpace),
+            (libc::EINVAL, Status::Unaligned),
+            (libc::ENOMEM, Status::OutOfMemory),
+            (libc::EINTR, Status::Interrupted),
+            (libc::ENOENT, Status::NoDevice),
+            (libc::ENXIO, Status::NoDevice),
+            (libc::ENOTTY, Status::NotVmmDevice),
+            (libc::EOVERFLOW, Status::Overflow),
+            (libc::EFAULT, Status::Io),
+        ];
+        for (errno, want) in cases {
+            assert_eq!(status_of_errno(errno), want, "errno {}", errno);
+        }
+    }
+
+    #[test]
+    fn default_target_is_75_percent_rounded_down() {
+        let gib = 1u64 << 30;
+        assert_eq!(default_target_for(16 * gib, 0).unwrap(), 12 * gib);
+        // Rounded down to the chunk.
+        assert_eq!(default_target_for(10 * gib, gib).unwrap(), 7 * gib);
+        // Rounded down to the page when there is no chunk.
+        let limit = 15_237_394_432; // not a multiple of 4 pages
+        let t = default_target_for(limit, 0).unwrap();
+        assert_eq!(t % PAGESIZE, 0);
+        assert!(t <= limit / 4 * 3 + 3 && limit / 4 * 3 - t < PAGESIZE + 3);
+        // No overflow at the top of the range.
+        let t = default_target_for(u64::MAX, 0).unwrap();
+        assert_eq!(
+            t,
+            (u128::from(u64::MAX) * 75 / 100) as u64 / PAGESIZE * PAGESIZE
+        );
+        assert_eq!(
+            default_target_for(gib, 4095).unwrap_err().status(),
+            Status::Unaligned
+        );
+        assert_eq!(default_target_for(0, 0).unwrap(), 0);
+    }
+
+    #[test]
+    fn query_size_saturates() {
+        let q = ReservoirQuery {
+            free: u64::MAX,
+            alloc: 1,
+            ..Default::default()
+        };
+        assert_eq!(q.size(), u64::MAX);
+    }
+}

@@ -1,0 +1,206 @@
+//! The kernel's side of `/dev/vmmctl`: `repr(C)` structs and ioctl numbers
+//! exactly as illumos `sys/vmm_dev.h` (interface version 18) defines them.
+//!
+//! This is the only module that knows vmm_dev.h. Field names are the
+//! kernel's own. Layouts are pinned for LP64 (the driver refuses ILP32
+//! callers with EFBIG, so nothing else exists) by static assertions, and
+//! bytes coming back from the kernel are read with zerocopy, never with
+//! pointer casts or hand-written shuffling.
+//!
+//! Sources: illumos-gate@09ea9c53 `usr/src/uts/intel/sys/vmm_dev.h`,
+//! `sys/vmm.h`; ../shared/FACTS.md §1.
+
+#![allow(non_camel_case_types)]
+
+use core::mem::{align_of, offset_of, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use static_assertions::const_assert_eq;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Path of the vmm control device.
+pub const VMM_CTL_DEV: &str = "/dev/vmmctl";
+
+/// `VMMCTL_IOC_BASE = ('V' << 16) | ('M' << 8)`: the ctl device's ioctls are
+/// plain integers, not `_IOW`-style encodings.
+pub const VMMCTL_IOC_BASE: i32 = ((b'V' as i32) << 16) | ((b'M' as i32) << 8);
+/// Create a VM: `struct vm_create_req`.
+pub const VMM_CREATE_VM: i32 = VMMCTL_IOC_BASE | 0x01;
+/// Destroy a VM by name: `struct vm_destroy_req` (needs uid 0).
+pub const VMM_DESTROY_VM: i32 = VMMCTL_IOC_BASE | 0x02;
+/// Whether the host supports VMs.
+pub const VMM_VM_SUPPORTED: i32 = VMMCTL_IOC_BASE | 0x03;
+/// The interface version, returned as the ioctl's return value.
+pub const VMM_INTERFACE_VERSION: i32 = VMMCTL_IOC_BASE | 0x04;
+/// Whether an IOMMU is present.
+pub const VMM_CHECK_IOMMU: i32 = VMMCTL_IOC_BASE | 0x05;
+/// Read the reservoir counters: `struct vmm_resv_query` (out).
+pub const VMM_RESV_QUERY: i32 = VMMCTL_IOC_BASE | 0x10;
+/// Resize the reservoir: `struct vmm_resv_target` (in/out). Before interface
+/// version 9 the same number was `VMM_RESV_ADD`, taking a size by value.
+pub const VMM_RESV_SET_TARGET: i32 = VMMCTL_IOC_BASE | 0x11;
+
+/// The interface version this library was written against.
+pub const VMM_CURRENT_INTERFACE_VERSION: u32 = 18;
+/// The first interface version with `VMM_RESV_SET_TARGET` (illumos#15372).
+/// Below it, `0x564D11` reads its argument as a byte count and an unaligned
+/// one trips `VERIFY3U(sz & PAGEOFFSET, ==, 0)`: a kernel panic.
+pub const VMM_RESV_SET_TARGET_MIN_VERSION: u32 = 9;
+
+/// `VM_MAX_NAMELEN` (sys/vmm.h).
+pub const VM_MAX_NAMELEN: usize = 128;
+/// `vm_create_req.flags`: take guest memory from the reservoir.
+pub const VCF_RESERVOIR_MEM: u64 = 1 << 0;
+/// `vm_create_req.flags`: track dirty pages.
+pub const VCF_TRACK_DIRTY: u64 = 1 << 1;
+
+/// `struct vmm_resv_query`: the reservoir's counters, copied under the
+/// kernel's reservoir mutex. "Reservoir size" is free + alloc.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct vmm_resv_query {
+    /// Reservoir memory not allocated to any VM.
+    pub vrq_free_sz: u64,
+    /// Reservoir memory allocated to VMs created with `VCF_RESERVOIR_MEM`.
+    pub vrq_alloc_sz: u64,
+    /// Memory of VMs created without the reservoir flag ("transient").
+    pub vrq_alloc_transient_sz: u64,
+    /// Upper limit of free + alloc + transient: physmem less 120% of
+    /// `pages_pp_maximum`, computed once at module load.
+    pub vrq_limit: u64,
+}
+
+/// `struct vmm_resv_target`: a resize request. The kernel copies it back only
+/// on success or EINTR, so `vrt_result_sz` is meaningless after any other
+/// error.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct vmm_resv_target {
+    /// Target size (free + alloc), a multiple of PAGESIZE, not SIZE_MAX.
+    pub vrt_target_sz: u64,
+    /// Resize in steps of this size; 0 = the whole change in one step.
+    pub vrt_chunk_sz: u64,
+    /// Size reached: the target, except when interrupted.
+    pub vrt_result_sz: u64,
+}
+
+/// `struct vm_create_req`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct vm_create_req {
+    /// NUL-terminated VM name.
+    pub name: [u8; VM_MAX_NAMELEN],
+    /// `VCF_*` flags.
+    pub flags: u64,
+}
+
+// size_t is 64 bits wherever this library can talk to the driver: vmm
+// refuses non-LP64 callers (EFBIG), so the structs are pinned for LP64.
+const_assert_eq!(size_of::<usize>(), 8);
+const_assert_eq!(size_of::<vmm_resv_query>(), 32);
+const_assert_eq!(align_of::<vmm_resv_query>(), 8);
+const_assert_eq!(offset_of!(vmm_resv_query, vrq_free_sz), 0);
+const_assert_eq!(offset_of!(vmm_resv_query, vrq_alloc_sz), 8);
+const_assert_eq!(offset_of!(vmm_resv_query, vrq_alloc_transient_sz), 16);
+const_assert_eq!(offset_of!(vmm_resv_query, vrq_limit), 24);
+const_assert_eq!(size_of::<vmm_resv_target>(), 24);
+const_assert_eq!(align_of::<vmm_resv_target>(), 8);
+const_assert_eq!(offset_of!(vmm_resv_target, vrt_target_sz), 0);
+const_assert_eq!(offset_of!(vmm_resv_target, vrt_chunk_sz), 8);
+const_assert_eq!(offset_of!(vmm_resv_target, vrt_result_sz), 16);
+const_assert_eq!(size_of::<vm_create_req>(), 136);
+const_assert_eq!(offset_of!(vm_create_req, flags), 128);
+const_assert_eq!(VMM_RESV_QUERY, 0x564D10);
+const_assert_eq!(VMM_RESV_SET_TARGET, 0x564D11);
+const_assert_eq!(VMM_INTERFACE_VERSION, 0x564D04);
+const_assert_eq!(VMM_CREATE_VM, 0x564D01);
+
+/// What the query ioctl writes into: larger than `vmm_resv_query` and zeroed,
+/// because one public fork (grwilson/oxide-illumos "rawmem") grew the struct
+/// to 6 × size_t without bumping the interface version and copies out 48
+/// bytes whatever the caller's buffer. 256 bytes leaves room for more.
+#[repr(C, align(8))]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct QueryBuf(pub [u8; 256]);
+
+impl QueryBuf {
+    /// A zeroed buffer.
+    pub fn new() -> QueryBuf {
+        QueryBuf([0; 256])
+    }
+
+    /// The upstream struct: the first 32 bytes.
+    pub fn query(&self) -> vmm_resv_query {
+        match vmm_resv_query::read_from_prefix(&self.0) {
+            Ok((q, _rest)) => q,
+            // 256 >= 32: cannot happen; zeroes rather than a panic.
+            Err(_) => vmm_resv_query::default(),
+        }
+    }
+}
+
+impl Default for QueryBuf {
+    fn default() -> Self {
+        QueryBuf::new()
+    }
+}
+
+/// The raw ioctl. Returns the ioctl's non-negative return value, or the
+/// errno it failed with.
+///
+/// # Safety
+/// `arg` must be null or point to memory valid for reads and writes of the
+/// size the kernel uses for `req` (for `VMM_RESV_QUERY`: at least 48 bytes,
+/// see [`QueryBuf`]), and nothing else may access it during the call.
+pub unsafe fn ioctl(fd: BorrowedFd<'_>, req: i32, arg: *mut libc::c_void) -> Result<i32, i32> {
+    // The request parameter is c_int on illumos and c_ulong in glibc; the
+    // numbers are small positive ints, so the conversion is lossless.
+    // SAFETY: the caller guarantees `arg` is valid for `req` (see # Safety);
+    // `fd` is a live descriptor for the duration of the borrow.
+    let rv = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
+    if rv < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    } else {
+        Ok(rv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_buf_reads_first_32_bytes_only() {
+        let mut b = QueryBuf::new();
+        for (i, v) in [1u64, 2, 3, 4, 0xdead, 0xbeef].iter().enumerate() {
+            b.0[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        let q = b.query();
+        assert_eq!(
+            q,
+            vmm_resv_query {
+                vrq_free_sz: 1,
+                vrq_alloc_sz: 2,
+                vrq_alloc_transient_sz: 3,
+                vrq_limit: 4
+            }
+        );
+    }
+
+    #[test]
+    fn target_round_trips_through_bytes() {
+        let t = vmm_resv_target {
+            vrt_target_sz: 1 << 30,
+            vrt_chunk_sz: 4096,
+            vrt_result_sz: 7,
+        };
+        let back = vmm_resv_target::read_from_bytes(t.as_bytes()).unwrap();
+        assert_eq!(t, back);
+    }
+}
