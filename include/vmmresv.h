@@ -63,6 +63,11 @@
 #define VMMRESV_PAGESIZE_1G 1073741824
 
 /**
+ * Size of the buffer vmmresv_size_format() may need, NUL included.
+ */
+#define VMMRESV_SIZE_FORMAT_BUFSIZE 23
+
+/**
  * Bytes of kernel memory one illumos `page_t` costs per 4 KiB page (amd64).
  */
 #define VMMRESV_PAGE_T_SIZE 120
@@ -399,8 +404,8 @@ vmmresv_status vmmresv_size_parse(const char *text,
  * Writes it NUL-terminated into `buf` of `buf_len` bytes. `*needed` (may
  * be NULL) receives the bytes required including the NUL; if `buf_len` is
  * smaller, nothing is written and BUFFER_TOO_SMALL is returned. `buf` may
- * be NULL when `buf_len` is 0 (to ask for the size). 24 bytes always
- * suffice.
+ * be NULL when `buf_len` is 0 (to ask for the size).
+ * VMMRESV_SIZE_FORMAT_BUFSIZE bytes always suffice.
  */
 vmmresv_status vmmresv_size_format(uint64_t bytes,
                                    char *buf,

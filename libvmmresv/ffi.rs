@@ -11,6 +11,9 @@
 //! comments below are the header's documentation.
 
 #![allow(non_camel_case_types)]
+// The exports are called from C, where `unsafe` means nothing; each one
+// checks its pointers and every dereference carries a SAFETY note instead.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use core::ffi::{c_char, c_int, c_void, CStr};
 use std::cell::Cell;
@@ -40,6 +43,8 @@ pub const VMMRESV_PAGESIZE: u64 = 4096;
 pub const VMMRESV_PAGESIZE_2M: u64 = 2_097_152;
 /// The 1 GiB huge page size.
 pub const VMMRESV_PAGESIZE_1G: u64 = 1_073_741_824;
+/// Size of the buffer vmmresv_size_format() may need, NUL included.
+pub const VMMRESV_SIZE_FORMAT_BUFSIZE: usize = 23;
 /// Bytes of kernel memory one illumos `page_t` costs per 4 KiB page (amd64).
 pub const VMMRESV_PAGE_T_SIZE: u64 = 120;
 
@@ -48,6 +53,7 @@ static_assertions::const_assert_eq!(VMMRESV_PAGESIZE, pages::PAGESIZE);
 static_assertions::const_assert_eq!(VMMRESV_PAGESIZE_2M, pages::PAGESIZE_2M);
 static_assertions::const_assert_eq!(VMMRESV_PAGESIZE_1G, pages::PAGESIZE_1G);
 static_assertions::const_assert_eq!(VMMRESV_PAGE_T_SIZE, pages::PAGE_T_SIZE);
+static_assertions::const_assert_eq!(VMMRESV_SIZE_FORMAT_BUFSIZE, pages::FORMAT_SIZE_MAX_LEN + 1);
 
 /// The reservoir's counters, in bytes, as the kernel reports them
 /// (`struct vmm_resv_query`). The reservoir's size is free + alloc.
@@ -606,8 +612,8 @@ pub extern "C" fn vmmresv_size_parse(text: *const c_char, base: u64, out: *mut u
 /// Writes it NUL-terminated into `buf` of `buf_len` bytes. `*needed` (may
 /// be NULL) receives the bytes required including the NUL; if `buf_len` is
 /// smaller, nothing is written and BUFFER_TOO_SMALL is returned. `buf` may
-/// be NULL when `buf_len` is 0 (to ask for the size). 24 bytes always
-/// suffice.
+/// be NULL when `buf_len` is 0 (to ask for the size).
+/// VMMRESV_SIZE_FORMAT_BUFSIZE bytes always suffice.
 #[no_mangle]
 pub extern "C" fn vmmresv_size_format(
     bytes: u64,

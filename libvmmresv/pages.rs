@@ -273,7 +273,8 @@ fn mul_div_floor(a: u64, n: u128, d: u128) -> Option<u64> {
 ///
 /// Decisions (so "what did the operator mean" is never guessed):
 /// - No whitespace between the number and the suffix ("64 G" is
-///   `ParseSize`): one token is one size, as in `zfs set quota=64G`.
+///   `ParseSize`): a size is one shell word ("quota=64G"), and "64 G" is
+///   more likely a split or mangled argument than a size.
 /// - A fraction needs a unit or `%` ("1.5G", "12.5%"); on a byte count
 ///   ("1.5", "1.5B") it is `ParseSize`, since half a byte is meaningless.
 ///   At most 18 fraction digits. The value is computed exactly in integers;

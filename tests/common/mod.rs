@@ -1,0 +1,159 @@
+//! Shared helpers of the integration tests: where the built artifacts are,
+//! and how to run a command against a fresh emulated `/dev/vmmctl`.
+//!
+//! `make test` builds the linked `.so`, the emulator and the C consumers
+//! before running cargo's tests; a test that finds them missing says so.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An artifact under target/, or a panic that says how to build it.
+pub fn artifact(rel: &str) -> PathBuf {
+    let p = root().join("target").join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it builds the .so, the emulator and the C programs first)",
+        p.display()
+    );
+    p
+}
+
+/// The linked shared object's directory (target/lib).
+pub fn libdir() -> PathBuf {
+    artifact("lib/libvmmresv.so.1");
+    root().join("target/lib")
+}
+
+/// The LD_PRELOAD emulator of /dev/vmmctl.
+pub fn emulator() -> PathBuf {
+    artifact("emu/libvmmctl_emu.so")
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "vmmresv-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One emulated host: its state file and the library's run directory.
+pub struct EmuHost {
+    pub dir: Scratch,
+    pub env: Vec<(String, String)>,
+}
+
+impl EmuHost {
+    /// A host with `physmem` bytes of RAM (the emulator derives the limit).
+    pub fn new(tag: &str, physmem: u64) -> EmuHost {
+        let dir = Scratch::new(tag);
+        let env = vec![
+            ("LD_PRELOAD".into(), emulator().display().to_string()),
+            (
+                "VMMEMU_STATE".into(),
+                dir.path().join("vmmctl.state").display().to_string(),
+            ),
+            ("VMMEMU_PHYSMEM".into(), physmem.to_string()),
+            (
+                "VMMRESV_RUNDIR".into(),
+                dir.path().join("run").display().to_string(),
+            ),
+        ];
+        EmuHost { dir, env }
+    }
+
+    /// Add or replace an environment variable for every command.
+    pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.env.retain(|(a, _)| a != k);
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// A command with this host's environment.
+    pub fn command(&self, prog: &Path) -> Command {
+        let mut c = Command::new(prog);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// The emulator's own view of its state (`vmmemu_ctl show`), as
+    /// key=value pairs.
+    pub fn show(&self) -> Vec<(String, String)> {
+        let out = self
+            .command(&artifact("emu/vmmemu_ctl"))
+            .env_remove("LD_PRELOAD")
+            .arg("show")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "vmmemu_ctl show: {:?}", out);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// One numeric field of `show`.
+    pub fn stat(&self, key: &str) -> u64 {
+        let all = self.show();
+        let v = all
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("no {} in emulator state {:?}", key, all));
+        v.1.parse()
+            .unwrap_or_else(|_| panic!("{}={} is not a number", key, v.1))
+    }
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// The limit the emulator (and the kernel) derives from physmem with the
+/// default pages_pp_maximum (4% of pages + 4 MiB): vmm_reservoir.c's
+/// `((physmem * 10 - pages_pp_maximum * 12) * PAGESIZE) / 10`.
+pub fn kernel_limit(physmem: u64) -> u64 {
+    let pages = physmem / 4096;
+    let ppmax = pages / 25 + 1024;
+    ((pages * 10 - ppmax * 12) * 4096) / 10
+}
