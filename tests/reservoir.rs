@@ -157,9 +157,10 @@ fn result(c: Child) -> Vec<String> {
         so,
         stderr(&out)
     );
+    // The harness prints "test name ... " before the child's own output.
     let line = so
         .lines()
-        .find(|l| l.starts_with("RESULT "))
+        .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
         .unwrap_or_else(|| panic!("no RESULT in child output:\n{}", so));
     line.split_whitespace().skip(1).map(String::from).collect()
 }
