@@ -1,0 +1,706 @@
+//! tests/c/rsrvrctl.c — the illumos rsrvrctl ported onto libvmmresv's C ABI
+//! — built here with the system `cc` against include/vmmresv.h and the
+//! linked .so, then run against an emulated /dev/vmmctl (the LD_PRELOAD
+//! emulator of tests/emu) with exact checks of its stdout, stderr, exit
+//! status and of the emulator's state afterwards.
+//!
+//! The original's behaviour: /work/shared/research/illumos-reservoir.md §3.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use vmmresv::status::Status;
+
+/// The original's usage text, verbatim, for a program called `rsrvrctl`.
+const USAGE: &str = "Usage: rsrvrctl [-a add] [-r remove] [-q]\n\
+\t-a <SZ> add SZ MiB to the reservoir\n\
+\t-r <SZ> remove SZ MiB from the reservoir\n\
+\t-s <SZ> set reservoir to SZ MiB, if possible\n\
+\t-c <SZ> use SZ MiB chunks when performing resize ops\n\
+\t-q query reservoir state\n";
+
+const HOST: u64 = 16 * GIB;
+
+/// Build tests/c/rsrvrctl.c once per test binary, with the flags of the
+/// Makefile's `make c`, into cargo's scratch directory for integration
+/// tests. Compiled under a unique name and renamed into place, so two runs
+/// of this binary at once never execute a half-written file.
+fn rsrvrctl() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = root();
+        let lib = libdir();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rsrvrctl-c");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("rsrvrctl");
+        let tmp = dir.join(format!("rsrvrctl.{}.tmp", std::process::id()));
+        let out = Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+            .arg(format!("-I{}", root.join("include").display()))
+            .arg("-o")
+            .arg(&tmp)
+            .arg(root.join("tests/c/rsrvrctl.c"))
+            .arg(format!("-L{}", lib.display()))
+            .arg("-lvmmresv")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .output()
+            .expect("cannot run the system C compiler `cc`");
+        assert!(
+            out.status.success(),
+            "cc failed to build tests/c/rsrvrctl.c ({}):\n{}{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
+        std::fs::rename(&tmp, &bin).unwrap();
+        bin
+    })
+}
+
+/// Run rsrvrctl on `host` with `args`. With `VMMRESV_VALGRIND=1` in the
+/// environment (CI sets it for a second pass) every run is under valgrind
+/// memcheck: `-q` keeps stderr to what rsrvrctl itself prints, and any
+/// memcheck error or definite leak turns the exit code into 99, which
+/// fails the exit-code assertion of every case.
+fn run(host: &EmuHost, args: &[&str]) -> Output {
+    let under_valgrind = std::env::var_os("VMMRESV_VALGRIND").is_some_and(|v| !v.is_empty());
+    if under_valgrind {
+        host.command(&valgrind())
+            .args([
+                "-q",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+            ])
+            .arg(rsrvrctl())
+            .args(args)
+            .output()
+            .unwrap()
+    } else {
+        host.command(rsrvrctl()).args(args).output().unwrap()
+    }
+}
+
+/// What every check prints when it fails: the whole run.
+fn show_run(args: &[&str], o: &Output) -> String {
+    format!(
+        "rsrvrctl {:?}: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        args,
+        o.status,
+        stdout(o),
+        stderr(o)
+    )
+}
+
+/// Run and expect exit 0 with nothing on stderr; returns stdout.
+fn ok(host: &EmuHost, args: &[&str]) -> String {
+    let o = run(host, args);
+    assert_eq!(o.status.code(), Some(0), "{}", show_run(args, &o));
+    assert_eq!(stderr(&o), "", "{}", show_run(args, &o));
+    stdout(&o)
+}
+
+/// Run and expect exit 1 with nothing on stdout; returns stderr.
+fn fails(host: &EmuHost, args: &[&str]) -> String {
+    let o = run(host, args);
+    assert_eq!(o.status.code(), Some(1), "{}", show_run(args, &o));
+    assert_eq!(stdout(&o), "", "{}", show_run(args, &o));
+    stderr(&o)
+}
+
+/// The four lines of `rsrvrctl -q`.
+fn query_text(free: u64, alloc: u64, transient: u64, limit: u64) -> String {
+    format!(
+        "Free MiB:\t{}\nAllocated MiB:\t{}\nTransient Allocated MiB:\t{}\nSize limit MiB:\t{}\n",
+        free / MIB,
+        alloc / MIB,
+        transient / MIB,
+        limit / MIB
+    )
+}
+
+/// The reservoir's free bytes as `rsrvrctl -q` reports them, and as the
+/// emulator holds them; asserts the two agree and nothing is allocated.
+fn free_mib(host: &EmuHost) -> u64 {
+    let q = ok(host, &["-q"]);
+    let free = host.stat("free");
+    assert_eq!(
+        q,
+        query_text(free, 0, 0, kernel_limit(HOST)),
+        "rsrvrctl -q disagrees with the emulator"
+    );
+    assert_eq!(host.stat("alloc"), 0);
+    assert_eq!(free % MIB, 0, "free={} is not whole MiB", free);
+    free / MIB
+}
+
+/// The library's text for a status (what vmmresv_strerror() returns).
+fn msg(s: Status) -> &'static str {
+    s.message()
+}
+
+/// Invariants every test ends with: no resize left active, the limit
+/// never passed.
+fn assert_quiescent(host: &EmuHost) {
+    assert_eq!(host.stat("target_active"), 0, "a resize was left active");
+    assert_eq!(host.stat("adding"), 0, "bytes left in flight");
+    assert_eq!(host.stat("limit_exceeded"), 0, "the limit was exceeded");
+}
+
+// 1 ----------------------------------------------------------------------
+
+#[test]
+fn query_fresh_host() {
+    let host = EmuHost::new("rsrvrctl-query", HOST);
+    let out = ok(&host, &["-q"]);
+    assert_eq!(
+        out,
+        format!(
+            "Free MiB:\t0\nAllocated MiB:\t0\nTransient Allocated MiB:\t0\nSize limit MiB:\t{}\n",
+            kernel_limit(HOST) / MIB
+        )
+    );
+    // 16 GiB: limit 16350203084 bytes = 15592 MiB (integer division).
+    assert_eq!(kernel_limit(HOST) / MIB, 15592);
+    assert_eq!(host.stat("limit"), kernel_limit(HOST));
+    assert_eq!(host.stat("free"), 0);
+    assert_eq!(host.stat("grown_total"), 0, "a query must not resize");
+}
+
+// 2 ----------------------------------------------------------------------
+
+#[test]
+fn set_target() {
+    let host = EmuHost::new("rsrvrctl-set", HOST);
+    assert_eq!(ok(&host, &["-s", "4096"]), "");
+    assert_eq!(
+        ok(&host, &["-q"]),
+        query_text(4 * GIB, 0, 0, kernel_limit(HOST))
+    );
+    assert_eq!(host.stat("free"), 4 * GIB);
+    // Shrinking with -s, in chunks.
+    assert_eq!(ok(&host, &["-s", "1024", "-c", "256"]), "");
+    assert_eq!(host.stat("free"), GIB);
+    // Setting the size it already has is a success that changes nothing.
+    assert_eq!(ok(&host, &["-s", "1024"]), "");
+    assert_eq!(free_mib(&host), 1024);
+    // -s 0 empties it.
+    assert_eq!(ok(&host, &["-s", "0"]), "");
+    assert_eq!(host.stat("free"), 0);
+    assert_quiescent(&host);
+}
+
+// 3 ----------------------------------------------------------------------
+
+#[test]
+fn add() {
+    let host = EmuHost::new("rsrvrctl-add", HOST);
+    ok(&host, &["-s", "4096"]);
+    assert_eq!(ok(&host, &["-a", "1024"]), "");
+    assert_eq!(ok(&host, &["-a", "1024"]), "");
+    assert_eq!(free_mib(&host), 6144);
+    // Chunked: 2048 MiB in four 512 MiB steps.
+    assert_eq!(ok(&host, &["-a", "2048", "-c", "512"]), "");
+    assert_eq!(free_mib(&host), 8192);
+    assert_eq!(host.stat("free"), 8 * GIB);
+    // A chunk larger than the addition is clamped to it (MIN(chunk, sz)).
+    assert_eq!(ok(&host, &["-a", "256", "-c", "4096"]), "");
+    assert_eq!(free_mib(&host), 8448);
+    // Beyond the limit: refused, and the size it stands at is reported.
+    let err = fails(&host, &["-a", "8192"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not add {} bytes to reservoir: {}\n\
+             rsrvrctl: reservoir size is now 8448 MiB\n",
+            8192 * MIB,
+            msg(Status::NoSpace)
+        )
+    );
+    assert_eq!(free_mib(&host), 8448);
+    assert_quiescent(&host);
+}
+
+// 4 ----------------------------------------------------------------------
+
+#[test]
+fn remove() {
+    let host = EmuHost::new("rsrvrctl-remove", HOST);
+    ok(&host, &["-s", "4096"]);
+    assert_eq!(ok(&host, &["-r", "1024"]), "");
+    assert_eq!(free_mib(&host), 3072);
+    assert_eq!(ok(&host, &["-r", "1024", "-c", "256"]), "");
+    assert_eq!(free_mib(&host), 2048);
+    // More than the reservoir holds: clamped to its size, exit 0.
+    assert_eq!(ok(&host, &["-r", "999999"]), "");
+    assert_eq!(free_mib(&host), 0);
+    assert_eq!(host.stat("free"), 0);
+    // An empty reservoir is left alone, exit 0, the state untouched.
+    let before = host.show();
+    assert_eq!(ok(&host, &["-r", "5"]), "");
+    assert_eq!(
+        host.show(),
+        before,
+        "-r on an empty reservoir changed state"
+    );
+    assert_quiescent(&host);
+}
+
+// 5 ----------------------------------------------------------------------
+
+#[test]
+fn interrupted_resize_resumes_to_the_target() {
+    let mut host = EmuHost::new("rsrvrctl-eintr", HOST);
+    // Every SET_TARGET call stops with EINTR after one chunk: 8 chunks
+    // take 8 calls (7 interrupted), and the library resumes each time.
+    host.set("VMMEMU_EINTR_AFTER_CHUNKS", "1");
+    // No progress signal arrived, so no "Reservoir size" line.
+    assert_eq!(ok(&host, &["-s", "8192", "-c", "1024"]), "");
+    assert_eq!(host.stat("free"), 8 * GIB);
+    assert_eq!(host.stat("grown_total"), 8 * GIB);
+    // Shrinking is interrupted and resumed the same way.
+    assert_eq!(ok(&host, &["-s", "2048", "-c", "2048"]), "");
+    assert_eq!(host.stat("free"), 2 * GIB);
+    assert_quiescent(&host);
+}
+
+/// Start `rsrvrctl -s <target_mib> -c <chunk_mib>` on a slow host, wait
+/// until the resize is under way (so the progress handler is installed:
+/// rsrvrctl installs it before it starts the resize), send SIGUSR1 —
+/// Linux's stand-in for SIGINFO — and return the reservoir size seen just
+/// before the signal and the finished run.
+fn signal_during_resize(host: &EmuHost, target_mib: u64, chunk_mib: u64) -> (u64, Output) {
+    let (t, c) = (target_mib.to_string(), chunk_mib.to_string());
+    let child = host
+        .command(rsrvrctl())
+        .args(["-s", t.as_str(), "-c", c.as_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let free = host.stat("free");
+        if free > 0 {
+            break free;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resize never started: {:?}",
+            host.show()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        seen < target_mib * MIB / 2,
+        "the resize ran too fast to be signalled half-way ({} bytes already)",
+        seen
+    );
+    // SAFETY: kill(2) on our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    (seen, child.wait_with_output().unwrap())
+}
+
+/// The MiB values of the "Reservoir size: N MiB" lines; any other line
+/// fails the test.
+fn progress_lines(out: &str) -> Vec<u64> {
+    out.lines()
+        .map(|l| {
+            l.strip_prefix("Reservoir size: ")
+                .and_then(|r| r.strip_suffix(" MiB"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected stdout line {:?} in {:?}", l, out))
+        })
+        .collect()
+}
+
+#[test]
+fn progress_signal_prints_the_size_reached() {
+    let mut host = EmuHost::new("rsrvrctl-siginfo", HOST);
+    // 128 chunks of 64 MiB, 20 ms each: about 2.5 s.
+    host.set("VMMEMU_CHUNK_DELAY_US", "20000");
+    // The kernel checks for signals between chunks (issig()) and returns
+    // EINTR; the emulator stands for that with an EINTR after every chunk,
+    // so each chunk boundary reaches rsrvrctl's progress hook, which must
+    // print only once the signal has arrived.
+    host.set("VMMEMU_EINTR_AFTER_CHUNKS", "1");
+    let (seen, o) = signal_during_resize(&host, 8192, 64);
+    let args = ["-s", "8192", "-c", "64"];
+    assert_eq!(o.status.code(), Some(0), "{}", show_run(&args, &o));
+    assert_eq!(stderr(&o), "", "{}", show_run(&args, &o));
+    let lines = progress_lines(&stdout(&o));
+    assert_eq!(
+        lines.len(),
+        1,
+        "one signal, one line: {}",
+        show_run(&args, &o)
+    );
+    let n = lines[0];
+    assert!(
+        n > 0 && n <= 8192 && n * MIB >= seen,
+        "Reservoir size: {} MiB, but {} MiB had been reached before the signal",
+        n,
+        seen / MIB
+    );
+    assert_eq!(n % 64, 0, "a size between whole chunks: {} MiB", n);
+    assert_eq!(host.stat("free"), 8 * GIB);
+    assert_quiescent(&host);
+}
+
+// 6 ----------------------------------------------------------------------
+
+#[test]
+fn refused_to_an_unprivileged_caller() {
+    let mut host = EmuHost::new("rsrvrctl-eperm", HOST);
+    ok(&host, &["-s", "512"]);
+    host.set("VMMEMU_UNPRIVILEGED", "1");
+    let err = fails(&host, &["-s", "1024"]);
+    assert!(err.contains("Could not set reservoir size to 1073741824 bytes"));
+    assert!(err.contains("permission denied"), "{}", err);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not set reservoir size to 1073741824 bytes: {}\n\
+             rsrvrctl: reservoir size is now 512 MiB\n",
+            msg(Status::Permission)
+        )
+    );
+    assert_eq!(host.stat("free"), 512 * MIB);
+    let err = fails(&host, &["-a", "1"]);
+    assert!(err.starts_with(&format!(
+        "rsrvrctl: Could not add 1048576 bytes to reservoir: {}\n",
+        msg(Status::Permission)
+    )));
+    let err = fails(&host, &["-r", "1"]);
+    assert!(err.starts_with(&format!(
+        "rsrvrctl: Could not remove 1048576 bytes from reservoir: {}\n",
+        msg(Status::Permission)
+    )));
+    // Querying needs no privilege.
+    assert_eq!(
+        ok(&host, &["-q"]),
+        query_text(512 * MIB, 0, 0, kernel_limit(HOST))
+    );
+    assert_eq!(host.stat("free"), 512 * MIB);
+}
+
+// 7 ----------------------------------------------------------------------
+
+#[test]
+fn missing_device() {
+    assert!(
+        !Path::new("/dev/vmmctl").exists(),
+        "this test needs a host without a real /dev/vmmctl"
+    );
+    let host = EmuHost::new("rsrvrctl-nodev", HOST);
+    let want = format!(
+        "rsrvrctl: Could not open vmmctl: {}\n{}",
+        msg(Status::NoDevice),
+        USAGE
+    );
+    assert!(want.contains("no vmm device"));
+    // Without the emulator at all, and with it loaded but inactive.
+    for unset in ["LD_PRELOAD", "VMMEMU_STATE"] {
+        for args in [&["-q"][..], &["-s", "1024"][..]] {
+            let o = host
+                .command(rsrvrctl())
+                .env_remove(unset)
+                .args(args)
+                .output()
+                .unwrap();
+            let what = format!("without {}: {}", unset, show_run(args, &o));
+            assert_eq!(o.status.code(), Some(1), "{}", what);
+            assert_eq!(stdout(&o), "", "{}", what);
+            assert_eq!(stderr(&o), want, "{}", what);
+        }
+    }
+    // Nothing reached the emulator's state.
+    assert!(!host.dir.path().join("vmmctl.state").exists());
+}
+
+// 8 ----------------------------------------------------------------------
+
+#[test]
+fn usage_errors() {
+    let host = EmuHost::new("rsrvrctl-usage", HOST);
+    for args in [
+        &[][..],
+        &["-a", "1", "-r", "1"][..],
+        &["-s", "1", "-a", "1"][..],
+        &["-a", "1", "-r", "1", "-s", "1"][..],
+        &["-c", "1"][..],
+        &["-q", "extra"][..],
+        &["-s", "1024", "extra"][..],
+    ] {
+        let o = run(&host, args);
+        assert_eq!(o.status.code(), Some(1), "{}", show_run(args, &o));
+        assert_eq!(stdout(&o), "", "{}", show_run(args, &o));
+        assert_eq!(stderr(&o), USAGE, "{}", show_run(args, &o));
+    }
+    // -a without its argument, or an unknown option: getopt's own message,
+    // then the usage.
+    for args in [&["-a"][..], &["-x"][..], &["-q", "-x"][..]] {
+        let o = run(&host, args);
+        assert_eq!(o.status.code(), Some(1), "{}", show_run(args, &o));
+        assert!(stderr(&o).ends_with(USAGE), "{}", show_run(args, &o));
+    }
+    // -h: the usage on stderr, exit 0, even with other options.
+    for args in [
+        &["-h"][..],
+        &["-q", "-h"][..],
+        &["-a", "1", "-r", "1", "-h"][..],
+    ] {
+        let o = run(&host, args);
+        assert_eq!(o.status.code(), Some(0), "{}", show_run(args, &o));
+        assert_eq!(stdout(&o), "", "{}", show_run(args, &o));
+        assert_eq!(stderr(&o), USAGE, "{}", show_run(args, &o));
+    }
+    // Sizes the original took as garbage (12, 0, a wrapped negative, an
+    // overflowing multiply, octal stopped at 9) are refused.
+    let overflow = ((u64::MAX / MIB) + 1).to_string();
+    for (opt, bad) in [
+        ("-a", "12abc"),
+        ("-r", "12abc"),
+        ("-s", "12abc"),
+        ("-s", ""),
+        ("-s", "-5"),
+        ("-s", " -5"),
+        ("-s", overflow.as_str()),
+        ("-s", "18446744073709551616"),
+        ("-s", "099"),
+        ("-s", "1.5"),
+        ("-s", "0x"),
+        ("-s", "12Q"),
+        ("-s", "101%"),
+        ("-s", "16E"),
+    ] {
+        let args = [opt, bad];
+        let err = fails(&host, &args);
+        assert_eq!(err, format!("rsrvrctl: Invalid size {}\n{}", bad, USAGE));
+    }
+    for bad in ["12abc", "", "-1", "1.5"] {
+        let args = ["-c", bad, "-s", "1024"];
+        let err = fails(&host, &args);
+        assert_eq!(
+            err,
+            format!("rsrvrctl: Invalid chunk size {}\n{}", bad, USAGE)
+        );
+    }
+    // None of that touched the reservoir.
+    assert_eq!(host.stat("grown_total"), 0);
+}
+
+#[test]
+fn argument_rules_and_size_syntax() {
+    let host = EmuHost::new("rsrvrctl-syntax", HOST);
+    // strtoul base 0: hex and octal MiB.
+    ok(&host, &["-s", "0x400"]);
+    assert_eq!(free_mib(&host), 1024);
+    ok(&host, &["-s", "04000"]);
+    assert_eq!(free_mib(&host), 2048);
+    // Blanks around a number, as strtoul allowed in front.
+    ok(&host, &["-s", " 512 "]);
+    assert_eq!(free_mib(&host), 512);
+    // A repeated option keeps its first value and counts once.
+    ok(&host, &["-s", "1024", "-s", "2048"]);
+    assert_eq!(free_mib(&host), 1024);
+    ok(&host, &["-a", "256", "-a", "4096"]);
+    assert_eq!(free_mib(&host), 1280);
+    // A resize with -q: the resize runs, the query is ignored.
+    assert_eq!(ok(&host, &["-q", "-s", "3072"]), "");
+    assert_eq!(free_mib(&host), 3072);
+    assert_eq!(ok(&host, &["-r", "1024", "-q"]), "");
+    assert_eq!(free_mib(&host), 2048);
+    // -c: a repeated one keeps the last value (the original parsed each).
+    ok(&host, &["-c", "4096", "-c", "256", "-s", "4096"]);
+    assert_eq!(free_mib(&host), 4096);
+
+    // The extension: sizes with a unit.
+    ok(&host, &["-s", "2G"]);
+    assert_eq!(free_mib(&host), 2048);
+    ok(&host, &["-s", "1.5G", "-c", "512M"]);
+    assert_eq!(free_mib(&host), 1536);
+    ok(&host, &["-a", "512MiB"]);
+    assert_eq!(free_mib(&host), 2048);
+    ok(&host, &["-r", "1g"]);
+    assert_eq!(free_mib(&host), 1024);
+    ok(&host, &["-s", "3221225472B"]);
+    assert_eq!(free_mib(&host), 3072);
+    // A percentage of the limit, rounded down to the page.
+    let half = kernel_limit(HOST) / 2 / 4096 * 4096;
+    ok(&host, &["-s", "50%", "-c", "10%"]);
+    assert_eq!(host.stat("free"), half);
+    ok(&host, &["-s", "0%"]);
+    assert_eq!(host.stat("free"), 0);
+    // A unit size that is not page-aligned: the library refuses it.
+    let err = fails(&host, &["-s", "1.5K"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not set reservoir size to 1536 bytes: {}\n\
+             rsrvrctl: reservoir size is now 0 MiB\n",
+            msg(Status::Unaligned)
+        )
+    );
+    assert_eq!(host.stat("free"), 0);
+    assert_quiescent(&host);
+}
+
+// 9 ----------------------------------------------------------------------
+
+#[test]
+fn out_of_memory_reports_partial_progress() {
+    let mut host = EmuHost::new("rsrvrctl-enomem", HOST);
+    // The emulated kernel finds pages for 3 GiB, then no more.
+    host.set("VMMEMU_ENOMEM_AFTER", &(3 * GIB).to_string());
+    let err = fails(&host, &["-s", "8192", "-c", "1024"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not set reservoir size to 8589934592 bytes: {}\n\
+             rsrvrctl: reservoir size is now 3072 MiB\n",
+            msg(Status::OutOfMemory)
+        )
+    );
+    assert_eq!(host.stat("free"), 3 * GIB);
+    assert_eq!(free_mib(&host), 3072);
+    assert_quiescent(&host);
+}
+
+// 10 ---------------------------------------------------------------------
+
+#[test]
+fn beyond_the_limit() {
+    let host = EmuHost::new("rsrvrctl-nospace", HOST);
+    let limit = kernel_limit(HOST);
+    let target_mib = limit.div_ceil(GIB) * 1024 + 1024;
+    assert_eq!(target_mib, 17408);
+    let t = target_mib.to_string();
+    let err = fails(&host, &["-s", t.as_str()]);
+    assert!(err.contains("not enough space"), "{}", err);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not set reservoir size to {} bytes: {}\n\
+             rsrvrctl: reservoir size is now 0 MiB\n",
+            target_mib * MIB,
+            msg(Status::NoSpace)
+        )
+    );
+    assert_eq!(host.stat("free"), 0);
+    // In chunks, the whole chunks that fit stay: 15 GiB of 1 GiB chunks.
+    let err = fails(&host, &["-s", t.as_str(), "-c", "1024"]);
+    assert!(
+        err.ends_with("rsrvrctl: reservoir size is now 15360 MiB\n"),
+        "{}",
+        err
+    );
+    assert_eq!(host.stat("free"), 15 * GIB);
+    // Up to the limit itself, in whole MiB, fits.
+    let max = (limit / MIB).to_string();
+    ok(&host, &["-s", max.as_str()]);
+    assert_eq!(free_mib(&host), limit / MIB);
+    // 100% is the limit rounded down to the page.
+    ok(&host, &["-s", "100%"]);
+    assert_eq!(host.stat("free"), limit / 4096 * 4096);
+    assert_quiescent(&host);
+}
+
+// valgrind ---------------------------------------------------------------
+
+/// `valgrind` on PATH, or a failure: CI installs it, and a leak check that
+/// silently did not run would be worse than none.
+fn valgrind() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("valgrind"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("valgrind is not installed: install it (apt-get install valgrind) to run this test")
+    })
+}
+
+/// Run rsrvrctl under memcheck. LD_PRELOAD stays in valgrind's own
+/// environment: valgrind appends its preload objects to it for the client,
+/// so the emulator is still interposed in the program being checked.
+fn run_valgrind(host: &EmuHost, args: &[&str]) -> Output {
+    let mut c = host.command(&valgrind());
+    c.args([
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+    ])
+    .arg(rsrvrctl())
+    .args(args);
+    c.output().unwrap()
+}
+
+fn assert_clean(args: &[&str], o: &Output) {
+    let what = format!("valgrind {}", show_run(args, o));
+    assert_eq!(o.status.code(), Some(0), "{}", what);
+    let err = stderr(o);
+    assert!(err.contains("ERROR SUMMARY: 0 errors"), "{}", what);
+    assert!(
+        !err.contains("definitely lost:") || err.contains("definitely lost: 0 bytes"),
+        "{}",
+        what
+    );
+}
+
+#[test]
+fn valgrind_memcheck_is_clean() {
+    let _ = valgrind();
+    let host = EmuHost::new("rsrvrctl-valgrind", HOST);
+
+    let args = ["-q"];
+    let o = run_valgrind(&host, &args);
+    assert_clean(&args, &o);
+    assert_eq!(stdout(&o), query_text(0, 0, 0, kernel_limit(HOST)));
+
+    // A resize interrupted after every chunk and resumed: the progress
+    // callback path, and the signal handler installed by -s.
+    let mut host2 = EmuHost::new("rsrvrctl-valgrind2", HOST);
+    host2.set("VMMEMU_EINTR_AFTER_CHUNKS", "1");
+    let args = ["-s", "1024", "-c", "256"];
+    let o = run_valgrind(&host2, &args);
+    assert_clean(&args, &o);
+    assert_eq!(stdout(&o), "");
+    // The emulator was interposed in the checked program: the state moved.
+    assert_eq!(host2.stat("free"), GIB);
+
+    // A failure path (permission refused) is clean too.
+    host2.set("VMMEMU_UNPRIVILEGED", "1");
+    let args = ["-a", "1024"];
+    let o = run_valgrind(&host2, &args);
+    let what = format!("valgrind {}", show_run(&args, &o));
+    assert_eq!(o.status.code(), Some(1), "{}", what);
+    assert!(stderr(&o).contains("ERROR SUMMARY: 0 errors"), "{}", what);
+    assert!(stderr(&o).contains(msg(Status::Permission)), "{}", what);
+    assert_eq!(host2.stat("free"), GIB);
+
+    // And the open failure (no device).
+    let args = ["-q"];
+    let o = host
+        .command(&valgrind())
+        .env_remove("VMMEMU_STATE")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ])
+        .arg(rsrvrctl())
+        .args(args)
+        .output()
+        .unwrap();
+    let what = format!("valgrind {}", show_run(&args, &o));
+    assert_eq!(o.status.code(), Some(1), "{}", what);
+    assert!(stderr(&o).contains("ERROR SUMMARY: 0 errors"), "{}", what);
+    assert!(stderr(&o).contains(msg(Status::NoDevice)), "{}", what);
+}
