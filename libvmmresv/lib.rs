@@ -9,6 +9,7 @@
 //!
 //! This file only re-exports; there is no logic here.
 
+pub mod admission;
 pub mod pages;
 pub mod reservoir;
 pub mod status;

@@ -230,6 +230,16 @@ impl Reservoir {
         }
     }
 
+    /// A second handle on the same device (a dup of the descriptor), for
+    /// an owner that must outlive this one.
+    pub fn try_clone(&self) -> Result<Reservoir> {
+        Ok(Reservoir {
+            fd: self.fd.try_clone().map_err(|e| io_error(&e))?,
+            version: self.version,
+            lock_path: self.lock_path.clone(),
+        })
+    }
+
     /// The kernel's vmm interface version, as read when the device was
     /// opened.
     pub fn interface_version(&self) -> u32 {

@@ -59,9 +59,23 @@ pub enum Status {
     InterfaceTooOld = 7018,
     /// Any other operating-system error; see `vmmresv_last_errno()`.
     Io = 7019,
+    /// A claim was refused: not enough room (the shortfall is reported).
+    Refused = 7020,
+    /// The admission ledger file is damaged or not a ledger (bad magic,
+    /// version, size, check or slot contents). Nothing was admitted.
+    LedgerCorrupt = 7021,
+    /// The admission ledger file is not a regular file owned by this user,
+    /// is a symlink, or others can write it. Nothing was admitted.
+    LedgerUnsafe = 7022,
+    /// Every slot of the admission ledger holds a claim.
+    LedgerFull = 7023,
+    /// This process holds no claim for that VM.
+    NotFound = 7024,
+    /// The ledger is being reconciled (or a reconciler stalled); retry.
+    Busy = 7025,
 }
 
-const ALL_STATUSES: [Status; 17] = [
+const ALL_STATUSES: [Status; 23] = [
     Status::Ok,
     Status::NullArgument,
     Status::InvalidArgument,
@@ -79,6 +93,12 @@ const ALL_STATUSES: [Status; 17] = [
     Status::NotVmmDevice,
     Status::InterfaceTooOld,
     Status::Io,
+    Status::Refused,
+    Status::LedgerCorrupt,
+    Status::LedgerUnsafe,
+    Status::LedgerFull,
+    Status::NotFound,
+    Status::Busy,
 ];
 
 impl Status {
@@ -117,6 +137,14 @@ impl Status {
                 "vmm interface older than version 9: reservoir resize not supported\0"
             }
             Status::Io => "operating-system error\0",
+            Status::Refused => "not enough room: the claim was refused\0",
+            Status::LedgerCorrupt => "the admission ledger file is corrupt or not a ledger\0",
+            Status::LedgerUnsafe => {
+                "the admission ledger file is not owned by this user, is a symlink, or others can write it\0"
+            }
+            Status::LedgerFull => "the admission ledger has no free slot\0",
+            Status::NotFound => "this process holds no claim for that VM\0",
+            Status::Busy => "the admission ledger is being reconciled; try again\0",
         }
     }
 

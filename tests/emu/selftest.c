@@ -429,14 +429,24 @@ t_open(void)
 	CHECK_OK(close(b));
 	CHECK_ERR(ioctl(b, VMM_INTERFACE_VERSION), EBADF);
 
-	/* An fd replaced behind our back (dup2) is not ours any more. */
+	/*
+	 * An fd replaced behind our back (dup2) is not ours any more, be it
+	 * a pipe or another character device.
+	 */
 	int p[2];
 	REQUIRE(pipe(p) == 0);
 	REQUIRE(dup2(p[0], c) == c);
 	CHECK_ERR(ioctl(c, VMM_INTERFACE_VERSION), ENOTTY);
-	close(c);
 	close(p[0]);
 	close(p[1]);
+	int e1 = open(VMM_CTL_DEV, O_RDWR | O_EXCL | O_CLOEXEC);
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	REQUIRE(e1 >= 0 && zero >= 0);
+	REQUIRE(dup2(zero, e1) == e1);
+	CHECK_ERR(ioctl(e1, VMM_INTERFACE_VERSION), ENOTTY);
+	close(e1);
+	close(zero);
+	close(c);
 
 	/* A fork()ed child shares the fd and the state. */
 	pid_t pid = fork();
@@ -980,6 +990,29 @@ t_legacy(void)
 	    ENOSPC);
 	CHECK_OK(ioctl(fd, VMM_RESV_ADD_LEGACY, (void *)0));
 	CHECK_EQ(state().grown_total, 64 * MiB);
+
+	/*
+	 * Legacy additions are not serialised by a target: two can overlap,
+	 * and one in flight (lock dropped) counts against the limit.
+	 */
+	pid_t adder = fork();
+	REQUIRE(adder >= 0);
+	if (adder == 0) {
+		setenv("VMMEMU_CHUNK_DELAY_US", "3000000", 1);
+		_exit(ioctl(fd, VMM_RESV_ADD_LEGACY,
+		    (void *)(uintptr_t)(768 * MiB)) == 0 ? 0 : 1);
+	}
+	CHECK(wait_state(adding_is, 768 * MiB));
+	CHECK_ERR(ioctl(fd, VMM_RESV_ADD_LEGACY,
+	    (void *)(uintptr_t)(256 * MiB)), ENOSPC);
+	CHECK_OK(ioctl(fd, VMM_RESV_ADD_LEGACY, (void *)(uintptr_t)(64 * MiB)));
+	int aws;
+	REQUIRE(waitpid(adder, &aws, 0) == adder);
+	CHECK(WIFEXITED(aws) && WEXITSTATUS(aws) == 0);
+	CHECK_EQ(query(fd).vrq_free_sz, (32 + 768 + 64) * MiB);
+	CHECK_OK(ioctl(fd, VMM_RESV_REMOVE_LEGACY,
+	    (void *)(uintptr_t)(832 * MiB)));
+	CHECK_EQ(query(fd).vrq_free_sz, 32 * MiB);
 
 	/* Privilege is checked before the size is looked at. */
 	setenv("VMMEMU_UNPRIVILEGED", "1", 1);

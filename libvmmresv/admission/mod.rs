@@ -1,0 +1,376 @@
+//! Admission: whether a VM may start, and with which memory.
+//!
+//! One VM start (zhyve): [`Admission::admit`] → bhyve creates the VM and
+//! allocates its memory → [`Admission::commit`] (the kernel now accounts
+//! those bytes; the claim is dropped) or [`Admission::abort`].
+//!
+//! With the reservoir, admission claims the VM's pages in the cross-process
+//! [`ledger`] against the reservoir's free memory, read after the ledger
+//! state the claim is applied to — so two VMs booting at once can no longer
+//! both see the same free memory (RFD 185). Without the reservoir the VM's
+//! memory is "transient" and the kernel's own limit check is applied; ARC
+//! accounting for that path comes with the ARC module.
+//!
+//! The RFD 185 trade-off is the caller's: [`Preference::Require`] refuses
+//! when the reservoir is short, [`Preference::Prefer`] downgrades to
+//! running without it, [`Preference::Never`] does not ask it.
+
+pub mod file;
+pub mod ledger;
+pub mod owner;
+
+use std::path::Path;
+
+use self::file::LedgerFile;
+use self::ledger::{ClaimInfo, ClaimOutcome, Host, ReconcileReport, SlotState};
+use self::owner::Owner;
+use crate::pages::{self, PageSize, PAGESIZE};
+use crate::reservoir::{Reservoir, ReservoirQuery};
+use crate::status::{Error, Status};
+
+/// Result of admission calls.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// What the caller wants of the reservoir.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preference {
+    /// Use the reservoir or refuse the VM (RFD 185: fail outright).
+    Require = 1,
+    /// Use the reservoir if it has room, else run without it.
+    Prefer = 2,
+    /// Do not use the reservoir.
+    Never = 3,
+}
+
+impl Preference {
+    /// From a C value.
+    pub fn from_u32(v: u32) -> Option<Preference> {
+        match v {
+            1 => Some(Preference::Require),
+            2 => Some(Preference::Prefer),
+            3 => Some(Preference::Never),
+            _ => None,
+        }
+    }
+}
+
+/// The decision.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Create the VM with `VCF_RESERVOIR_MEM`; the claim is held until
+    /// commit or abort.
+    UseReservoir = 1,
+    /// Create the VM without the reservoir flag.
+    NoReservoir = 2,
+    /// Do not start the VM.
+    Refuse = 3,
+}
+
+/// Why.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The reservoir has room; the claim is held.
+    Ok = 0,
+    /// This VM already holds a claim (a retried admit): nothing charged
+    /// twice.
+    AlreadyAdmitted = 1,
+    /// The reservoir's free memory, less other pending claims, is short by
+    /// the shortfall.
+    ReservoirFull = 2,
+    /// The caller asked not to use the reservoir.
+    ReservoirNotWanted = 3,
+    /// Without the reservoir, the VM would pass the kernel's limit on
+    /// reservoir plus transient memory.
+    TransientLimit = 4,
+}
+
+/// An admission decision with the figures behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What to do.
+    pub decision: Decision,
+    /// Why.
+    pub reason: Reason,
+    /// Bytes the claim holds (guest memory rounded up to pages); 0 when
+    /// nothing is claimed.
+    pub charged_bytes: u64,
+    /// Bytes missing when the reservoir (or the transient limit) was
+    /// short, else 0.
+    pub shortfall_bytes: u64,
+    /// Reservoir free bytes at the decision.
+    pub free_bytes: u64,
+    /// Bytes claimed by other admissions not yet committed.
+    pub pending_bytes: u64,
+}
+
+/// Reconcile's findings: the ledger's repair and how it compares with the
+/// kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// What the ledger recomputation found and repaired.
+    pub ledger: ReconcileReport,
+    /// The reservoir, queried after the repair.
+    pub reservoir: ReservoirQuery,
+    /// Pending claims (bytes) beyond what the kernel says is free: memory
+    /// left the reservoir outside admission (an operator shrank it, a VM
+    /// allocated without a claim, a resize stopped part-way). 0 when the
+    /// two agree.
+    pub claims_beyond_free_bytes: u64,
+}
+
+/// Parse a VM UUID in its canonical text form
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, any case).
+pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let mut i = 0;
+    while i < 36 {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b[i] != b'-' {
+                return Err(Error::new(Status::InvalidArgument));
+            }
+            i += 1;
+            continue;
+        }
+        let hex = |c: u8| -> Result<u8> {
+            (c as char)
+                .to_digit(16)
+                .map(|d| d as u8)
+                .ok_or(Error::new(Status::InvalidArgument))
+        };
+        out[n] = (hex(b[i])? << 4) | hex(b[i + 1])?;
+        n += 1;
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// Where a UUID's claim starts looking for a slot: spreads claims so the
+/// slot search stays short however many are live.
+fn hint(uuid: &[u8; 16]) -> usize {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in uuid {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % ledger::NSLOTS as u64) as usize
+}
+
+fn bytes(pages: u64) -> u64 {
+    pages.saturating_mul(PAGESIZE)
+}
+
+/// The admission point of one host: the reservoir and the claim ledger.
+pub struct Admission {
+    reservoir: Reservoir,
+    file: LedgerFile,
+}
+
+impl Admission {
+    /// Open (creating if needed) the ledger at `ledger_path` (default
+    /// `<run dir>/admission.ledger`) for admissions against `reservoir`.
+    pub fn open(reservoir: Reservoir, ledger_path: Option<&Path>) -> Result<Admission> {
+        let file = match ledger_path {
+            Some(p) => LedgerFile::open_or_create(p)?,
+            None => LedgerFile::open_or_create(&LedgerFile::default_path())?,
+        };
+        Ok(Admission { reservoir, file })
+    }
+
+    /// The reservoir admissions are checked against.
+    pub fn reservoir(&self) -> &Reservoir {
+        &self.reservoir
+    }
+
+    /// The ledger file.
+    pub fn ledger_path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn me() -> Result<Owner> {
+        Owner::current().ok_or(Error::with_errno(Status::Io, libc::ESRCH))
+    }
+
+    /// Admit one VM start: `guest_bytes` of memory for VM `uuid`.
+    ///
+    /// Dead claimants are reclaimed first. A UUID that already holds a live
+    /// claim gets `AlreadyAdmitted` without a second charge.
+    pub fn admit(&self, uuid: &[u8; 16], guest_bytes: u64, pref: Preference) -> Result<Verdict> {
+        let pages = pages::btopr(guest_bytes, PageSize::Base4K);
+        if pages == 0 || pages > ledger::MAX_PAGES {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        let me = Self::me()?;
+        let l = self.file.ledger();
+        if l.has_dead_owners(&Host)? {
+            match l.reconcile(&Host, me) {
+                Ok(_) => {}
+                // Another process is reconciling: its result serves us too.
+                Err(e) if e.status() == Status::Busy => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(c) = l.find(uuid)? {
+            if matches!(c.state, SlotState::Claimed | SlotState::Reserving) {
+                let q = self.reservoir.query()?;
+                let t = l.total()?;
+                return Ok(Verdict {
+                    decision: Decision::UseReservoir,
+                    reason: Reason::AlreadyAdmitted,
+                    charged_bytes: bytes(c.pages),
+                    shortfall_bytes: 0,
+                    free_bytes: q.free,
+                    pending_bytes: bytes(t.claimed.saturating_sub(c.pages)),
+                });
+            }
+        }
+        if pref == Preference::Never {
+            return self.transient(pages, Reason::ReservoirNotWanted, 0);
+        }
+        let mut free = 0u64;
+        let mut capacity = || -> Result<u64> {
+            let q = self.reservoir.query()?;
+            free = q.free;
+            Ok(pages::btop(q.free, PageSize::Base4K))
+        };
+        let outcome = l.claim(&Host, me, *uuid, pages, hint(uuid), &mut capacity)?;
+        match outcome {
+            ClaimOutcome::Claimed { others, .. } => Ok(Verdict {
+                decision: Decision::UseReservoir,
+                reason: Reason::Ok,
+                charged_bytes: bytes(pages),
+                shortfall_bytes: 0,
+                free_bytes: free,
+                pending_bytes: bytes(others),
+            }),
+            ClaimOutcome::Refused(r) if pref == Preference::Require => Ok(Verdict {
+                decision: Decision::Refuse,
+                reason: Reason::ReservoirFull,
+                charged_bytes: 0,
+                shortfall_bytes: bytes(r.shortfall),
+                free_bytes: free,
+                pending_bytes: bytes(r.claimed),
+            }),
+            ClaimOutcome::Refused(r) => {
+                self.transient(pages, Reason::ReservoirFull, bytes(r.shortfall))
+            }
+        }
+    }
+
+    /// The no-reservoir path: the kernel refuses transient memory beyond
+    /// its limit (vmmr_add: free + alloc + transient + new > limit).
+    fn transient(&self, pages: u64, why_not: Reason, reservoir_shortfall: u64) -> Result<Verdict> {
+        let q = self.reservoir.query()?;
+        let used = q
+            .free
+            .saturating_add(q.alloc)
+            .saturating_add(q.alloc_transient);
+        let room = q.limit.saturating_sub(used);
+        let want = bytes(pages);
+        let pending = bytes(self.file.ledger().total()?.claimed);
+        if want <= room {
+            Ok(Verdict {
+                decision: Decision::NoReservoir,
+                reason: why_not,
+                charged_bytes: 0,
+                shortfall_bytes: reservoir_shortfall,
+                free_bytes: q.free,
+                pending_bytes: pending,
+            })
+        } else {
+            Ok(Verdict {
+                decision: Decision::Refuse,
+                reason: Reason::TransientLimit,
+                charged_bytes: 0,
+                shortfall_bytes: want - room,
+                free_bytes: q.free,
+                pending_bytes: pending,
+            })
+        }
+    }
+
+    fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
+        let me = Self::me()?;
+        let l = self.file.ledger();
+        let c = l.find(uuid)?.ok_or(Error::new(Status::NotFound))?;
+        if c.owner != me {
+            return Err(Error::new(Status::NotFound));
+        }
+        l.release(&Host, me, c.slot).map(bytes)
+    }
+
+    /// The VM now holds its reservoir memory (bhyve allocated it): drop the
+    /// claim. Call only after the allocation: until then the claim is what
+    /// keeps another VM from taking the same memory. Returns the bytes the
+    /// claim held.
+    pub fn commit(&self, uuid: &[u8; 16]) -> Result<u64> {
+        self.release(uuid)
+    }
+
+    /// The VM will not start (or did not get its memory): drop the claim.
+    pub fn abort(&self, uuid: &[u8; 16]) -> Result<u64> {
+        self.release(uuid)
+    }
+
+    /// The live claims in the ledger.
+    pub fn claims(&self) -> Result<Vec<ClaimInfo>> {
+        self.file.ledger().claims()
+    }
+
+    /// Pending claimed bytes (the ledger's total).
+    pub fn pending_bytes(&self) -> Result<u64> {
+        Ok(bytes(self.file.ledger().total()?.claimed))
+    }
+
+    /// Recompute the ledger from its live claims (reclaiming the dead) and
+    /// compare it with a fresh reservoir query.
+    pub fn reconcile(&self) -> Result<Reconciliation> {
+        let me = Self::me()?;
+        let report = self.file.ledger().reconcile(&Host, me)?;
+        let q = self.reservoir.query()?;
+        Ok(Reconciliation {
+            ledger: report,
+            reservoir: q,
+            claims_beyond_free_bytes: bytes(report.claimed_after).saturating_sub(q.free),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_parse_strictly() {
+        let u = parse_uuid("0123abcd-4567-89AB-cdef-0123456789ab").unwrap();
+        assert_eq!(u[0], 0x01);
+        assert_eq!(u[15], 0xab);
+        for bad in [
+            "",
+            "0123abcd-4567-89ab-cdef-0123456789a",
+            "0123abcd-4567-89ab-cdef-0123456789abc",
+            "0123abcd_4567-89ab-cdef-0123456789ab",
+            "0123abcg-4567-89ab-cdef-0123456789ab",
+            "+123abcd-4567-89ab-cdef-0123456789ab",
+        ] {
+            assert!(parse_uuid(bad).is_err(), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn hints_spread() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..64u8 {
+            let mut u = [0u8; 16];
+            u[15] = i;
+            seen.insert(hint(&u));
+        }
+        assert!(seen.len() > 48);
+    }
+}
