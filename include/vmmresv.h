@@ -73,6 +73,65 @@
 #define VMMRESV_PAGE_T_SIZE 120
 
 /**
+ * `preference` of vmmresv_admit(): use the reservoir or refuse the VM.
+ */
+#define VMMRESV_RESERVOIR_REQUIRE 1
+
+/**
+ * `preference`: use the reservoir if it has room, else run without it.
+ */
+#define VMMRESV_RESERVOIR_PREFER 2
+
+/**
+ * `preference`: do not use the reservoir.
+ */
+#define VMMRESV_RESERVOIR_NEVER 3
+
+/**
+ * `decision`: create the VM with VCF_RESERVOIR_MEM; a claim is held until
+ * vmmresv_commit() or vmmresv_abort().
+ */
+#define VMMRESV_DECISION_USE_RESERVOIR 1
+
+/**
+ * `decision`: create the VM without the reservoir flag.
+ */
+#define VMMRESV_DECISION_NO_RESERVOIR 2
+
+/**
+ * `decision`: do not start the VM.
+ */
+#define VMMRESV_DECISION_REFUSE 3
+
+/**
+ * `reason`: the reservoir has room; the claim is held.
+ */
+#define VMMRESV_REASON_OK 0
+
+/**
+ * `reason`: this VM already holds a claim (a retried admit); nothing was
+ * charged twice.
+ */
+#define VMMRESV_REASON_ALREADY_ADMITTED 1
+
+/**
+ * `reason`: reservoir free memory less other pending claims is short by
+ * `shortfall_bytes`.
+ */
+#define VMMRESV_REASON_RESERVOIR_FULL 2
+
+/**
+ * `reason`: the caller asked not to use the reservoir.
+ */
+#define VMMRESV_REASON_RESERVOIR_NOT_WANTED 3
+
+/**
+ * `reason`: without the reservoir the VM would pass the kernel's limit on
+ * reservoir plus transient memory, by `shortfall_bytes`.
+ */
+#define VMMRESV_REASON_TRANSIENT_LIMIT 4
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -162,6 +221,32 @@ enum vmmresv_status
    * Any other operating-system error; see `vmmresv_last_errno()`.
    */
   VMMRESV_STATUS_IO = 7019,
+  /**
+   * A claim was refused: not enough room (the shortfall is reported).
+   */
+  VMMRESV_STATUS_REFUSED = 7020,
+  /**
+   * The admission ledger file is damaged or not a ledger (bad magic,
+   * version, size, check or slot contents). Nothing was admitted.
+   */
+  VMMRESV_STATUS_LEDGER_CORRUPT = 7021,
+  /**
+   * The admission ledger file is not a regular file owned by this user,
+   * is a symlink, or others can write it. Nothing was admitted.
+   */
+  VMMRESV_STATUS_LEDGER_UNSAFE = 7022,
+  /**
+   * Every slot of the admission ledger holds a claim.
+   */
+  VMMRESV_STATUS_LEDGER_FULL = 7023,
+  /**
+   * This process holds no claim for that VM.
+   */
+  VMMRESV_STATUS_NOT_FOUND = 7024,
+  /**
+   * The ledger is being reconciled (or a reconciler stalled); retry.
+   */
+  VMMRESV_STATUS_BUSY = 7025,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -170,6 +255,13 @@ typedef enum vmmresv_status vmmresv_status;
 typedef uint32_t vmmresv_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * An admission point: the reservoir plus the cross-process claim ledger.
+ * Opaque: create with vmmresv_admission_open(), free with
+ * vmmresv_admission_close(). One handle may be used by several threads.
+ */
+typedef struct vmmresv_admission vmmresv_admission;
 
 /**
  * An open vmm control device. Opaque: create with
@@ -212,6 +304,78 @@ typedef struct vmmresv_query {
 typedef int (*vmmresv_progress_fn)(uint64_t reached_bytes,
                                    uint64_t target_bytes,
                                    void *arg);
+
+/**
+ * An admission decision and the figures behind it.
+ */
+typedef struct vmmresv_decision {
+  /**
+   * VMMRESV_DECISION_*.
+   */
+  uint32_t decision;
+  /**
+   * VMMRESV_REASON_*.
+   */
+  uint32_t reason;
+  /**
+   * Bytes the claim holds (guest memory rounded up to 4 KiB pages); 0
+   * when nothing is claimed.
+   */
+  uint64_t charged_bytes;
+  /**
+   * Bytes missing when the reservoir (or the transient limit) was
+   * short; else 0.
+   */
+  uint64_t shortfall_bytes;
+  /**
+   * Reservoir free bytes at the decision.
+   */
+  uint64_t free_bytes;
+  /**
+   * Bytes claimed by other admissions not yet committed.
+   */
+  uint64_t pending_bytes;
+} vmmresv_decision;
+
+/**
+ * What vmmresv_reconcile() found and repaired.
+ */
+typedef struct vmmresv_reconcile_report {
+  /**
+   * Pending claimed bytes in the ledger before.
+   */
+  uint64_t claimed_before_bytes;
+  /**
+   * After: the sum of the live claims.
+   */
+  uint64_t claimed_after_bytes;
+  /**
+   * Live claims counted.
+   */
+  uint64_t live_claims;
+  /**
+   * Claims of dead processes removed.
+   */
+  uint64_t reclaimed_claims;
+  /**
+   * Bytes those dead claims held.
+   */
+  uint64_t reclaimed_bytes;
+  /**
+   * Reservoir free bytes, queried after the repair.
+   */
+  uint64_t reservoir_free_bytes;
+  /**
+   * Reservoir size (free + allocated), queried after the repair.
+   */
+  uint64_t reservoir_size_bytes;
+  /**
+   * Pending claims beyond what the kernel says is free: memory left the
+   * reservoir outside admission (an operator shrank it, a VM allocated
+   * without a claim, a resize stopped part-way). 0 when they agree.
+   */
+  uint64_t claims_beyond_free_bytes;
+} vmmresv_reconcile_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -411,6 +575,87 @@ vmmresv_status vmmresv_size_format(uint64_t bytes,
                                    char *buf,
                                    size_t buf_len,
                                    size_t *needed);
+
+/**
+ * Open the cross-process claim ledger for admissions against
+ * `reservoir`'s device. `ledger_path`: NULL for
+ * `$VMMRESV_RUNDIR/admission.ledger` (default
+ * /var/run/vmmresv/admission.ledger). The file is created 0600 if
+ * missing; an existing one must be a regular file owned by the effective
+ * uid, writable by nobody else (else LEDGER_UNSAFE), and a valid ledger
+ * (else LEDGER_CORRUPT). The handle keeps its own descriptor of the
+ * device: `reservoir` may be closed first. `*out` receives a handle to
+ * free with vmmresv_admission_close(), or NULL on failure.
+ */
+vmmresv_status vmmresv_admission_open(const struct vmmresv_reservoir *reservoir,
+                                      const char *ledger_path,
+                                      struct vmmresv_admission **out);
+
+/**
+ * Close an admission handle and free it; NULL is a no-op. Claims this
+ * process holds stay in the ledger (they belong to the process, not the
+ * handle) until committed, aborted, or the process exits.
+ */
+void vmmresv_admission_close(struct vmmresv_admission *admission_handle);
+
+/**
+ * Admit one VM start: `guest_bytes` of memory for the VM whose UUID is
+ * `vm_uuid` (canonical 36-character text), with `preference`
+ * (VMMRESV_RESERVOIR_*). `*out` receives the decision.
+ *
+ * USE_RESERVOIR holds a claim for this process (pid + start time) until
+ * vmmresv_commit() or vmmresv_abort(), or until the process dies — the
+ * next admission by anyone then reclaims it. Commit only after bhyve
+ * allocated the VM's memory. A claim is checked against the reservoir's
+ * free memory read after every other claim it competes with, so
+ * concurrent admissions, in any process, never over-admit. Admitting a
+ * UUID that already holds a claim returns ALREADY_ADMITTED and charges
+ * nothing twice.
+ *
+ * Errors: INVALID_ARGUMENT (bad UUID, preference or a zero size),
+ * LEDGER_CORRUPT, LEDGER_FULL, BUSY (a reconcile did not finish), and the
+ * reservoir query's errors.
+ */
+vmmresv_status vmmresv_admit(struct vmmresv_admission *admission_handle,
+                             const char *vm_uuid,
+                             uint64_t guest_bytes,
+                             uint32_t preference,
+                             struct vmmresv_decision *out);
+
+/**
+ * The VM now holds its reservoir memory (bhyve allocated it): drop its
+ * claim. `*released_bytes` (may be NULL) receives what the claim held.
+ * NOT_FOUND if this process holds no claim for `vm_uuid`.
+ */
+vmmresv_status vmmresv_commit(struct vmmresv_admission *admission_handle,
+                              const char *vm_uuid,
+                              uint64_t *released_bytes);
+
+/**
+ * The VM will not start, or did not get its memory: drop its claim.
+ * `*released_bytes` (may be NULL) receives what the claim held. NOT_FOUND
+ * if this process holds no claim for `vm_uuid`.
+ */
+vmmresv_status vmmresv_abort(struct vmmresv_admission *admission_handle,
+                             const char *vm_uuid,
+                             uint64_t *released_bytes);
+
+/**
+ * Bytes claimed by admissions not yet committed or aborted (all
+ * processes).
+ */
+vmmresv_status vmmresv_admission_pending(const struct vmmresv_admission *admission_handle,
+                                         uint64_t *out);
+
+/**
+ * Recompute the ledger from its live claims — removing those of dead
+ * processes — and compare it with a fresh reservoir query; `*out`
+ * receives the findings. Admission does the repair part by itself when it
+ * sees a dead claimant; this is for operators and periodic checks.
+ * BUSY if live claimants did not settle within 2 s.
+ */
+vmmresv_status vmmresv_reconcile(struct vmmresv_admission *admission_handle,
+                                 struct vmmresv_reconcile_report *out);
 
 #ifdef __cplusplus
 }  // extern "C"

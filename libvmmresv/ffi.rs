@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use crate::admission::{Admission, Decision, Preference, Reason, Verdict};
 use crate::pages::{self, PageSize};
 use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
@@ -644,6 +645,374 @@ pub extern "C" fn vmmresv_size_format(
             buf.add(len).write(0);
         }
         ok()
+    })
+}
+
+// ---------------------------------------------------------------------
+// Admission
+
+/// `preference` of vmmresv_admit(): use the reservoir or refuse the VM.
+pub const VMMRESV_RESERVOIR_REQUIRE: u32 = 1;
+/// `preference`: use the reservoir if it has room, else run without it.
+pub const VMMRESV_RESERVOIR_PREFER: u32 = 2;
+/// `preference`: do not use the reservoir.
+pub const VMMRESV_RESERVOIR_NEVER: u32 = 3;
+
+/// `decision`: create the VM with VCF_RESERVOIR_MEM; a claim is held until
+/// vmmresv_commit() or vmmresv_abort().
+pub const VMMRESV_DECISION_USE_RESERVOIR: u32 = 1;
+/// `decision`: create the VM without the reservoir flag.
+pub const VMMRESV_DECISION_NO_RESERVOIR: u32 = 2;
+/// `decision`: do not start the VM.
+pub const VMMRESV_DECISION_REFUSE: u32 = 3;
+
+/// `reason`: the reservoir has room; the claim is held.
+pub const VMMRESV_REASON_OK: u32 = 0;
+/// `reason`: this VM already holds a claim (a retried admit); nothing was
+/// charged twice.
+pub const VMMRESV_REASON_ALREADY_ADMITTED: u32 = 1;
+/// `reason`: reservoir free memory less other pending claims is short by
+/// `shortfall_bytes`.
+pub const VMMRESV_REASON_RESERVOIR_FULL: u32 = 2;
+/// `reason`: the caller asked not to use the reservoir.
+pub const VMMRESV_REASON_RESERVOIR_NOT_WANTED: u32 = 3;
+/// `reason`: without the reservoir the VM would pass the kernel's limit on
+/// reservoir plus transient memory, by `shortfall_bytes`.
+pub const VMMRESV_REASON_TRANSIENT_LIMIT: u32 = 4;
+
+static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_REQUIRE, Preference::Require as u32);
+static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_PREFER, Preference::Prefer as u32);
+static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_NEVER, Preference::Never as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_DECISION_USE_RESERVOIR,
+    Decision::UseReservoir as u32
+);
+static_assertions::const_assert_eq!(VMMRESV_DECISION_NO_RESERVOIR, Decision::NoReservoir as u32);
+static_assertions::const_assert_eq!(VMMRESV_DECISION_REFUSE, Decision::Refuse as u32);
+static_assertions::const_assert_eq!(VMMRESV_REASON_OK, Reason::Ok as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_REASON_ALREADY_ADMITTED,
+    Reason::AlreadyAdmitted as u32
+);
+static_assertions::const_assert_eq!(VMMRESV_REASON_RESERVOIR_FULL, Reason::ReservoirFull as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_REASON_RESERVOIR_NOT_WANTED,
+    Reason::ReservoirNotWanted as u32
+);
+static_assertions::const_assert_eq!(
+    VMMRESV_REASON_TRANSIENT_LIMIT,
+    Reason::TransientLimit as u32
+);
+
+/// An admission decision and the figures behind it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_decision {
+    /// VMMRESV_DECISION_*.
+    pub decision: u32,
+    /// VMMRESV_REASON_*.
+    pub reason: u32,
+    /// Bytes the claim holds (guest memory rounded up to 4 KiB pages); 0
+    /// when nothing is claimed.
+    pub charged_bytes: u64,
+    /// Bytes missing when the reservoir (or the transient limit) was
+    /// short; else 0.
+    pub shortfall_bytes: u64,
+    /// Reservoir free bytes at the decision.
+    pub free_bytes: u64,
+    /// Bytes claimed by other admissions not yet committed.
+    pub pending_bytes: u64,
+}
+
+impl From<Verdict> for vmmresv_decision {
+    fn from(v: Verdict) -> Self {
+        vmmresv_decision {
+            decision: v.decision as u32,
+            reason: v.reason as u32,
+            charged_bytes: v.charged_bytes,
+            shortfall_bytes: v.shortfall_bytes,
+            free_bytes: v.free_bytes,
+            pending_bytes: v.pending_bytes,
+        }
+    }
+}
+
+/// What vmmresv_reconcile() found and repaired.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_reconcile_report {
+    /// Pending claimed bytes in the ledger before.
+    pub claimed_before_bytes: u64,
+    /// After: the sum of the live claims.
+    pub claimed_after_bytes: u64,
+    /// Live claims counted.
+    pub live_claims: u64,
+    /// Claims of dead processes removed.
+    pub reclaimed_claims: u64,
+    /// Bytes those dead claims held.
+    pub reclaimed_bytes: u64,
+    /// Reservoir free bytes, queried after the repair.
+    pub reservoir_free_bytes: u64,
+    /// Reservoir size (free + allocated), queried after the repair.
+    pub reservoir_size_bytes: u64,
+    /// Pending claims beyond what the kernel says is free: memory left the
+    /// reservoir outside admission (an operator shrank it, a VM allocated
+    /// without a claim, a resize stopped part-way). 0 when they agree.
+    pub claims_beyond_free_bytes: u64,
+}
+
+/// An admission point: the reservoir plus the cross-process claim ledger.
+/// Opaque: create with vmmresv_admission_open(), free with
+/// vmmresv_admission_close(). One handle may be used by several threads.
+pub struct vmmresv_admission {
+    magic: u64,
+    inner: Admission,
+}
+
+const ADMISSION_MAGIC: u64 = 0x766d_6d61_646d_6974; // "vmmadmit"
+
+fn admission<'a>(h: *const vmmresv_admission) -> Result<&'a vmmresv_admission, Status> {
+    if h.is_null() {
+        return Err(Status::NullArgument);
+    }
+    // SAFETY: non-null; the C contract is a live handle from
+    // vmmresv_admission_open; the magic refuses other readable objects.
+    let a = unsafe { &*h };
+    if a.magic != ADMISSION_MAGIC {
+        return Err(Status::InvalidArgument);
+    }
+    Ok(a)
+}
+
+fn uuid_arg(p: *const c_char) -> Result<[u8; 16], Error> {
+    if p.is_null() {
+        return Err(Error::new(Status::NullArgument));
+    }
+    // SAFETY: non-null; the C contract is a NUL-terminated string.
+    let c = unsafe { CStr::from_ptr(p) };
+    let s = c
+        .to_str()
+        .map_err(|_| Error::new(Status::InvalidArgument))?;
+    crate::admission::parse_uuid(s)
+}
+
+/// Open the cross-process claim ledger for admissions against
+/// `reservoir`'s device. `ledger_path`: NULL for
+/// `$VMMRESV_RUNDIR/admission.ledger` (default
+/// /var/run/vmmresv/admission.ledger). The file is created 0600 if
+/// missing; an existing one must be a regular file owned by the effective
+/// uid, writable by nobody else (else LEDGER_UNSAFE), and a valid ledger
+/// (else LEDGER_CORRUPT). The handle keeps its own descriptor of the
+/// device: `reservoir` may be closed first. `*out` receives a handle to
+/// free with vmmresv_admission_close(), or NULL on failure.
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_open(
+    reservoir: *const vmmresv_reservoir,
+    ledger_path: *const c_char,
+    out: *mut *mut vmmresv_admission,
+) -> Status {
+    boundary(|| {
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        put(out, core::ptr::null_mut());
+        let r = match handle(reservoir) {
+            Ok(r) => r,
+            Err(s) => return fail(Error::new(s)),
+        };
+        let res = r
+            .inner
+            .try_clone()
+            .and_then(|own| Admission::open(own, opt_path(ledger_path)));
+        match res {
+            Ok(inner) => {
+                put(
+                    out,
+                    Box::into_raw(Box::new(vmmresv_admission {
+                        magic: ADMISSION_MAGIC,
+                        inner,
+                    })),
+                );
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Close an admission handle and free it; NULL is a no-op. Claims this
+/// process holds stay in the ledger (they belong to the process, not the
+/// handle) until committed, aborted, or the process exits.
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admission) {
+    boundary(|| {
+        if admission(admission_handle).is_err() {
+            return;
+        }
+        // SAFETY: checked non-null with our magic: it came from
+        // Box::into_raw in vmmresv_admission_open.
+        unsafe {
+            (*admission_handle).magic = 0;
+            drop(Box::from_raw(admission_handle));
+        }
+    })
+}
+
+/// Admit one VM start: `guest_bytes` of memory for the VM whose UUID is
+/// `vm_uuid` (canonical 36-character text), with `preference`
+/// (VMMRESV_RESERVOIR_*). `*out` receives the decision.
+///
+/// USE_RESERVOIR holds a claim for this process (pid + start time) until
+/// vmmresv_commit() or vmmresv_abort(), or until the process dies — the
+/// next admission by anyone then reclaims it. Commit only after bhyve
+/// allocated the VM's memory. A claim is checked against the reservoir's
+/// free memory read after every other claim it competes with, so
+/// concurrent admissions, in any process, never over-admit. Admitting a
+/// UUID that already holds a claim returns ALREADY_ADMITTED and charges
+/// nothing twice.
+///
+/// Errors: INVALID_ARGUMENT (bad UUID, preference or a zero size),
+/// LEDGER_CORRUPT, LEDGER_FULL, BUSY (a reconcile did not finish), and the
+/// reservoir query's errors.
+#[no_mangle]
+pub extern "C" fn vmmresv_admit(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    guest_bytes: u64,
+    preference: u32,
+    out: *mut vmmresv_decision,
+) -> Status {
+    boundary(|| {
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        let uuid = match uuid_arg(vm_uuid) {
+            Ok(u) => u,
+            Err(e) => return fail(e),
+        };
+        let pref = match Preference::from_u32(preference) {
+            Some(p) => p,
+            None => return fail(Error::new(Status::InvalidArgument)),
+        };
+        match a.inner.admit(&uuid, guest_bytes, pref) {
+            Ok(v) => {
+                put(out, v.into());
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+fn release(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    released: *mut u64,
+    commit: bool,
+) -> Status {
+    let a = match admission(admission_handle) {
+        Ok(a) => a,
+        Err(s) => return fail(Error::new(s)),
+    };
+    let uuid = match uuid_arg(vm_uuid) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let res = if commit {
+        a.inner.commit(&uuid)
+    } else {
+        a.inner.abort(&uuid)
+    };
+    match res {
+        Ok(b) => {
+            if !released.is_null() {
+                put(released, b);
+            }
+            ok()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The VM now holds its reservoir memory (bhyve allocated it): drop its
+/// claim. `*released_bytes` (may be NULL) receives what the claim held.
+/// NOT_FOUND if this process holds no claim for `vm_uuid`.
+#[no_mangle]
+pub extern "C" fn vmmresv_commit(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    released_bytes: *mut u64,
+) -> Status {
+    boundary(|| release(admission_handle, vm_uuid, released_bytes, true))
+}
+
+/// The VM will not start, or did not get its memory: drop its claim.
+/// `*released_bytes` (may be NULL) receives what the claim held. NOT_FOUND
+/// if this process holds no claim for `vm_uuid`.
+#[no_mangle]
+pub extern "C" fn vmmresv_abort(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    released_bytes: *mut u64,
+) -> Status {
+    boundary(|| release(admission_handle, vm_uuid, released_bytes, false))
+}
+
+/// Bytes claimed by admissions not yet committed or aborted (all
+/// processes).
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_pending(
+    admission_handle: *const vmmresv_admission,
+    out: *mut u64,
+) -> Status {
+    boundary(|| match admission(admission_handle) {
+        Ok(a) => out_result(out, a.inner.pending_bytes()),
+        Err(s) => fail(Error::new(s)),
+    })
+}
+
+/// Recompute the ledger from its live claims — removing those of dead
+/// processes — and compare it with a fresh reservoir query; `*out`
+/// receives the findings. Admission does the repair part by itself when it
+/// sees a dead claimant; this is for operators and periodic checks.
+/// BUSY if live claimants did not settle within 2 s.
+#[no_mangle]
+pub extern "C" fn vmmresv_reconcile(
+    admission_handle: *mut vmmresv_admission,
+    out: *mut vmmresv_reconcile_report,
+) -> Status {
+    boundary(|| {
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        match a.inner.reconcile() {
+            Ok(r) => {
+                let b = |p: u64| p.saturating_mul(pages::PAGESIZE);
+                put(
+                    out,
+                    vmmresv_reconcile_report {
+                        claimed_before_bytes: b(r.ledger.claimed_before),
+                        claimed_after_bytes: b(r.ledger.claimed_after),
+                        live_claims: r.ledger.live_claims,
+                        reclaimed_claims: r.ledger.reclaimed_slots,
+                        reclaimed_bytes: b(r.ledger.reclaimed_pages),
+                        reservoir_free_bytes: r.reservoir.free,
+                        reservoir_size_bytes: r.reservoir.size(),
+                        claims_beyond_free_bytes: r.claims_beyond_free_bytes,
+                    },
+                );
+                ok()
+            }
+            Err(e) => fail(e),
+        }
     })
 }
 

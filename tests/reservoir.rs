@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::*;
 use vmmresv::{Progress, Reservoir, Status};
-
-const ROLE: &str = "VMMRESV_TEST_ROLE";
 
 /// What a child does, by role: `query`, `add:<bytes>:<chunk>`,
 /// `set:<target>:<chunk>`, `set_cancel_after:<target>:<chunk>:<n>`,
@@ -127,47 +125,16 @@ fn report(res: Result<u64, vmmresv::ResizeError>) {
 /// If this process is a child, play its role and report; the test body of
 /// the parent is skipped.
 fn as_child() -> bool {
-    match std::env::var(ROLE) {
-        Ok(role) => {
+    match child::role() {
+        Some(role) => {
             child(&role);
             true
         }
-        Err(_) => false,
+        None => false,
     }
 }
 
-fn spawn(host: &EmuHost, test: &str, role: &str) -> Child {
-    host.command(&std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Wait for a child and return its RESULT line's words after "RESULT".
-fn result(c: Child) -> Vec<String> {
-    let out = c.wait_with_output().unwrap();
-    let so = stdout(&out);
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        so,
-        stderr(&out)
-    );
-    // The harness prints "test name ... " before the child's own output.
-    let line = so
-        .lines()
-        .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
-        .unwrap_or_else(|| panic!("no RESULT in child output:\n{}", so));
-    line.split_whitespace().skip(1).map(String::from).collect()
-}
-
-fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
-    result(spawn(host, test, role))
-}
+use common::child::{result, run, spawn};
 
 fn size_of_host(host: &EmuHost) -> u64 {
     host.stat("free") + host.stat("alloc")
@@ -455,6 +422,3 @@ fn missing_device_and_wrong_device() {
     let e = Reservoir::open_at(std::path::Path::new("/dev/null"), None).unwrap_err();
     assert_eq!(e.status(), Status::NotVmmDevice);
 }
-
-#[allow(dead_code)]
-fn unused(_: Command) {}

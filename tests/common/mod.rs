@@ -157,3 +157,56 @@ pub fn kernel_limit(physmem: u64) -> u64 {
     let ppmax = pages / 25 + 1024;
     ((pages * 10 - ppmax * 12) * 4096) / 10
 }
+
+/// Child processes of a test binary: a test that needs the emulator (an
+/// LD_PRELOAD interposer) re-runs its own binary, filtered to itself, under
+/// an [`EmuHost`]; the child sees `VMMRESV_TEST_ROLE` and plays that role
+/// instead of the test body, reporting one `RESULT ...` line on stdout.
+pub mod child {
+    use super::{stderr, stdout, EmuHost};
+    use std::process::{Child, Stdio};
+
+    /// The environment variable naming a child's role.
+    pub const ROLE: &str = "VMMRESV_TEST_ROLE";
+
+    /// This process's role, if it is a child.
+    pub fn role() -> Option<String> {
+        std::env::var(ROLE).ok()
+    }
+
+    /// Start test `test` of this binary as a child with `role`.
+    pub fn spawn(host: &EmuHost, test: &str, role: &str) -> Child {
+        host.command(&std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+            .env(ROLE, role)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Wait for a child; it must succeed; return the words after its
+    /// "RESULT".
+    pub fn result(c: Child) -> Vec<String> {
+        let out = c.wait_with_output().unwrap();
+        let so = stdout(&out);
+        assert!(
+            out.status.success(),
+            "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            so,
+            stderr(&out)
+        );
+        // The harness prints "test name ... " before the child's output.
+        let line = so
+            .lines()
+            .find_map(|l| l.find("RESULT ").map(|i| &l[i..]))
+            .unwrap_or_else(|| panic!("no RESULT in child output:\n{}", so));
+        line.split_whitespace().skip(1).map(String::from).collect()
+    }
+
+    /// Spawn and wait.
+    pub fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
+        result(spawn(host, test, role))
+    }
+}

@@ -1,0 +1,181 @@
+//! The admission decision API against the emulated `/dev/vmmctl`: each
+//! scenario runs in a child process under the emulator (see
+//! `common::child`) and asserts there; the parent checks the emulator's
+//! own view afterwards.
+
+mod common;
+
+use common::child::{self, run};
+use common::*;
+use vmmresv::admission::{parse_uuid, Admission, Decision, Preference, Reason};
+use vmmresv::{Reservoir, Status};
+
+fn uuid(n: u32) -> [u8; 16] {
+    parse_uuid(&format!("6e4f1c2a-0000-4000-8000-{:012x}", n)).unwrap()
+}
+
+fn open() -> Admission {
+    let r = Reservoir::open().expect("open the emulated /dev/vmmctl");
+    Admission::open(r, None).expect("open the ledger")
+}
+
+fn scenario(role: &str) {
+    let a = open();
+    match role {
+        "decisions" => {
+            a.reservoir().set_target(4 * GIB, 0, None).unwrap();
+            // Room: claimed, nobody else pending.
+            let v = a.admit(&uuid(1), 2 * GIB, Preference::Require).unwrap();
+            assert_eq!((v.decision, v.reason), (Decision::UseReservoir, Reason::Ok));
+            assert_eq!(
+                (v.charged_bytes, v.pending_bytes, v.free_bytes),
+                (2 * GIB, 0, 4 * GIB)
+            );
+            // 2 GiB pending + 3 GiB > 4 GiB free: short by 1 GiB.
+            let v = a.admit(&uuid(2), 3 * GIB, Preference::Require).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::Refuse, Reason::ReservoirFull)
+            );
+            assert_eq!(
+                (v.shortfall_bytes, v.charged_bytes, v.pending_bytes),
+                (GIB, 0, 2 * GIB)
+            );
+            // The caller's choice: downgrade instead.
+            let v = a.admit(&uuid(2), 3 * GIB, Preference::Prefer).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::NoReservoir, Reason::ReservoirFull)
+            );
+            assert_eq!(v.shortfall_bytes, GIB);
+            let v = a.admit(&uuid(3), GIB, Preference::Never).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::NoReservoir, Reason::ReservoirNotWanted)
+            );
+            // A retried admit does not charge twice.
+            let v = a.admit(&uuid(1), 2 * GIB, Preference::Require).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::UseReservoir, Reason::AlreadyAdmitted)
+            );
+            assert_eq!(a.pending_bytes().unwrap(), 2 * GIB);
+            // Guest sizes round up to pages.
+            let v = a.admit(&uuid(4), 1, Preference::Require).unwrap();
+            assert_eq!(v.charged_bytes, 4096);
+            assert_eq!(a.abort(&uuid(4)).unwrap(), 4096);
+            // Beyond the kernel's limit even without the reservoir.
+            let v = a.admit(&uuid(5), 64 * GIB, Preference::Never).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::Refuse, Reason::TransientLimit)
+            );
+            assert!(v.shortfall_bytes > 0);
+            // Commit drops the claim; a second commit finds nothing.
+            assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
+            assert_eq!(a.commit(&uuid(1)).unwrap_err().status(), Status::NotFound);
+            assert_eq!(a.pending_bytes().unwrap(), 0);
+            // Bad input.
+            assert_eq!(
+                a.admit(&uuid(6), 0, Preference::Require)
+                    .unwrap_err()
+                    .status(),
+                Status::InvalidArgument
+            );
+            println!("RESULT ok");
+        }
+        "hold" => {
+            // Admit and keep the claim: the process exits holding it.
+            let v = a.admit(&uuid(10), GIB, Preference::Require).unwrap();
+            assert_eq!(v.decision, Decision::UseReservoir);
+            println!("RESULT held");
+        }
+        "after_hold" => {
+            // The claim of the exited process is reclaimed by this
+            // admission, which needs all of the reservoir.
+            let free = a.reservoir().query().unwrap().free;
+            assert_eq!(
+                a.pending_bytes().unwrap(),
+                GIB,
+                "the dead claim is still counted"
+            );
+            let v = a.admit(&uuid(11), free, Preference::Require).unwrap();
+            assert_eq!((v.decision, v.reason), (Decision::UseReservoir, Reason::Ok));
+            assert_eq!(v.pending_bytes, 0);
+            assert!(a.claims().unwrap().iter().all(|c| c.uuid != uuid(10)));
+            a.abort(&uuid(11)).unwrap();
+            println!("RESULT ok");
+        }
+        "reconcile" => {
+            a.reservoir().set_target(4 * GIB, 0, None).unwrap();
+            a.admit(&uuid(20), 3 * GIB, Preference::Require).unwrap();
+            // Memory leaves the reservoir outside admission: an operator
+            // shrinks it under a pending claim.
+            a.reservoir().set_target(GIB, 0, None).unwrap();
+            let r = a.reconcile().unwrap();
+            assert_eq!(r.ledger.claimed_after, 3 * GIB / 4096);
+            assert_eq!(r.ledger.live_claims, 1);
+            assert_eq!(r.reservoir.free, GIB);
+            assert_eq!(r.claims_beyond_free_bytes, 2 * GIB);
+            // And admission refuses on that basis.
+            let v = a.admit(&uuid(21), 4096, Preference::Require).unwrap();
+            assert_eq!(v.decision, Decision::Refuse);
+            a.abort(&uuid(20)).unwrap();
+            println!("RESULT ok");
+        }
+        other => panic!("unknown role {}", other),
+    }
+}
+
+fn as_child() -> bool {
+    match child::role() {
+        Some(r) => {
+            scenario(&r);
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn decisions_follow_the_preference() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("adm-decisions", 8 * GIB);
+    assert_eq!(
+        run(&host, "decisions_follow_the_preference", "decisions"),
+        ["ok"]
+    );
+    assert_eq!(host.stat("limit_exceeded"), 0);
+}
+
+#[test]
+fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
+    if as_child() {
+        return;
+    }
+    let t = "an_exited_claimant_is_reclaimed_by_the_next_admission";
+    let host = EmuHost::new("adm-exit", 8 * GIB);
+    // Give the reservoir 2 GiB through the rsrvrctl port.
+    let o = host
+        .command(&artifact("c/rsrvrctl"))
+        .args(["-s", "2048"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", o);
+    assert_eq!(run(&host, t, "hold"), ["held"]);
+    assert_eq!(run(&host, t, "after_hold"), ["ok"]);
+}
+
+#[test]
+fn reconcile_reports_claims_beyond_free() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("adm-reconcile", 8 * GIB);
+    assert_eq!(
+        run(&host, "reconcile_reports_claims_beyond_free", "reconcile"),
+        ["ok"]
+    );
+}
