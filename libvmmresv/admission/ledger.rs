@@ -49,9 +49,9 @@
 //! only its owner can do that, and the open checks the owner.)
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::AtomicU64;
+pub use loom::sync::atomic::AtomicU64;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::AtomicU64;
+pub use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use super::owner::{self, Owner};

@@ -448,6 +448,33 @@ t_open(void)
 	close(zero);
 	close(c);
 
+	/*
+	 * Copies of a vmm fd (dup, dup2, dup3, fcntl F_DUPFD[_CLOEXEC]) refer
+	 * to the same open device and keep working after the original closes.
+	 */
+	{
+		int o = open(VMM_CTL_DEV, O_RDWR | O_EXCL | O_CLOEXEC);
+		REQUIRE(o >= 0);
+		int d1 = dup(o);
+		int d2 = fcntl(o, F_DUPFD_CLOEXEC, 0);
+		int d3 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int d4 = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		REQUIRE(d1 >= 0 && d2 >= 0 && d3 >= 0 && d4 >= 0);
+		REQUIRE(dup2(o, d3) == d3);
+		REQUIRE(dup3(o, d4, O_CLOEXEC) == d4);
+		CHECK_OK(close(o));
+		CHECK(ioctl(d1, VMM_INTERFACE_VERSION) == 18);
+		CHECK(ioctl(d2, VMM_INTERFACE_VERSION) == 18);
+		CHECK(ioctl(d3, VMM_INTERFACE_VERSION) == 18);
+		CHECK(ioctl(d4, VMM_INTERFACE_VERSION) == 18);
+		CHECK(fcntl(d2, F_GETFD) == FD_CLOEXEC);
+		close(d1);
+		close(d2);
+		close(d3);
+		close(d4);
+		CHECK_ERR(ioctl(d1, VMM_INTERFACE_VERSION), EBADF);
+	}
+
 	/* A fork()ed child shares the fd and the state. */
 	pid_t pid = fork();
 	REQUIRE(pid >= 0);

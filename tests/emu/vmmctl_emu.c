@@ -55,6 +55,10 @@ typedef int (*open2_fn)(const char *, int);
 typedef int (*openat2_fn)(int, const char *, int);
 typedef int (*ioctl_fn)(int, unsigned long, ...);
 typedef int (*close_fn)(int);
+typedef int (*fcntl_fn)(int, int, ...);
+typedef int (*dup_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
 
 static struct {
 	open_fn		open, open64;
@@ -63,6 +67,10 @@ static struct {
 	openat2_fn	openat_2, openat64_2;
 	ioctl_fn	ioctl;
 	close_fn	close;
+	fcntl_fn	fcntl, fcntl64;
+	dup_fn		dup;
+	dup2_fn		dup2;
+	dup3_fn		dup3;
 } real;
 
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
@@ -110,8 +118,16 @@ resolve_all(void)
 	resolve(&real.openat64_2, sizeof (real.openat64_2), "__openat64_2");
 	resolve(&real.ioctl, sizeof (real.ioctl), "ioctl");
 	resolve(&real.close, sizeof (real.close), "close");
+	resolve(&real.fcntl, sizeof (real.fcntl), "fcntl");
+	resolve(&real.fcntl64, sizeof (real.fcntl64), "fcntl64");
+	resolve(&real.dup, sizeof (real.dup), "dup");
+	resolve(&real.dup2, sizeof (real.dup2), "dup2");
+	resolve(&real.dup3, sizeof (real.dup3), "dup3");
+	if (real.fcntl64 == NULL)
+		real.fcntl64 = real.fcntl;
 	if (real.open == NULL || real.openat == NULL || real.ioctl == NULL ||
-	    real.close == NULL) {
+	    real.close == NULL || real.fcntl == NULL || real.dup == NULL ||
+	    real.dup2 == NULL || real.dup3 == NULL) {
 		static const char m[] = "vmmemu: cannot resolve libc symbols\n";
 		(void) !write(STDERR_FILENO, m, sizeof (m) - 1);
 		abort();
@@ -1231,4 +1247,128 @@ ioctl(int fd, unsigned long request, ...)
 	}
 	errno = saved;
 	return (rval);
+}
+
+/* ------------------------------------------------------------------ */
+/* Descriptor copies: dup, dup2, dup3, fcntl(F_DUPFD[_CLOEXEC])        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A copy of a vmm fd refers to the same open file in the kernel, so it
+ * must keep working (a library may dup its ctl fd to give a second handle
+ * its own lifetime).  Record the copy under its new number.
+ */
+static void
+emu_copied(int from, int to)
+{
+	struct emu_fd ent;
+
+	if (to < 0 || from == to || !fdtab_lookup(from, &ent))
+		return;
+	ent.fd = to;
+	(void) pthread_mutex_lock(&fdtab_mu);
+	ssize_t old = fdtab_index(to);
+	if (old >= 0)
+		fdtab[old] = ent;
+	else if (fdtab_n < EMU_MAX_FDS)
+		fdtab[fdtab_n++] = ent;
+	(void) pthread_mutex_unlock(&fdtab_mu);
+}
+
+/* dup2/dup3 close `to` first: forget what it was. */
+static void
+emu_forget(int fd)
+{
+	(void) pthread_mutex_lock(&fdtab_mu);
+	ssize_t i = fdtab_index(fd);
+	if (i >= 0)
+		fdtab_remove_at((size_t)i);
+	(void) pthread_mutex_unlock(&fdtab_mu);
+}
+
+int
+dup(int fd)
+{
+	real_init();
+	int r = real.dup(fd);
+	if (r >= 0) {
+		int saved = errno;
+		emu_copied(fd, r);
+		errno = saved;
+	}
+	return (r);
+}
+
+int
+dup2(int fd, int to)
+{
+	real_init();
+	int r = real.dup2(fd, to);
+	if (r >= 0 && fd != to) {
+		int saved = errno;
+		emu_forget(to);
+		emu_copied(fd, r);
+		errno = saved;
+	}
+	return (r);
+}
+
+int
+dup3(int fd, int to, int flags)
+{
+	real_init();
+	int r = real.dup3(fd, to, flags);
+	if (r >= 0) {
+		int saved = errno;
+		emu_forget(to);
+		emu_copied(fd, r);
+		errno = saved;
+	}
+	return (r);
+}
+
+static int
+emu_fcntl(fcntl_fn f, int fd, int cmd, va_list ap)
+{
+	/*
+	 * Every fcntl command takes at most one argument, an int or a
+	 * pointer; reading it as a pointer-sized integer and passing it on
+	 * unchanged is what libc's own wrappers do.
+	 */
+	intptr_t arg = va_arg(ap, intptr_t);
+	int r = f(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+		int saved = errno;
+		emu_copied(fd, r);
+		errno = saved;
+	}
+	return (r);
+}
+
+int
+fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	int r;
+
+	real_init();
+	va_start(ap, cmd);
+	r = emu_fcntl(real.fcntl, fd, cmd, ap);
+	va_end(ap);
+	return (r);
+}
+
+int fcntl64(int, int, ...);
+
+int
+fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	int r;
+
+	real_init();
+	va_start(ap, cmd);
+	r = emu_fcntl(real.fcntl64, fd, cmd, ap);
+	va_end(ap);
+	return (r);
 }

@@ -1,0 +1,1015 @@
+//! Admission under faults: a claimant killed with SIGKILL, and hostile
+//! ledger files.
+//!
+//! - A process that dies holding a claim must not keep that memory from the
+//!   next VM: the next admission (by anyone) reclaims it, judged by pid and
+//!   start time, a zombie counting as dead.
+//! - The ledger file is shared, untrusted input (DESIGN.md "Semantics that
+//!   must hold"): a truncated, foreign, wrong-version, inconsistent,
+//!   oversized, group/other-writable, foreign-owned, symlinked or garbage
+//!   file gives a clear status — never a crash, never an admission — and is
+//!   left as it was.
+//!
+//! Two paths are exercised: the Rust API (`vmmresv::admission`) in child
+//! processes of this test binary run under the /dev/vmmctl emulator
+//! (`VMMRESV_TEST_ROLE` names what a child does; it prints one `RESULT`
+//! line), and the C API through tests/c/zhyve.c launching tests/c/bhyve.c,
+//! where the emulator then shows whether any VM got memory. The parent
+//! reads and damages the ledger file directly.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::child::{self, ROLE};
+use common::*;
+use vmmresv::admission::file::{self as lf, LedgerFile};
+use vmmresv::admission::ledger::SlotState;
+use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
+use vmmresv::{Reservoir, Status};
+
+const HOST: u64 = 8 * GIB;
+const PAGE: u64 = 4096;
+
+// ---------------------------------------------------------------------
+// Children
+// ---------------------------------------------------------------------
+
+fn uuid_text(n: u32) -> String {
+    format!("c0ffee00-5a1e-4bad-8f00-{:012x}", n)
+}
+
+fn uuid(n: u32) -> [u8; 16] {
+    parse_uuid(&uuid_text(n)).unwrap()
+}
+
+/// A child's role:
+/// - `open`: open the admission point; `RESULT ok` or `RESULT open_err <Status>`;
+/// - `admit:<n>:<bytes>:<then>`: admit VM n (Require), then `abort`, `keep`
+///   (exit holding the claim) or `hold` (block on stdin holding it);
+///   `RESULT <Decision> <Reason> <charged> <shortfall> <pending>`, or
+///   `RESULT open_err|admit_err <Status>`;
+/// - `reconcile`: `RESULT <before> <after> <live> <reclaimed> <reclaimed_pages>`.
+fn play(role: &str) {
+    let parts: Vec<&str> = role.split(':').collect();
+    let r = Reservoir::open().expect("open the emulated /dev/vmmctl");
+    let a = match Admission::open(r, None) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("RESULT open_err {:?}", e.status());
+            return;
+        }
+    };
+    match parts[0] {
+        "open" => println!("RESULT ok"),
+        "admit" => {
+            let n: u32 = parts[1].parse().unwrap();
+            let bytes: u64 = parts[2].parse().unwrap();
+            let v = match a.admit(&uuid(n), bytes, Preference::Require) {
+                Ok(v) => v,
+                Err(e) => {
+                    println!("RESULT admit_err {:?}", e.status());
+                    return;
+                }
+            };
+            println!(
+                "RESULT {:?} {:?} {} {} {}",
+                v.decision, v.reason, v.charged_bytes, v.shortfall_bytes, v.pending_bytes
+            );
+            match parts[3] {
+                "abort" if v.decision == Decision::UseReservoir => {
+                    a.abort(&uuid(n)).unwrap();
+                }
+                "hold" => {
+                    use std::io::Write;
+                    std::io::stdout().flush().unwrap();
+                    // Until the parent kills us (or goes away itself).
+                    let _ = std::io::stdin().read(&mut [0u8; 1]);
+                }
+                _ => {}
+            }
+        }
+        "reconcile" => {
+            let rc = a.reconcile().unwrap();
+            println!(
+                "RESULT {} {} {} {} {}",
+                rc.ledger.claimed_before,
+                rc.ledger.claimed_after,
+                rc.ledger.live_claims,
+                rc.ledger.reclaimed_slots,
+                rc.ledger.reclaimed_pages
+            );
+        }
+        other => panic!("unknown role {}", other),
+    }
+}
+
+fn as_child() -> bool {
+    match child::role() {
+        Some(r) => {
+            play(&r);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Run a child to completion; the words after its RESULT.
+fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
+    child::run(host, test, role)
+}
+
+/// `run` for a test marked #[ignore]: its child must be told to run it.
+fn run_ignored(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
+    let c = host
+        .command(&std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads",
+            "1",
+            "--include-ignored",
+        ])
+        .env(ROLE, role)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child::result(c)
+}
+
+/// Start a child whose stdin is a pipe we hold (`hold` blocks on it), and
+/// read its stdout up to its RESULT line.
+// The caller kills and waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
+fn start_holder(
+    host: &EmuHost,
+    test: &str,
+    role: &str,
+) -> (Child, Vec<String>, BufReader<ChildStdout>) {
+    let mut c = host
+        .command(&std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(ROLE, role)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(c.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "holder exited before its RESULT");
+        if let Some(i) = line.find("RESULT ") {
+            let words = line[i..]
+                .split_whitespace()
+                .skip(1)
+                .map(String::from)
+                .collect();
+            return (c, words, out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// The C programs
+// ---------------------------------------------------------------------
+
+fn build(name: &str, link: bool) -> PathBuf {
+    let root = root();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admission-faults-c");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join(name);
+    let tmp = dir.join(format!("{}.{}.tmp", name, std::process::id()));
+    let mut cc = Command::new("cc");
+    cc.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg("-o")
+        .arg(&tmp)
+        .arg(root.join(format!("tests/c/{}.c", name)));
+    if link {
+        let lib = libdir();
+        cc.arg(format!("-L{}", lib.display()))
+            .arg("-lvmmresv")
+            .arg(format!("-Wl,-rpath,{}", lib.display()));
+    }
+    let out = cc.output().expect("cannot run the system C compiler `cc`");
+    assert!(
+        out.status.success(),
+        "cc failed to build tests/c/{}.c:\n{}{}",
+        name,
+        stdout(&out),
+        stderr(&out)
+    );
+    std::fs::rename(&tmp, &bin).unwrap();
+    bin
+}
+
+fn zhyve() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("zhyve", true))
+}
+
+fn bhyve() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("bhyve", false))
+}
+
+/// One zhyve VM start of `mib` MiB for VM `n` (zhyve replaces the UUID's
+/// last four digits with the iteration number, 0000 here).
+fn zhyve_once(host: &EmuHost, n: u32, mib: u64, extra: &[&str]) -> Output {
+    let u = uuid_text(n << 16);
+    let m = mib.to_string();
+    host.command(zhyve())
+        .args(extra)
+        .args(["-u", u.as_str(), "-m", m.as_str()])
+        .arg(bhyve())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------
+// Hosts and the ledger file
+// ---------------------------------------------------------------------
+
+/// An 8 GiB host with a 4 GiB reservoir.
+fn host(tag: &str) -> EmuHost {
+    let host = EmuHost::new(tag, HOST);
+    let o = host
+        .command(&artifact("c/rsrvrctl"))
+        .args(["-s", "4096"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
+    host
+}
+
+fn ledger_path(host: &EmuHost) -> PathBuf {
+    host.dir.path().join("run").join(lf::LEDGER_FILE_NAME)
+}
+
+/// A valid, empty ledger file at the host's ledger path.
+fn fresh_ledger(host: &EmuHost) -> PathBuf {
+    let p = ledger_path(host);
+    drop(LedgerFile::open_or_create(&p).unwrap());
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), lf::FILE_SIZE as u64);
+    p
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Rewrite the file's header with `edit` applied to its first 48 bytes,
+/// and the header check recomputed so that only the edit is wrong.
+fn edit_header(p: &Path, edit: impl FnOnce(&mut [u8])) {
+    let mut b = std::fs::read(p).unwrap();
+    edit(&mut b[..48]);
+    let check = fnv1a(&b[..48]);
+    b[48..56].copy_from_slice(&check.to_le_bytes());
+    std::fs::write(p, b).unwrap();
+}
+
+fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64_at(p: &Path, off: u64, v: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(&v.to_le_bytes(), off).unwrap();
+}
+
+/// Offset of slot `i`'s word `w` (0 = state word, 6 = check).
+fn slot_off(i: u64, w: u64) -> u64 {
+    lf::HEADER_SIZE as u64 + i * lf::SLOT_SIZE as u64 + 8 * w
+}
+
+/// The file's bytes and identity, to show it was left alone.
+fn snapshot(p: &Path) -> Option<(Vec<u8>, u32, u32, u64)> {
+    let m = std::fs::symlink_metadata(p).ok()?;
+    let bytes = if m.file_type().is_file() && m.len() <= 64 << 20 {
+        std::fs::read(p).unwrap()
+    } else if m.file_type().is_symlink() {
+        std::fs::read_link(p)
+            .unwrap()
+            .into_os_string()
+            .into_encoded_bytes()
+    } else {
+        Vec::new()
+    };
+    Some((bytes, m.mode(), m.uid(), m.len()))
+}
+
+/// Nothing reached the emulated kernel: no VM, no allocation.
+fn assert_no_allocation(host: &EmuHost) {
+    assert_eq!(host.stat("allocs_ok"), 0, "a VM got memory");
+    assert_eq!(host.stat("alloc"), 0);
+    assert_eq!(host.stat("alloc_transient"), 0);
+    assert_eq!(host.stat("vm_count"), 0, "a VM was created");
+    assert_eq!(host.stat("free"), 4 * GIB);
+}
+
+/// Where the hostile file is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Open,
+    Admit,
+}
+
+/// The whole check for one hostile file, already in place: the Rust API
+/// and zhyve both refuse with `status` at `stage`, no VM gets memory, and
+/// the file is as it was.
+fn assert_refused(host: &EmuHost, test: &str, stage: Stage, status: Status) {
+    let p = ledger_path(host);
+    let before = snapshot(&p);
+    let stage_word = match stage {
+        Stage::Open => "open_err",
+        Stage::Admit => "admit_err",
+    };
+    let got = run(host, test, &format!("admit:1:{}:keep", GIB));
+    assert_eq!(
+        got,
+        [stage_word.to_string(), format!("{:?}", status)],
+        "{}",
+        test
+    );
+
+    let o = zhyve_once(host, 1, 1024, &[]);
+    let call = match stage {
+        Stage::Open => "vmmresv_admission_open",
+        Stage::Admit => "vmmresv_admit",
+    };
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}: zhyve\n{}{}",
+        test,
+        stdout(&o),
+        err
+    );
+    assert!(
+        err.contains(&format!(
+            "zhyve: {}: {} (status {}",
+            call,
+            status.message(),
+            status as u32
+        )),
+        "{}: zhyve said:\n{}",
+        test,
+        err
+    );
+    // Refused at open: no VM start was tried, no summary. At admit: the
+    // summary of a run that stopped at its first VM.
+    let summary = match stage {
+        Stage::Open => "",
+        Stage::Admit => "zhyve: admitted=0 refused=0 launch_failed=0\n",
+    };
+    assert_eq!(stdout(&o), summary, "{}", test);
+    assert_no_allocation(host);
+    assert!(
+        snapshot(&p) == before,
+        "{}: the ledger file was changed",
+        test
+    );
+}
+
+// ---------------------------------------------------------------------
+// kill -9
+// ---------------------------------------------------------------------
+
+fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{}/stat", pid)).ok()?;
+    s[s.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// A claimant killed with SIGKILL: its claim is counted while it lives,
+/// and the next admission — while the killed process is still an unreaped
+/// zombie — reclaims it and gets the memory. A claimant that simply exits
+/// holding a claim is reclaimed by an explicit reconcile too.
+#[test]
+fn killed_claimant_is_reclaimed_by_the_next_admission() {
+    if as_child() {
+        return;
+    }
+    let t = "killed_claimant_is_reclaimed_by_the_next_admission";
+    let host = host("fault-kill");
+    let three = (3 * GIB).to_string();
+
+    let (mut holder, res, _out) = start_holder(&host, t, &format!("admit:1:{}:hold", three));
+    assert_eq!(res, ["UseReservoir", "Ok", three.as_str(), "0", "0"]);
+
+    // The ledger names the holder.
+    let p = ledger_path(&host);
+    let f = LedgerFile::open_or_create(&p).unwrap();
+    let claims = f.ledger().claims().unwrap();
+    assert_eq!(claims.len(), 1, "{:?}", claims);
+    assert_eq!(claims[0].owner.pid, holder.id());
+    assert_eq!(claims[0].uuid, uuid(1));
+    assert_eq!(claims[0].pages, 3 * GIB / PAGE);
+    assert_eq!(claims[0].state, SlotState::Claimed);
+    assert_eq!(f.ledger().total().unwrap().claimed, 3 * GIB / PAGE);
+
+    // While it lives, its 3 GiB are not there for another VM.
+    assert_eq!(
+        run(&host, t, &format!("admit:2:{}:abort", three)),
+        [
+            "Refuse",
+            "ReservoirFull",
+            "0",
+            (2 * GIB).to_string().as_str(),
+            three.as_str()
+        ]
+    );
+
+    // kill -9, not reaped yet: a zombie can never commit.
+    holder.kill().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc_state(holder.id()) != Some('Z') {
+        assert!(Instant::now() < deadline, "the holder did not die");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The next admission needs that memory, and gets it.
+    assert_eq!(
+        run(&host, t, &format!("admit:2:{}:keep", three)),
+        ["UseReservoir", "Ok", three.as_str(), "0", "0"]
+    );
+    let claims = f.ledger().claims().unwrap();
+    assert_eq!(claims.len(), 1, "{:?}", claims);
+    assert_eq!(claims[0].uuid, uuid(2), "the killed holder's claim is gone");
+    let st = holder.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+
+    // That child exited holding VM 2's claim: a reconcile removes it.
+    let pages = (3 * GIB / PAGE).to_string();
+    assert_eq!(
+        run(&host, t, "reconcile"),
+        [pages.as_str(), "0", "0", "1", pages.as_str()]
+    );
+    assert_eq!(f.ledger().claims().unwrap(), vec![]);
+    let total = f.ledger().total().unwrap();
+    assert_eq!((total.claimed, total.frozen), (0, false));
+    assert_no_allocation(&host);
+}
+
+/// Children of `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(n) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(s) = std::fs::read_to_string(format!("/proc/{}/stat", n)) else {
+            continue;
+        };
+        let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(pid) {
+            v.push(n);
+        }
+    }
+    v
+}
+
+/// The same through the C API: zhyve admitted a VM and is waiting for its
+/// bhyve (slow to allocate: -D) when both are killed with SIGKILL. The next
+/// zhyve, whose VM needs that memory, is admitted and its bhyve gets it.
+#[test]
+fn killed_zhyve_claim_is_reclaimed_by_the_next_zhyve() {
+    let host = host("fault-kill-zhyve");
+    let u = uuid_text(7 << 16);
+    let mut z = host
+        .command(zhyve())
+        .args(["-D", "60000", "-u", u.as_str(), "-m", "3072"])
+        .arg(bhyve())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(z.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "zhyve: {}: use_reservoir (ok) charged={}",
+            u,
+            3 * GIB
+        )),
+        "{:?}",
+        line
+    );
+    // bhyve is launched right after that line: wait until it exists.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let kids = loop {
+        let k = children_of(z.id());
+        if !k.is_empty() {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "zhyve launched no bhyve");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    z.kill().unwrap();
+    z.wait().unwrap();
+    for k in kids {
+        // SAFETY: kill(2) on a pid we just read as zhyve's child.
+        unsafe { libc::kill(k as libc::pid_t, libc::SIGKILL) };
+    }
+    let f = LedgerFile::open_or_create(&ledger_path(&host)).unwrap();
+    assert_eq!(
+        f.ledger().claims().unwrap().len(),
+        1,
+        "the dead zhyve's claim"
+    );
+
+    let o = zhyve_once(&host, 8, 3072, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).ends_with("zhyve: admitted=1 refused=0 launch_failed=0\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(f.ledger().claims().unwrap(), vec![]);
+    assert_eq!(f.ledger().total().unwrap().claimed, 0);
+    assert_eq!(host.stat("allocs_ok"), 1);
+    assert_eq!(host.stat("allocs_refused"), 0);
+    assert_eq!(host.stat("alloc"), 0);
+}
+
+// ---------------------------------------------------------------------
+// Hostile ledger files
+// ---------------------------------------------------------------------
+
+macro_rules! hostile {
+    ($name:ident, $stage:expr, $status:expr, |$host:ident, $p:ident| $prepare:block) => {
+        #[test]
+        fn $name() {
+            if as_child() {
+                return;
+            }
+            let $host = host(stringify!($name));
+            let $p = ledger_path(&$host);
+            std::fs::create_dir_all($p.parent().unwrap()).unwrap();
+            $prepare;
+            assert_refused(&$host, stringify!($name), $stage, $status);
+        }
+    };
+}
+
+hostile!(
+    truncated_ledger,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(1000).unwrap();
+    }
+);
+
+hostile!(
+    empty_ledger,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+    }
+);
+
+hostile!(
+    truncated_to_the_slots,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // The header is whole and valid; the slots are missing.
+        fresh_ledger(&host);
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(lf::HEADER_SIZE as u64 + 64).unwrap();
+    }
+);
+
+hostile!(
+    foreign_magic,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| h[..8].copy_from_slice(b"VMMEMU01"));
+    }
+);
+
+hostile!(
+    wrong_version,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| put_u32(h, 8, 2));
+    }
+);
+
+hostile!(
+    unchecked_header,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // One header bit flipped, the check not recomputed.
+        fresh_ledger(&host);
+        let mut b = std::fs::read(&p).unwrap();
+        b[40] ^= 1; // created
+        std::fs::write(&p, b).unwrap();
+    }
+);
+
+hostile!(
+    inconsistent_slot_count,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // Half the slots claimed by the header; the file is still full size.
+        fresh_ledger(&host);
+        edit_header(&p, |h| {
+            put_u32(h, 20, (lf::FILE_SIZE as u32 - 4096) / 64 / 2)
+        });
+    }
+);
+
+hostile!(
+    inconsistent_slot_size,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| put_u32(h, 16, 32));
+    }
+);
+
+hostile!(
+    inconsistent_header_size,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| put_u32(h, 12, 8192));
+    }
+);
+
+hostile!(
+    inconsistent_file_size_field,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| {
+            h[32..40].copy_from_slice(&(2 * lf::FILE_SIZE as u64).to_le_bytes())
+        });
+    }
+);
+
+hostile!(
+    wrong_page_size,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        edit_header(&p, |h| put_u32(h, 24, 2 << 20));
+    }
+);
+
+hostile!(
+    oversized_ledger,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        fresh_ledger(&host);
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(lf::FILE_SIZE as u64 + 4096).unwrap();
+    }
+);
+
+hostile!(
+    huge_sparse_ledger,
+    Stage::Open,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // 1 TiB (sparse): refused by its size, without reading or mapping it.
+        fresh_ledger(&host);
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(1 << 40).unwrap();
+    }
+);
+
+hostile!(
+    world_writable_ledger,
+    Stage::Open,
+    Status::LedgerUnsafe,
+    |host, p| {
+        fresh_ledger(&host);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+);
+
+hostile!(
+    group_writable_ledger,
+    Stage::Open,
+    Status::LedgerUnsafe,
+    |host, p| {
+        fresh_ledger(&host);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o620)).unwrap();
+    }
+);
+
+hostile!(
+    ledger_owned_by_another_uid,
+    Stage::Open,
+    Status::LedgerUnsafe,
+    |host, p| {
+        // Tests run as root here; a ledger root did not create is not root's.
+        fresh_ledger(&host);
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().uid(), 65534);
+    }
+);
+
+hostile!(
+    symlink_to_a_valid_ledger,
+    Stage::Open,
+    Status::LedgerUnsafe,
+    |host, p| {
+        // Even a link to a perfectly good ledger: O_NOFOLLOW.
+        let real = host.dir.path().join("elsewhere.ledger");
+        drop(LedgerFile::open_or_create(&real).unwrap());
+        std::os::unix::fs::symlink(&real, &p).unwrap();
+    }
+);
+
+/// A symlink to nowhere: refused, and nothing is created through it.
+#[test]
+fn dangling_symlink() {
+    if as_child() {
+        return;
+    }
+    let host = host("dangling_symlink");
+    let p = ledger_path(&host);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let victim = host.dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, &p).unwrap();
+    assert_refused(&host, "dangling_symlink", Stage::Open, Status::LedgerUnsafe);
+    assert!(!victim.exists(), "a file was created through the symlink");
+}
+
+hostile!(
+    directory_at_the_ledger_path,
+    Stage::Open,
+    Status::Io,
+    |host, p| {
+        let _ = &host;
+        std::fs::create_dir(&p).unwrap();
+    }
+);
+
+hostile!(
+    fifo_at_the_ledger_path,
+    Stage::Open,
+    Status::LedgerUnsafe,
+    |host, p| {
+        let _ = &host;
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+);
+
+hostile!(
+    garbage_slot_state,
+    Stage::Admit,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // State 7 does not exist.
+        fresh_ledger(&host);
+        put_u64_at(&p, slot_off(4321, 0), u64::MAX);
+    }
+);
+
+hostile!(
+    free_slot_naming_a_pid,
+    Stage::Admit,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // FREE (state 0) with a pid: no such word is ever written.
+        fresh_ledger(&host);
+        put_u64_at(&p, slot_off(17, 0), 1 << 3);
+    }
+);
+
+hostile!(
+    claimed_slot_with_a_bad_check,
+    Stage::Admit,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // A CLAIMED slot of a live process (pid 1) whose fields do not match
+        // their check word.
+        fresh_ledger(&host);
+        put_u64_at(&p, slot_off(9, 1), 12345); // start
+        put_u64_at(&p, slot_off(9, 2), 1 << 18); // 1 GiB of pages
+        put_u64_at(&p, slot_off(9, 6), 0xdead_beef); // check
+        put_u64_at(&p, slot_off(9, 0), 3 | (1 << 3) | (1 << 26));
+    }
+);
+
+hostile!(
+    random_slots,
+    Stage::Admit,
+    Status::LedgerCorrupt,
+    |host, p| {
+        // Every slot byte pseudo-random (a fixed xorshift seed).
+        fresh_ledger(&host);
+        let mut b = std::fs::read(&p).unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for byte in &mut b[lf::HEADER_SIZE..] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *byte = x as u8;
+        }
+        std::fs::write(&p, b).unwrap();
+    }
+);
+
+/// A total word that claims memory no slot holds (256 TiB): no admission.
+/// The library does not check the total against the slots on the admit
+/// path, so this is not reported as LEDGER_CORRUPT but as a refusal with
+/// an absurd shortfall — and it stays that way (nothing reconciles a total
+/// without a dead owner). Safe, but every VM start on the host is refused
+/// until an operator runs vmmresv_reconcile(), which repairs it.
+#[test]
+fn garbage_total_admits_nothing() {
+    if as_child() {
+        return;
+    }
+    let t = "garbage_total_admits_nothing";
+    let host = host("fault-total");
+    let p = fresh_ledger(&host);
+    put_u64_at(&p, 128, (1 << 36) - 1);
+    let got = run(&host, t, &format!("admit:1:{}:keep", GIB));
+    assert_eq!(&got[..3], ["Refuse", "ReservoirFull", "0"], "{:?}", got);
+    let o = zhyve_once(&host, 1, 1024, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).ends_with("zhyve: admitted=0 refused=1 launch_failed=0\n"));
+    assert_no_allocation(&host);
+    // An explicit reconcile recomputes the total from the (empty) slots.
+    let all = ((1u64 << 36) - 1).to_string();
+    assert_eq!(
+        run(&host, t, "reconcile"),
+        [all.as_str(), "0", "0", "0", "0"]
+    );
+    let got = run(&host, t, &format!("admit:1:{}:abort", GIB));
+    assert_eq!(&got[..2], ["UseReservoir", "Ok"], "{:?}", got);
+}
+
+/// A reconciler killed after freezing the total (its pid gone, no claims
+/// of its own in the slots) must not stop admission for good: DESIGN.md
+/// says a dead reconciler is replaced. The next admission should take
+/// over and admit.
+#[test]
+#[ignore = "library bug: admission reconciles only when a slot owner is dead; a total frozen by a dead reconciler makes every admit wait 5 s and fail BUSY until someone calls vmmresv_reconcile()"]
+fn total_frozen_by_a_dead_reconciler_is_recovered() {
+    if as_child() {
+        return;
+    }
+    let t = "total_frozen_by_a_dead_reconciler_is_recovered";
+    let host = host("fault-frozen");
+    let p = fresh_ledger(&host);
+    // A pid that is not running: a child we started and reaped.
+    let dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    put_u64_at(&p, 192, u64::from(dead_pid) | (1 << 23)); // stamp: pid, ms 1
+    put_u64_at(&p, 128, 1 << 63); // frozen, epoch 0, claimed 0
+    let t0 = Instant::now();
+    let got = run_ignored(&host, t, &format!("admit:1:{}:abort", GIB));
+    assert_eq!(
+        &got[..2],
+        ["UseReservoir", "Ok"],
+        "{:?} after {:?}",
+        got,
+        t0.elapsed()
+    );
+}
+
+/// What the same frozen total does today: every admission waits out the
+/// 5 s freeze timeout and fails with BUSY, and nothing is admitted; an
+/// explicit reconcile takes over from the dead reconciler and repairs it.
+#[test]
+fn total_frozen_by_a_dead_reconciler_is_busy_until_reconciled() {
+    if as_child() {
+        return;
+    }
+    let t = "total_frozen_by_a_dead_reconciler_is_busy_until_reconciled";
+    let host = host("fault-frozen-now");
+    let p = fresh_ledger(&host);
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    put_u64_at(&p, 192, u64::from(dead_pid) | (1 << 23));
+    put_u64_at(&p, 128, 1 << 63);
+    let t0 = Instant::now();
+    assert_eq!(
+        run(&host, t, &format!("admit:1:{}:keep", GIB)),
+        ["admit_err", "Busy"]
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(5));
+    assert_no_allocation(&host);
+    assert_eq!(run(&host, t, "reconcile"), ["0", "0", "0", "0", "0"]);
+    let got = run(&host, t, &format!("admit:1:{}:abort", GIB));
+    assert_eq!(&got[..2], ["UseReservoir", "Ok"], "{:?}", got);
+}
+
+/// zhyve is killed between admission and commit while its bhyve lives on
+/// (here: bhyve is slow to allocate). The next admission sees the claim's
+/// owner — zhyve — dead and reclaims the memory for another VM; then the
+/// orphaned bhyve allocates anyway, against memory no claim covers, and one
+/// of the two VMs finds the reservoir short.
+///
+/// The claim belongs to the process that admitted, but the process that
+/// allocates is its child. (The real SmartOS zhyve exec()s bhyve in its own
+/// process, so there the claim would live exactly as long as bhyve — but
+/// nothing would ever commit it.) Closing this needs the claim to follow
+/// the allocating process, e.g. a call that hands a claim to a child pid
+/// (zhyve would hand it to bhyve right after the spawn), or zhyve taking
+/// bhyve down with it (a process contract on illumos).
+#[test]
+#[ignore = "protocol gap: a claim held by zhyve is reclaimed while zhyve's orphaned bhyve can still allocate"]
+fn killed_zhyve_whose_bhyve_lives_on() {
+    let host = host("fault-orphan");
+    let a = uuid_text(9 << 16);
+    let mut z = host
+        .command(zhyve())
+        .args(["-D", "1500", "-u", a.as_str(), "-m", "3072"])
+        .arg(bhyve())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(z.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("use_reservoir (ok)"), "{:?}", line);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let orphan = loop {
+        if let Some(&k) = children_of(z.id()).first() {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "zhyve launched no bhyve");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    z.kill().unwrap();
+    z.wait().unwrap();
+
+    // Another VM of 3 GiB: admitted on the reclaimed claim, and running
+    // (-H) when the orphan wakes up.
+    let o = zhyve_once(&host, 10, 3072, &["-H", "3000"]);
+    let orphan_gone = Instant::now() + Duration::from_secs(10);
+    while !matches!(proc_state(orphan), None | Some('Z')) {
+        assert!(
+            Instant::now() < orphan_gone,
+            "the orphaned bhyve did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        host.stat("allocs_refused"),
+        0,
+        "an admitted VM found the reservoir short (allocs_ok={})",
+        host.stat("allocs_ok")
+    );
+}

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MPL-2.0 */
+/*
+ * bhyve.c: a stand-in for illumos bhyve(8), only as far as a VM's memory
+ * goes, for the admission tests (tests/admission_race.rs,
+ * tests/admission_faults.rs).  It does not link libvmmresv: like the real
+ * bhyve (through libvmmapi) it talks to /dev/vmmctl and /dev/vmm/<name>
+ * with ioctl(2), which the LD_PRELOAD emulator of tests/emu provides on
+ * Linux.
+ *
+ *   bhyve [-o memory.use_reservoir=true|false] -m <MiB> [-R <ready-fd>]
+ *         [-D <ms>] <vmname>
+ *
+ * What the real one does, and this one too
+ * (/work/shared/research/illumos-reservoir.md section 4.1, 4.2):
+ *  - "-o memory.use_reservoir=true" is the only way to ask for the
+ *    reservoir: VMM_CREATE_VM then carries VCF_RESERVOIR_MEM (do_open()).
+ *  - vm_create() opens /dev/vmmctl O_EXCL|O_RDWR for the one ioctl and
+ *    closes it again (libvmmapi vm_do_ctl()).
+ *  - The VM's device /dev/vmm/<name> is opened and its memory allocated
+ *    with VM_ALLOC_MEMSEG (vm_setup_memory(); one sysmem segment here).
+ *    The kernel checks the reservoir there, not at create: a reservoir VM
+ *    whose reservoir is short gets ENOMEM.
+ *  - The VM goes away with VM_DESTROY_SELF on its own device (illumos
+ *    vm_destroy()).
+ *
+ * Deliberately different:
+ *  - On ENOMEM the real bhyve prints "Unable to allocate memory (%llu),
+ *    retrying in 1 second" and loops for ever.  This one prints that line
+ *    once, destroys the VM and exits 4: a test must not hang.  (Exit 4 is
+ *    what bhyve used for "Could not shrink ARC" in OS-8005.)
+ *  - "Running the guest" is waiting for EOF on stdin: the launcher (zhyve)
+ *    closes the pipe when the VM should stop.  Before that, once the
+ *    memory is allocated, one byte is written to the ready fd (-R) so the
+ *    launcher knows the VM holds its memory.
+ *  - -D <ms>: sleep that long after creating the VM and before allocating
+ *    its memory (a slow boot), for the fault tests.
+ *  - Any other -o key is ignored (the real bhyve has many).
+ *
+ * Exit status: 0 the VM ran and was destroyed; 4 memory allocation
+ * refused (ENOMEM); 1 any other error; 2 usage.
+ *
+ * The ioctl numbers and structs are defined here from FACTS.md section 1
+ * (illumos sys/vmm_dev.h, interface version 18, LP64); the real bhyve gets
+ * them from <sys/vmm_dev.h>.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+/* sys/vmm_dev.h: plain int ioctl numbers, not _IOW()-style. */
+#define	VMMCTL_IOC_BASE		(('V' << 16) | ('M' << 8))	/* 0x564D00 */
+#define	VMM_IOC_BASE		(('v' << 16) | ('m' << 8))	/* 0x766D00 */
+#define	VMM_LOCK_IOC_BASE	(('v' << 16) | ('l' << 8))	/* 0x766C00 */
+#define	VMM_CREATE_VM		(VMMCTL_IOC_BASE | 0x01)
+#define	VM_ALLOC_MEMSEG		(VMM_LOCK_IOC_BASE | 0x05)
+#define	VM_DESTROY_SELF		(VMM_IOC_BASE | 0x25)
+#define	VMM_CTL_DEV		"/dev/vmmctl"
+#define	VMM_INST_DEV_PREFIX	"/dev/vmm/"
+#define	VM_MAX_NAMELEN		128
+#define	VM_MAX_SEG_NAMELEN	128
+/* sys/vmm.h enum vm_create_flags */
+#define	VCF_RESERVOIR_MEM	((uint64_t)1 << 0)
+/* sys/vmm.h: the guest's system memory segment. */
+#define	VM_SYSMEM		0
+
+struct vm_create_req {
+	char		name[VM_MAX_NAMELEN];
+	uint64_t	flags;
+};
+
+struct vm_memseg {
+	int		segid;
+	size_t		len;
+	char		name[VM_MAX_SEG_NAMELEN];
+};
+
+#define	EXIT_USAGE	2
+#define	EXIT_NOMEM	4
+
+static const char *progname = "bhyve";
+
+static void
+usage(void)
+{
+	(void) fprintf(stderr, "Usage: %s [-o memory.use_reservoir=true] "
+	    "-m <MiB> [-R <ready-fd>] [-D <ms>] <vmname>\n", progname);
+	exit(EXIT_USAGE);
+}
+
+/* A whole decimal number in [min, max], or -1. */
+static long long
+number(const char *s, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return (-1);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return (-1);
+	return (v);
+}
+
+/* libvmmapi vm_create(): one ioctl on a fresh O_EXCL open of vmmctl. */
+static int
+vm_create(const char *name, uint64_t flags)
+{
+	struct vm_create_req req;
+	int fd, err = 0;
+
+	(void) memset(&req, 0, sizeof (req));
+	(void) strncpy(req.name, name, VM_MAX_NAMELEN);
+	req.flags = flags;
+	fd = open(VMM_CTL_DEV, O_RDWR | O_EXCL | O_CLOEXEC);
+	if (fd < 0)
+		return (errno);
+	if (ioctl(fd, VMM_CREATE_VM, &req) != 0)
+		err = errno;
+	(void) close(fd);
+	return (err);
+}
+
+static void
+sleep_ms(long long ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		continue;
+}
+
+static void
+destroy(int vmfd)
+{
+	if (ioctl(vmfd, VM_DESTROY_SELF, 0) != 0)
+		(void) fprintf(stderr, "%s: VM_DESTROY_SELF: %s\n", progname,
+		    strerror(errno));
+	(void) close(vmfd);
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t flags = 0;
+	long long mib = -1, ready_fd = -1, delay_ms = 0;
+	unsigned long long memsize;
+	char path[sizeof (VMM_INST_DEV_PREFIX) + VM_MAX_NAMELEN];
+	struct vm_memseg seg;
+	const char *name;
+	int c, err, vmfd;
+	char buf[64];
+
+	if (argc > 0 && argv[0] != NULL) {
+		const char *slash = strrchr(argv[0], '/');
+		progname = slash != NULL ? slash + 1 : argv[0];
+	}
+	while ((c = getopt(argc, argv, "o:m:R:D:")) != -1) {
+		switch (c) {
+		case 'o':
+			if (strcmp(optarg, "memory.use_reservoir=true") == 0)
+				flags |= VCF_RESERVOIR_MEM;
+			else if (strcmp(optarg,
+			    "memory.use_reservoir=false") == 0)
+				flags &= ~VCF_RESERVOIR_MEM;
+			break;
+		case 'm':
+			/* At most 16 TiB: MiB * 2^20 stays far from wrapping. */
+			mib = number(optarg, 1, (long long)1 << 24);
+			if (mib < 0)
+				usage();
+			break;
+		case 'R':
+			ready_fd = number(optarg, 0, INT_MAX);
+			if (ready_fd < 0)
+				usage();
+			break;
+		case 'D':
+			delay_ms = number(optarg, 0, 3600000);
+			if (delay_ms < 0)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	if (mib < 0 || optind != argc - 1)
+		usage();
+	name = argv[optind];
+	if (strlen(name) == 0 || strlen(name) >= VM_MAX_NAMELEN)
+		usage();
+	memsize = (unsigned long long)mib << 20;
+
+	if ((err = vm_create(name, flags)) != 0) {
+		(void) fprintf(stderr, "%s: Unable to create VM %s: %s\n",
+		    progname, name, strerror(err));
+		return (1);
+	}
+	(void) snprintf(path, sizeof (path), "%s%s", VMM_INST_DEV_PREFIX, name);
+	vmfd = open(path, O_RDWR | O_CLOEXEC);
+	if (vmfd < 0) {
+		(void) fprintf(stderr, "%s: open %s: %s\n", progname, path,
+		    strerror(errno));
+		return (1);
+	}
+	if (delay_ms > 0)
+		sleep_ms(delay_ms);
+
+	/* vm_setup_memory(): the sysmem segment. */
+	(void) memset(&seg, 0, sizeof (seg));
+	seg.segid = VM_SYSMEM;
+	seg.len = (size_t)memsize;
+	if (ioctl(vmfd, VM_ALLOC_MEMSEG, &seg) != 0) {
+		err = errno;
+		if (err == ENOMEM) {
+			/* The real bhyve sleeps 1 s and retries for ever. */
+			(void) fprintf(stderr, "Unable to allocate memory "
+			    "(%llu), retrying in 1 second\n", memsize);
+			destroy(vmfd);
+			return (EXIT_NOMEM);
+		}
+		(void) fprintf(stderr, "%s: VM_ALLOC_MEMSEG: %s\n", progname,
+		    strerror(err));
+		destroy(vmfd);
+		return (1);
+	}
+
+	/* The VM holds its memory: tell the launcher. */
+	if (ready_fd >= 0) {
+		ssize_t w;
+		do {
+			w = write((int)ready_fd, "R", 1);
+		} while (w < 0 && errno == EINTR);
+		if (w != 1) {
+			(void) fprintf(stderr, "%s: write ready fd: %s\n",
+			    progname, strerror(errno));
+			destroy(vmfd);
+			return (1);
+		}
+		(void) close((int)ready_fd);
+	}
+
+	/* The guest runs until the launcher closes our stdin. */
+	for (;;) {
+		ssize_t r = read(STDIN_FILENO, buf, sizeof (buf));
+		if (r == 0)
+			break;
+		if (r < 0 && errno != EINTR)
+			break;
+	}
+	destroy(vmfd);
+	return (0);
+}
