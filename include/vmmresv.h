@@ -94,7 +94,9 @@
 #define VMMRESV_DECISION_USE_RESERVOIR 1
 
 /**
- * `decision`: create the VM without the reservoir flag.
+ * `decision`: create the VM without the reservoir flag; a claim on the
+ * room the kernel leaves for transient memory is held until
+ * vmmresv_commit() or vmmresv_abort().
  */
 #define VMMRESV_DECISION_NO_RESERVOIR 2
 
@@ -342,13 +344,21 @@ typedef struct vmmresv_decision {
  */
 typedef struct vmmresv_reconcile_report {
   /**
-   * Pending claimed bytes in the ledger before.
+   * Pending reservoir claims in the ledger before, in bytes.
    */
-  uint64_t claimed_before_bytes;
+  uint64_t reservoir_claimed_before_bytes;
   /**
-   * After: the sum of the live claims.
+   * After: the sum of the live reservoir claims.
    */
-  uint64_t claimed_after_bytes;
+  uint64_t reservoir_claimed_after_bytes;
+  /**
+   * Pending transient (no-reservoir) claims before, in bytes.
+   */
+  uint64_t transient_claimed_before_bytes;
+  /**
+   * After: the sum of the live transient claims.
+   */
+  uint64_t transient_claimed_after_bytes;
   /**
    * Live claims counted.
    */
@@ -376,6 +386,8 @@ typedef struct vmmresv_reconcile_report {
    */
   uint64_t claims_beyond_free_bytes;
 } vmmresv_reconcile_report;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -603,11 +615,13 @@ void vmmresv_admission_close(struct vmmresv_admission *admission_handle);
  * `vm_uuid` (canonical 36-character text), with `preference`
  * (VMMRESV_RESERVOIR_*). `*out` receives the decision.
  *
- * USE_RESERVOIR holds a claim for this process (pid + start time) until
- * vmmresv_commit() or vmmresv_abort(), or until the process dies — the
- * next admission by anyone then reclaims it. Commit only after bhyve
- * allocated the VM's memory. A claim is checked against the reservoir's
- * free memory read after every other claim it competes with, so
+ * USE_RESERVOIR and NO_RESERVOIR hold a claim for this process (pid +
+ * start time) until vmmresv_commit() or vmmresv_abort(), or until the
+ * process dies — the next admission by anyone then reclaims it. Commit
+ * only after bhyve allocated the VM's memory. A reservoir claim is checked
+ * against the reservoir's free memory, a no-reservoir claim against the
+ * room the kernel leaves for transient memory (limit - free - allocated -
+ * transient), each read after every other claim it competes with, so
  * concurrent admissions, in any process, never over-admit. Admitting a
  * UUID that already holds a claim returns ALREADY_ADMITTED and charges
  * nothing twice.
@@ -641,11 +655,13 @@ vmmresv_status vmmresv_abort(struct vmmresv_admission *admission_handle,
                              uint64_t *released_bytes);
 
 /**
- * Bytes claimed by admissions not yet committed or aborted (all
- * processes).
+ * Bytes claimed by admissions not yet committed or aborted, by all
+ * processes: `*reservoir_bytes` for VMs admitted to the reservoir,
+ * `*transient_bytes` for VMs admitted without it. Either may be NULL.
  */
 vmmresv_status vmmresv_admission_pending(const struct vmmresv_admission *admission_handle,
-                                         uint64_t *out);
+                                         uint64_t *reservoir_bytes,
+                                         uint64_t *transient_bytes);
 
 /**
  * Recompute the ledger from its live claims — removing those of dead

@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use crate::admission::ledger::Pool;
 use crate::admission::{Admission, Decision, Preference, Reason, Verdict};
 use crate::pages::{self, PageSize};
 use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
@@ -661,7 +662,9 @@ pub const VMMRESV_RESERVOIR_NEVER: u32 = 3;
 /// `decision`: create the VM with VCF_RESERVOIR_MEM; a claim is held until
 /// vmmresv_commit() or vmmresv_abort().
 pub const VMMRESV_DECISION_USE_RESERVOIR: u32 = 1;
-/// `decision`: create the VM without the reservoir flag.
+/// `decision`: create the VM without the reservoir flag; a claim on the
+/// room the kernel leaves for transient memory is held until
+/// vmmresv_commit() or vmmresv_abort().
 pub const VMMRESV_DECISION_NO_RESERVOIR: u32 = 2;
 /// `decision`: do not start the VM.
 pub const VMMRESV_DECISION_REFUSE: u32 = 3;
@@ -741,10 +744,14 @@ impl From<Verdict> for vmmresv_decision {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct vmmresv_reconcile_report {
-    /// Pending claimed bytes in the ledger before.
-    pub claimed_before_bytes: u64,
-    /// After: the sum of the live claims.
-    pub claimed_after_bytes: u64,
+    /// Pending reservoir claims in the ledger before, in bytes.
+    pub reservoir_claimed_before_bytes: u64,
+    /// After: the sum of the live reservoir claims.
+    pub reservoir_claimed_after_bytes: u64,
+    /// Pending transient (no-reservoir) claims before, in bytes.
+    pub transient_claimed_before_bytes: u64,
+    /// After: the sum of the live transient claims.
+    pub transient_claimed_after_bytes: u64,
     /// Live claims counted.
     pub live_claims: u64,
     /// Claims of dead processes removed.
@@ -862,11 +869,13 @@ pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admissi
 /// `vm_uuid` (canonical 36-character text), with `preference`
 /// (VMMRESV_RESERVOIR_*). `*out` receives the decision.
 ///
-/// USE_RESERVOIR holds a claim for this process (pid + start time) until
-/// vmmresv_commit() or vmmresv_abort(), or until the process dies — the
-/// next admission by anyone then reclaims it. Commit only after bhyve
-/// allocated the VM's memory. A claim is checked against the reservoir's
-/// free memory read after every other claim it competes with, so
+/// USE_RESERVOIR and NO_RESERVOIR hold a claim for this process (pid +
+/// start time) until vmmresv_commit() or vmmresv_abort(), or until the
+/// process dies — the next admission by anyone then reclaims it. Commit
+/// only after bhyve allocated the VM's memory. A reservoir claim is checked
+/// against the reservoir's free memory, a no-reservoir claim against the
+/// room the kernel leaves for transient memory (limit - free - allocated -
+/// transient), each read after every other claim it competes with, so
 /// concurrent admissions, in any process, never over-admit. Admitting a
 /// UUID that already holds a claim returns ALREADY_ADMITTED and charges
 /// nothing twice.
@@ -962,15 +971,25 @@ pub extern "C" fn vmmresv_abort(
     boundary(|| release(admission_handle, vm_uuid, released_bytes, false))
 }
 
-/// Bytes claimed by admissions not yet committed or aborted (all
-/// processes).
+/// Bytes claimed by admissions not yet committed or aborted, by all
+/// processes: `*reservoir_bytes` for VMs admitted to the reservoir,
+/// `*transient_bytes` for VMs admitted without it. Either may be NULL.
 #[no_mangle]
 pub extern "C" fn vmmresv_admission_pending(
     admission_handle: *const vmmresv_admission,
-    out: *mut u64,
+    reservoir_bytes: *mut u64,
+    transient_bytes: *mut u64,
 ) -> Status {
     boundary(|| match admission(admission_handle) {
-        Ok(a) => out_result(out, a.inner.pending_bytes()),
+        Ok(a) => {
+            if !reservoir_bytes.is_null() {
+                put(reservoir_bytes, a.inner.pending_bytes(Pool::Reservoir));
+            }
+            if !transient_bytes.is_null() {
+                put(transient_bytes, a.inner.pending_bytes(Pool::Transient));
+            }
+            ok()
+        }
         Err(s) => fail(Error::new(s)),
     })
 }
@@ -999,8 +1018,10 @@ pub extern "C" fn vmmresv_reconcile(
                 put(
                     out,
                     vmmresv_reconcile_report {
-                        claimed_before_bytes: b(r.ledger.claimed_before),
-                        claimed_after_bytes: b(r.ledger.claimed_after),
+                        reservoir_claimed_before_bytes: b(r.ledger.claimed_before[0]),
+                        reservoir_claimed_after_bytes: b(r.ledger.claimed_after[0]),
+                        transient_claimed_before_bytes: b(r.ledger.claimed_before[1]),
+                        transient_claimed_after_bytes: b(r.ledger.claimed_after[1]),
                         live_claims: r.ledger.live_claims,
                         reclaimed_claims: r.ledger.reclaimed_slots,
                         reclaimed_bytes: b(r.ledger.reclaimed_pages),

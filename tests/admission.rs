@@ -7,6 +7,7 @@ mod common;
 
 use common::child::{self, run};
 use common::*;
+use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference, Reason};
 use vmmresv::{Reservoir, Status};
 
@@ -41,25 +42,37 @@ fn scenario(role: &str) {
                 (v.shortfall_bytes, v.charged_bytes, v.pending_bytes),
                 (GIB, 0, 2 * GIB)
             );
-            // The caller's choice: downgrade instead.
+            // The caller's choice: downgrade instead. The downgrade holds
+            // a claim on the room the kernel leaves for transient memory.
             let v = a.admit(&uuid(2), 3 * GIB, Preference::Prefer).unwrap();
             assert_eq!(
                 (v.decision, v.reason),
                 (Decision::NoReservoir, Reason::ReservoirFull)
             );
-            assert_eq!(v.shortfall_bytes, GIB);
+            assert_eq!((v.shortfall_bytes, v.charged_bytes), (GIB, 3 * GIB));
+            assert_eq!(a.pending_bytes(Pool::Transient), 3 * GIB);
+            // 8 GiB host: limit ~7.6 GiB, 4 GiB reservoir: ~3.6 GiB of
+            // transient room, 3 GiB of it claimed: 1 GiB more does not fit.
+            let v = a.admit(&uuid(3), GIB, Preference::Never).unwrap();
+            assert_eq!(
+                (v.decision, v.reason),
+                (Decision::Refuse, Reason::TransientLimit)
+            );
+            assert_eq!(a.abort(&uuid(2)).unwrap(), 3 * GIB);
             let v = a.admit(&uuid(3), GIB, Preference::Never).unwrap();
             assert_eq!(
                 (v.decision, v.reason),
                 (Decision::NoReservoir, Reason::ReservoirNotWanted)
             );
+            assert_eq!(a.commit(&uuid(3)).unwrap(), GIB);
+            assert_eq!(a.pending_bytes(Pool::Transient), 0);
             // A retried admit does not charge twice.
             let v = a.admit(&uuid(1), 2 * GIB, Preference::Require).unwrap();
             assert_eq!(
                 (v.decision, v.reason),
                 (Decision::UseReservoir, Reason::AlreadyAdmitted)
             );
-            assert_eq!(a.pending_bytes().unwrap(), 2 * GIB);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 2 * GIB);
             // Guest sizes round up to pages.
             let v = a.admit(&uuid(4), 1, Preference::Require).unwrap();
             assert_eq!(v.charged_bytes, 4096);
@@ -74,7 +87,7 @@ fn scenario(role: &str) {
             // Commit drops the claim; a second commit finds nothing.
             assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
             assert_eq!(a.commit(&uuid(1)).unwrap_err().status(), Status::NotFound);
-            assert_eq!(a.pending_bytes().unwrap(), 0);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 0);
             // Bad input.
             assert_eq!(
                 a.admit(&uuid(6), 0, Preference::Require)
@@ -95,7 +108,7 @@ fn scenario(role: &str) {
             // admission, which needs all of the reservoir.
             let free = a.reservoir().query().unwrap().free;
             assert_eq!(
-                a.pending_bytes().unwrap(),
+                a.pending_bytes(Pool::Reservoir),
                 GIB,
                 "the dead claim is still counted"
             );
@@ -113,7 +126,7 @@ fn scenario(role: &str) {
             // shrinks it under a pending claim.
             a.reservoir().set_target(GIB, 0, None).unwrap();
             let r = a.reconcile().unwrap();
-            assert_eq!(r.ledger.claimed_after, 3 * GIB / 4096);
+            assert_eq!(r.ledger.claimed_after[0], 3 * GIB / 4096);
             assert_eq!(r.ledger.live_claims, 1);
             assert_eq!(r.reservoir.free, GIB);
             assert_eq!(r.claims_beyond_free_bytes, 2 * GIB);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::child::{self, ROLE};
 use common::*;
 use vmmresv::admission::file::{self as lf, LedgerFile};
-use vmmresv::admission::ledger::SlotState;
+use vmmresv::admission::ledger::{Pool, SlotState};
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
 use vmmresv::{Reservoir, Status};
 
@@ -98,8 +98,8 @@ fn play(role: &str) {
             let rc = a.reconcile().unwrap();
             println!(
                 "RESULT {} {} {} {} {}",
-                rc.ledger.claimed_before,
-                rc.ledger.claimed_after,
+                rc.ledger.claimed_before[0],
+                rc.ledger.claimed_after[0],
                 rc.ledger.live_claims,
                 rc.ledger.reclaimed_slots,
                 rc.ledger.reclaimed_pages
@@ -122,26 +122,6 @@ fn as_child() -> bool {
 /// Run a child to completion; the words after its RESULT.
 fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
     child::run(host, test, role)
-}
-
-/// `run` for a test marked #[ignore]: its child must be told to run it.
-fn run_ignored(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
-    let c = host
-        .command(&std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            test,
-            "--nocapture",
-            "--test-threads",
-            "1",
-            "--include-ignored",
-        ])
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child::result(c)
 }
 
 /// Start a child whose stdin is a pipe we hold (`hold` blocks on it), and
@@ -427,7 +407,7 @@ fn killed_claimant_is_reclaimed_by_the_next_admission() {
     assert_eq!(claims[0].uuid, uuid(1));
     assert_eq!(claims[0].pages, 3 * GIB / PAGE);
     assert_eq!(claims[0].state, SlotState::Claimed);
-    assert_eq!(f.ledger().total().unwrap().claimed, 3 * GIB / PAGE);
+    assert_eq!(f.ledger().total(Pool::Reservoir).claimed, 3 * GIB / PAGE);
 
     // While it lives, its 3 GiB are not there for another VM.
     assert_eq!(
@@ -467,7 +447,7 @@ fn killed_claimant_is_reclaimed_by_the_next_admission() {
         [pages.as_str(), "0", "0", "1", pages.as_str()]
     );
     assert_eq!(f.ledger().claims().unwrap(), vec![]);
-    let total = f.ledger().total().unwrap();
+    let total = f.ledger().total(Pool::Reservoir);
     assert_eq!((total.claimed, total.frozen), (0, false));
     assert_no_allocation(&host);
 }
@@ -551,7 +531,7 @@ fn killed_zhyve_claim_is_reclaimed_by_the_next_zhyve() {
         stdout(&o)
     );
     assert_eq!(f.ledger().claims().unwrap(), vec![]);
-    assert_eq!(f.ledger().total().unwrap().claimed, 0);
+    assert_eq!(f.ledger().total(Pool::Reservoir).claimed, 0);
     assert_eq!(host.stat("allocs_ok"), 1);
     assert_eq!(host.stat("allocs_refused"), 0);
     assert_eq!(host.stat("alloc"), 0);
@@ -876,12 +856,13 @@ fn garbage_total_admits_nothing() {
     let t = "garbage_total_admits_nothing";
     let host = host("fault-total");
     let p = fresh_ledger(&host);
+    // A total no slot explains: the file is corrupt, not the host full.
     put_u64_at(&p, 128, (1 << 36) - 1);
     let got = run(&host, t, &format!("admit:1:{}:keep", GIB));
-    assert_eq!(&got[..3], ["Refuse", "ReservoirFull", "0"], "{:?}", got);
+    assert_eq!(got, ["admit_err", "LedgerCorrupt"]);
     let o = zhyve_once(&host, 1, 1024, &[]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).ends_with("zhyve: admitted=0 refused=1 launch_failed=0\n"));
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("7021"), "{}", stderr(&o));
     assert_no_allocation(&host);
     // An explicit reconcile recomputes the total from the (empty) slots.
     let all = ((1u64 << 36) - 1).to_string();
@@ -898,7 +879,6 @@ fn garbage_total_admits_nothing() {
 /// says a dead reconciler is replaced. The next admission should take
 /// over and admit.
 #[test]
-#[ignore = "library bug: admission reconciles only when a slot owner is dead; a total frozen by a dead reconciler makes every admit wait 5 s and fail BUSY until someone calls vmmresv_reconcile()"]
 fn total_frozen_by_a_dead_reconciler_is_recovered() {
     if as_child() {
         return;
@@ -914,7 +894,7 @@ fn total_frozen_by_a_dead_reconciler_is_recovered() {
     put_u64_at(&p, 192, u64::from(dead_pid) | (1 << 23)); // stamp: pid, ms 1
     put_u64_at(&p, 128, 1 << 63); // frozen, epoch 0, claimed 0
     let t0 = Instant::now();
-    let got = run_ignored(&host, t, &format!("admit:1:{}:abort", GIB));
+    let got = run(&host, t, &format!("admit:1:{}:abort", GIB));
     assert_eq!(
         &got[..2],
         ["UseReservoir", "Ok"],
@@ -922,36 +902,13 @@ fn total_frozen_by_a_dead_reconciler_is_recovered() {
         got,
         t0.elapsed()
     );
+    // Repaired at once, not after a claimant's 5 s wait for the freeze.
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 }
 
 /// What the same frozen total does today: every admission waits out the
 /// 5 s freeze timeout and fails with BUSY, and nothing is admitted; an
 /// explicit reconcile takes over from the dead reconciler and repairs it.
-#[test]
-fn total_frozen_by_a_dead_reconciler_is_busy_until_reconciled() {
-    if as_child() {
-        return;
-    }
-    let t = "total_frozen_by_a_dead_reconciler_is_busy_until_reconciled";
-    let host = host("fault-frozen-now");
-    let p = fresh_ledger(&host);
-    let mut dead = Command::new("true").spawn().unwrap();
-    let dead_pid = dead.id();
-    dead.wait().unwrap();
-    put_u64_at(&p, 192, u64::from(dead_pid) | (1 << 23));
-    put_u64_at(&p, 128, 1 << 63);
-    let t0 = Instant::now();
-    assert_eq!(
-        run(&host, t, &format!("admit:1:{}:keep", GIB)),
-        ["admit_err", "Busy"]
-    );
-    assert!(t0.elapsed() >= Duration::from_secs(5));
-    assert_no_allocation(&host);
-    assert_eq!(run(&host, t, "reconcile"), ["0", "0", "0", "0", "0"]);
-    let got = run(&host, t, &format!("admit:1:{}:abort", GIB));
-    assert_eq!(&got[..2], ["UseReservoir", "Ok"], "{:?}", got);
-}
-
 /// zhyve is killed between admission and commit while its bhyve lives on
 /// (here: bhyve is slow to allocate). The next admission sees the claim's
 /// owner — zhyve — dead and reclaims the memory for another VM; then the

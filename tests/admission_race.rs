@@ -286,8 +286,10 @@ fn race_closed_by_the_ledger() {
     let f = vmmresv::admission::file::LedgerFile::open_or_create(&ledger).unwrap();
     let l = f.ledger();
     assert_eq!(l.claims().unwrap(), vec![]);
-    assert_eq!(l.total().unwrap().claimed, 0);
-    assert!(!l.total().unwrap().frozen);
+    for pool in vmmresv::admission::ledger::Pool::ALL {
+        assert_eq!(l.total(pool).claimed, 0);
+        assert!(!l.total(pool).frozen);
+    }
 }
 
 /// The same load as today's zhyve would put it — query the reservoir and
@@ -460,14 +462,14 @@ fn zhyve_and_bhyve_are_valgrind_clean() {
 
 /// The same contention with `-p prefer` on a smaller host (8 GiB: limit
 /// about 7.6 GiB, reservoir 4 GiB, so about 3.6 GiB for transient VMs):
-/// VMs the reservoir cannot take are downgraded to NO_RESERVOIR, which
-/// holds no claim — the transient-limit check is a plain query, and two
-/// downgraded VMs can both pass it. The kernel then refuses one bhyve's
-/// transient allocation (vmmr_add: limit), exactly the RFD 185 failure on
-/// the other path. Measured (16 × 200 starts of 512–1024 MiB): about
-/// 2,750 launches, about 300 of them failed, as many allocs_refused.
+/// VMs the reservoir cannot take are downgraded to NO_RESERVOIR. Before
+/// NO_RESERVOIR decisions held a claim of their own (against the room the
+/// kernel leaves for transient memory), two downgraded VMs could both pass
+/// a plain query and the kernel refused one bhyve's transient allocation
+/// (vmmr_add: limit) — the RFD 185 failure on the other path. Measured
+/// then (16 × 200 starts of 512–1024 MiB): about 2,750 launches, about 300
+/// of them failed. With the transient pool: none may fail.
 #[test]
-#[ignore = "admission gap: NO_RESERVOIR (transient) decisions hold no claim, so concurrent downgraded VMs over-admit against the kernel limit"]
 fn race_on_the_transient_path() {
     let host = EmuHost::new("race-transient", 8 * GIB);
     let o = host

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use loom::sync::Arc;
-use vmmresv::admission::ledger::{AtomicU64, ClaimOutcome, Ledger, Slot, SlotState, World};
+use vmmresv::admission::ledger::{AtomicU64, ClaimOutcome, Ledger, Pool, Slot, SlotState, World};
 use vmmresv::admission::owner::Owner;
 use vmmresv::Status;
 
@@ -54,6 +54,7 @@ impl World for Fake {
 
 struct Mem {
     total: AtomicU64,
+    transient: AtomicU64,
     rec: AtomicU64,
     slots: Vec<Slot>,
     world: Fake,
@@ -63,18 +64,19 @@ impl Mem {
     fn new(n: usize, owners: &[Owner]) -> Arc<Mem> {
         Arc::new(Mem {
             total: AtomicU64::new(0),
+            transient: AtomicU64::new(0),
             rec: AtomicU64::new(0),
             slots: (0..n).map(|_| Slot::new()).collect(),
             world: Fake::new(owners),
         })
     }
     fn ledger(&self) -> Ledger<'_> {
-        Ledger::new(&self.total, &self.rec, &self.slots)
+        Ledger::new(&self.total, &self.transient, &self.rec, &self.slots)
     }
     /// The ledger is consistent: the total is exactly the live claims.
     fn assert_consistent(&self) {
         let l = self.ledger();
-        let t = l.total().unwrap();
+        let t = l.total(Pool::Reservoir);
         assert!(!t.frozen);
         let live: u64 = l
             .claims()
@@ -133,11 +135,19 @@ fn racing_claims_never_over_admit() {
                 loom::thread::spawn(move || {
                     let l = m.ledger();
                     match l
-                        .claim(&m.world, o, uuid(n), 2, n as usize, &mut || Ok(3))
+                        .claim(
+                            &m.world,
+                            o,
+                            uuid(n),
+                            Pool::Reservoir,
+                            2,
+                            n as usize,
+                            &mut || Ok(3),
+                        )
                         .unwrap()
                     {
                         ClaimOutcome::Claimed { slot, .. } => {
-                            assert!(l.total().unwrap().claimed <= 3);
+                            assert!(l.total(Pool::Reservoir).claimed <= 3);
                             Some((o, slot))
                         }
                         ClaimOutcome::Refused(r) => {
@@ -153,7 +163,7 @@ fn racing_claims_never_over_admit() {
         m.assert_consistent();
         let (o, slot) = won[0];
         assert_eq!(m.ledger().release(&m.world, o, slot).unwrap(), 2);
-        assert_eq!(m.ledger().total().unwrap().claimed, 0);
+        assert_eq!(m.ledger().total(Pool::Reservoir).claimed, 0);
     });
     assert!(n > 10, "loom explored only {} interleavings", n);
 }
@@ -168,11 +178,16 @@ fn claim_commit_and_reclaim_interleave_consistently() {
         let l = m.ledger();
         // A dead process's claim, and one of A's to commit.
         assert!(matches!(
-            l.claim(&m.world, DEAD, uuid(9), 2, 0, &mut || Ok(10))
-                .unwrap(),
+            l.claim(&m.world, DEAD, uuid(9), Pool::Reservoir, 2, 0, &mut || Ok(
+                10
+            ))
+            .unwrap(),
             ClaimOutcome::Claimed { .. }
         ));
-        let a_slot = match l.claim(&m.world, A, uuid(1), 3, 1, &mut || Ok(10)).unwrap() {
+        let a_slot = match l
+            .claim(&m.world, A, uuid(1), Pool::Reservoir, 3, 1, &mut || Ok(10))
+            .unwrap()
+        {
             ClaimOutcome::Claimed { slot, .. } => slot,
             r => panic!("{:?}", r),
         };
@@ -191,7 +206,7 @@ fn claim_commit_and_reclaim_interleave_consistently() {
         let claimant = loom::thread::spawn(move || {
             match m2
                 .ledger()
-                .claim(&m2.world, B, uuid(2), 4, 2, &mut || Ok(10))
+                .claim(&m2.world, B, uuid(2), Pool::Reservoir, 4, 2, &mut || Ok(10))
             {
                 Ok(_) => {}
                 Err(e) => assert_eq!(e.status(), Status::Busy),
@@ -199,7 +214,7 @@ fn claim_commit_and_reclaim_interleave_consistently() {
         });
         let m3 = m.clone();
         let reconciler = loom::thread::spawn(move || match m3.ledger().reconcile(&m3.world, C) {
-            Ok(r) => assert!(r.claimed_after <= 3 + 4),
+            Ok(r) => assert!(r.claimed_after[0] <= 3 + 4),
             Err(e) => assert_eq!(e.status(), Status::Busy),
         });
         committer.join().unwrap();
@@ -223,7 +238,9 @@ fn reconcile_during_claim_release_keeps_live_claims() {
         let m = Mem::new(3, &[A, B, DEAD]);
         assert!(matches!(
             m.ledger()
-                .claim(&m.world, DEAD, uuid(9), 1, 0, &mut || Ok(8))
+                .claim(&m.world, DEAD, uuid(9), Pool::Reservoir, 1, 0, &mut || Ok(
+                    8
+                ))
                 .unwrap(),
             ClaimOutcome::Claimed { .. }
         ));
@@ -232,7 +249,7 @@ fn reconcile_during_claim_release_keeps_live_claims() {
         let worker = loom::thread::spawn(move || {
             let l = m1.ledger();
             if let Ok(ClaimOutcome::Claimed { slot, .. }) =
-                l.claim(&m1.world, A, uuid(1), 5, 1, &mut || Ok(8))
+                l.claim(&m1.world, A, uuid(1), Pool::Reservoir, 5, 1, &mut || Ok(8))
             {
                 // Hold it across the reconcile, then maybe release.
                 let _ = l.release(&m1.world, A, slot);
@@ -246,7 +263,7 @@ fn reconcile_during_claim_release_keeps_live_claims() {
         reconciler.join().unwrap();
         // Quiescent: no frozen total left behind by the reconciler, and
         // after a final reconcile the total is exactly the live claims.
-        assert!(!m.ledger().total().unwrap().frozen);
+        assert!(!m.ledger().total(Pool::Reservoir).frozen);
         m.ledger().reconcile(&m.world, B).unwrap();
         m.assert_consistent();
     });

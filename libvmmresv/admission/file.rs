@@ -5,8 +5,9 @@
 //! | offset | size | what |
 //! |---|---|---|
 //! | 0 | 56 | [`FileHeader`]: magic, version, sizes, creation time, check |
-//! | 128 | 8 | the total word (its own cache line) |
+//! | 128 | 8 | the reservoir pool's total word (its own cache line) |
 //! | 192 | 8 | the reconciler stamp |
+//! | 256 | 8 | the transient pool's total word |
 //! | 4096 | 8192 × 64 | the slots |
 //!
 //! The file is created 0600 under a temporary name, fully initialised, then
@@ -45,6 +46,7 @@ pub const SLOT_SIZE: usize = 64;
 pub const FILE_SIZE: usize = HEADER_SIZE + NSLOTS * SLOT_SIZE;
 const TOTAL_OFFSET: usize = 128;
 const RECONCILER_OFFSET: usize = 192;
+const TRANSIENT_TOTAL_OFFSET: usize = 256;
 
 /// The fixed part of the header, never written after creation.
 #[repr(C)]
@@ -262,16 +264,20 @@ impl LedgerFile {
     /// The protocol over the mapped words.
     pub fn ledger(&self) -> Ledger<'_> {
         // SAFETY: base is a live, page-aligned MAP_SHARED mapping of
-        // FILE_SIZE bytes (until Drop). The offsets are 8-aligned (the two
+        // FILE_SIZE bytes (until Drop). The offsets are 8-aligned (the three
         // words) and 64-aligned (the slots, which are repr(C) AtomicU64s,
         // so any bit pattern is a valid value), all inside the mapping; the
         // memory is only accessed through these atomics.
         unsafe {
-            let total = &*(self.base.add(TOTAL_OFFSET) as *const AtomicU64);
-            let reconciler = &*(self.base.add(RECONCILER_OFFSET) as *const AtomicU64);
+            let word = |off: usize| &*(self.base.add(off) as *const AtomicU64);
             let slots =
                 std::slice::from_raw_parts(self.base.add(HEADER_SIZE) as *const Slot, NSLOTS);
-            Ledger::new(total, reconciler, slots)
+            Ledger::new(
+                word(TOTAL_OFFSET),
+                word(TRANSIENT_TOTAL_OFFSET),
+                word(RECONCILER_OFFSET),
+                slots,
+            )
         }
     }
 }

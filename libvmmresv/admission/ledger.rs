@@ -203,7 +203,7 @@ pub struct Slot {
     uuid_lo: AtomicU64,
     since: AtomicU64,
     check: AtomicU64,
-    _spare: AtomicU64,
+    pool: AtomicU64,
 }
 
 #[cfg(not(loom))]
@@ -220,7 +220,7 @@ impl Slot {
             uuid_lo: AtomicU64::new(0),
             since: AtomicU64::new(0),
             check: AtomicU64::new(0),
-            _spare: AtomicU64::new(0),
+            pool: AtomicU64::new(0),
         }
     }
 
@@ -244,6 +244,35 @@ impl Default for Slot {
     }
 }
 
+/// Which total a claim counts against.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pool {
+    /// The reservoir's free memory: VMs created with `VCF_RESERVOIR_MEM`.
+    Reservoir = 0,
+    /// Room under the kernel's limit for transient memory: VMs created
+    /// without the flag (vmmr_add refuses free + alloc + transient + new >
+    /// limit).
+    Transient = 1,
+}
+
+impl Pool {
+    /// Both pools.
+    pub const ALL: [Pool; 2] = [Pool::Reservoir, Pool::Transient];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn from_raw(v: u64) -> Option<Pool> {
+        match v {
+            0 => Some(Pool::Reservoir),
+            1 => Some(Pool::Transient),
+            _ => None,
+        }
+    }
+}
+
 /// A claim's fields, as read from a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClaimInfo {
@@ -253,6 +282,8 @@ pub struct ClaimInfo {
     pub state: SlotState,
     /// Who holds it.
     pub owner: Owner,
+    /// The total it counts against.
+    pub pool: Pool,
     /// Pages claimed.
     pub pages: u64,
     /// The VM's UUID.
@@ -263,9 +294,9 @@ pub struct ClaimInfo {
 
 /// Mixes a slot's fields into its check word, so a slot written by
 /// something other than this code (or torn) is noticed.
-fn check_of(w: Word, start: u64, pages: u64, hi: u64, lo: u64, since: u64) -> u64 {
+fn check_of(w: Word, start: u64, pages: u64, hi: u64, lo: u64, since: u64, pool: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in [u64::from(w.pid), w.gen, start, pages, hi, lo, since] {
+    for v in [u64::from(w.pid), w.gen, start, pages, hi, lo, since, pool] {
         h ^= v;
         h = h.wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     }
@@ -277,7 +308,7 @@ fn check_of(w: Word, start: u64, pages: u64, hi: u64, lo: u64, since: u64) -> u6
 pub struct Refused {
     /// Pages asked for.
     pub requested: u64,
-    /// Pages already claimed by others.
+    /// Pages already claimed by others in the same pool.
     pub claimed: u64,
     /// Pages the capacity reading allowed.
     pub capacity: u64,
@@ -292,7 +323,8 @@ pub enum ClaimOutcome {
     Claimed {
         /// The slot holding it.
         slot: usize,
-        /// Pages other pending claims held when this one was applied.
+        /// Pages other pending claims of the pool held when this one was
+        /// applied.
         others: u64,
     },
     /// Not enough room.
@@ -302,16 +334,27 @@ pub enum ClaimOutcome {
 /// What a reconcile found and did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// The total before.
-    pub claimed_before: u64,
-    /// The total after (the sum of live claims).
-    pub claimed_after: u64,
+    /// Each pool's total before (indexed by `Pool as usize`).
+    pub claimed_before: [u64; 2],
+    /// Each pool's total after: the sum of its live claims.
+    pub claimed_after: [u64; 2],
     /// Live claims counted.
     pub live_claims: u64,
     /// Slots of dead owners freed.
     pub reclaimed_slots: u64,
-    /// Pages those dead owners held in the total.
+    /// Pages those dead owners held.
     pub reclaimed_pages: u64,
+}
+
+/// One pass over the ledger, as admission needs it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Some slot's owner is dead: a reconcile would reclaim something.
+    pub dead_owners: bool,
+    /// A total is frozen and no live reconciler is working on it.
+    pub stalled: bool,
+    /// The claim for the UUID asked about, if one is live.
+    pub found: Option<ClaimInfo>,
 }
 
 /// How the protocol asks whether an owner lives and what time it is; the
@@ -363,10 +406,10 @@ impl World for Host {
     }
 }
 
-/// The shared words: the total, the reconciler stamp, and the slots. Backed
-/// by the mapped file, or by memory in tests.
+/// The shared words: one total per pool, the reconciler stamp, and the
+/// slots. Backed by the mapped file, or by memory in tests.
 pub struct Ledger<'a> {
-    total: &'a AtomicU64,
+    totals: [&'a AtomicU64; 2],
     reconciler: &'a AtomicU64,
     slots: &'a [Slot],
 }
@@ -381,18 +424,24 @@ fn unstamp(s: u64) -> (u32, u64) {
 }
 
 impl<'a> Ledger<'a> {
-    /// A ledger over these words.
-    pub fn new(total: &'a AtomicU64, reconciler: &'a AtomicU64, slots: &'a [Slot]) -> Ledger<'a> {
+    /// A ledger over these words: the reservoir pool's total, the transient
+    /// pool's total, the reconciler stamp and the slots.
+    pub fn new(
+        reservoir_total: &'a AtomicU64,
+        transient_total: &'a AtomicU64,
+        reconciler: &'a AtomicU64,
+        slots: &'a [Slot],
+    ) -> Ledger<'a> {
         Ledger {
-            total,
+            totals: [reservoir_total, transient_total],
             reconciler,
             slots,
         }
     }
 
-    /// The total, validated.
-    pub fn total(&self) -> Result<Total> {
-        Ok(Total::unpack(self.total.load(Acquire)))
+    /// A pool's total.
+    pub fn total(&self, pool: Pool) -> Total {
+        Total::unpack(self.totals[pool.index()].load(Acquire))
     }
 
     fn slot(&self, i: usize) -> Result<&Slot> {
@@ -414,11 +463,16 @@ impl<'a> Ledger<'a> {
             let hi = s.uuid_hi.load(Relaxed);
             let lo = s.uuid_lo.load(Relaxed);
             let since = s.since.load(Relaxed);
+            let pool = s.pool.load(Relaxed);
             let check = s.check.load(Relaxed);
             if s.word.load(Acquire) != w1 {
                 continue; // moved while we read; read again
             }
-            if check != check_of(w, start, pages, hi, lo, since) || pages == 0 || pages > MAX_PAGES
+            let pool_ok = Pool::from_raw(pool);
+            if check != check_of(w, start, pages, hi, lo, since, pool)
+                || pages == 0
+                || pages > MAX_PAGES
+                || pool_ok.is_none()
             {
                 return Err(Error::new(Status::LedgerCorrupt));
             }
@@ -429,6 +483,7 @@ impl<'a> Ledger<'a> {
                 slot: i,
                 state: w.state,
                 owner: Owner { pid: w.pid, start },
+                pool: pool_ok.unwrap_or(Pool::Reservoir),
                 pages,
                 uuid,
                 since,
@@ -447,7 +502,7 @@ impl<'a> Ledger<'a> {
         Ok(v)
     }
 
-    /// Move slot `i` from `from` to `to` if its word is exactly `from`.
+    /// Move a slot from `from` to `to` if its word is exactly `from`.
     fn cas_slot(&self, s: &Slot, from: Word, to: Word) -> bool {
         s.word
             .compare_exchange(from.pack(), to.pack(), AcqRel, Acquire)
@@ -460,8 +515,7 @@ impl<'a> Ledger<'a> {
         for k in 0..n {
             let i = (hint + k) % n;
             let s = &self.slots[i];
-            let raw = s.word.load(Relaxed);
-            let w = Word::unpack(raw)?;
+            let w = Word::unpack(s.word.load(Relaxed))?;
             if w.state != SlotState::Free {
                 continue;
             }
@@ -477,13 +531,13 @@ impl<'a> Ledger<'a> {
         Err(Error::new(Status::LedgerFull))
     }
 
-    /// Wait while the total is frozen by a reconcile; Busy if it stays
-    /// frozen too long (a reconciler that died is replaced by the next
-    /// reconcile, which admission runs when it sees dead owners).
-    fn wait_unfrozen(&self, world: &dyn World) -> Result<Total> {
+    /// Wait while `pool`'s total is frozen by a reconcile; Busy if it stays
+    /// frozen too long (admission then reconciles itself if the reconciler
+    /// is gone: see [`Ledger::survey`]).
+    fn wait_unfrozen(&self, world: &dyn World, pool: Pool) -> Result<Total> {
         let t0 = world.now_ms();
         loop {
-            let t = Total::unpack(self.total.load(Acquire));
+            let t = self.total(pool);
             if !t.frozen {
                 return Ok(t);
             }
@@ -494,17 +548,19 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// Claim `pages` for VM `uuid`, owned by `me`.
+    /// Claim `pages` of `pool` for VM `uuid`, owned by `me`.
     ///
     /// `capacity` is asked for the pages available *after* each read of
-    /// the total (for admission: the reservoir's free pages from a fresh
-    /// query); the claim succeeds only if `claimed + pages <= capacity` for
-    /// a capacity read after the total the CAS replaces.
+    /// the pool's total (for admission: from a fresh reservoir query); the
+    /// claim succeeds only if `claimed + pages <= capacity` for a capacity
+    /// read after the total the CAS replaces.
+    #[allow(clippy::too_many_arguments)]
     pub fn claim(
         &self,
         world: &dyn World,
         me: Owner,
         uuid: [u8; 16],
+        pool: Pool,
         pages: u64,
         hint: usize,
         capacity: &mut dyn FnMut() -> Result<u64>,
@@ -512,32 +568,37 @@ impl<'a> Ledger<'a> {
         if pages == 0 || pages > MAX_PAGES {
             return Err(Error::new(Status::InvalidArgument));
         }
+        let total = self.totals[pool.index()];
         let (i, busy) = self.take_slot(me, hint)?;
         let s = &self.slots[i];
         let hi = u64::from_be_bytes(uuid[..8].try_into().unwrap_or_default());
         let lo = u64::from_be_bytes(uuid[8..].try_into().unwrap_or_default());
         let since = world.now_secs();
+        let pool_raw = pool as u64;
         s.start.store(me.start, Relaxed);
         s.pages.store(pages, Relaxed);
         s.uuid_hi.store(hi, Relaxed);
         s.uuid_lo.store(lo, Relaxed);
         s.since.store(since, Relaxed);
-        s.check
-            .store(check_of(busy, me.start, pages, hi, lo, since), Relaxed);
+        s.pool.store(pool_raw, Relaxed);
+        s.check.store(
+            check_of(busy, me.start, pages, hi, lo, since, pool_raw),
+            Relaxed,
+        );
         let reserving = busy.with(SlotState::Reserving);
-        // Release: the fields above are visible to whoever sees RESERVING.
+        // AcqRel: the fields above are visible to whoever sees RESERVING.
         if !self.cas_slot(s, busy, reserving) {
             return Err(Error::new(Status::LedgerCorrupt));
         }
         let others = loop {
-            let raw = self.total.load(Acquire);
+            let raw = total.load(Acquire);
             let t = Total::unpack(raw);
             if t.frozen {
                 // Step back to a state a reconciler need not wait for.
                 if !self.cas_slot(s, reserving, busy) {
                     return Err(Error::new(Status::LedgerCorrupt));
                 }
-                let waited = self.wait_unfrozen(world);
+                let waited = self.wait_unfrozen(world, pool);
                 if !self.cas_slot(s, busy, reserving) {
                     return Err(Error::new(Status::LedgerCorrupt));
                 }
@@ -563,15 +624,11 @@ impl<'a> Ledger<'a> {
                     requested: pages,
                     claimed: t.claimed,
                     capacity: cap,
-                    shortfall: want - cap.min(want),
+                    shortfall: want.saturating_sub(cap).max(1),
                 }));
             }
             let new = t.next(want, false).pack();
-            if self
-                .total
-                .compare_exchange(raw, new, AcqRel, Acquire)
-                .is_ok()
-            {
+            if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 break t.claimed;
             }
         };
@@ -581,7 +638,7 @@ impl<'a> Ledger<'a> {
         Ok(ClaimOutcome::Claimed { slot: i, others })
     }
 
-    /// Give up our own slot that never reached the total.
+    /// Give up our own slot that never reached (or has left) the total.
     fn free_own(&self, s: &Slot, from: Word) {
         let free = Word {
             state: SlotState::Free,
@@ -593,13 +650,15 @@ impl<'a> Ledger<'a> {
         let _ = self.cas_slot(s, from, free);
     }
 
-    /// Take claim `slot` (held by `me`) out of the total: commit or abort.
+    /// Take claim `slot` (held by `me`) out of its pool's total: commit or
+    /// abort. Returns the pages it held.
     pub fn release(&self, world: &dyn World, me: Owner, slot: usize) -> Result<u64> {
         let s = self.slot(slot)?;
         let info = self.read(slot)?.ok_or(Error::new(Status::NotFound))?;
         if info.owner != me || info.state != SlotState::Claimed {
             return Err(Error::new(Status::NotFound));
         }
+        let total = self.totals[info.pool.index()];
         let claimed = Word::unpack(s.word.load(Acquire))?;
         if claimed.state != SlotState::Claimed || claimed.pid != me.pid {
             return Err(Error::new(Status::NotFound));
@@ -609,14 +668,14 @@ impl<'a> Ledger<'a> {
             return Err(Error::new(Status::NotFound));
         }
         loop {
-            let raw = self.total.load(Acquire);
+            let raw = total.load(Acquire);
             let t = Total::unpack(raw);
             if t.frozen {
                 if !self.cas_slot(s, releasing, claimed) {
                     return Err(Error::new(Status::LedgerCorrupt));
                 }
                 // On Busy the slot is still CLAIMED: nothing lost.
-                self.wait_unfrozen(world)?;
+                self.wait_unfrozen(world, info.pool)?;
                 if !self.cas_slot(s, claimed, releasing) {
                     return Err(Error::new(Status::NotFound));
                 }
@@ -628,11 +687,7 @@ impl<'a> Ledger<'a> {
                 return Err(Error::new(Status::LedgerCorrupt));
             }
             let new = t.next(t.claimed - info.pages, false).pack();
-            if self
-                .total
-                .compare_exchange(raw, new, AcqRel, Acquire)
-                .is_ok()
-            {
+            if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 break;
             }
         }
@@ -640,7 +695,7 @@ impl<'a> Ledger<'a> {
         Ok(info.pages)
     }
 
-    /// Whether a claim's owner is alive; a busy slot's start time may not
+    /// Whether a slot's owner is alive; a busy slot's start time may not
     /// be written yet, so only its pid can be asked.
     fn owner_alive(world: &dyn World, state: SlotState, owner: Owner) -> bool {
         if state == SlotState::Busy {
@@ -650,49 +705,75 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// Whether any slot is held by an owner that is no longer alive.
-    pub fn has_dead_owners(&self, world: &dyn World) -> Result<bool> {
+    /// Whether the reconciler stamp names no live, recent reconciler.
+    fn reconciler_gone(&self, world: &dyn World) -> bool {
+        let cur = self.reconciler.load(Acquire);
+        if cur == 0 {
+            return true;
+        }
+        let (pid, at) = unstamp(cur);
+        !world.pid_exists(pid) || world.now_ms().saturating_sub(at) > STALE_RECONCILE_MS
+    }
+
+    /// One pass for admission: dead owners, a stalled freeze, the claim of
+    /// `uuid` — and a consistency check of each total against the claims
+    /// listed in the slots: every page in a total belongs to a slot that
+    /// is reserving, claimed or releasing, so a total larger than those
+    /// slots hold (while it did not change during the pass) is a corrupt
+    /// file, not a reason to refuse or admit anything.
+    pub fn survey(&self, world: &dyn World, uuid: Option<&[u8; 16]>) -> Result<Survey> {
+        let before = Pool::ALL.map(|p| self.totals[p.index()].load(Acquire));
+        let mut listed = [0u64; 2];
+        let mut out = Survey::default();
         for (i, s) in self.slots.iter().enumerate() {
             let w = Word::unpack(s.word.load(Acquire))?;
             match w.state {
                 SlotState::Free => {}
                 SlotState::Busy => {
                     if !world.pid_exists(w.pid) {
-                        return Ok(true);
+                        out.dead_owners = true;
                     }
                 }
                 _ => {
-                    if let Some(c) = self.read(i)? {
-                        if !world.alive(c.owner) {
-                            return Ok(true);
-                        }
+                    let Some(c) = self.read(i)? else { continue };
+                    listed[c.pool.index()] = listed[c.pool.index()].saturating_add(c.pages);
+                    if !world.alive(c.owner) {
+                        out.dead_owners = true;
+                    } else if uuid == Some(&c.uuid)
+                        && matches!(c.state, SlotState::Claimed | SlotState::Reserving)
+                    {
+                        out.found = Some(c);
                     }
                 }
             }
         }
-        Ok(false)
+        for p in Pool::ALL {
+            let after = self.totals[p.index()].load(Acquire);
+            let t = Total::unpack(after);
+            if t.frozen {
+                out.stalled |= self.reconciler_gone(world);
+            } else if after == before[p.index()] && t.claimed > listed[p.index()] {
+                return Err(Error::new(Status::LedgerCorrupt));
+            }
+        }
+        Ok(out)
     }
 
-    /// Recompute the total from the live claims, freeing the slots of dead
-    /// owners. See the module documentation for why this is safe while
-    /// other processes claim and release.
+    /// Recompute every total from the live claims, freeing the slots of
+    /// dead owners. See the module documentation for why this is safe
+    /// while other processes claim and release.
     pub fn reconcile(&self, world: &dyn World, me: Owner) -> Result<ReconcileReport> {
         // 1. Become the reconciler (or replace a dead or stale one).
         let mine_at = world.now_ms();
         let mine = loop {
             let cur = self.reconciler.load(Acquire);
-            if cur != 0 {
-                let (pid, at) = unstamp(cur);
-                let now = world.now_ms();
-                let stale = !world.pid_exists(pid) || now.saturating_sub(at) > STALE_RECONCILE_MS;
-                if !stale {
-                    // Someone else is on it; wait for them to finish.
-                    if now.saturating_sub(mine_at) > FROZEN_WAIT_MS {
-                        return Err(Error::new(Status::Busy));
-                    }
-                    world.pause();
-                    continue;
+            if cur != 0 && !self.reconciler_gone(world) {
+                // Someone else is on it; wait for them to finish.
+                if world.now_ms().saturating_sub(mine_at) > FROZEN_WAIT_MS {
+                    return Err(Error::new(Status::Busy));
                 }
+                world.pause();
+                continue;
             }
             let candidate = stamp(me.pid, world.now_ms());
             if self
@@ -709,100 +790,115 @@ impl<'a> Ledger<'a> {
     }
 
     fn reconcile_frozen(&self, world: &dyn World) -> Result<ReconcileReport> {
-        // 2. Freeze the total (it may already be frozen by a reconciler we
-        //    replaced).
-        let frozen_raw = loop {
-            let raw = self.total.load(Acquire);
-            let t = Total::unpack(raw);
-            if t.frozen {
-                break raw;
+        // 2. Freeze every total (some may already be frozen by a reconciler
+        //    we replaced).
+        let frozen_raw = Pool::ALL.map(|p| {
+            let total = self.totals[p.index()];
+            loop {
+                let raw = total.load(Acquire);
+                let t = Total::unpack(raw);
+                if t.frozen {
+                    break raw;
+                }
+                let f = Total { frozen: true, ..t }.pack();
+                if total.compare_exchange(raw, f, AcqRel, Acquire).is_ok() {
+                    break f;
+                }
             }
-            let f = Total { frozen: true, ..t }.pack();
-            if self.total.compare_exchange(raw, f, AcqRel, Acquire).is_ok() {
-                break f;
+        });
+        let before = frozen_raw.map(Total::unpack);
+        let unfreeze_unchanged = || {
+            for p in Pool::ALL {
+                let b = before[p.index()];
+                let _ = self.totals[p.index()].compare_exchange(
+                    frozen_raw[p.index()],
+                    b.next(b.claimed, false).pack(),
+                    AcqRel,
+                    Acquire,
+                );
             }
         };
-        let before = Total::unpack(frozen_raw);
-        let unfreeze_unchanged = |this: &Self| {
-            let _ = this.total.compare_exchange(
-                frozen_raw,
-                before.next(before.claimed, false).pack(),
-                AcqRel,
-                Acquire,
-            );
-        };
-        // 3. Wait until no live owner is mid-operation: their CAS on the
+        match self.recount(world, before) {
+            Ok((sums, mut report)) => {
+                // 5. Publish the recomputed totals with new epochs: every
+                //    claim computed before now fails its CAS and reads
+                //    again.
+                let mut lost = false;
+                for p in Pool::ALL {
+                    let new = before[p.index()].next(sums[p.index()], false).pack();
+                    lost |= self.totals[p.index()]
+                        .compare_exchange(frozen_raw[p.index()], new, AcqRel, Acquire)
+                        .is_err();
+                }
+                if lost {
+                    // A reconciler that replaced us (we were judged stale)
+                    // published first; its result stands.
+                    return Err(Error::new(Status::Busy));
+                }
+                report.claimed_after = sums;
+                Ok(report)
+            }
+            Err(e) => {
+                unfreeze_unchanged();
+                Err(e)
+            }
+        }
+    }
+
+    /// Steps 3 and 4 of a reconcile, with the totals frozen.
+    fn recount(
+        &self,
+        world: &dyn World,
+        before: [Total; 2],
+    ) -> Result<([u64; 2], ReconcileReport)> {
+        // 3. Wait until no live owner is mid-operation: their CAS on a
         //    total now fails, so they finish or roll back.
         let t0 = world.now_ms();
         loop {
             let mut busy = false;
             for (i, s) in self.slots.iter().enumerate() {
-                let w = match Word::unpack(s.word.load(Acquire)) {
-                    Ok(w) => w,
-                    Err(e) => {
-                        unfreeze_unchanged(self);
-                        return Err(e);
-                    }
-                };
+                let w = Word::unpack(s.word.load(Acquire))?;
                 if !w.state.transitional() {
                     continue;
                 }
-                match self.read(i) {
-                    Ok(Some(c)) if c.state.transitional() && world.alive(c.owner) => busy = true,
-                    Ok(_) => {}
-                    Err(e) => {
-                        unfreeze_unchanged(self);
-                        return Err(e);
-                    }
+                if let Some(c) = self.read(i)? {
+                    busy |= c.state.transitional() && world.alive(c.owner);
                 }
             }
             if !busy {
                 break;
             }
             if world.now_ms().saturating_sub(t0) > RECONCILE_WAIT_MS {
-                unfreeze_unchanged(self);
                 return Err(Error::new(Status::Busy));
             }
             world.pause();
         }
         // 4. Sum the live claims; free what the dead held.
         let mut report = ReconcileReport {
-            claimed_before: before.claimed,
+            claimed_before: before.map(|t| t.claimed),
             ..Default::default()
         };
-        let mut sum: u64 = 0;
+        let mut sums = [0u64; 2];
         for (i, s) in self.slots.iter().enumerate() {
-            let raw = s.word.load(Acquire);
-            let w = match Word::unpack(raw) {
-                Ok(w) => w,
-                Err(e) => {
-                    unfreeze_unchanged(self);
-                    return Err(e);
-                }
-            };
+            let w = Word::unpack(s.word.load(Acquire))?;
             if w.state == SlotState::Free {
                 continue;
             }
-            let info = match self.read(i) {
-                Ok(c) => c,
-                Err(e) => {
-                    unfreeze_unchanged(self);
-                    return Err(e);
-                }
-            };
+            let info = self.read(i)?;
             let owner = Owner {
                 pid: w.pid,
                 start: info.map(|c| c.owner.start).unwrap_or(0),
             };
             if Self::owner_alive(world, w.state, owner) {
                 // A live RELEASING slot is one whose release could not
-                // complete (the total is frozen): still in the total. A
+                // complete (the totals are frozen): still in its total. A
                 // live RESERVING one began after step 3, so its CAS cannot
                 // have succeeded: not in the total.
-                if matches!(w.state, SlotState::Claimed | SlotState::Releasing) {
-                    let pages = info.map(|c| c.pages).unwrap_or(0);
-                    sum += pages;
-                    report.live_claims += 1;
+                if let Some(c) = info {
+                    if matches!(w.state, SlotState::Claimed | SlotState::Releasing) {
+                        sums[c.pool.index()] += c.pages;
+                        report.live_claims += 1;
+                    }
                 }
                 continue;
             }
@@ -819,24 +915,10 @@ impl<'a> Ledger<'a> {
                 }
             }
         }
-        if sum > MAX_PAGES {
-            unfreeze_unchanged(self);
+        if sums.iter().any(|s| *s > MAX_PAGES) {
             return Err(Error::new(Status::LedgerCorrupt));
         }
-        // 5. Publish the recomputed total with a new epoch: every claim
-        //    computed before now fails its CAS and reads again.
-        let new = before.next(sum, false).pack();
-        if self
-            .total
-            .compare_exchange(frozen_raw, new, AcqRel, Acquire)
-            .is_err()
-        {
-            // A reconciler that replaced us (we were judged stale)
-            // published first; its result stands.
-            return Err(Error::new(Status::Busy));
-        }
-        report.claimed_after = sum;
-        Ok(report)
+        Ok((sums, report))
     }
 
     /// The live claim for `uuid`, if any.
@@ -897,6 +979,7 @@ mod tests {
 
     struct Mem {
         total: AtomicU64,
+        transient: AtomicU64,
         rec: AtomicU64,
         slots: Vec<Slot>,
     }
@@ -905,12 +988,13 @@ mod tests {
         fn new(n: usize) -> Mem {
             Mem {
                 total: AtomicU64::new(0),
+                transient: AtomicU64::new(0),
                 rec: AtomicU64::new(0),
                 slots: (0..n).map(|_| Slot::new()).collect(),
             }
         }
         fn ledger(&self) -> Ledger<'_> {
-            Ledger::new(&self.total, &self.rec, &self.slots)
+            Ledger::new(&self.total, &self.transient, &self.rec, &self.slots)
         }
     }
 
@@ -928,7 +1012,9 @@ mod tests {
         let m = Mem::new(8);
         let l = m.ledger();
         let w = Fake::new(&[A, B]);
-        let out = l.claim(&w, A, uuid(1), 10, 0, &mut || Ok(16)).unwrap();
+        let out = l
+            .claim(&w, A, uuid(1), Pool::Reservoir, 10, 0, &mut || Ok(16))
+            .unwrap();
         let slot = match out {
             ClaimOutcome::Claimed { slot, others } => {
                 assert_eq!(others, 0);
@@ -936,9 +1022,11 @@ mod tests {
             }
             r => panic!("{:?}", r),
         };
-        assert_eq!(l.total().unwrap().claimed, 10);
+        assert_eq!(l.total(Pool::Reservoir).claimed, 10);
         // 10 + 7 > 16: refused, short by 1; the slot went back.
-        let r = l.claim(&w, B, uuid(2), 7, 0, &mut || Ok(16)).unwrap();
+        let r = l
+            .claim(&w, B, uuid(2), Pool::Reservoir, 7, 0, &mut || Ok(16))
+            .unwrap();
         assert_eq!(
             r,
             ClaimOutcome::Refused(Refused {
@@ -957,7 +1045,7 @@ mod tests {
             Status::NotFound
         );
         assert_eq!(l.release(&w, A, slot).unwrap(), 10);
-        assert_eq!(l.total().unwrap().claimed, 0);
+        assert_eq!(l.total(Pool::Reservoir).claimed, 0);
         assert!(l.claims().unwrap().is_empty());
         // Releasing twice finds nothing.
         assert_eq!(
@@ -976,12 +1064,14 @@ mod tests {
         let w = Fake::new(&[A, B]);
         let mut calls = 0;
         let out = l
-            .claim(&w, A, uuid(1), 4, 0, &mut || {
+            .claim(&w, A, uuid(1), Pool::Reservoir, 4, 0, &mut || {
                 calls += 1;
                 if calls == 1 {
                     // B claims 8 behind our back, after we read the total.
                     let inner = m.ledger();
-                    let r = inner.claim(&w, B, uuid(2), 8, 4, &mut || Ok(10)).unwrap();
+                    let r = inner
+                        .claim(&w, B, uuid(2), Pool::Reservoir, 8, 4, &mut || Ok(10))
+                        .unwrap();
                     assert!(matches!(r, ClaimOutcome::Claimed { .. }));
                 }
                 Ok(10)
@@ -997,7 +1087,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(l.total().unwrap().claimed, 8);
+        assert_eq!(l.total(Pool::Reservoir).claimed, 8);
     }
 
     #[test]
@@ -1017,11 +1107,19 @@ mod tests {
                         u[0] = t as u8;
                         u[12..].copy_from_slice(&i.to_be_bytes());
                         match l
-                            .claim(w, *o, u, pages, (i as usize) * 7, &mut || Ok(cap))
+                            .claim(
+                                w,
+                                *o,
+                                u,
+                                Pool::Reservoir,
+                                pages,
+                                (i as usize) * 7,
+                                &mut || Ok(cap),
+                            )
                             .unwrap()
                         {
                             ClaimOutcome::Claimed { slot, .. } => {
-                                assert!(l.total().unwrap().claimed <= cap);
+                                assert!(l.total(Pool::Reservoir).claimed <= cap);
                                 assert_eq!(l.release(w, *o, slot).unwrap(), pages);
                             }
                             ClaimOutcome::Refused(r) => assert!(r.shortfall > 0),
@@ -1030,7 +1128,7 @@ mod tests {
                 });
             }
         });
-        assert_eq!(m.ledger().total().unwrap().claimed, 0);
+        assert_eq!(m.ledger().total(Pool::Reservoir).claimed, 0);
         assert!(m.ledger().claims().unwrap().is_empty());
     }
 
@@ -1039,20 +1137,22 @@ mod tests {
         let m = Mem::new(8);
         let l = m.ledger();
         let w = Fake::new(&[A, B]);
-        l.claim(&w, A, uuid(1), 5, 0, &mut || Ok(100)).unwrap();
-        l.claim(&w, B, uuid(2), 7, 0, &mut || Ok(100)).unwrap();
-        assert!(!l.has_dead_owners(&w).unwrap());
+        l.claim(&w, A, uuid(1), Pool::Reservoir, 5, 0, &mut || Ok(100))
+            .unwrap();
+        l.claim(&w, B, uuid(2), Pool::Reservoir, 7, 0, &mut || Ok(100))
+            .unwrap();
+        assert!(!l.survey(&w, None).unwrap().dead_owners);
         w.kill(A);
-        assert!(l.has_dead_owners(&w).unwrap());
+        assert!(l.survey(&w, None).unwrap().dead_owners);
         let rep = l.reconcile(&w, B).unwrap();
-        assert_eq!(rep.claimed_before, 12);
-        assert_eq!(rep.claimed_after, 7);
+        assert_eq!(rep.claimed_before[0], 12);
+        assert_eq!(rep.claimed_after[0], 7);
         assert_eq!(
             (rep.reclaimed_slots, rep.reclaimed_pages, rep.live_claims),
             (1, 5, 1)
         );
         assert_eq!(
-            l.total().unwrap(),
+            l.total(Pool::Reservoir),
             Total {
                 frozen: false,
                 epoch: 3,
@@ -1070,11 +1170,12 @@ mod tests {
         let old = Owner { pid: 300, start: 1 };
         let reused = Owner { pid: 300, start: 2 };
         let w = Fake::new(&[old, B]);
-        l.claim(&w, old, uuid(1), 5, 0, &mut || Ok(100)).unwrap();
+        l.claim(&w, old, uuid(1), Pool::Reservoir, 5, 0, &mut || Ok(100))
+            .unwrap();
         w.kill(old);
         w.alive.lock().unwrap().insert(reused);
-        assert!(l.has_dead_owners(&w).unwrap());
-        assert_eq!(l.reconcile(&w, B).unwrap().claimed_after, 0);
+        assert!(l.survey(&w, None).unwrap().dead_owners);
+        assert_eq!(l.reconcile(&w, B).unwrap().claimed_after[0], 0);
     }
 
     #[test]
@@ -1085,7 +1186,10 @@ mod tests {
         let m = Mem::new(8);
         let l = m.ledger();
         let w = Fake::new(&[A, B]);
-        let slot = match l.claim(&w, A, uuid(1), 6, 0, &mut || Ok(100)).unwrap() {
+        let slot = match l
+            .claim(&w, A, uuid(1), Pool::Reservoir, 6, 0, &mut || Ok(100))
+            .unwrap()
+        {
             ClaimOutcome::Claimed { slot, .. } => slot,
             r => panic!("{:?}", r),
         };
@@ -1093,7 +1197,7 @@ mod tests {
         m.slots[slot].poke_word((raw & !7) | SlotState::Reserving.code());
         w.kill(A);
         let rep = l.reconcile(&w, B).unwrap();
-        assert_eq!((rep.claimed_before, rep.claimed_after), (6, 0));
+        assert_eq!((rep.claimed_before[0], rep.claimed_after[0]), (6, 0));
         assert_eq!(rep.reclaimed_slots, 1);
     }
 
@@ -1103,13 +1207,16 @@ mod tests {
         let l = m.ledger();
         let dead = Owner { pid: 400, start: 1 };
         let w = Fake::new(&[A, B]);
-        l.claim(&w, A, uuid(1), 3, 0, &mut || Ok(100)).unwrap();
+        l.claim(&w, A, uuid(1), Pool::Reservoir, 3, 0, &mut || Ok(100))
+            .unwrap();
         // A reconciler froze the total and died.
         m.rec.store(stamp(dead.pid, w.now_ms()), Relaxed);
-        let t = l.total().unwrap();
+        let t = l.total(Pool::Reservoir);
         m.total.store(Total { frozen: true, ..t }.pack(), Relaxed);
         // A claim now waits, then gives up with Busy rather than hang.
-        let e = l.claim(&w, B, uuid(2), 1, 0, &mut || Ok(100)).unwrap_err();
+        let e = l
+            .claim(&w, B, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(100))
+            .unwrap_err();
         assert_eq!(e.status(), Status::Busy);
         assert!(
             l.find(&uuid(2)).unwrap().is_none(),
@@ -1117,10 +1224,11 @@ mod tests {
         );
         // The next reconcile replaces the dead reconciler and unfreezes.
         let rep = l.reconcile(&w, B).unwrap();
-        assert_eq!(rep.claimed_after, 3);
-        assert!(!l.total().unwrap().frozen);
+        assert_eq!(rep.claimed_after[0], 3);
+        assert!(!l.total(Pool::Reservoir).frozen);
         assert!(matches!(
-            l.claim(&w, B, uuid(2), 1, 0, &mut || Ok(100)).unwrap(),
+            l.claim(&w, B, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(100))
+                .unwrap(),
             ClaimOutcome::Claimed { .. }
         ));
     }
@@ -1137,7 +1245,10 @@ mod tests {
             l.reconcile(&w, A).unwrap_err().status(),
             Status::LedgerCorrupt
         );
-        assert!(!l.total().unwrap().frozen, "a failed reconcile unfreezes");
+        assert!(
+            !l.total(Pool::Reservoir).frozen,
+            "a failed reconcile unfreezes"
+        );
         // A claimed slot whose fields do not match their check.
         m.slots[3].poke_word(
             Word {
@@ -1157,7 +1268,15 @@ mod tests {
         // Oversized requests are refused up front.
         m.slots[3].poke_word(0);
         let e = l
-            .claim(&w, A, uuid(1), MAX_PAGES + 1, 0, &mut || Ok(u64::MAX))
+            .claim(
+                &w,
+                A,
+                uuid(1),
+                Pool::Reservoir,
+                MAX_PAGES + 1,
+                0,
+                &mut || Ok(u64::MAX),
+            )
             .unwrap_err();
         assert_eq!(e.status(), Status::InvalidArgument);
     }
@@ -1167,9 +1286,13 @@ mod tests {
         let m = Mem::new(2);
         let l = m.ledger();
         let w = Fake::new(&[A]);
-        l.claim(&w, A, uuid(1), 1, 0, &mut || Ok(100)).unwrap();
-        l.claim(&w, A, uuid(2), 1, 0, &mut || Ok(100)).unwrap();
-        let e = l.claim(&w, A, uuid(3), 1, 0, &mut || Ok(100)).unwrap_err();
+        l.claim(&w, A, uuid(1), Pool::Reservoir, 1, 0, &mut || Ok(100))
+            .unwrap();
+        l.claim(&w, A, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(100))
+            .unwrap();
+        let e = l
+            .claim(&w, A, uuid(3), Pool::Reservoir, 1, 0, &mut || Ok(100))
+            .unwrap_err();
         assert_eq!(e.status(), Status::LedgerFull);
     }
 }

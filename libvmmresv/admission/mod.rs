@@ -22,7 +22,7 @@ pub mod owner;
 use std::path::Path;
 
 use self::file::LedgerFile;
-use self::ledger::{ClaimInfo, ClaimOutcome, Host, ReconcileReport, SlotState};
+use self::ledger::{ClaimInfo, ClaimOutcome, Host, Pool, ReconcileReport};
 use self::owner::Owner;
 use crate::pages::{self, PageSize, PAGESIZE};
 use crate::reservoir::{Reservoir, ReservoirQuery};
@@ -114,7 +114,7 @@ pub struct Reconciliation {
     pub ledger: ReconcileReport,
     /// The reservoir, queried after the repair.
     pub reservoir: ReservoirQuery,
-    /// Pending claims (bytes) beyond what the kernel says is free: memory
+    /// Pending reservoir claims (bytes) beyond what the kernel says is free: memory
     /// left the reservoir outside admission (an operator shrank it, a VM
     /// allocated without a claim, a resize stopped part-way). 0 when the
     /// two agree.
@@ -199,8 +199,9 @@ impl Admission {
 
     /// Admit one VM start: `guest_bytes` of memory for VM `uuid`.
     ///
-    /// Dead claimants are reclaimed first. A UUID that already holds a live
-    /// claim gets `AlreadyAdmitted` without a second charge.
+    /// Dead claimants (and a reconcile that died half-way) are repaired
+    /// first. A UUID that already holds a live claim gets
+    /// `AlreadyAdmitted` without a second charge.
     pub fn admit(&self, uuid: &[u8; 16], guest_bytes: u64, pref: Preference) -> Result<Verdict> {
         let pages = pages::btopr(guest_bytes, PageSize::Base4K);
         if pages == 0 || pages > ledger::MAX_PAGES {
@@ -208,91 +209,127 @@ impl Admission {
         }
         let me = Self::me()?;
         let l = self.file.ledger();
-        if l.has_dead_owners(&Host)? {
+        let mut survey = l.survey(&Host, Some(uuid))?;
+        if survey.dead_owners || survey.stalled {
             match l.reconcile(&Host, me) {
                 Ok(_) => {}
                 // Another process is reconciling: its result serves us too.
                 Err(e) if e.status() == Status::Busy => {}
                 Err(e) => return Err(e),
             }
+            survey = l.survey(&Host, Some(uuid))?;
         }
-        if let Some(c) = l.find(uuid)? {
-            if matches!(c.state, SlotState::Claimed | SlotState::Reserving) {
+        if let Some(c) = survey.found {
+            let q = self.reservoir.query()?;
+            let others = l.total(c.pool).claimed.saturating_sub(c.pages);
+            return Ok(Verdict {
+                decision: match c.pool {
+                    Pool::Reservoir => Decision::UseReservoir,
+                    Pool::Transient => Decision::NoReservoir,
+                },
+                reason: Reason::AlreadyAdmitted,
+                charged_bytes: bytes(c.pages),
+                shortfall_bytes: 0,
+                free_bytes: q.free,
+                pending_bytes: bytes(others),
+            });
+        }
+        let mut free = 0u64;
+        if pref != Preference::Never {
+            let mut capacity = || -> Result<u64> {
                 let q = self.reservoir.query()?;
-                let t = l.total()?;
-                return Ok(Verdict {
-                    decision: Decision::UseReservoir,
-                    reason: Reason::AlreadyAdmitted,
-                    charged_bytes: bytes(c.pages),
-                    shortfall_bytes: 0,
-                    free_bytes: q.free,
-                    pending_bytes: bytes(t.claimed.saturating_sub(c.pages)),
-                });
+                free = q.free;
+                Ok(pages::btop(q.free, PageSize::Base4K))
+            };
+            let outcome = l.claim(
+                &Host,
+                me,
+                *uuid,
+                Pool::Reservoir,
+                pages,
+                hint(uuid),
+                &mut capacity,
+            )?;
+            match outcome {
+                ClaimOutcome::Claimed { others, .. } => {
+                    return Ok(Verdict {
+                        decision: Decision::UseReservoir,
+                        reason: Reason::Ok,
+                        charged_bytes: bytes(pages),
+                        shortfall_bytes: 0,
+                        free_bytes: free,
+                        pending_bytes: bytes(others),
+                    })
+                }
+                ClaimOutcome::Refused(r) if pref == Preference::Require => {
+                    return Ok(Verdict {
+                        decision: Decision::Refuse,
+                        reason: Reason::ReservoirFull,
+                        charged_bytes: 0,
+                        shortfall_bytes: bytes(r.shortfall),
+                        free_bytes: free,
+                        pending_bytes: bytes(r.claimed),
+                    })
+                }
+                ClaimOutcome::Refused(r) => {
+                    return self.transient(uuid, pages, Reason::ReservoirFull, bytes(r.shortfall))
+                }
             }
         }
-        if pref == Preference::Never {
-            return self.transient(pages, Reason::ReservoirNotWanted, 0);
-        }
+        self.transient(uuid, pages, Reason::ReservoirNotWanted, 0)
+    }
+
+    /// The no-reservoir path, claimed like the reservoir path against the
+    /// room the kernel leaves for transient memory (vmmr_add refuses
+    /// free + alloc + transient + new > limit), read after the transient
+    /// pool's total — so concurrent downgraded VMs cannot over-admit
+    /// either.
+    fn transient(
+        &self,
+        uuid: &[u8; 16],
+        pages: u64,
+        why_not_reservoir: Reason,
+        reservoir_shortfall: u64,
+    ) -> Result<Verdict> {
+        let me = Self::me()?;
+        let l = self.file.ledger();
         let mut free = 0u64;
         let mut capacity = || -> Result<u64> {
             let q = self.reservoir.query()?;
             free = q.free;
-            Ok(pages::btop(q.free, PageSize::Base4K))
+            let used = q
+                .free
+                .saturating_add(q.alloc)
+                .saturating_add(q.alloc_transient);
+            Ok(pages::btop(q.limit.saturating_sub(used), PageSize::Base4K))
         };
-        let outcome = l.claim(&Host, me, *uuid, pages, hint(uuid), &mut capacity)?;
-        match outcome {
-            ClaimOutcome::Claimed { others, .. } => Ok(Verdict {
-                decision: Decision::UseReservoir,
-                reason: Reason::Ok,
+        let outcome = l.claim(
+            &Host,
+            me,
+            *uuid,
+            Pool::Transient,
+            pages,
+            hint(uuid),
+            &mut capacity,
+        )?;
+        Ok(match outcome {
+            ClaimOutcome::Claimed { others, .. } => Verdict {
+                decision: Decision::NoReservoir,
+                reason: why_not_reservoir,
                 charged_bytes: bytes(pages),
-                shortfall_bytes: 0,
+                shortfall_bytes: reservoir_shortfall,
                 free_bytes: free,
                 pending_bytes: bytes(others),
-            }),
-            ClaimOutcome::Refused(r) if pref == Preference::Require => Ok(Verdict {
+            },
+            ClaimOutcome::Refused(r) => Verdict {
                 decision: Decision::Refuse,
-                reason: Reason::ReservoirFull,
+                reason: Reason::TransientLimit,
                 charged_bytes: 0,
                 shortfall_bytes: bytes(r.shortfall),
                 free_bytes: free,
                 pending_bytes: bytes(r.claimed),
-            }),
-            ClaimOutcome::Refused(r) => {
-                self.transient(pages, Reason::ReservoirFull, bytes(r.shortfall))
-            }
-        }
-    }
-
-    /// The no-reservoir path: the kernel refuses transient memory beyond
-    /// its limit (vmmr_add: free + alloc + transient + new > limit).
-    fn transient(&self, pages: u64, why_not: Reason, reservoir_shortfall: u64) -> Result<Verdict> {
-        let q = self.reservoir.query()?;
-        let used = q
-            .free
-            .saturating_add(q.alloc)
-            .saturating_add(q.alloc_transient);
-        let room = q.limit.saturating_sub(used);
-        let want = bytes(pages);
-        let pending = bytes(self.file.ledger().total()?.claimed);
-        if want <= room {
-            Ok(Verdict {
-                decision: Decision::NoReservoir,
-                reason: why_not,
-                charged_bytes: 0,
-                shortfall_bytes: reservoir_shortfall,
-                free_bytes: q.free,
-                pending_bytes: pending,
-            })
-        } else {
-            Ok(Verdict {
-                decision: Decision::Refuse,
-                reason: Reason::TransientLimit,
-                charged_bytes: 0,
-                shortfall_bytes: want - room,
-                free_bytes: q.free,
-                pending_bytes: pending,
-            })
-        }
+            },
+        })
     }
 
     fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
@@ -323,9 +360,9 @@ impl Admission {
         self.file.ledger().claims()
     }
 
-    /// Pending claimed bytes (the ledger's total).
-    pub fn pending_bytes(&self) -> Result<u64> {
-        Ok(bytes(self.file.ledger().total()?.claimed))
+    /// Pending claimed bytes of a pool (its total in the ledger).
+    pub fn pending_bytes(&self, pool: Pool) -> u64 {
+        bytes(self.file.ledger().total(pool).claimed)
     }
 
     /// Recompute the ledger from its live claims (reclaiming the dead) and
@@ -337,7 +374,8 @@ impl Admission {
         Ok(Reconciliation {
             ledger: report,
             reservoir: q,
-            claims_beyond_free_bytes: bytes(report.claimed_after).saturating_sub(q.free),
+            claims_beyond_free_bytes: bytes(report.claimed_after[Pool::Reservoir as usize])
+                .saturating_sub(q.free),
         })
     }
 }

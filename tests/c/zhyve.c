@@ -526,7 +526,8 @@ start_admitted(const struct opts *o, vmmresv_reservoir *r,
 	case VMMRESV_DECISION_USE_RESERVOIR:
 		return (run_vm(o, adm, uuid, 1, 1, n));
 	case VMMRESV_DECISION_NO_RESERVOIR:
-		return (run_vm(o, adm, uuid, 0, 0, n));
+		/* A claim on the transient room is held too (charged > 0). */
+		return (run_vm(o, adm, uuid, 0, d.charged_bytes > 0, n));
 	default:
 		(void) fprintf(stderr, "%s: unknown decision %u\n", progname,
 		    (unsigned)d.decision);
