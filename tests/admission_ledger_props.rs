@@ -55,7 +55,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..3usize, 0..2usize, 1..24u64).prop_map(|(owner, pool, pages)| Op::Claim { owner, pool, pages }),
+        4 => (0..3usize, 0..3usize, 1..24u64).prop_map(|(owner, pool, pages)| Op::Claim { owner, pool, pages }),
         3 => any::<usize>().prop_map(|pick| Op::Release { pick }),
         1 => (0..3usize).prop_map(|owner| Op::Kill { owner }),
         1 => Just(Op::Reconcile),
@@ -72,7 +72,7 @@ struct M {
     slot: usize,
 }
 
-const CAPACITY: [u64; 2] = [60, 40];
+const CAPACITY: [u64; 3] = [60, 40, 50];
 const SLOTS: usize = 24;
 
 proptest! {
@@ -82,9 +82,10 @@ proptest! {
     fn ledger_matches_a_sequential_model(ops in prop::collection::vec(op(), 1..60)) {
         let total = AtomicU64::new(0);
         let transient = AtomicU64::new(0);
+        let arc = AtomicU64::new(0);
         let rec = AtomicU64::new(0);
         let slots: Vec<Slot> = (0..SLOTS).map(|_| Slot::new()).collect();
-        let l = Ledger::new(&total, &transient, &rec, &slots);
+        let l = Ledger::new([&total, &transient, &arc], &rec, &slots);
         // Three "processes"; a killed one is replaced by a new process
         // (same pid, new start time: pid reuse).
         let mut owners: Vec<Owner> = (0..3).map(|i| Owner { pid: 10 + i, start: 1 }).collect();

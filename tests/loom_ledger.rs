@@ -55,6 +55,7 @@ impl World for Fake {
 struct Mem {
     total: AtomicU64,
     transient: AtomicU64,
+    arc: AtomicU64,
     rec: AtomicU64,
     slots: Vec<Slot>,
     world: Fake,
@@ -65,13 +66,18 @@ impl Mem {
         Arc::new(Mem {
             total: AtomicU64::new(0),
             transient: AtomicU64::new(0),
+            arc: AtomicU64::new(0),
             rec: AtomicU64::new(0),
             slots: (0..n).map(|_| Slot::new()).collect(),
             world: Fake::new(owners),
         })
     }
     fn ledger(&self) -> Ledger<'_> {
-        Ledger::new(&self.total, &self.transient, &self.rec, &self.slots)
+        Ledger::new(
+            [&self.total, &self.transient, &self.arc],
+            &self.rec,
+            &self.slots,
+        )
     }
     /// The ledger is consistent: the total is exactly the live claims.
     fn assert_consistent(&self) {
@@ -224,7 +230,7 @@ fn claim_commit_and_reclaim_interleave_consistently() {
         // exactly equal to its live claims, without the dead one.
         m.ledger().reconcile(&m.world, C).unwrap();
         m.assert_consistent();
-        assert!(m.ledger().find(&uuid(9)).unwrap().is_none());
+        assert!(m.ledger().find(&uuid(9), &Pool::ALL).unwrap().is_none());
     });
     assert!(n > 10, "loom explored only {} interleavings", n);
 }

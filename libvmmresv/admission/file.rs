@@ -8,6 +8,7 @@
 //! | 128 | 8 | the reservoir pool's total word (its own cache line) |
 //! | 192 | 8 | the reconciler stamp |
 //! | 256 | 8 | the transient pool's total word |
+//! | 320 | 8 | the ARC pool's total word |
 //! | 4096 | 8192 × 64 | the slots |
 //!
 //! The file is created 0600 under a temporary name, fully initialised, then
@@ -47,6 +48,7 @@ pub const FILE_SIZE: usize = HEADER_SIZE + NSLOTS * SLOT_SIZE;
 const TOTAL_OFFSET: usize = 128;
 const RECONCILER_OFFSET: usize = 192;
 const TRANSIENT_TOTAL_OFFSET: usize = 256;
+const ARC_TOTAL_OFFSET: usize = 320;
 
 /// The fixed part of the header, never written after creation.
 #[repr(C)]
@@ -264,7 +266,7 @@ impl LedgerFile {
     /// The protocol over the mapped words.
     pub fn ledger(&self) -> Ledger<'_> {
         // SAFETY: base is a live, page-aligned MAP_SHARED mapping of
-        // FILE_SIZE bytes (until Drop). The offsets are 8-aligned (the three
+        // FILE_SIZE bytes (until Drop). The offsets are 8-aligned (the four
         // words) and 64-aligned (the slots, which are repr(C) AtomicU64s,
         // so any bit pattern is a valid value), all inside the mapping; the
         // memory is only accessed through these atomics.
@@ -273,8 +275,11 @@ impl LedgerFile {
             let slots =
                 std::slice::from_raw_parts(self.base.add(HEADER_SIZE) as *const Slot, NSLOTS);
             Ledger::new(
-                word(TOTAL_OFFSET),
-                word(TRANSIENT_TOTAL_OFFSET),
+                [
+                    word(TOTAL_OFFSET),
+                    word(TRANSIENT_TOTAL_OFFSET),
+                    word(ARC_TOTAL_OFFSET),
+                ],
                 word(RECONCILER_OFFSET),
                 slots,
             )

@@ -254,11 +254,17 @@ pub enum Pool {
     /// without the flag (vmmr_add refuses free + alloc + transient + new >
     /// limit).
     Transient = 1,
+    /// ARC reservations of VMs running without the reservoir (OS-8005's
+    /// arc_virt_machine_reserved): memory the ZFS ARC must leave them.
+    Arc = 2,
 }
+
+/// Number of pools (totals) in a ledger.
+pub const NPOOLS: usize = 3;
 
 impl Pool {
     /// Both pools.
-    pub const ALL: [Pool; 2] = [Pool::Reservoir, Pool::Transient];
+    pub const ALL: [Pool; NPOOLS] = [Pool::Reservoir, Pool::Transient, Pool::Arc];
 
     fn index(self) -> usize {
         self as usize
@@ -268,6 +274,7 @@ impl Pool {
         match v {
             0 => Some(Pool::Reservoir),
             1 => Some(Pool::Transient),
+            2 => Some(Pool::Arc),
             _ => None,
         }
     }
@@ -335,9 +342,9 @@ pub enum ClaimOutcome {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
     /// Each pool's total before (indexed by `Pool as usize`).
-    pub claimed_before: [u64; 2],
+    pub claimed_before: [u64; NPOOLS],
     /// Each pool's total after: the sum of its live claims.
-    pub claimed_after: [u64; 2],
+    pub claimed_after: [u64; NPOOLS],
     /// Live claims counted.
     pub live_claims: u64,
     /// Slots of dead owners freed.
@@ -409,7 +416,7 @@ impl World for Host {
 /// The shared words: one total per pool, the reconciler stamp, and the
 /// slots. Backed by the mapped file, or by memory in tests.
 pub struct Ledger<'a> {
-    totals: [&'a AtomicU64; 2],
+    totals: [&'a AtomicU64; NPOOLS],
     reconciler: &'a AtomicU64,
     slots: &'a [Slot],
 }
@@ -424,16 +431,15 @@ fn unstamp(s: u64) -> (u32, u64) {
 }
 
 impl<'a> Ledger<'a> {
-    /// A ledger over these words: the reservoir pool's total, the transient
-    /// pool's total, the reconciler stamp and the slots.
+    /// A ledger over these words: one total per pool (indexed by `Pool as
+    /// usize`), the reconciler stamp and the slots.
     pub fn new(
-        reservoir_total: &'a AtomicU64,
-        transient_total: &'a AtomicU64,
+        totals: [&'a AtomicU64; NPOOLS],
         reconciler: &'a AtomicU64,
         slots: &'a [Slot],
     ) -> Ledger<'a> {
         Ledger {
-            totals: [reservoir_total, transient_total],
+            totals,
             reconciler,
             slots,
         }
@@ -715,15 +721,15 @@ impl<'a> Ledger<'a> {
         !world.pid_exists(pid) || world.now_ms().saturating_sub(at) > STALE_RECONCILE_MS
     }
 
-    /// One pass for admission: dead owners, a stalled freeze, the claim of
-    /// `uuid` — and a consistency check of each total against the claims
+    /// One pass for admission: dead owners, a stalled freeze, the
+    /// admission claim (reservoir or transient) of `uuid` — and a consistency check of each total against the claims
     /// listed in the slots: every page in a total belongs to a slot that
     /// is reserving, claimed or releasing, so a total larger than those
     /// slots hold (while it did not change during the pass) is a corrupt
     /// file, not a reason to refuse or admit anything.
     pub fn survey(&self, world: &dyn World, uuid: Option<&[u8; 16]>) -> Result<Survey> {
         let before = Pool::ALL.map(|p| self.totals[p.index()].load(Acquire));
-        let mut listed = [0u64; 2];
+        let mut listed = [0u64; NPOOLS];
         let mut out = Survey::default();
         for (i, s) in self.slots.iter().enumerate() {
             let w = Word::unpack(s.word.load(Acquire))?;
@@ -740,6 +746,7 @@ impl<'a> Ledger<'a> {
                     if !world.alive(c.owner) {
                         out.dead_owners = true;
                     } else if uuid == Some(&c.uuid)
+                        && c.pool != Pool::Arc
                         && matches!(c.state, SlotState::Claimed | SlotState::Reserving)
                     {
                         out.found = Some(c);
@@ -849,8 +856,8 @@ impl<'a> Ledger<'a> {
     fn recount(
         &self,
         world: &dyn World,
-        before: [Total; 2],
-    ) -> Result<([u64; 2], ReconcileReport)> {
+        before: [Total; NPOOLS],
+    ) -> Result<([u64; NPOOLS], ReconcileReport)> {
         // 3. Wait until no live owner is mid-operation: their CAS on a
         //    total now fails, so they finish or roll back.
         let t0 = world.now_ms();
@@ -878,7 +885,7 @@ impl<'a> Ledger<'a> {
             claimed_before: before.map(|t| t.claimed),
             ..Default::default()
         };
-        let mut sums = [0u64; 2];
+        let mut sums = [0u64; NPOOLS];
         for (i, s) in self.slots.iter().enumerate() {
             let w = Word::unpack(s.word.load(Acquire))?;
             if w.state == SlotState::Free {
@@ -921,11 +928,11 @@ impl<'a> Ledger<'a> {
         Ok((sums, report))
     }
 
-    /// The live claim for `uuid`, if any.
-    pub fn find(&self, uuid: &[u8; 16]) -> Result<Option<ClaimInfo>> {
+    /// The claim for `uuid` in one of `pools`, if any.
+    pub fn find(&self, uuid: &[u8; 16], pools: &[Pool]) -> Result<Option<ClaimInfo>> {
         for i in 0..self.slots.len() {
             if let Some(c) = self.read(i)? {
-                if &c.uuid == uuid {
+                if &c.uuid == uuid && pools.contains(&c.pool) {
                     return Ok(Some(c));
                 }
             }
@@ -980,6 +987,7 @@ mod tests {
     struct Mem {
         total: AtomicU64,
         transient: AtomicU64,
+        arc: AtomicU64,
         rec: AtomicU64,
         slots: Vec<Slot>,
     }
@@ -989,12 +997,17 @@ mod tests {
             Mem {
                 total: AtomicU64::new(0),
                 transient: AtomicU64::new(0),
+                arc: AtomicU64::new(0),
                 rec: AtomicU64::new(0),
                 slots: (0..n).map(|_| Slot::new()).collect(),
             }
         }
         fn ledger(&self) -> Ledger<'_> {
-            Ledger::new(&self.total, &self.transient, &self.rec, &self.slots)
+            Ledger::new(
+                [&self.total, &self.transient, &self.arc],
+                &self.rec,
+                &self.slots,
+            )
         }
     }
 
@@ -1037,7 +1050,7 @@ mod tests {
             })
         );
         assert_eq!(l.claims().unwrap().len(), 1);
-        let c = l.find(&uuid(1)).unwrap().unwrap();
+        let c = l.find(&uuid(1), &Pool::ALL).unwrap().unwrap();
         assert_eq!((c.owner, c.pages, c.state), (A, 10, SlotState::Claimed));
         // Only the owner releases.
         assert_eq!(
@@ -1159,7 +1172,7 @@ mod tests {
                 claimed: 7
             }
         );
-        assert!(l.find(&uuid(1)).unwrap().is_none());
+        assert!(l.find(&uuid(1), &Pool::ALL).unwrap().is_none());
         assert_eq!(m.rec.load(Relaxed), 0, "reconciler stamp cleared");
     }
 
@@ -1219,7 +1232,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status(), Status::Busy);
         assert!(
-            l.find(&uuid(2)).unwrap().is_none(),
+            l.find(&uuid(2), &Pool::ALL).unwrap().is_none(),
             "the waiting claim left nothing behind"
         );
         // The next reconcile replaces the dead reconciler and unfreezes.
@@ -1262,7 +1275,7 @@ mod tests {
         // A free slot naming an owner.
         m.slots[3].poke_word(100 << 3);
         assert_eq!(
-            l.find(&uuid(1)).unwrap_err().status(),
+            l.find(&uuid(1), &Pool::ALL).unwrap_err().status(),
             Status::LedgerCorrupt
         );
         // Oversized requests are refused up front.

@@ -223,9 +223,10 @@ impl Admission {
             let q = self.reservoir.query()?;
             let others = l.total(c.pool).claimed.saturating_sub(c.pages);
             return Ok(Verdict {
-                decision: match c.pool {
-                    Pool::Reservoir => Decision::UseReservoir,
-                    Pool::Transient => Decision::NoReservoir,
+                decision: if c.pool == Pool::Reservoir {
+                    Decision::UseReservoir
+                } else {
+                    Decision::NoReservoir
                 },
                 reason: Reason::AlreadyAdmitted,
                 charged_bytes: bytes(c.pages),
@@ -335,7 +336,9 @@ impl Admission {
     fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
         let me = Self::me()?;
         let l = self.file.ledger();
-        let c = l.find(uuid)?.ok_or(Error::new(Status::NotFound))?;
+        let c = l
+            .find(uuid, &[Pool::Reservoir, Pool::Transient])?
+            .ok_or(Error::new(Status::NotFound))?;
         if c.owner != me {
             return Err(Error::new(Status::NotFound));
         }
