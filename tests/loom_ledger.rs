@@ -5,6 +5,11 @@
 //! words, which loom's atomics model here.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test --release --test loom_ledger`
+//!
+//! Bugs planted by hand in ledger.rs, each caught here: the claim's CAS on
+//! the total replaced by a plain store (racing_claims_never_over_admit);
+//! reconcile not counting a live owner's RELEASING slot, whose release the
+//! freeze stopped (both reconcile models).
 
 #![cfg(loom)]
 
@@ -106,23 +111,54 @@ fn uuid(n: u8) -> [u8; 16] {
     u
 }
 
-fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
-    b
+/// The spawn orders to try: loom 0.7's partial-order reduction remembers
+/// only the last access to an atomic, so when thread A loads a word and
+/// thread B then loads and CASes it, loom never tries B's CAS before A's
+/// load (tokio-rs/loom#166, #392). Every CAS loop starts with a load, so
+/// each model runs once per spawn order: both orders of two threads, the
+/// three rotations of three (every pair in both relative orders). See
+/// tests/loom_local.rs for the planted bugs a single order missed.
+fn orders(n: usize) -> Vec<Vec<usize>> {
+    match n {
+        2 => vec![vec![0, 1], vec![1, 0]],
+        3 => vec![vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1]],
+        _ => panic!("models here have 2 or 3 threads"),
+    }
 }
 
-/// Run `f` under loom and return how many interleavings it explored, so a
-/// test can assert the model did explore (a check that ran once would
-/// prove nothing).
-fn explore(f: impl Fn() + Sync + Send + 'static) -> usize {
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Spawn `jobs` in `order` and join them all.
+fn run(order: &[usize], jobs: Vec<Job>) {
+    let mut jobs: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let handles: Vec<_> = order
+        .iter()
+        .map(|&i| loom::thread::spawn(jobs[i].take().expect("each job spawned once")))
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+/// Run the model `f(order)` under loom for every spawn order of `threads`
+/// threads (preemption bound 2) and return how many interleavings were
+/// explored in all, so a test can assert the model did explore (a check
+/// that ran once would prove nothing).
+fn explore(threads: usize, f: impl Fn(&[usize]) + Sync + Send + Clone + 'static) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let r = runs.clone();
-    builder().check(move || {
-        r.fetch_add(1, Ordering::Relaxed);
-        f()
-    });
+    for order in orders(threads) {
+        let r = runs.clone();
+        let f = f.clone();
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(2);
+        }
+        b.check(move || {
+            r.fetch_add(1, Ordering::Relaxed);
+            f(&order)
+        });
+    }
     let n = runs.load(Ordering::Relaxed);
     println!("explored {} interleavings", n);
     n
@@ -132,13 +168,15 @@ fn explore(f: impl Fn() + Sync + Send + 'static) -> usize {
 /// never passes the capacity, and after the winner's release it is 0.
 #[test]
 fn racing_claims_never_over_admit() {
-    let n = explore(|| {
+    let n = explore(2, |order| {
         let m = Mem::new(3, &[A, B]);
-        let hs: Vec<_> = [(A, 1u8), (B, 2u8)]
+        let won = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let jobs: Vec<Job> = [(A, 1u8), (B, 2u8)]
             .into_iter()
             .map(|(o, n)| {
                 let m = m.clone();
-                loom::thread::spawn(move || {
+                let won = won.clone();
+                Box::new(move || {
                     let l = m.ledger();
                     match l
                         .claim(
@@ -154,17 +192,15 @@ fn racing_claims_never_over_admit() {
                     {
                         ClaimOutcome::Claimed { slot, .. } => {
                             assert!(l.total(Pool::Reservoir).claimed <= 3);
-                            Some((o, slot))
+                            won.lock().unwrap().push((o, slot));
                         }
-                        ClaimOutcome::Refused(r) => {
-                            assert!(r.shortfall > 0);
-                            None
-                        }
+                        ClaimOutcome::Refused(r) => assert!(r.shortfall > 0),
                     }
-                })
+                }) as Job
             })
             .collect();
-        let won: Vec<_> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        run(order, jobs);
+        let won = won.lock().unwrap().clone();
         assert_eq!(won.len(), 1, "exactly one of two 2-page claims fits in 3");
         m.assert_consistent();
         let (o, slot) = won[0];
@@ -179,7 +215,7 @@ fn racing_claims_never_over_admit() {
 /// live claims, and the dead owner's pages are gone.
 #[test]
 fn claim_commit_and_reclaim_interleave_consistently() {
-    let n = explore(|| {
+    let n = explore(3, |order| {
         let m = Mem::new(4, &[A, B, C, DEAD]);
         let l = m.ledger();
         // A dead process's claim, and one of A's to commit.
@@ -199,33 +235,31 @@ fn claim_commit_and_reclaim_interleave_consistently() {
         };
         m.world.alive.lock().unwrap().remove(&DEAD);
 
-        let m1 = m.clone();
-        let committer = loom::thread::spawn(move || {
-            // Busy is allowed (a reconcile held the total too long); the
-            // claim then simply stays.
-            match m1.ledger().release(&m1.world, A, a_slot) {
-                Ok(p) => assert_eq!(p, 3),
+        let (m1, m2, m3) = (m.clone(), m.clone(), m.clone());
+        let jobs: Vec<Job> = vec![
+            Box::new(move || {
+                // Busy is allowed (a reconcile held the total too long);
+                // the claim then simply stays.
+                match m1.ledger().release(&m1.world, A, a_slot) {
+                    Ok(p) => assert_eq!(p, 3),
+                    Err(e) => assert_eq!(e.status(), Status::Busy),
+                }
+            }),
+            Box::new(move || {
+                match m2
+                    .ledger()
+                    .claim(&m2.world, B, uuid(2), Pool::Reservoir, 4, 2, &mut || Ok(10))
+                {
+                    Ok(_) => {}
+                    Err(e) => assert_eq!(e.status(), Status::Busy),
+                }
+            }),
+            Box::new(move || match m3.ledger().reconcile(&m3.world, C) {
+                Ok(r) => assert!(r.claimed_after[0] <= 3 + 4),
                 Err(e) => assert_eq!(e.status(), Status::Busy),
-            }
-        });
-        let m2 = m.clone();
-        let claimant = loom::thread::spawn(move || {
-            match m2
-                .ledger()
-                .claim(&m2.world, B, uuid(2), Pool::Reservoir, 4, 2, &mut || Ok(10))
-            {
-                Ok(_) => {}
-                Err(e) => assert_eq!(e.status(), Status::Busy),
-            }
-        });
-        let m3 = m.clone();
-        let reconciler = loom::thread::spawn(move || match m3.ledger().reconcile(&m3.world, C) {
-            Ok(r) => assert!(r.claimed_after[0] <= 3 + 4),
-            Err(e) => assert_eq!(e.status(), Status::Busy),
-        });
-        committer.join().unwrap();
-        claimant.join().unwrap();
-        reconciler.join().unwrap();
+            }),
+        ];
+        run(order, jobs);
         // Whatever the interleaving, one more reconcile leaves the ledger
         // exactly equal to its live claims, without the dead one.
         m.ledger().reconcile(&m.world, C).unwrap();
@@ -240,7 +274,7 @@ fn claim_commit_and_reclaim_interleave_consistently() {
 /// total equals the live claims.
 #[test]
 fn reconcile_during_claim_release_keeps_live_claims() {
-    let n = explore(|| {
+    let n = explore(2, |order| {
         let m = Mem::new(3, &[A, B, DEAD]);
         assert!(matches!(
             m.ledger()
@@ -251,22 +285,22 @@ fn reconcile_during_claim_release_keeps_live_claims() {
             ClaimOutcome::Claimed { .. }
         ));
         m.world.alive.lock().unwrap().remove(&DEAD);
-        let m1 = m.clone();
-        let worker = loom::thread::spawn(move || {
-            let l = m1.ledger();
-            if let Ok(ClaimOutcome::Claimed { slot, .. }) =
-                l.claim(&m1.world, A, uuid(1), Pool::Reservoir, 5, 1, &mut || Ok(8))
-            {
-                // Hold it across the reconcile, then maybe release.
-                let _ = l.release(&m1.world, A, slot);
-            }
-        });
-        let m2 = m.clone();
-        let reconciler = loom::thread::spawn(move || {
-            let _ = m2.ledger().reconcile(&m2.world, B);
-        });
-        worker.join().unwrap();
-        reconciler.join().unwrap();
+        let (m1, m2) = (m.clone(), m.clone());
+        let jobs: Vec<Job> = vec![
+            Box::new(move || {
+                let l = m1.ledger();
+                if let Ok(ClaimOutcome::Claimed { slot, .. }) =
+                    l.claim(&m1.world, A, uuid(1), Pool::Reservoir, 5, 1, &mut || Ok(8))
+                {
+                    // Hold it across the reconcile, then maybe release.
+                    let _ = l.release(&m1.world, A, slot);
+                }
+            }),
+            Box::new(move || {
+                let _ = m2.ledger().reconcile(&m2.world, B);
+            }),
+        ];
+        run(order, jobs);
         // Quiescent: no frozen total left behind by the reconciler, and
         // after a final reconcile the total is exactly the live claims.
         assert!(!m.ledger().total(Pool::Reservoir).frozen);

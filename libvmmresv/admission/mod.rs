@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod ledger;
+pub mod local;
 pub mod owner;
 
 use std::path::Path;
