@@ -25,6 +25,17 @@
 #include <stdint.h>
 
 /**
+ * Number of pools (totals) in a ledger.
+ */
+#define NPOOLS 3
+
+/**
+ * Bits of the ledger word that hold the claimed page count; the rest hold
+ * the capacity generation.
+ */
+#define COUNT_BITS 48
+
+/**
  * Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
  * their signature and meaning for every 1.x release.
  */
@@ -264,6 +275,16 @@ typedef uint32_t vmmresv_status;
  * vmmresv_admission_close(). One handle may be used by several threads.
  */
 typedef struct vmmresv_admission vmmresv_admission;
+
+/**
+ * An in-process claim ledger: a capacity and claims in pages, claimed and
+ * released lock-free (atomics only: no lock, no system call, no
+ * allocation) by any number of threads, never over-admitting. For a
+ * process that admits many things itself (a VM manager with its own
+ * budget); admissions across processes use vmmresv_admit(). Create with
+ * vmmresv_ledger_new(), free with vmmresv_ledger_free().
+ */
+typedef struct vmmresv_ledger vmmresv_ledger;
 
 /**
  * An open vmm control device. Opaque: create with
@@ -672,6 +693,56 @@ vmmresv_status vmmresv_admission_pending(const struct vmmresv_admission *admissi
  */
 vmmresv_status vmmresv_reconcile(struct vmmresv_admission *admission_handle,
                                  struct vmmresv_reconcile_report *out);
+
+/**
+ * Create an in-process ledger of `capacity_pages` pages (at most 2^48 - 1).
+ * `*out` receives a handle to free with vmmresv_ledger_free(), or NULL on
+ * failure (INVALID_ARGUMENT for a capacity too large).
+ */
+vmmresv_status vmmresv_ledger_new(uint64_t capacity_pages,
+                                  struct vmmresv_ledger **out);
+
+/**
+ * Free a ledger; NULL is a no-op. No thread may use it afterwards.
+ */
+void vmmresv_ledger_free(struct vmmresv_ledger *ledger);
+
+/**
+ * Claim `pages` pages. OK, or REFUSED when claimed + `pages` would pass
+ * the capacity: nothing is claimed and `*shortfall_pages` (may be NULL)
+ * receives by how much it would (otherwise 0). Exact: a claim is refused
+ * only if it does not fit at the instant it is decided. 0 pages always
+ * succeeds.
+ */
+vmmresv_status vmmresv_ledger_claim(const struct vmmresv_ledger *ledger,
+                                    uint64_t pages_count,
+                                    uint64_t *shortfall_pages);
+
+/**
+ * Release `pages` pages claimed earlier. Releasing more than is claimed is
+ * a caller bug; the count is clamped at 0 rather than wrapped.
+ */
+vmmresv_status vmmresv_ledger_release(const struct vmmresv_ledger *ledger,
+                                      uint64_t pages_count);
+
+/**
+ * Change the capacity to `capacity_pages`; `*old_pages` (may be NULL)
+ * receives the previous one. Lowering it below what is claimed is refused
+ * with NO_SPACE and changes nothing (as Linux memcg refuses a limit under
+ * usage); a claim racing the change is checked against exactly one of the
+ * two capacities.
+ */
+vmmresv_status vmmresv_ledger_set_capacity(const struct vmmresv_ledger *ledger,
+                                           uint64_t capacity_pages,
+                                           uint64_t *old_pages);
+
+/**
+ * The claimed pages and the capacity at one instant. Either pointer may be
+ * NULL.
+ */
+vmmresv_status vmmresv_ledger_usage(const struct vmmresv_ledger *ledger,
+                                    uint64_t *claimed_pages,
+                                    uint64_t *capacity_pages);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,6 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::admission::ledger::Pool;
+use crate::admission::local::LocalLedger;
 use crate::admission::{Admission, Decision, Preference, Reason, Verdict};
 use crate::pages::{self, PageSize};
 use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
@@ -1037,6 +1038,175 @@ pub extern "C" fn vmmresv_reconcile(
     })
 }
 
+// ---------------------------------------------------------------------
+// In-process ledger
+
+/// An in-process claim ledger: a capacity and claims in pages, claimed and
+/// released lock-free (atomics only: no lock, no system call, no
+/// allocation) by any number of threads, never over-admitting. For a
+/// process that admits many things itself (a VM manager with its own
+/// budget); admissions across processes use vmmresv_admit(). Create with
+/// vmmresv_ledger_new(), free with vmmresv_ledger_free().
+pub struct vmmresv_ledger {
+    magic: u64,
+    inner: LocalLedger,
+}
+
+const LEDGER_MAGIC: u64 = 0x766d_6d6c_6564_6772; // "vmmledgr"
+
+fn local<'a>(h: *const vmmresv_ledger) -> Result<&'a vmmresv_ledger, Status> {
+    if h.is_null() {
+        return Err(Status::NullArgument);
+    }
+    // SAFETY: non-null; the C contract is a live handle from
+    // vmmresv_ledger_new; the magic refuses other readable objects.
+    let l = unsafe { &*h };
+    if l.magic != LEDGER_MAGIC {
+        return Err(Status::InvalidArgument);
+    }
+    Ok(l)
+}
+
+/// Create an in-process ledger of `capacity_pages` pages (at most 2^48 - 1).
+/// `*out` receives a handle to free with vmmresv_ledger_free(), or NULL on
+/// failure (INVALID_ARGUMENT for a capacity too large).
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv_ledger) -> Status {
+    boundary(|| {
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        put(out, core::ptr::null_mut());
+        match LocalLedger::new(capacity_pages) {
+            Ok(inner) => {
+                put(
+                    out,
+                    Box::into_raw(Box::new(vmmresv_ledger {
+                        magic: LEDGER_MAGIC,
+                        inner,
+                    })),
+                );
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Free a ledger; NULL is a no-op. No thread may use it afterwards.
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_free(ledger: *mut vmmresv_ledger) {
+    boundary(|| {
+        if local(ledger).is_err() {
+            return;
+        }
+        // SAFETY: checked non-null with our magic: it came from
+        // Box::into_raw in vmmresv_ledger_new.
+        unsafe {
+            (*ledger).magic = 0;
+            drop(Box::from_raw(ledger));
+        }
+    })
+}
+
+/// Claim `pages` pages. OK, or REFUSED when claimed + `pages` would pass
+/// the capacity: nothing is claimed and `*shortfall_pages` (may be NULL)
+/// receives by how much it would (otherwise 0). Exact: a claim is refused
+/// only if it does not fit at the instant it is decided. 0 pages always
+/// succeeds.
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_claim(
+    ledger: *const vmmresv_ledger,
+    pages_count: u64,
+    shortfall_pages: *mut u64,
+) -> Status {
+    boundary(|| {
+        if !shortfall_pages.is_null() {
+            put(shortfall_pages, 0);
+        }
+        let l = match local(ledger) {
+            Ok(l) => l,
+            Err(s) => return fail(Error::new(s)),
+        };
+        match l.inner.try_claim(pages_count) {
+            Ok(()) => ok(),
+            Err(r) => {
+                if !shortfall_pages.is_null() {
+                    put(shortfall_pages, r.shortfall);
+                }
+                fail(r.into())
+            }
+        }
+    })
+}
+
+/// Release `pages` pages claimed earlier. Releasing more than is claimed is
+/// a caller bug; the count is clamped at 0 rather than wrapped.
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_release(
+    ledger: *const vmmresv_ledger,
+    pages_count: u64,
+) -> Status {
+    boundary(|| match local(ledger) {
+        Ok(l) => {
+            l.inner.release(pages_count);
+            ok()
+        }
+        Err(s) => fail(Error::new(s)),
+    })
+}
+
+/// Change the capacity to `capacity_pages`; `*old_pages` (may be NULL)
+/// receives the previous one. Lowering it below what is claimed is refused
+/// with NO_SPACE and changes nothing (as Linux memcg refuses a limit under
+/// usage); a claim racing the change is checked against exactly one of the
+/// two capacities.
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_set_capacity(
+    ledger: *const vmmresv_ledger,
+    capacity_pages: u64,
+    old_pages: *mut u64,
+) -> Status {
+    boundary(|| {
+        let l = match local(ledger) {
+            Ok(l) => l,
+            Err(s) => return fail(Error::new(s)),
+        };
+        match l.inner.set_capacity(capacity_pages) {
+            Ok(old) => {
+                if !old_pages.is_null() {
+                    put(old_pages, old);
+                }
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// The claimed pages and the capacity at one instant. Either pointer may be
+/// NULL.
+#[no_mangle]
+pub extern "C" fn vmmresv_ledger_usage(
+    ledger: *const vmmresv_ledger,
+    claimed_pages: *mut u64,
+    capacity_pages: *mut u64,
+) -> Status {
+    boundary(|| match local(ledger) {
+        Ok(l) => {
+            let u = l.inner.usage();
+            if !claimed_pages.is_null() {
+                put(claimed_pages, u.claimed);
+            }
+            if !capacity_pages.is_null() {
+                put(capacity_pages, u.capacity);
+            }
+            ok()
+        }
+        Err(s) => fail(Error::new(s)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1089,6 +1259,35 @@ mod tests {
             Status::NullArgument
         );
         vmmresv_reservoir_close(core::ptr::null_mut());
+    }
+
+    #[test]
+    fn local_ledger_through_the_c_abi() {
+        let mut l: *mut vmmresv_ledger = core::ptr::null_mut();
+        assert_eq!(vmmresv_ledger_new(10, &mut l), Status::Ok);
+        let mut short = u64::MAX;
+        assert_eq!(vmmresv_ledger_claim(l, 7, &mut short), Status::Ok);
+        assert_eq!(short, 0);
+        assert_eq!(vmmresv_ledger_claim(l, 5, &mut short), Status::Refused);
+        assert_eq!(short, 2);
+        let (mut c, mut cap) = (0u64, 0u64);
+        assert_eq!(vmmresv_ledger_usage(l, &mut c, &mut cap), Status::Ok);
+        assert_eq!((c, cap), (7, 10));
+        let mut old = 0u64;
+        assert_eq!(vmmresv_ledger_set_capacity(l, 6, &mut old), Status::NoSpace);
+        assert_eq!(vmmresv_ledger_release(l, 7), Status::Ok);
+        assert_eq!(vmmresv_ledger_set_capacity(l, 6, &mut old), Status::Ok);
+        assert_eq!(old, 10);
+        assert_eq!(
+            vmmresv_ledger_new(u64::MAX, &mut l),
+            Status::InvalidArgument
+        );
+        assert!(l.is_null());
+        vmmresv_ledger_free(l);
+        assert_eq!(
+            vmmresv_ledger_claim(core::ptr::null(), 1, &mut short),
+            Status::NullArgument
+        );
     }
 
     #[test]

@@ -228,11 +228,11 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// A refusal is `Status::NoSpace` at the C boundary (the shortfall travels
+/// A refusal is `Status::Refused` at the C boundary (the shortfall travels
 /// separately).
 impl From<Refused> for Error {
     fn from(_: Refused) -> Error {
-        Error::new(Status::NoSpace)
+        Error::new(Status::Refused)
     }
 }
 
