@@ -25,17 +25,6 @@
 #include <stdint.h>
 
 /**
- * Number of pools (totals) in a ledger.
- */
-#define NPOOLS 3
-
-/**
- * Bits of the ledger word that hold the claimed page count; the rest hold
- * the capacity generation.
- */
-#define COUNT_BITS 48
-
-/**
  * Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
  * their signature and meaning for every 1.x release.
  */
@@ -407,8 +396,6 @@ typedef struct vmmresv_reconcile_report {
    */
   uint64_t claims_beyond_free_bytes;
 } vmmresv_reconcile_report;
-
-
 
 #ifdef __cplusplus
 extern "C" {

@@ -813,7 +813,7 @@ mod tests {
     }
 
     #[test]
-    fn refused_is_an_error_mapping_to_no_space() {
+    fn refused_is_an_error_mapping_to_refused() {
         let r = Refused::new(5, 3, 4);
         assert_eq!(r.shortfall, 4);
         let text = r.to_string();
@@ -822,7 +822,7 @@ mod tests {
             "{text}"
         );
         let e: Error = r.into();
-        assert_eq!(e.status(), Status::NoSpace);
+        assert_eq!(e.status(), Status::Refused);
         let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(r);
         assert!(!boxed.to_string().is_empty());
     }
