@@ -5,7 +5,13 @@
 #                   rsrvrctl port, then query, resize and query again
 #   make test       every test (the README's test command)
 #   make header     regenerate include/vmmresv.h with the pinned cbindgen
-#   make check      header drift, export set, C header compile checks
+#   make check      header drift, export set, C header compile checks,
+#                   man pages cover the header
+#   make install    install like a system library (PREFIX, DESTDIR, ...:
+#                   see "Installing" below); make uninstall undoes it
+#   make check-man  every function the header declares has a man page
+#                   with its exact prototype, and nothing else is documented
+#   make check-man-lint   mandoc -T lint of man/ (needs mandoc)
 #
 # Why the .so is linked here and not by cargo: see the comment in mapfile.
 
@@ -20,15 +26,15 @@ MAJOR      := $(word 1,$(subst ., ,$(VERSION)))
 
 TARGET_DIR := target
 RELEASE    := $(TARGET_DIR)/release
-LIBDIR     := $(TARGET_DIR)/lib
+BUILD_LIBDIR := $(TARGET_DIR)/lib
 EMUDIR     := $(TARGET_DIR)/emu
 CDIR       := $(TARGET_DIR)/c
 
 STATICLIB  := $(RELEASE)/libvmmresv.a
 SONAME     := libvmmresv.so.$(MAJOR)
-SO_REAL    := $(LIBDIR)/libvmmresv.so.$(VERSION)
-SO_MAJOR   := $(LIBDIR)/$(SONAME)
-SO_DEV     := $(LIBDIR)/libvmmresv.so
+SO_REAL    := $(BUILD_LIBDIR)/libvmmresv.so.$(VERSION)
+SO_MAJOR   := $(BUILD_LIBDIR)/$(SONAME)
+SO_DEV     := $(BUILD_LIBDIR)/libvmmresv.so
 NATIVE_LIBS_FILE := $(TARGET_DIR)/native-static-libs
 
 SRCS       := $(wildcard libvmmresv/*.rs libvmmresv/*/*.rs) Cargo.toml Cargo.lock
@@ -49,7 +55,8 @@ SO_LDFLAGS = -shared -Wl,--whole-archive $(STATICLIB) -Wl,--no-whole-archive \
 endif
 
 .PHONY: all lib emu c demo test check header check-header check-exports \
-	check-header-compiles check-illumos clean
+	check-header-compiles check-illumos clean install uninstall \
+	check-man check-man-lint
 
 all: lib
 
@@ -68,7 +75,7 @@ $(STATICLIB): $(SRCS)
 	@touch $@
 
 $(SO_REAL): $(STATICLIB) mapfile
-	@mkdir -p $(LIBDIR)
+	@mkdir -p $(BUILD_LIBDIR)
 	$(CC) -o $@ $(SO_LDFLAGS) $$(cat $(NATIVE_LIBS_FILE))
 
 $(SO_MAJOR): $(SO_REAL)
@@ -95,7 +102,7 @@ c: $(RSRVRCTL)
 $(RSRVRCTL): tests/c/rsrvrctl.c include/vmmresv.h lib
 	@mkdir -p $(CDIR)
 	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/rsrvrctl.c \
-		-L$(LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(LIBDIR))
+		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
 # The demo: an emulated 16 GiB host; query, grow to the RFD 185 default
 # (75% of the limit) in 1 GiB chunks, query again.
@@ -120,7 +127,7 @@ header:
 		{ echo "need cbindgen $(CBINDGEN_VERSION): cargo install cbindgen --version $(CBINDGEN_VERSION) --locked"; exit 1; }
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate vmmresv --output include/vmmresv.h
 
-check: check-header check-exports check-header-compiles
+check: check-header check-exports check-header-compiles check-man
 
 check-header:
 	@$(CBINDGEN) --version | grep -qx "cbindgen $(CBINDGEN_VERSION)" || \
@@ -140,6 +147,165 @@ check-header-compiles:
 
 check-illumos:
 	$(CARGO) check --target x86_64-unknown-illumos --all-targets
+
+# ---------------------------------------------------------------------
+# Installing, as cargo-c and libpathrs install a Rust library with a C ABI:
+#
+#   make install PREFIX=/usr DESTDIR=/tmp/proto     (a package's proto area)
+#   make uninstall PREFIX=/usr DESTDIR=/tmp/proto   (the same variables)
+#
+# installs, each under $(DESTDIR):
+#   $(LIBDIR)/libvmmresv.so.1.M.P  the library as linked above (SONAME
+#                                  libvmmresv.so.1)
+#   $(LIBDIR)/libvmmresv.so.1      -> libvmmresv.so.1.M.P  (found at run time)
+#   $(LIBDIR)/libvmmresv.so        -> libvmmresv.so.1      (found by -lvmmresv)
+#   $(LIBDIR)/libvmmresv.a         for static linking (pkg-config --static)
+#   $(INCLUDEDIR)/vmmresv.h
+#   $(PKGCONFIGDIR)/vmmresv.pc     from vmmresv.pc.in; Libs.private is the
+#                                  native-static-libs rustc printed for this
+#                                  build (target/native-static-libs)
+#   $(BINDIR)/rsrvrctl             the rsrvrctl port (tests/c/rsrvrctl.c)
+#   $(MAN3LIBDIR)/libvmmresv.3lib, $(MAN3DIR)/*.3vmmresv plus a link per
+#   function named in a page's NAME (illumos MLINKS), $(MAN8DIR)/rsrvrctl.8
+#   $(MANIFEST)                    every path above (without DESTDIR)
+#
+# Where rsrvrctl goes. illumos delivers its rsrvrctl as /usr/lib/rsrvrctl: a
+# private administrative program that boot scripts and operators run by its
+# full path, not a command on PATH. The port keeps that status but not that
+# path: BINDIR defaults to $(PREFIX)/lib/vmmresv, because
+#   - /usr/lib/rsrvrctl belongs to the illumos package: overwriting it is a
+#     packaging conflict that the next system update silently reverts, and
+#     scripts that run /usr/lib/rsrvrctl should keep getting what they
+#     were written against;
+#   - $(PREFIX)/sbin would put a second, different "rsrvrctl" on admins'
+#     PATH (it refuses garbage sizes, fails a failed -q, reads "12G" and
+#     "75%": rsrvrctl(8)), shadowing or shadowed by PATH order.
+# A distribution that wants the port to replace the original passes
+# BINDIR=/usr/lib; one that wants it on PATH passes BINDIR=$(PREFIX)/sbin.
+#
+# Files are copied to a temporary name and renamed into place: a running
+# bhyve or zhyve that maps the old libvmmresv.so.1 keeps its (unlinked)
+# copy, where copying over it would change the pages under it.
+# make uninstall removes exactly the paths listed in the manifest (checked
+# first: absolute, no "..", only names this Makefile installs), then the
+# package's own directories if they are empty; other directories stay.
+
+DESTDIR      ?=
+PREFIX       ?= /usr/local
+# illumos keeps 64-bit objects in lib/64 (the 64-bit run-time linker
+# searches /lib/64 and /usr/lib/64; /usr/lib is for 32-bit ones), and Rust
+# builds libvmmresv for amd64 only.
+ifeq ($(UNAME_S),SunOS)
+LIBDIR       ?= $(PREFIX)/lib/64
+else
+LIBDIR       ?= $(PREFIX)/lib
+endif
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR       ?= $(PREFIX)/lib/vmmresv
+MANDIR       ?= $(PREFIX)/share/man
+MAN3LIBDIR   ?= $(MANDIR)/man3lib
+MAN3DIR      ?= $(MANDIR)/man3vmmresv
+MAN8DIR      ?= $(MANDIR)/man8
+MANIFEST     ?= $(LIBDIR)/vmmresv/install.manifest
+
+MAN3LIB_PAGES := man/libvmmresv.3lib
+MAN3_PAGES    := $(sort $(wildcard man/*.3vmmresv))
+MAN8_PAGES    := man/rsrvrctl.8
+
+# The .pc file names its directories relative to ${prefix} where it can,
+# so PKG_CONFIG_SYSROOT_DIR and pkg-config's --define-prefix work on it.
+PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+
+# The installed rsrvrctl must not point into the build tree (target/c/
+# rsrvrctl has a RUNPATH of target/lib, for the tests). It gets no RUNPATH
+# when LIBDIR is one the run-time linker searches anyway, else LIBDIR.
+SYSTEM_LIBDIRS := /lib /usr/lib /lib64 /usr/lib64 /lib/64 /usr/lib/64 \
+	/lib/amd64 /usr/lib/amd64 /lib/%-linux-gnu /usr/lib/%-linux-gnu
+INSTALL_RPATH ?= $(if $(filter $(SYSTEM_LIBDIRS),$(LIBDIR)),,$(LIBDIR))
+ifeq ($(UNAME_S),SunOS)
+RPATH_FLAG = -Wl,-R,$(1)
+else
+RPATH_FLAG = -Wl,-rpath,$(1)
+endif
+INSTALL_BUILD := $(TARGET_DIR)/install
+
+install: lib
+	@mkdir -p $(INSTALL_BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		-e "s|@LIBS_PRIVATE@|$$(cat $(NATIVE_LIBS_FILE))|g" \
+		vmmresv.pc.in > $(INSTALL_BUILD)/vmmresv.pc
+	$(CC) $(CWARN) -O2 -g $(CFLAGS) -Iinclude -o $(INSTALL_BUILD)/rsrvrctl \
+		tests/c/rsrvrctl.c $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
+		$(if $(INSTALL_RPATH),$(call RPATH_FLAG,$(INSTALL_RPATH)))
+	@set -e; dest='$(DESTDIR)'; manifest='$(MANIFEST)'; \
+	list=$$(mktemp); trap 'rm -f "$$list"' EXIT; \
+	put() { \
+		mkdir -p "$$dest$$3"; \
+		cp "$$2" "$$dest$$3/.$$4.new"; chmod "$$1" "$$dest$$3/.$$4.new"; \
+		mv -f "$$dest$$3/.$$4.new" "$$dest$$3/$$4"; \
+		echo "$$3/$$4" >> "$$list"; echo "  install $$dest$$3/$$4"; \
+	}; \
+	lnk() { \
+		mkdir -p "$$dest$$2"; rm -f "$$dest$$2/$$3"; ln -s "$$1" "$$dest$$2/$$3"; \
+		echo "$$2/$$3" >> "$$list"; echo "  link    $$dest$$2/$$3 -> $$1"; \
+	}; \
+	put 0755 $(SO_REAL) '$(LIBDIR)' $(notdir $(SO_REAL)); \
+	lnk $(notdir $(SO_REAL)) '$(LIBDIR)' $(SONAME); \
+	lnk $(SONAME) '$(LIBDIR)' libvmmresv.so; \
+	put 0644 $(STATICLIB) '$(LIBDIR)' libvmmresv.a; \
+	put 0644 include/vmmresv.h '$(INCLUDEDIR)' vmmresv.h; \
+	put 0644 $(INSTALL_BUILD)/vmmresv.pc '$(PKGCONFIGDIR)' vmmresv.pc; \
+	put 0755 $(INSTALL_BUILD)/rsrvrctl '$(BINDIR)' rsrvrctl; \
+	for p in $(MAN3LIB_PAGES); do put 0644 "$$p" '$(MAN3LIBDIR)' "$${p##*/}"; done; \
+	for p in $(MAN8_PAGES); do put 0644 "$$p" '$(MAN8DIR)' "$${p##*/}"; done; \
+	for p in $(MAN3_PAGES); do \
+		page=$${p##*/}; put 0644 "$$p" '$(MAN3DIR)' "$$page"; \
+		for n in $$(awk '/^\.Sh /{ s=$$2 } s=="NAME" && $$1==".Nm" { print $$2 }' "$$p"); do \
+			if [ "$$n.3vmmresv" != "$$page" ]; then lnk "$$page" '$(MAN3DIR)' "$$n.3vmmresv"; fi; \
+		done; \
+	done; \
+	mkdir -p "$$dest$${manifest%/*}"; \
+	if [ -f "$$dest$$manifest" ]; then cat "$$dest$$manifest" >> "$$list"; fi; \
+	echo "$$manifest" >> "$$list"; \
+	sort -u "$$list" > "$$dest$$manifest.new"; chmod 0644 "$$dest$$manifest.new"; \
+	mv -f "$$dest$$manifest.new" "$$dest$$manifest"; \
+	echo "  install $$dest$$manifest ($$(wc -l < "$$dest$$manifest") paths; make uninstall removes them)"
+
+uninstall:
+	@set -e; dest='$(DESTDIR)'; m='$(DESTDIR)$(MANIFEST)'; \
+	if [ ! -f "$$m" ]; then \
+		echo "uninstall: no $$m: nothing installed there (pass the DESTDIR and PREFIX/LIBDIR or MANIFEST make install had)" >&2; \
+		exit 1; \
+	fi; \
+	while IFS= read -r p; do \
+		case "$$p" in \
+		/*) ;; \
+		*) echo "uninstall: $$m: not an absolute path: '$$p'; nothing removed" >&2; exit 1;; \
+		esac; \
+		case "$$p" in \
+		*//*|*/../*|*/..|*/./*|*/.) echo "uninstall: $$m: unsafe path: '$$p'; nothing removed" >&2; exit 1;; \
+		esac; \
+		case "$${p##*/}" in \
+		libvmmresv.so*|libvmmresv.a|vmmresv.h|vmmresv.pc|rsrvrctl|rsrvrctl.8|libvmmresv.3lib|*.3vmmresv|install.manifest) ;; \
+		*) echo "uninstall: $$m: not a file make install installs: '$$p'; nothing removed" >&2; exit 1;; \
+		esac; \
+	done < "$$m"; \
+	while IFS= read -r p; do \
+		if [ -e "$$dest$$p" ] || [ -h "$$dest$$p" ]; then rm -f "$$dest$$p"; echo "  rm $$dest$$p"; fi; \
+	done < "$$m"; \
+	rm -f "$$m"; \
+	for d in "$${m%/*}" '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN3DIR)'; do \
+		case "$$d" in *vmmresv) rmdir "$$d" 2>/dev/null && echo "  rmdir $$d" || true;; esac; \
+	done
+
+check-man:
+	sh tests/check-man.sh include/vmmresv.h man
+
+check-man-lint:
+	sh tests/check-man.sh --lint man
 
 clean:
 	$(CARGO) clean

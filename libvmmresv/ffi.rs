@@ -505,7 +505,8 @@ pub extern "C" fn vmmresv_reservoir_default_target(
 }
 
 /// The same default computed from a limit the caller already has: 75% of
-/// `limit_bytes`, rounded down to `chunk_bytes` (0 = the page).
+/// `limit_bytes`, rounded down to `chunk_bytes` (0 = the page). UNALIGNED
+/// if `chunk_bytes` is not a multiple of VMMRESV_PAGESIZE.
 #[no_mangle]
 pub extern "C" fn vmmresv_default_target_for(
     limit_bytes: u64,
@@ -805,9 +806,9 @@ fn uuid_arg(p: *const c_char) -> Result<[u8; 16], Error> {
 }
 
 /// Open the cross-process claim ledger for admissions against
-/// `reservoir`'s device. `ledger_path`: NULL for
-/// `$VMMRESV_RUNDIR/admission.ledger` (default
-/// /var/run/vmmresv/admission.ledger). The file is created 0600 if
+/// `reservoir`'s device. `ledger_path`: NULL for `admission.ledger` in the
+/// run directory `reservoir` was opened with (by default
+/// `$VMMRESV_RUNDIR`, else /var/run/vmmresv). The file is created 0600 if
 /// missing; an existing one must be a regular file owned by the effective
 /// uid, writable by nobody else (else LEDGER_UNSAFE), and a valid ledger
 /// (else LEDGER_CORRUPT). The handle keeps its own descriptor of the
@@ -1043,7 +1044,9 @@ pub extern "C" fn vmmresv_reconcile(
 
 /// An in-process claim ledger: a capacity and claims in pages, claimed and
 /// released lock-free (atomics only: no lock, no system call, no
-/// allocation) by any number of threads, never over-admitting. For a
+/// allocation) by any number of threads, never over-admitting. Only
+/// vmmresv_ledger_set_capacity() takes a lock (changes of capacity are
+/// serialized, as memcg requires). For a
 /// process that admits many things itself (a VM manager with its own
 /// budget); admissions across processes use vmmresv_admit(). Create with
 /// vmmresv_ledger_new(), free with vmmresv_ledger_free().
@@ -1141,7 +1144,8 @@ pub extern "C" fn vmmresv_ledger_claim(
 }
 
 /// Release `pages` pages claimed earlier. Releasing more than is claimed is
-/// a caller bug; the count is clamped at 0 rather than wrapped.
+/// a caller bug: a release build clamps the count at 0 rather than wrap
+/// it; a debug build of the library reports it as VMMRESV_STATUS_PANIC.
 #[no_mangle]
 pub extern "C" fn vmmresv_ledger_release(
     ledger: *const vmmresv_ledger,

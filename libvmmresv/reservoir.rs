@@ -256,6 +256,12 @@ impl Reservoir {
         &self.lock_path
     }
 
+    /// The run directory this handle was opened with (where the resize
+    /// lock, and by default the admission ledger, live).
+    pub fn run_dir(&self) -> &Path {
+        self.lock_path.parent().unwrap_or(Path::new("/"))
+    }
+
     /// Read the reservoir's counters. Needs no privilege.
     pub fn query(&self) -> Result<ReservoirQuery> {
         let mut buf = QueryBuf::new();

@@ -175,11 +175,12 @@ pub struct Admission {
 
 impl Admission {
     /// Open (creating if needed) the ledger at `ledger_path` (default
-    /// `<run dir>/admission.ledger`) for admissions against `reservoir`.
+    /// `admission.ledger` in the run directory `reservoir` was opened with)
+    /// for admissions against `reservoir`.
     pub fn open(reservoir: Reservoir, ledger_path: Option<&Path>) -> Result<Admission> {
         let file = match ledger_path {
             Some(p) => LedgerFile::open_or_create(p)?,
-            None => LedgerFile::open_or_create(&LedgerFile::default_path())?,
+            None => LedgerFile::open_or_create(&reservoir.run_dir().join(file::LEDGER_FILE_NAME))?,
         };
         Ok(Admission { reservoir, file })
     }

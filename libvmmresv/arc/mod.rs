@@ -1,0 +1,71 @@
+//! The ZFS ARC and VM memory (OS-8005, "bhyve memory pressure needs to
+//! target ARC better").
+//!
+//! A VM started without the VMM reservoir takes its memory from whatever
+//! the host has free, and on a ZFS host most of that is the ARC, which
+//! shrinks only when asked and only asynchronously. This module is the pure
+//! part of asking it properly:
+//!
+//! - [`guard`](mod@guard): the arc_c_min guard (`arc_virt_machine_reserved`
+//!   in pages, compared in like units), the ARC target the reservations
+//!   imply, the ARC's default limits on illumos and OpenZFS/Linux, and a
+//!   VM's demand (guest + `page_t` + overhead, through the page module).
+//! - [`arcstats`]: Linux `/proc/spl/kstat/zfs/arcstats` and illumos
+//!   `kstat -p zfs:0:arcstats` text; [`ArcReader`] reads either under a
+//!   configurable root.
+//! - [`memstat`]: `mdb -k ::memstat` tables (aligned or whitespace-collapsed).
+//! - [`snapshot`]: [`HostSnapshot`], what any of those sources saw.
+//! - [`wait`](mod@wait): waiting for the ARC to reach a target, with a
+//!   deadline, a cancellable progress callback and a smoothed shrink rate.
+//! - [`apply`]: the `zfs_arc_max` value OpenZFS would accept, and the Linux
+//!   parameter file's read and write.
+//! - [`error`]: [`ParseError`] (naming the line) and [`ArcError`].
+//!
+//! The ledger that persists `arc_virt_machine_reserved`, the C ABI and the
+//! admission wiring live elsewhere; this module never records anything.
+//!
+//! No `unsafe`, no panics: the lints below make indexing, unchecked
+//! arithmetic, `unwrap`/`expect`/`panic!` and `as` casts compile errors
+//! outside tests, and the parsers are proptested on arbitrary bytes
+//! (tests/arc_props.rs).
+
+#![deny(
+    unsafe_code,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::as_conversions
+)]
+
+pub mod apply;
+pub mod arcstats;
+pub mod error;
+pub mod guard;
+pub mod memstat;
+pub mod snapshot;
+mod text;
+pub mod wait;
+
+pub use apply::{
+    check_zfs_arc_max, zfs_arc_max_for, ArcMaxRejection, LinuxArcFacts, Platform, ZfsArcMax,
+    MIN_ARC_MAX,
+};
+pub use arcstats::{parse_kstat_p, parse_linux, ArcReader, Arcstats, KstatNamed, KstatValue};
+pub use error::{ArcError, ParseError};
+pub use guard::{
+    desfree_slack, guard, illumos_arc_limits, illumos_arc_limits_for_allmem,
+    openzfs_linux_arc_limits, openzfs_linux_arc_limits_pre_2_3, target, Admitted, ArcDefaults,
+    ArcLimits, Ceiling, Clamp, GuardInputs, Refusal, SwapfsMinfree, TargetInputs, TargetReport,
+    VmDemand,
+};
+pub use memstat::{parse_memstat, read_memstat_file, Memstat, MemstatLine, MemstatRow};
+pub use snapshot::HostSnapshot;
+pub use text::MAX_INPUT_BYTES;
+pub use wait::{
+    wait, wait_for_reader, Clock, Flow, ShrinkRate, SystemClock, WaitOptions, WaitOutcome,
+    WaitProgress,
+};

@@ -1,0 +1,222 @@
+//! The ARC readers against fixture files: Linux arcstats under a root,
+//! illumos `kstat -p` output, `::memstat` tables, and the Linux
+//! `zfs_arc_max` parameter (written only in a temporary copy).
+
+use std::path::{Path, PathBuf};
+
+use vmmresv::arc::{
+    apply::ZFS_ARC_MAX_PARAM, read_memstat_file, ArcError, ArcMaxRejection, ArcReader,
+    HostSnapshot, KstatValue, LinuxArcFacts, MemstatRow, Platform, ZfsArcMax, MAX_INPUT_BYTES,
+};
+use vmmresv::status::{Error, Status};
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/arc")
+}
+
+/// A temporary directory, removed on drop.
+struct TempRoot(PathBuf);
+
+impl TempRoot {
+    fn new(tag: &str) -> TempRoot {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("vmmresv-arc-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempRoot(p)
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_file(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn linux_arcstats_under_a_root() {
+    let r = ArcReader::linux(fixtures().join("linux"));
+    assert!(r.path().ends_with("proc/spl/kstat/zfs/arcstats"));
+    let a = r.read().unwrap();
+    assert_eq!(a.header.unwrap().ndata, 44);
+    assert_eq!(a.stats.len(), 44);
+    assert!(a.get("p").is_none(), "OpenZFS 2.2+ has no p");
+    let s = r.snapshot().unwrap();
+    assert_eq!(s.arc_c_min, Some(2 * GIB));
+    assert_eq!(s.arc_c_max, Some(63 * GIB));
+    assert_eq!(s.arc_c, Some(41 * GIB));
+    assert_eq!(s.physmem, Some(64 * GIB));
+    assert_eq!(s.arc_available, Some(-174_063_616));
+    assert_eq!(r.arc_size().unwrap(), 40 * GIB + 123 * MIB + 7 * 4096);
+    // The file renders back byte for byte.
+    let text = std::fs::read_to_string(r.path()).unwrap();
+    assert_eq!(a.to_linux_text(), text);
+    // Its c_min/c_max are the OpenZFS 2.3 defaults for its memory_all_bytes.
+    let d = vmmresv::arc::openzfs_linux_arc_limits(s.physmem.unwrap()).limits;
+    assert_eq!(
+        (Some(d.arc_c_min), Some(d.arc_c_max)),
+        (s.arc_c_min, s.arc_c_max)
+    );
+}
+
+#[test]
+fn missing_and_oversized_files_are_errors_not_panics() {
+    let root = TempRoot::new("readers");
+    let r = ArcReader::linux(&root.0);
+    let e = r.read().unwrap_err();
+    assert!(matches!(e, ArcError::Io { errno: Some(2), .. }), "{e:?}");
+    let err: Error = e.into();
+    assert_eq!((err.status(), err.errno()), (Status::Io, Some(2)));
+
+    let big = root.0.join("proc/spl/kstat/zfs/arcstats");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    std::fs::write(
+        &big,
+        vec![b'x'; usize::try_from(MAX_INPUT_BYTES).unwrap() + 1],
+    )
+    .unwrap();
+    assert!(matches!(r.read(), Err(ArcError::TooLarge { .. })));
+
+    // A malformed file: the error names the line.
+    std::fs::write(&big, "9 1 0x01 1 0 0 0\nname type data\nsize 4 lots\n").unwrap();
+    let ArcError::Parse(p) = r.read().unwrap_err() else {
+        panic!("expected a parse error")
+    };
+    assert_eq!((p.line, p.text.as_str()), (3, "size 4 lots"));
+    assert_eq!(
+        Error::from(ArcError::Parse(p)).status(),
+        Status::InvalidArgument
+    );
+
+    // No size statistic: arc_size() says so.
+    std::fs::write(&big, "9 1 0x01 1 0 0 0\nname type data\nc 4 5\n").unwrap();
+    assert!(matches!(r.arc_size(), Err(ArcError::Parse(_))));
+}
+
+#[test]
+fn illumos_kstat_and_memstat_merge_into_one_snapshot() {
+    let k = ArcReader::kstat_p_file(fixtures().join("illumos/arcstats.kstat"));
+    let a = k.read().unwrap();
+    assert_eq!(a.instance, Some(0));
+    assert_eq!(
+        a.get("class").unwrap().value,
+        KstatValue::Text("misc".into())
+    );
+    let ks = a.snapshot().unwrap();
+    assert_eq!(ks.arc_size, Some(454 * MIB));
+    assert_eq!(ks.arc_c, Some(358 * MIB));
+    assert_eq!(ks.physmem, None, "illumos arcstats has no memory_* fields");
+
+    let m = read_memstat_file(fixtures().join("os8005-4g-arcfill.memstat")).unwrap();
+    let host = ks.merge(m.snapshot());
+    assert_eq!(host.physmem, Some(1_045_110 * 4096));
+    assert_eq!(host.arc_c_min, Some(64 * MIB));
+    assert_eq!(host.zfs_file_data, Some(118_101 * 4096));
+    // The fixture's kstat data_size was built as the ZFS File Data row.
+    assert_eq!(a.get_u64("data_size").unwrap(), host.zfs_file_data);
+}
+
+#[test]
+fn every_os8005_table_parses_and_renders_back_exactly() {
+    let names = [
+        ("os8005-4g-arcfill.memstat", true, 1_045_110),
+        ("os8005-4g-vm-started.memstat", true, 1_045_110),
+        ("os8005-home-before.memstat", true, 33_524_986),
+        ("os8005-home-after.memstat", true, 33_524_986),
+        ("os8005-old-pi.memstat", false, 33_526_026),
+        ("os8005-fix-before.memstat", true, 33_526_026),
+        ("os8005-fix-after.memstat", true, 33_526_026),
+    ];
+    for (name, aligned, total) in names {
+        let path = fixtures().join(name);
+        let m = read_memstat_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.pages(MemstatRow::Total), Some(total), "{name}");
+        assert_eq!(m.pages(MemstatRow::Physical), Some(total - 1), "{name}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(m.to_text(aligned), text, "{name}");
+        let s: HostSnapshot = m.snapshot();
+        assert_eq!(s.physmem, Some(total * 4096));
+    }
+}
+
+#[test]
+fn zfs_arc_max_read_and_checked_write() {
+    let root = TempRoot::new("apply");
+    let param = root.0.join(ZFS_ARC_MAX_PARAM);
+    copy_file(&fixtures().join("linux").join(ZFS_ARC_MAX_PARAM), &param);
+    let z = ZfsArcMax::for_platform(Platform::Linux, &root.0).unwrap();
+    assert_eq!(z.read().unwrap(), 0);
+
+    let s = ArcReader::linux(fixtures().join("linux"))
+        .snapshot()
+        .unwrap();
+    let facts = LinuxArcFacts::from_snapshot(&s).unwrap();
+    assert_eq!(
+        facts,
+        LinuxArcFacts {
+            all_memory: 64 * GIB,
+            arc_c_min: 2 * GIB
+        }
+    );
+    z.write(24 * GIB, &facts).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&param).unwrap(),
+        format!("{}\n", 24 * GIB)
+    );
+    assert_eq!(z.read().unwrap(), 24 * GIB);
+    // Values OpenZFS would ignore are refused and nothing is written.
+    for (v, want) in [
+        (0, ArcMaxRejection::Zero),
+        (
+            2 * GIB,
+            ArcMaxRejection::NotAboveArcCMin {
+                value: 2 * GIB,
+                arc_c_min: 2 * GIB,
+            },
+        ),
+        (
+            64 * GIB,
+            ArcMaxRejection::NotBelowAllMemory {
+                value: 64 * GIB,
+                all_memory: 64 * GIB,
+            },
+        ),
+    ] {
+        assert_eq!(z.write(v, &facts), Err(ArcError::ArcMaxRejected(want)));
+        assert_eq!(z.read().unwrap(), 24 * GIB);
+    }
+    // The file is never created.
+    std::fs::remove_file(&param).unwrap();
+    assert!(matches!(
+        z.write(24 * GIB, &facts),
+        Err(ArcError::Io { .. })
+    ));
+    assert!(!param.exists());
+    // Garbage in the parameter file names the line.
+    std::fs::write(&param, "lots\n").unwrap();
+    assert!(matches!(z.read(), Err(ArcError::Parse(p)) if p.line == 1));
+    std::fs::write(&param, "5\n6\n").unwrap();
+    assert!(matches!(z.read(), Err(ArcError::Parse(p)) if p.line == 2));
+
+    // illumos: unsupported (a placeholder status until Status::Unsupported).
+    let e = ZfsArcMax::for_platform(Platform::Illumos, "/").unwrap_err();
+    assert!(matches!(
+        e,
+        ArcError::Unsupported {
+            platform: Platform::Illumos,
+            ..
+        }
+    ));
+    assert_eq!(Error::from(e).status(), Status::InvalidArgument);
+}
