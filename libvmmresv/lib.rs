@@ -15,6 +15,8 @@
 /// cbindgen:ignore
 pub mod admission;
 /// cbindgen:ignore
+pub mod arc;
+/// cbindgen:ignore
 pub mod pages;
 /// cbindgen:ignore
 pub mod reservoir;
