@@ -135,6 +135,13 @@
 #define VMMRESV_REASON_TRANSIENT_LIMIT 4
 
 /**
+ * `reason`: without the reservoir the VM's memory would have to come out
+ * of the ARC below `arc_c_min` (OS-8005's guard: arc_c_min + VMM
+ * reservations + request > ceiling), by `shortfall_bytes`.
+ */
+#define VMMRESV_REASON_ARC_GUARD 5
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -250,6 +257,21 @@ enum vmmresv_status
    * The ledger is being reconciled (or a reconciler stalled); retry.
    */
   VMMRESV_STATUS_BUSY = 7025,
+  /**
+   * Not possible on this platform (e.g. setting the ARC's size on an
+   * illumos kernel without a per-VM ARC reservation ioctl).
+   */
+  VMMRESV_STATUS_UNSUPPORTED = 7026,
+  /**
+   * ARC statistics, kstat or ::memstat text is malformed (the Rust
+   * error names the line).
+   */
+  VMMRESV_STATUS_MALFORMED_INPUT = 7027,
+  /**
+   * A deadline passed first (the ARC did not shrink to the target in
+   * time).
+   */
+  VMMRESV_STATUS_TIMEOUT = 7028,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -350,6 +372,25 @@ typedef struct vmmresv_decision {
    * Bytes claimed by other admissions not yet committed.
    */
   uint64_t pending_bytes;
+  /**
+   * NO_RESERVOIR with an ARC host set (vmmresv_admission_set_arc()):
+   * bytes reserved for the VM in the ARC ledger; else 0.
+   */
+  uint64_t arc_reserved_bytes;
+  /**
+   * The ARC target that follows (to apply and wait for); else 0.
+   */
+  uint64_t arc_target_bytes;
+  /**
+   * The ARC's size in the host reading given.
+   */
+  uint64_t arc_size_bytes;
+  /**
+   * Expected milliseconds until the ARC is at the target: 0 if it is,
+   * else one ARC reap cycle (1000 ms; OS-8005). Wait for it with
+   * vmmresv_arc_wait_linux() rather than trust this.
+   */
+  uint64_t arc_expected_wait_ms;
 } vmmresv_decision;
 
 /**
@@ -399,6 +440,74 @@ typedef struct vmmresv_reconcile_report {
    */
   uint64_t claims_beyond_free_bytes;
 } vmmresv_reconcile_report;
+
+/**
+ * What the ARC looks like and what reservations are checked against, in
+ * bytes. Fill it with vmmresv_arc_read_linux() or vmmresv_arc_read_kstat(),
+ * then adjust `ceiling_bytes` and `slack_bytes` if wanted.
+ */
+typedef struct vmmresv_arc_host {
+  /**
+   * `arc_c_min`: the ARC never shrinks below it.
+   */
+  uint64_t arc_c_min_bytes;
+  /**
+   * `arc_c_max`: the ARC never grows above it.
+   */
+  uint64_t arc_c_max_bytes;
+  /**
+   * The ARC's size now (arcstats `size`).
+   */
+  uint64_t arc_size_bytes;
+  /**
+   * Memory the ARC knows of (Linux arcstats `memory_all_bytes`); 0 if
+   * unknown (illumos arcstats has no such field).
+   */
+  uint64_t physmem_bytes;
+  /**
+   * What reservations are checked against: 0 for `arc_c_max` (as the
+   * illumos-joyent OS-8005 code does), else a budget in bytes (physical
+   * memory, or free + ZFS file data + VMM memory from ::memstat).
+   */
+  uint64_t ceiling_bytes;
+  /**
+   * Extra room the target asks for, because others allocate while the
+   * ARC shrinks; the readers set physmem/128 (OS-8005's desfree), or 0
+   * when physmem is unknown.
+   */
+  uint64_t slack_bytes;
+} vmmresv_arc_host;
+
+/**
+ * An ARC reservation's outcome.
+ */
+typedef struct vmmresv_arc_reservation {
+  /**
+   * 1 if the VM holds a reservation now, 0 if it was refused.
+   */
+  uint32_t reserved;
+  /**
+   * 1 if it already held one (nothing charged twice).
+   */
+  uint32_t already;
+  /**
+   * Bytes the VM holds (its request rounded up to 4 KiB pages).
+   */
+  uint64_t bytes;
+  /**
+   * When refused: how much arc_c_min + reservations + request exceed
+   * the ceiling by.
+   */
+  uint64_t shortfall_bytes;
+  /**
+   * The ARC target that follows from the ledger now.
+   */
+  uint64_t target_bytes;
+  /**
+   * All VMs' ARC reservations (OS-8005's arc_virt_machine_reserved).
+   */
+  uint64_t total_reserved_bytes;
+} vmmresv_arc_reservation;
 
 #ifdef __cplusplus
 extern "C" {
@@ -684,6 +793,85 @@ vmmresv_status vmmresv_admission_pending(const struct vmmresv_admission *admissi
  */
 vmmresv_status vmmresv_reconcile(struct vmmresv_admission *admission_handle,
                                  struct vmmresv_reconcile_report *out);
+
+/**
+ * Read Linux OpenZFS's `<root>/proc/spl/kstat/zfs/arcstats` (`root` NULL
+ * for "/") into `*out`. MALFORMED_INPUT if the file is not arcstats or
+ * lacks `c_min`, `c_max` or `size`; IO if it cannot be read.
+ */
+vmmresv_status vmmresv_arc_read_linux(const char *root,
+                                      struct vmmresv_arc_host *out);
+
+/**
+ * Read a file of illumos `kstat -p zfs:0:arcstats` output into `*out`
+ * (the library does not run kstat). `physmem_bytes` and `slack_bytes`
+ * are 0: illumos arcstats has no memory total.
+ */
+vmmresv_status vmmresv_arc_read_kstat(const char *path,
+                                      struct vmmresv_arc_host *out);
+
+/**
+ * Use `host` for this handle's NO_RESERVOIR decisions (NULL: stop): each
+ * then also reserves the VM's memory in the ARC ledger, is refused with
+ * VMMRESV_REASON_ARC_GUARD if the ARC would have to go below arc_c_min,
+ * and reports the ARC target and expected wait in its decision. Call it
+ * again with a fresh reading to update the ARC's size.
+ */
+vmmresv_status vmmresv_admission_set_arc(const struct vmmresv_admission *admission_handle,
+                                         const struct vmmresv_arc_host *host);
+
+/**
+ * Reserve `bytes` of ARC room for VM `vm_uuid` (OS-8005's per-VM
+ * reservation), held by this process until vmmresv_arc_release() or its
+ * exit. Idempotent per VM. Refused (`reserved` 0, with the shortfall)
+ * when arc_c_min + all reservations + `bytes` would pass the ceiling —
+ * compared in pages, one unit, unlike the original kernel code.
+ */
+vmmresv_status vmmresv_arc_reserve(struct vmmresv_admission *admission_handle,
+                                   const char *vm_uuid,
+                                   uint64_t bytes,
+                                   const struct vmmresv_arc_host *host,
+                                   struct vmmresv_arc_reservation *out);
+
+/**
+ * Release VM `vm_uuid`'s ARC reservation (on destroy). Idempotent: a VM
+ * without one releases 0 bytes. `*released_bytes` may be NULL. NOT_FOUND
+ * if another live process holds it.
+ */
+vmmresv_status vmmresv_arc_release(struct vmmresv_admission *admission_handle,
+                                   const char *vm_uuid,
+                                   uint64_t *released_bytes);
+
+/**
+ * Make Linux OpenZFS follow the ARC ledger: write the target to
+ * `<root>/sys/module/zfs/parameters/zfs_arc_max` (`root` NULL for "/")
+ * while any VM holds a reservation, remembering the original in the run
+ * directory, and write the original back once none does. `*written_bytes`
+ * (may be NULL) receives the value written, or 0 if nothing was. REFUSED
+ * for a target OpenZFS would ignore (below 64 MiB, not above arc_c_min,
+ * not below all memory); UNSUPPORTED when the original was 0 (the module
+ * default cannot be written back on a running system).
+ */
+vmmresv_status vmmresv_arc_apply_linux(struct vmmresv_admission *admission_handle,
+                                       const char *root,
+                                       const struct vmmresv_arc_host *host,
+                                       uint64_t *written_bytes);
+
+/**
+ * Wait until Linux OpenZFS's ARC (`<root>/proc/spl/kstat/zfs/arcstats`,
+ * `root` NULL for "/") is at or below `goal_bytes` (a target plus its
+ * slack), sampling every 250 ms, for at most `deadline_ms`. `progress`
+ * (may be NULL) is called after each sample with the ARC's size and the
+ * goal, and may cancel (nonzero). `*arc_size_bytes` (may be NULL)
+ * receives the last size seen. OK when reached; TIMEOUT at the deadline;
+ * INTERRUPTED when cancelled.
+ */
+vmmresv_status vmmresv_arc_wait_linux(const char *root,
+                                      uint64_t goal_bytes,
+                                      uint32_t deadline_ms,
+                                      vmmresv_progress_fn progress,
+                                      void *arg,
+                                      uint64_t *arc_size_bytes);
 
 /**
  * Create an in-process ledger of `capacity_pages` pages (at most 2^48 - 1).

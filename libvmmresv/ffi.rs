@@ -23,10 +23,16 @@ use std::path::Path;
 
 use crate::admission::ledger::Pool;
 use crate::admission::local::LocalLedger;
-use crate::admission::{Admission, Decision, Preference, Reason, Verdict};
+use crate::admission::{Admission, ArcHost, Decision, Preference, Reason, Verdict};
+use crate::arc::guard::{ArcLimits, Ceiling, Refusal};
+use crate::arc::reserve::{Applied, ArcPolicy, Reservation};
+use crate::arc::snapshot::HostSnapshot;
+use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
+use crate::arc::{desfree_slack, ArcReader, LinuxArcFacts};
 use crate::pages::{self, PageSize};
 use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
+use std::time::Duration;
 
 /// Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
 /// their signature and meaning for every 1.x release.
@@ -684,6 +690,10 @@ pub const VMMRESV_REASON_RESERVOIR_NOT_WANTED: u32 = 3;
 /// `reason`: without the reservoir the VM would pass the kernel's limit on
 /// reservoir plus transient memory, by `shortfall_bytes`.
 pub const VMMRESV_REASON_TRANSIENT_LIMIT: u32 = 4;
+/// `reason`: without the reservoir the VM's memory would have to come out
+/// of the ARC below `arc_c_min` (OS-8005's guard: arc_c_min + VMM
+/// reservations + request > ceiling), by `shortfall_bytes`.
+pub const VMMRESV_REASON_ARC_GUARD: u32 = 5;
 
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_REQUIRE, Preference::Require as u32);
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_PREFER, Preference::Prefer as u32);
@@ -727,6 +737,17 @@ pub struct vmmresv_decision {
     pub free_bytes: u64,
     /// Bytes claimed by other admissions not yet committed.
     pub pending_bytes: u64,
+    /// NO_RESERVOIR with an ARC host set (vmmresv_admission_set_arc()):
+    /// bytes reserved for the VM in the ARC ledger; else 0.
+    pub arc_reserved_bytes: u64,
+    /// The ARC target that follows (to apply and wait for); else 0.
+    pub arc_target_bytes: u64,
+    /// The ARC's size in the host reading given.
+    pub arc_size_bytes: u64,
+    /// Expected milliseconds until the ARC is at the target: 0 if it is,
+    /// else one ARC reap cycle (1000 ms; OS-8005). Wait for it with
+    /// vmmresv_arc_wait_linux() rather than trust this.
+    pub arc_expected_wait_ms: u64,
 }
 
 impl From<Verdict> for vmmresv_decision {
@@ -738,6 +759,10 @@ impl From<Verdict> for vmmresv_decision {
             shortfall_bytes: v.shortfall_bytes,
             free_bytes: v.free_bytes,
             pending_bytes: v.pending_bytes,
+            arc_reserved_bytes: v.arc.map(|a| a.reserved_bytes).unwrap_or(0),
+            arc_target_bytes: v.arc.map(|a| a.target_bytes).unwrap_or(0),
+            arc_size_bytes: v.arc.map(|a| a.arc_size_bytes).unwrap_or(0),
+            arc_expected_wait_ms: v.arc.map(|a| a.expected_wait_ms).unwrap_or(0),
         }
     }
 }
@@ -1035,6 +1060,366 @@ pub extern "C" fn vmmresv_reconcile(
                 ok()
             }
             Err(e) => fail(e),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------
+// ARC (OS-8005)
+
+/// What the ARC looks like and what reservations are checked against, in
+/// bytes. Fill it with vmmresv_arc_read_linux() or vmmresv_arc_read_kstat(),
+/// then adjust `ceiling_bytes` and `slack_bytes` if wanted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_arc_host {
+    /// `arc_c_min`: the ARC never shrinks below it.
+    pub arc_c_min_bytes: u64,
+    /// `arc_c_max`: the ARC never grows above it.
+    pub arc_c_max_bytes: u64,
+    /// The ARC's size now (arcstats `size`).
+    pub arc_size_bytes: u64,
+    /// Memory the ARC knows of (Linux arcstats `memory_all_bytes`); 0 if
+    /// unknown (illumos arcstats has no such field).
+    pub physmem_bytes: u64,
+    /// What reservations are checked against: 0 for `arc_c_max` (as the
+    /// illumos-joyent OS-8005 code does), else a budget in bytes (physical
+    /// memory, or free + ZFS file data + VMM memory from ::memstat).
+    pub ceiling_bytes: u64,
+    /// Extra room the target asks for, because others allocate while the
+    /// ARC shrinks; the readers set physmem/128 (OS-8005's desfree), or 0
+    /// when physmem is unknown.
+    pub slack_bytes: u64,
+}
+
+impl vmmresv_arc_host {
+    fn policy(&self) -> Result<ArcPolicy, Error> {
+        if self.arc_c_min_bytes > self.arc_c_max_bytes {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        Ok(ArcPolicy {
+            limits: ArcLimits {
+                arc_c_min: self.arc_c_min_bytes,
+                arc_c_max: self.arc_c_max_bytes,
+            },
+            ceiling: if self.ceiling_bytes == 0 {
+                Ceiling::ArcCMax
+            } else {
+                Ceiling::Budget(self.ceiling_bytes)
+            },
+            slack: self.slack_bytes,
+        })
+    }
+
+    fn from_snapshot(s: &HostSnapshot) -> Result<vmmresv_arc_host, Error> {
+        let missing = || Error::new(Status::MalformedInput);
+        let physmem = s.physmem.unwrap_or(0);
+        Ok(vmmresv_arc_host {
+            arc_c_min_bytes: s.arc_c_min.ok_or_else(missing)?,
+            arc_c_max_bytes: s.arc_c_max.ok_or_else(missing)?,
+            arc_size_bytes: s.arc_size.ok_or_else(missing)?,
+            physmem_bytes: physmem,
+            ceiling_bytes: 0,
+            slack_bytes: desfree_slack(physmem),
+        })
+    }
+}
+
+/// An ARC reservation's outcome.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_arc_reservation {
+    /// 1 if the VM holds a reservation now, 0 if it was refused.
+    pub reserved: u32,
+    /// 1 if it already held one (nothing charged twice).
+    pub already: u32,
+    /// Bytes the VM holds (its request rounded up to 4 KiB pages).
+    pub bytes: u64,
+    /// When refused: how much arc_c_min + reservations + request exceed
+    /// the ceiling by.
+    pub shortfall_bytes: u64,
+    /// The ARC target that follows from the ledger now.
+    pub target_bytes: u64,
+    /// All VMs' ARC reservations (OS-8005's arc_virt_machine_reserved).
+    pub total_reserved_bytes: u64,
+}
+
+fn arc_host_arg(host: *const vmmresv_arc_host) -> Result<ArcPolicy, Error> {
+    if host.is_null() {
+        return Err(Error::new(Status::NullArgument));
+    }
+    // SAFETY: non-null; the C contract is a readable vmmresv_arc_host.
+    unsafe { *host }.policy()
+}
+
+/// Read Linux OpenZFS's `<root>/proc/spl/kstat/zfs/arcstats` (`root` NULL
+/// for "/") into `*out`. MALFORMED_INPUT if the file is not arcstats or
+/// lacks `c_min`, `c_max` or `size`; IO if it cannot be read.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_read_linux(
+    root: *const c_char,
+    out: *mut vmmresv_arc_host,
+) -> Status {
+    boundary(|| {
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        let root = opt_path(root).unwrap_or(Path::new("/"));
+        match ArcReader::linux(root)
+            .snapshot()
+            .map_err(Error::from)
+            .and_then(|s| vmmresv_arc_host::from_snapshot(&s))
+        {
+            Ok(h) => {
+                put(out, h);
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Read a file of illumos `kstat -p zfs:0:arcstats` output into `*out`
+/// (the library does not run kstat). `physmem_bytes` and `slack_bytes`
+/// are 0: illumos arcstats has no memory total.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_read_kstat(
+    path: *const c_char,
+    out: *mut vmmresv_arc_host,
+) -> Status {
+    boundary(|| {
+        if out.is_null() || path.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        let p = opt_path(path).unwrap_or(Path::new(""));
+        match ArcReader::kstat_p_file(p)
+            .snapshot()
+            .map_err(Error::from)
+            .and_then(|s| vmmresv_arc_host::from_snapshot(&s))
+        {
+            Ok(h) => {
+                put(out, h);
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Use `host` for this handle's NO_RESERVOIR decisions (NULL: stop): each
+/// then also reserves the VM's memory in the ARC ledger, is refused with
+/// VMMRESV_REASON_ARC_GUARD if the ARC would have to go below arc_c_min,
+/// and reports the ARC target and expected wait in its decision. Call it
+/// again with a fresh reading to update the ARC's size.
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_set_arc(
+    admission_handle: *const vmmresv_admission,
+    host: *const vmmresv_arc_host,
+) -> Status {
+    boundary(|| {
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        let setting = if host.is_null() {
+            None
+        } else {
+            match arc_host_arg(host) {
+                Ok(policy) => Some(ArcHost {
+                    policy,
+                    // SAFETY: arc_host_arg checked it non-null; readable
+                    // by the C contract.
+                    arc_size: unsafe { (*host).arc_size_bytes },
+                }),
+                Err(e) => return fail(e),
+            }
+        };
+        a.inner.set_arc(setting);
+        ok()
+    })
+}
+
+/// Reserve `bytes` of ARC room for VM `vm_uuid` (OS-8005's per-VM
+/// reservation), held by this process until vmmresv_arc_release() or its
+/// exit. Idempotent per VM. Refused (`reserved` 0, with the shortfall)
+/// when arc_c_min + all reservations + `bytes` would pass the ceiling —
+/// compared in pages, one unit, unlike the original kernel code.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_reserve(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    bytes: u64,
+    host: *const vmmresv_arc_host,
+    out: *mut vmmresv_arc_reservation,
+) -> Status {
+    boundary(|| {
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if out.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        let (uuid, policy) = match uuid_arg(vm_uuid).and_then(|u| Ok((u, arc_host_arg(host)?))) {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        match a.inner.arc_reserve(&uuid, bytes, &policy) {
+            Ok(Reservation::Reserved(r)) => {
+                put(
+                    out,
+                    vmmresv_arc_reservation {
+                        reserved: 1,
+                        already: u32::from(r.already),
+                        bytes: r.bytes,
+                        shortfall_bytes: 0,
+                        target_bytes: r.target.target_bytes,
+                        total_reserved_bytes: r.target.reserved_bytes,
+                    },
+                );
+                ok()
+            }
+            Ok(Reservation::Refused(refusal)) => {
+                let shortfall = match refusal {
+                    Refusal::Shortfall {
+                        shortfall_bytes, ..
+                    } => shortfall_bytes,
+                    Refusal::Overflow => u64::MAX,
+                };
+                let t = a
+                    .inner
+                    .arc_target(&policy)
+                    .map(|t| (t.target_bytes, t.reserved_bytes));
+                let (target, total) = t.unwrap_or((0, 0));
+                put(
+                    out,
+                    vmmresv_arc_reservation {
+                        reserved: 0,
+                        already: 0,
+                        bytes: 0,
+                        shortfall_bytes: shortfall,
+                        target_bytes: target,
+                        total_reserved_bytes: total,
+                    },
+                );
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Release VM `vm_uuid`'s ARC reservation (on destroy). Idempotent: a VM
+/// without one releases 0 bytes. `*released_bytes` may be NULL. NOT_FOUND
+/// if another live process holds it.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_release(
+    admission_handle: *mut vmmresv_admission,
+    vm_uuid: *const c_char,
+    released_bytes: *mut u64,
+) -> Status {
+    boundary(|| {
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        match uuid_arg(vm_uuid).and_then(|u| a.inner.arc_release(&u)) {
+            Ok(b) => {
+                if !released_bytes.is_null() {
+                    put(released_bytes, b);
+                }
+                ok()
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Make Linux OpenZFS follow the ARC ledger: write the target to
+/// `<root>/sys/module/zfs/parameters/zfs_arc_max` (`root` NULL for "/")
+/// while any VM holds a reservation, remembering the original in the run
+/// directory, and write the original back once none does. `*written_bytes`
+/// (may be NULL) receives the value written, or 0 if nothing was. REFUSED
+/// for a target OpenZFS would ignore (below 64 MiB, not above arc_c_min,
+/// not below all memory); UNSUPPORTED when the original was 0 (the module
+/// default cannot be written back on a running system).
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_apply_linux(
+    admission_handle: *mut vmmresv_admission,
+    root: *const c_char,
+    host: *const vmmresv_arc_host,
+    written_bytes: *mut u64,
+) -> Status {
+    boundary(|| {
+        if !written_bytes.is_null() {
+            put(written_bytes, 0);
+        }
+        let a = match admission(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        let policy = match arc_host_arg(host) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        // SAFETY: arc_host_arg checked `host` non-null and readable.
+        let h = unsafe { *host };
+        let facts = LinuxArcFacts {
+            all_memory: h.physmem_bytes,
+            arc_c_min: h.arc_c_min_bytes,
+        };
+        let root = opt_path(root).unwrap_or(Path::new("/"));
+        match a.inner.arc_apply_linux(&policy, &facts, root) {
+            Ok(Applied::Limited { zfs_arc_max, .. }) | Ok(Applied::Restored { zfs_arc_max }) => {
+                if !written_bytes.is_null() {
+                    put(written_bytes, zfs_arc_max);
+                }
+                ok()
+            }
+            Ok(Applied::Unchanged) => ok(),
+            Ok(Applied::CannotRestoreDefault) => fail(Error::new(Status::Unsupported)),
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Wait until Linux OpenZFS's ARC (`<root>/proc/spl/kstat/zfs/arcstats`,
+/// `root` NULL for "/") is at or below `goal_bytes` (a target plus its
+/// slack), sampling every 250 ms, for at most `deadline_ms`. `progress`
+/// (may be NULL) is called after each sample with the ARC's size and the
+/// goal, and may cancel (nonzero). `*arc_size_bytes` (may be NULL)
+/// receives the last size seen. OK when reached; TIMEOUT at the deadline;
+/// INTERRUPTED when cancelled.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_wait_linux(
+    root: *const c_char,
+    goal_bytes: u64,
+    deadline_ms: u32,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    arc_size_bytes: *mut u64,
+) -> Status {
+    boundary(|| {
+        let root = opt_path(root).unwrap_or(Path::new("/"));
+        let reader = ArcReader::linux(root);
+        let opts = WaitOptions::new(goal_bytes, Duration::from_millis(u64::from(deadline_ms)));
+        let res = wait_for_reader(&reader, &opts, |p| match progress {
+            // SAFETY: the caller's callback, called as documented.
+            Some(f) if unsafe { f(p.arc_size, p.goal, arg) } != 0 => Flow::Cancel,
+            _ => Flow::Continue,
+        });
+        match res {
+            Ok(outcome) => {
+                if !arc_size_bytes.is_null() {
+                    put(arc_size_bytes, outcome.progress().arc_size);
+                }
+                match outcome {
+                    WaitOutcome::Reached(_) => ok(),
+                    WaitOutcome::Deadline(_) => fail(Error::new(Status::Timeout)),
+                    WaitOutcome::Cancelled(_) => fail(Error::new(Status::Interrupted)),
+                }
+            }
+            Err(e) => fail(e.into()),
         }
     })
 }

@@ -432,39 +432,47 @@ impl Reservoir {
     /// exclusive flock, released when the returned file is dropped or the
     /// process dies.
     fn lock(&self) -> Result<File> {
-        if let Some(dir) = self.lock_path.parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)
-                    .map_err(|e| io_error(&e))?;
-            }
+        lock_file(&self.lock_path)
+    }
+}
+
+/// Take an exclusive `flock(2)` on `path` (created 0600 in a directory
+/// created if missing): a fresh open file description, so threads exclude
+/// each other like processes; released when the file is dropped or the
+/// process dies.
+pub(crate) fn lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| io_error(&e))?;
         }
-        // O_NOFOLLOW: a planted symlink must not redirect a root process's
-        // create; O_NONBLOCK: a planted FIFO must not hang the open.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&self.lock_path)
-            .map_err(|e| io_error(&e))?;
-        let meta = file.metadata().map_err(|e| io_error(&e))?;
-        if !meta.file_type().is_file() {
-            return Err(Error::with_errno(Status::Io, libc::EINVAL));
+    }
+    // O_NOFOLLOW: a planted symlink must not redirect a root process's
+    // create; O_NONBLOCK: a planted FIFO must not hang the open.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| io_error(&e))?;
+    let meta = file.metadata().map_err(|e| io_error(&e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::with_errno(Status::Io, libc::EINVAL));
+    }
+    loop {
+        // SAFETY: flock on a descriptor owned by `file` for this call.
+        let rv = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+        if rv == 0 {
+            return Ok(file);
         }
-        loop {
-            // SAFETY: flock on a descriptor owned by `file` for this call.
-            let rv = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-            if rv == 0 {
-                return Ok(file);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(io_error(&e));
-            }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(io_error(&e));
         }
     }
 }

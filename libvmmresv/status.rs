@@ -73,9 +73,18 @@ pub enum Status {
     NotFound = 7024,
     /// The ledger is being reconciled (or a reconciler stalled); retry.
     Busy = 7025,
+    /// Not possible on this platform (e.g. setting the ARC's size on an
+    /// illumos kernel without a per-VM ARC reservation ioctl).
+    Unsupported = 7026,
+    /// ARC statistics, kstat or ::memstat text is malformed (the Rust
+    /// error names the line).
+    MalformedInput = 7027,
+    /// A deadline passed first (the ARC did not shrink to the target in
+    /// time).
+    Timeout = 7028,
 }
 
-const ALL_STATUSES: [Status; 23] = [
+const ALL_STATUSES: [Status; 26] = [
     Status::Ok,
     Status::NullArgument,
     Status::InvalidArgument,
@@ -99,6 +108,9 @@ const ALL_STATUSES: [Status; 23] = [
     Status::LedgerFull,
     Status::NotFound,
     Status::Busy,
+    Status::Unsupported,
+    Status::MalformedInput,
+    Status::Timeout,
 ];
 
 impl Status {
@@ -145,6 +157,9 @@ impl Status {
             Status::LedgerFull => "the admission ledger has no free slot\0",
             Status::NotFound => "this process holds no claim for that VM\0",
             Status::Busy => "the admission ledger is being reconciled; try again\0",
+            Status::Unsupported => "not supported on this platform\0",
+            Status::MalformedInput => "malformed ARC statistics, kstat or ::memstat input\0",
+            Status::Timeout => "the deadline passed first\0",
         }
     }
 

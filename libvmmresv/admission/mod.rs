@@ -25,6 +25,9 @@ use std::path::Path;
 use self::file::LedgerFile;
 use self::ledger::{ClaimInfo, ClaimOutcome, Host, Pool, ReconcileReport};
 use self::owner::Owner;
+use crate::arc::guard::Refusal;
+use crate::arc::reserve::{self as arc_reserve, Applied, ArcPolicy, Reservation};
+use crate::arc::{LinuxArcFacts, TargetReport};
 use crate::pages::{self, PageSize, PAGESIZE};
 use crate::reservoir::{Reservoir, ReservoirQuery};
 use crate::status::{Error, Status};
@@ -86,6 +89,10 @@ pub enum Reason {
     /// Without the reservoir, the VM would pass the kernel's limit on
     /// reservoir plus transient memory.
     TransientLimit = 4,
+    /// Without the reservoir, the ARC would have to shrink below
+    /// `arc_c_min` (the OS-8005 guard: arc_c_min + VMM reservations +
+    /// request > ceiling).
+    ArcGuard = 5,
 }
 
 /// An admission decision with the figures behind it.
@@ -105,6 +112,41 @@ pub struct Verdict {
     pub free_bytes: u64,
     /// Bytes claimed by other admissions not yet committed.
     pub pending_bytes: u64,
+    /// For NO_RESERVOIR with an ARC host set: the ARC reservation made for
+    /// the VM, the ARC target that follows and the expected wait.
+    pub arc: Option<ArcVerdict>,
+}
+
+/// The ARC side of a NO_RESERVOIR decision (OS-8005): the VM's memory must
+/// come out of the ARC, so it is reserved there and the ARC is told how far
+/// to shrink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArcVerdict {
+    /// Bytes reserved for the VM in the ARC ledger.
+    pub reserved_bytes: u64,
+    /// The ARC target the ledger now implies.
+    pub target_bytes: u64,
+    /// The ARC's size when the host was last read.
+    pub arc_size_bytes: u64,
+    /// Milliseconds until the ARC is expected at the target: 0 if it is
+    /// already there (within the slack), else one ARC reap cycle (illumos
+    /// reaps about once a second and cuts `arc_c` by the whole deficit plus
+    /// arc_c/128 per cycle — OS-8005). The eviction behind it is
+    /// asynchronous: wait for it with `arc::wait` rather than trust this.
+    pub expected_wait_ms: u64,
+}
+
+/// One ARC reap cycle: what [`ArcVerdict::expected_wait_ms`] predicts.
+pub const ARC_REAP_CYCLE_MS: u64 = 1000;
+
+/// The host's ARC as admission sees it: the policy reservations follow and
+/// the ARC's size at the last reading. Set with [`Admission::set_arc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArcHost {
+    /// Limits, ceiling and slack.
+    pub policy: ArcPolicy,
+    /// arcstats `size` (bytes).
+    pub arc_size: u64,
 }
 
 /// Reconcile's findings: the ledger's repair and how it compares with the
@@ -171,6 +213,8 @@ fn bytes(pages: u64) -> u64 {
 pub struct Admission {
     reservoir: Reservoir,
     file: LedgerFile,
+    /// Read once per decision; a mutex so set_arc needs only &self.
+    arc: std::sync::Mutex<Option<ArcHost>>,
 }
 
 impl Admission {
@@ -182,7 +226,11 @@ impl Admission {
             Some(p) => LedgerFile::open_or_create(p)?,
             None => LedgerFile::open_or_create(&reservoir.run_dir().join(file::LEDGER_FILE_NAME))?,
         };
-        Ok(Admission { reservoir, file })
+        Ok(Admission {
+            reservoir,
+            file,
+            arc: std::sync::Mutex::new(None),
+        })
     }
 
     /// The reservoir admissions are checked against.
@@ -235,6 +283,7 @@ impl Admission {
                 shortfall_bytes: 0,
                 free_bytes: q.free,
                 pending_bytes: bytes(others),
+                arc: None,
             });
         }
         let mut free = 0u64;
@@ -262,6 +311,7 @@ impl Admission {
                         shortfall_bytes: 0,
                         free_bytes: free,
                         pending_bytes: bytes(others),
+                        arc: None,
                     })
                 }
                 ClaimOutcome::Refused(r) if pref == Preference::Require => {
@@ -272,6 +322,7 @@ impl Admission {
                         shortfall_bytes: bytes(r.shortfall),
                         free_bytes: free,
                         pending_bytes: bytes(r.claimed),
+                        arc: None,
                     })
                 }
                 ClaimOutcome::Refused(r) => {
@@ -315,36 +366,137 @@ impl Admission {
             hint(uuid),
             &mut capacity,
         )?;
-        Ok(match outcome {
-            ClaimOutcome::Claimed { others, .. } => Verdict {
-                decision: Decision::NoReservoir,
-                reason: why_not_reservoir,
-                charged_bytes: bytes(pages),
-                shortfall_bytes: reservoir_shortfall,
-                free_bytes: free,
-                pending_bytes: bytes(others),
-            },
-            ClaimOutcome::Refused(r) => Verdict {
-                decision: Decision::Refuse,
-                reason: Reason::TransientLimit,
-                charged_bytes: 0,
-                shortfall_bytes: bytes(r.shortfall),
-                free_bytes: free,
-                pending_bytes: bytes(r.claimed),
-            },
-        })
+        let (others, mut verdict) = match outcome {
+            ClaimOutcome::Claimed { others, .. } => (
+                others,
+                Verdict {
+                    decision: Decision::NoReservoir,
+                    reason: why_not_reservoir,
+                    charged_bytes: bytes(pages),
+                    shortfall_bytes: reservoir_shortfall,
+                    free_bytes: free,
+                    pending_bytes: bytes(others),
+                    arc: None,
+                },
+            ),
+            ClaimOutcome::Refused(r) => {
+                return Ok(Verdict {
+                    decision: Decision::Refuse,
+                    reason: Reason::TransientLimit,
+                    charged_bytes: 0,
+                    shortfall_bytes: bytes(r.shortfall),
+                    free_bytes: free,
+                    pending_bytes: bytes(r.claimed),
+                    arc: None,
+                })
+            }
+        };
+        let host = *self.arc.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(host) = host else {
+            return Ok(verdict);
+        };
+        // OS-8005: the VM's memory comes out of the ARC; reserve it there.
+        match arc_reserve::reserve(&l, &Host, me, uuid, bytes(pages), &host.policy) {
+            Ok(Reservation::Reserved(r)) => {
+                let goal = r.target.target_bytes.saturating_add(r.target.slack_bytes);
+                verdict.arc = Some(ArcVerdict {
+                    reserved_bytes: r.bytes,
+                    target_bytes: r.target.target_bytes,
+                    arc_size_bytes: host.arc_size,
+                    expected_wait_ms: if host.arc_size > goal {
+                        ARC_REAP_CYCLE_MS
+                    } else {
+                        0
+                    },
+                });
+                Ok(verdict)
+            }
+            Ok(Reservation::Refused(refusal)) => {
+                // Give back the transient claim: the VM will not start.
+                let _ = self.release_in(uuid, &[Pool::Transient]);
+                let shortfall = match refusal {
+                    Refusal::Shortfall {
+                        shortfall_bytes, ..
+                    } => shortfall_bytes,
+                    Refusal::Overflow => u64::MAX,
+                };
+                Ok(Verdict {
+                    decision: Decision::Refuse,
+                    reason: Reason::ArcGuard,
+                    charged_bytes: 0,
+                    shortfall_bytes: shortfall,
+                    free_bytes: free,
+                    pending_bytes: bytes(others),
+                    arc: None,
+                })
+            }
+            Err(e) => {
+                let _ = self.release_in(uuid, &[Pool::Transient]);
+                Err(e)
+            }
+        }
     }
 
-    fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
+    /// Use (or stop using, with None) the host's ARC for NO_RESERVOIR
+    /// decisions: each one then also reserves the VM's memory in the ARC
+    /// ledger, refuses the VM if the ARC guard would be broken, and
+    /// reports the ARC target and the expected wait.
+    pub fn set_arc(&self, host: Option<ArcHost>) {
+        *self.arc.lock().unwrap_or_else(|p| p.into_inner()) = host;
+    }
+
+    /// Reserve `bytes` of ARC room for VM `uuid` (idempotent per UUID).
+    pub fn arc_reserve(
+        &self,
+        uuid: &[u8; 16],
+        bytes: u64,
+        policy: &ArcPolicy,
+    ) -> Result<Reservation> {
+        let me = Self::me()?;
+        arc_reserve::reserve(&self.file.ledger(), &Host, me, uuid, bytes, policy)
+    }
+
+    /// Release VM `uuid`'s ARC reservation (on destroy); 0 if it had none.
+    pub fn arc_release(&self, uuid: &[u8; 16]) -> Result<u64> {
+        let me = Self::me()?;
+        arc_reserve::release(&self.file.ledger(), &Host, me, uuid)
+    }
+
+    /// The ARC target the reservations imply now.
+    pub fn arc_target(&self, policy: &ArcPolicy) -> Result<TargetReport> {
+        arc_reserve::current_target(&self.file.ledger(), policy)
+    }
+
+    /// Make Linux OpenZFS's `zfs_arc_max` (under `root`) follow the ARC
+    /// ledger, remembering the original in this handle's run directory and
+    /// restoring it when the last reservation is released.
+    pub fn arc_apply_linux(
+        &self,
+        policy: &ArcPolicy,
+        facts: &LinuxArcFacts,
+        root: &Path,
+    ) -> Result<Applied> {
+        arc_reserve::apply_linux(
+            &self.file.ledger(),
+            policy,
+            facts,
+            root,
+            self.reservoir.run_dir(),
+        )
+    }
+
+    fn release_in(&self, uuid: &[u8; 16], pools: &[Pool]) -> Result<u64> {
         let me = Self::me()?;
         let l = self.file.ledger();
-        let c = l
-            .find(uuid, &[Pool::Reservoir, Pool::Transient])?
-            .ok_or(Error::new(Status::NotFound))?;
+        let c = l.find(uuid, pools)?.ok_or(Error::new(Status::NotFound))?;
         if c.owner != me {
             return Err(Error::new(Status::NotFound));
         }
         l.release(&Host, me, c.slot).map(bytes)
+    }
+
+    fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
+        self.release_in(uuid, &[Pool::Reservoir, Pool::Transient])
     }
 
     /// The VM now holds its reservoir memory (bhyve allocated it): drop the

@@ -69,12 +69,12 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Malformed text is an invalid argument: the caller handed us (or pointed
-/// us at) something that is not what it claims to be. A dedicated status
-/// may come later; until then the line detail lives in the Rust error.
+/// Malformed text has its own status, so a caller (zhyve) can tell
+/// "arcstats unreadable, fall back" from its own bad argument; the line
+/// detail lives in the Rust error.
 impl From<ParseError> for Error {
     fn from(_: ParseError) -> Error {
-        Error::new(Status::InvalidArgument)
+        Error::new(Status::MalformedInput)
     }
 }
 
@@ -177,11 +177,7 @@ impl From<ArcError> for Error {
             ArcError::Io { errno: Some(n), .. } => Error::with_errno(Status::Io, n),
             ArcError::Io { errno: None, .. } => Error::new(Status::Io),
             ArcError::TooLarge { .. } => Error::new(Status::InvalidArgument),
-            // Placeholder until the crate has a `Status::Unsupported`:
-            // InvalidArgument is the closest existing meaning ("this
-            // request cannot be honoured here"), and the Rust error keeps
-            // the exact reason.
-            ArcError::Unsupported { .. } => Error::new(Status::InvalidArgument),
+            ArcError::Unsupported { .. } => Error::new(Status::Unsupported),
             // The value itself is the problem: an invalid argument, not a
             // refusal for lack of room.
             ArcError::ArcMaxRejected(_) => Error::new(Status::InvalidArgument),
@@ -210,7 +206,7 @@ mod tests {
     #[test]
     fn conversions_to_status() {
         let p = ParseError::whole("x");
-        assert_eq!(Error::from(p.clone()).status(), Status::InvalidArgument);
+        assert_eq!(Error::from(p.clone()).status(), Status::MalformedInput);
         let io = ArcError::Io {
             path: PathBuf::from("/x"),
             errno: Some(2),
@@ -223,7 +219,12 @@ mod tests {
         );
         assert_eq!(
             Error::from(ArcError::from(p)).status(),
-            Status::InvalidArgument
+            Status::MalformedInput
         );
+        let u = ArcError::Unsupported {
+            platform: crate::arc::apply::Platform::Illumos,
+            what: "zfs_arc_max",
+        };
+        assert_eq!(Error::from(u).status(), Status::Unsupported);
     }
 }

@@ -21,8 +21,11 @@
 //!   parameter file's read and write.
 //! - [`error`]: [`ParseError`] (naming the line) and [`ArcError`].
 //!
-//! The ledger that persists `arc_virt_machine_reserved`, the C ABI and the
-//! admission wiring live elsewhere; this module never records anything.
+//! - [`reserve`]: the per-VM reservations themselves, persisted in the
+//!   admission ledger's ARC pool (shared file, reclaimed when the owner
+//!   dies), checked by the guard, with the target that follows; and
+//!   [`apply_linux`](reserve::apply_linux), which writes `zfs_arc_max` and
+//!   restores the original when the last reservation is released.
 //!
 //! No `unsafe`, no panics: the lints below make indexing, unchecked
 //! arithmetic, `unwrap`/`expect`/`panic!` and `as` casts compile errors
@@ -46,6 +49,7 @@ pub mod arcstats;
 pub mod error;
 pub mod guard;
 pub mod memstat;
+pub mod reserve;
 pub mod snapshot;
 mod text;
 pub mod wait;

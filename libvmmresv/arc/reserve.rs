@@ -1,0 +1,243 @@
+//! The per-VM ARC reservation ledger (OS-8005's `arc_virt_machine_reserved`,
+//! kept by the library instead of the kernel).
+//!
+//! Reservations live in the admission ledger's `Pool::Arc`: the same shared
+//! file, the same lock-free claim protocol, the same reclaim of a dead owner
+//! (pid + start time) and the same hostile-file rules. A VM's reservation
+//! is keyed by its UUID, held by the process that made it (zhyve, and after
+//! exec its bhyve: same pid, same start time) and released on destroy —
+//! explicitly, or when that process dies.
+//!
+//! The claim's capacity is the guard's: `ceiling - arc_c_min` in pages, so
+//! the ledger's "claimed + request <= capacity" is exactly
+//! `arc_c_min + total VMM reservation + request <= ceiling`, compared in one
+//! unit (pages) — not illumos-joyent's pages-against-bytes.
+
+use super::guard::{
+    guard, target, ArcLimits, Ceiling, GuardInputs, Refusal, TargetInputs, TargetReport,
+};
+use crate::admission::ledger::{ClaimOutcome, Ledger, Pool, World};
+use crate::admission::owner::Owner;
+use crate::pages::{self, PageSize};
+use crate::status::{Error, Status};
+
+/// What reservations are checked against, and how the target is formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArcPolicy {
+    /// The ARC's floor and ceiling (arcstats `c_min`, `c_max`).
+    pub limits: ArcLimits,
+    /// The ceiling reservations are taken from (default `arc_c_max`).
+    pub ceiling: Ceiling,
+    /// Extra room the target asks for, because others allocate while the
+    /// ARC shrinks (OS-8005); see [`super::guard::desfree_slack`].
+    pub slack: u64,
+}
+
+/// A reservation made, or found already made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    /// Bytes this VM holds (its request rounded up to pages).
+    pub bytes: u64,
+    /// The VM already held a reservation: nothing was charged twice.
+    pub already: bool,
+    /// The ARC target that follows from the ledger now.
+    pub target: TargetReport,
+}
+
+/// Outcome of [`reserve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved.
+    Reserved(Reserved),
+    /// Refused by the guard: the shortfall and the figures behind it.
+    Refused(Refusal),
+}
+
+fn bytes(p: u64) -> u64 {
+    p.saturating_mul(pages::PAGESIZE)
+}
+
+/// The ARC target for the ledger's current total.
+pub fn current_target(ledger: &Ledger<'_>, policy: &ArcPolicy) -> Result<TargetReport, Error> {
+    target(&TargetInputs {
+        limits: policy.limits,
+        ceiling: policy.ceiling,
+        arc_virt_machine_reserved: ledger.total(Pool::Arc).claimed,
+        slack: policy.slack,
+    })
+}
+
+/// Reserve `request_bytes` of ARC room for VM `uuid`, owned by `me`.
+/// Idempotent per UUID.
+pub fn reserve(
+    ledger: &Ledger<'_>,
+    world: &dyn World,
+    me: Owner,
+    uuid: &[u8; 16],
+    request_bytes: u64,
+    policy: &ArcPolicy,
+) -> Result<Reservation, Error> {
+    if policy.limits.arc_c_min > policy.limits.arc_c_max {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    if let Some(c) = ledger.find(uuid, &[Pool::Arc])? {
+        return Ok(Reservation::Reserved(Reserved {
+            bytes: bytes(c.pages),
+            already: true,
+            target: current_target(ledger, policy)?,
+        }));
+    }
+    let inputs = GuardInputs::new(&policy.limits, policy.ceiling, 0, request_bytes);
+    if inputs.request == 0 {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    let capacity = inputs.ceiling.saturating_sub(inputs.arc_c_min);
+    let hint = usize::from(uuid[15])
+        .wrapping_mul(31)
+        .wrapping_add(usize::from(uuid[14]));
+    let outcome = ledger.claim(
+        world,
+        me,
+        *uuid,
+        Pool::Arc,
+        inputs.request,
+        hint,
+        &mut || Ok(capacity),
+    )?;
+    match outcome {
+        ClaimOutcome::Claimed { .. } => Ok(Reservation::Reserved(Reserved {
+            bytes: bytes(inputs.request),
+            already: false,
+            target: current_target(ledger, policy)?,
+        })),
+        ClaimOutcome::Refused(r) => {
+            // The guard, on the total the refusing attempt saw, gives the
+            // same verdict with the figures an operator wants.
+            match guard(&GuardInputs {
+                arc_virt_machine_reserved: r.claimed,
+                ..inputs
+            }) {
+                Err(refusal) => Ok(Reservation::Refused(refusal)),
+                // The ledger and the guard disagree: a bug, never an
+                // admission.
+                Ok(_) => Err(Error::new(Status::LedgerCorrupt)),
+            }
+        }
+    }
+}
+
+/// Release VM `uuid`'s reservation (on destroy). Idempotent: a VM with no
+/// reservation releases 0 bytes. A reservation held by another live
+/// process is `NotFound` (it is reclaimed when that process dies).
+pub fn release(
+    ledger: &Ledger<'_>,
+    world: &dyn World,
+    me: Owner,
+    uuid: &[u8; 16],
+) -> Result<u64, Error> {
+    match ledger.find(uuid, &[Pool::Arc])? {
+        None => Ok(0),
+        Some(c) if c.owner == me => ledger.release(world, me, c.slot).map(bytes),
+        Some(_) => Err(Error::new(Status::NotFound)),
+    }
+}
+
+/// Pages → bytes of the ledger's total (for reports).
+pub fn reserved_bytes(ledger: &Ledger<'_>) -> u64 {
+    pages::ptob(ledger.total(Pool::Arc).claimed, PageSize::Base4K).unwrap_or(u64::MAX)
+}
+
+/// Name of the file (in the run directory) that remembers `zfs_arc_max`
+/// as it was before the first reservation limited it.
+pub const ARC_MAX_ORIGINAL_FILE: &str = "zfs_arc_max.orig";
+/// Name of the lock file serializing [`apply_linux`] calls.
+pub const ARC_LOCK_FILE: &str = "arc.lock";
+
+/// What [`apply_linux`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// `zfs_arc_max` now holds the target; `original` is what it held
+    /// before the first reservation (restored when the last one goes).
+    Limited {
+        /// The value written.
+        zfs_arc_max: u64,
+        /// The value remembered for the restore.
+        original: u64,
+    },
+    /// The last reservation is gone: the original value was written back.
+    Restored {
+        /// The value written back.
+        zfs_arc_max: u64,
+    },
+    /// The last reservation is gone but the original was 0 (the module
+    /// default), which OpenZFS cannot take back on a running system: the
+    /// limit stays until the module reloads. Reported, not hidden.
+    CannotRestoreDefault,
+    /// Nothing reserved and nothing to restore.
+    Unchanged,
+}
+
+/// Make Linux OpenZFS's `zfs_arc_max` follow the ledger: the target while
+/// any VM holds a reservation, the original value once none does.
+///
+/// `root` is the filesystem root (`/` on a host; a temp dir in tests);
+/// `run_dir` keeps the remembered original. Calls are serialized by a lock
+/// file, and each one writes what the ledger's total implies *now*, so the
+/// last caller's write is the right one whatever the order. A target
+/// OpenZFS would ignore (below 64 MiB, not above `arc_c_min`, not below all
+/// memory) is refused with `Status::Refused` rather than written.
+pub fn apply_linux(
+    ledger: &Ledger<'_>,
+    policy: &ArcPolicy,
+    facts: &super::apply::LinuxArcFacts,
+    root: &std::path::Path,
+    run_dir: &std::path::Path,
+) -> Result<Applied, Error> {
+    use super::apply::{zfs_arc_max_for, ZfsArcMax};
+    let _lock = crate::reservoir::lock_file(&run_dir.join(ARC_LOCK_FILE))?;
+    let param = ZfsArcMax::linux(root);
+    let orig_path = run_dir.join(ARC_MAX_ORIGINAL_FILE);
+    let remembered = match std::fs::read_to_string(&orig_path) {
+        Ok(t) => Some(
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| Error::new(Status::MalformedInput))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::with_errno(
+                Status::Io,
+                e.raw_os_error().unwrap_or(libc::EIO),
+            ))
+        }
+    };
+    let io =
+        |e: std::io::Error| Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(libc::EIO));
+    if ledger.total(Pool::Arc).claimed > 0 {
+        let t = current_target(ledger, policy)?;
+        let value = zfs_arc_max_for(&t, facts).map_err(|_| Error::new(Status::Refused))?;
+        let original = match remembered {
+            Some(o) => o,
+            None => {
+                let cur = param.read()?;
+                // Written before the limit, so a crash cannot lose it.
+                std::fs::write(&orig_path, format!("{cur}\n")).map_err(io)?;
+                cur
+            }
+        };
+        param.write(value, facts)?;
+        return Ok(Applied::Limited {
+            zfs_arc_max: value,
+            original,
+        });
+    }
+    match remembered {
+        None => Ok(Applied::Unchanged),
+        Some(0) => Ok(Applied::CannotRestoreDefault),
+        Some(o) => {
+            param.write(o, facts)?;
+            std::fs::remove_file(&orig_path).map_err(io)?;
+            Ok(Applied::Restored { zfs_arc_max: o })
+        }
+    }
+}
