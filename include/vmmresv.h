@@ -858,6 +858,17 @@ vmmresv_status vmmresv_arc_apply_linux(struct vmmresv_admission *admission_handl
                                        uint64_t *written_bytes);
 
 /**
+ * illumos: apply VM `vm_name`'s ARC reservation of `bytes` with OS-8005's
+ * per-VM ioctl (VM_ARC_RESV on /dev/vmm/`vm_name`), where the kernel has
+ * it (2021-era illumos-joyent). UNSUPPORTED on every other kernel (the
+ * ioctl answers ENOTTY): illumos has no run-time zfs_arc_max, and the
+ * library reports that rather than pretend. NO_DEVICE if the VM does not
+ * exist; OUT_OF_MEMORY if that kernel's own guard refuses.
+ */
+vmmresv_status vmmresv_arc_apply_illumos(const char *vm_name,
+                                         uint64_t bytes);
+
+/**
  * Wait until Linux OpenZFS's ARC (`<root>/proc/spl/kstat/zfs/arcstats`,
  * `root` NULL for "/") is at or below `goal_bytes` (a target plus its
  * slack), sampling every 250 ms, for at most `deadline_ms`. `progress`

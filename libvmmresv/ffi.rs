@@ -1383,6 +1383,31 @@ pub extern "C" fn vmmresv_arc_apply_linux(
     })
 }
 
+/// illumos: apply VM `vm_name`'s ARC reservation of `bytes` with OS-8005's
+/// per-VM ioctl (VM_ARC_RESV on /dev/vmm/`vm_name`), where the kernel has
+/// it (2021-era illumos-joyent). UNSUPPORTED on every other kernel (the
+/// ioctl answers ENOTTY): illumos has no run-time zfs_arc_max, and the
+/// library reports that rather than pretend. NO_DEVICE if the VM does not
+/// exist; OUT_OF_MEMORY if that kernel's own guard refuses.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_apply_illumos(vm_name: *const c_char, bytes: u64) -> Status {
+    boundary(|| {
+        if vm_name.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        // SAFETY: non-null; the C contract is a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(vm_name) }.to_bytes();
+        if name.is_empty() || name.contains(&b'/') || name.len() >= crate::sys::VM_MAX_NAMELEN {
+            return fail(Error::new(Status::InvalidArgument));
+        }
+        let dev = Path::new("/dev/vmm").join(std::ffi::OsStr::from_bytes(name));
+        match crate::arc::reserve::apply_illumos(&dev, bytes) {
+            Ok(()) => ok(),
+            Err(e) => fail(e),
+        }
+    })
+}
+
 /// Wait until Linux OpenZFS's ARC (`<root>/proc/spl/kstat/zfs/arcstats`,
 /// `root` NULL for "/") is at or below `goal_bytes` (a target plus its
 /// slack), sampling every 250 ms, for at most `deadline_ms`. `progress`

@@ -40,6 +40,14 @@ pub const VMM_RESV_QUERY: i32 = VMMCTL_IOC_BASE | 0x10;
 /// version 9 the same number was `VMM_RESV_ADD`, taking a size by value.
 pub const VMM_RESV_SET_TARGET: i32 = VMMCTL_IOC_BASE | 0x11;
 
+/// `VM_ARC_RESV = _IOW('v', IOCNUM_ARC_RESV = 258, uint64_t)` on a VM's
+/// own device (/dev/vmm/<name>), illumos-joyent's OS-8005 kernels only: the
+/// length is passed *by value* as the ioctl argument. illumos `_IOW(x, y,
+/// t)` is `IOC_IN | (sizeof (t) & IOCPARM_MASK) << 16 | x << 8 | y`, and
+/// 258 overflows into the 'v' byte (0x7600 | 0x102 = 0x7702), as the kernel
+/// computes it too. Source: research/arc.md §1.3 (joyent vmm_dev.h).
+pub const VM_ARC_RESV: i32 = (0x8000_0000u32 | (8 << 16) | ((b'v' as u32) << 8) | 258) as i32;
+
 /// The interface version this library was written against.
 pub const VMM_CURRENT_INTERFACE_VERSION: u32 = 18;
 /// The first interface version with `VMM_RESV_SET_TARGET` (illumos#15372).
@@ -118,6 +126,7 @@ const_assert_eq!(VMM_RESV_QUERY, 0x564D10);
 const_assert_eq!(VMM_RESV_SET_TARGET, 0x564D11);
 const_assert_eq!(VMM_INTERFACE_VERSION, 0x564D04);
 const_assert_eq!(VMM_CREATE_VM, 0x564D01);
+const_assert_eq!(VM_ARC_RESV as u32, 0x8008_7702);
 
 /// What the query ioctl writes into: larger than `vmm_resv_query` and zeroed,
 /// because one public fork (grwilson/oxide-illumos "rawmem") grew the struct
@@ -169,6 +178,19 @@ pub unsafe fn ioctl(fd: BorrowedFd<'_>, req: i32, arg: *mut libc::c_void) -> Res
     } else {
         Ok(rv)
     }
+}
+
+/// OS-8005's per-VM ARC reservation: ask the kernel of an open VM device
+/// to reserve `bytes` of ARC room (the length goes by value, not through a
+/// pointer). The errno on failure; ENOTTY where the kernel has no such
+/// ioctl (every kernel but 2021-era illumos-joyent).
+pub fn vm_arc_resv(fd: BorrowedFd<'_>, bytes: u64) -> Result<(), i32> {
+    // The by-value argument: an integer in the pointer's place, as
+    // vmmapi's vm_arc_resv() passes it.
+    let arg = bytes as usize as *mut libc::c_void;
+    // SAFETY: VM_ARC_RESV reads its argument as a number and never
+    // dereferences it; `fd` is live for the borrow.
+    unsafe { ioctl(fd, VM_ARC_RESV, arg) }.map(|_| ())
 }
 
 #[cfg(test)]

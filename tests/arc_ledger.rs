@@ -332,6 +332,49 @@ fn c_abi(scratch: &Path) {
         Status::Ok
     );
     assert_eq!((written, zfs_arc_max(&root)), (60 * GIB, 60 * GIB));
+    // illumos: no run-time zfs_arc_max; the per-VM OS-8005 ioctl only where
+    // the kernel has it. The emulated kernel (like today's illumos) does
+    // not: a real VM device answers ENOTTY, reported as UNSUPPORTED.
+    {
+        use std::os::fd::AsFd;
+        use zerocopy::IntoBytes;
+        let ctl = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags_excl()
+            .open("/dev/vmmctl")
+            .unwrap();
+        let mut req = vmmresv::sys::vm_create_req {
+            name: [0; 128],
+            flags: 0,
+        };
+        req.name[..6].copy_from_slice(b"arcvm0");
+        // SAFETY: a live vm_create_req for the duration of the call.
+        let rv = unsafe {
+            vmmresv::sys::ioctl(
+                ctl.as_fd(),
+                vmmresv::sys::VMM_CREATE_VM,
+                req.as_mut_bytes().as_mut_ptr().cast(),
+            )
+        };
+        assert_eq!(rv, Ok(0));
+        let vm = CString::new("arcvm0").unwrap();
+        assert_eq!(
+            vmmresv_arc_apply_illumos(vm.as_ptr(), GIB),
+            Status::Unsupported
+        );
+        assert_eq!(vmmresv_last_errno(), libc::ENOTTY);
+        let none = CString::new("novm").unwrap();
+        assert_eq!(
+            vmmresv_arc_apply_illumos(none.as_ptr(), GIB),
+            Status::NoDevice
+        );
+        let bad = CString::new("a/b").unwrap();
+        assert_eq!(
+            vmmresv_arc_apply_illumos(bad.as_ptr(), GIB),
+            Status::InvalidArgument
+        );
+    }
     // Bad input: a malformed arcstats file, NULLs.
     std::fs::write(root.join("proc/spl/kstat/zfs/arcstats"), "not arcstats\n").unwrap();
     assert_eq!(
@@ -345,6 +388,17 @@ fn c_abi(scratch: &Path) {
     vmmresv_admission_close(adm);
     vmmresv_reservoir_close(r);
     println!("RESULT ok");
+}
+
+trait ExclOpen {
+    fn custom_flags_excl(&mut self) -> &mut Self;
+}
+
+impl ExclOpen for std::fs::OpenOptions {
+    fn custom_flags_excl(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_EXCL)
+    }
 }
 
 fn as_child() -> bool {

@@ -241,3 +241,24 @@ pub fn apply_linux(
         }
     }
 }
+
+/// On illumos, apply a VM's reservation with OS-8005's per-VM ioctl on its
+/// device (`/dev/vmm/<vm_name>`, or `vm_device` if given), where the kernel
+/// has it (2021-era illumos-joyent); elsewhere (ENOTTY)
+/// `Status::Unsupported` — illumos has no run-time `zfs_arc_max`, and the
+/// library does not pretend. ENOMEM is the kernel's own guard refusing.
+pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(vm_device)
+        .map_err(|e| {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            Error::with_errno(crate::reservoir::status_of_errno(errno), errno)
+        })?;
+    crate::sys::vm_arc_resv(f.as_fd(), bytes).map_err(|errno| match errno {
+        libc::ENOTTY => Error::with_errno(Status::Unsupported, errno),
+        e => Error::with_errno(crate::reservoir::status_of_errno(e), e),
+    })
+}
