@@ -182,19 +182,72 @@ fn put<T>(out: *mut T, v: T) {
     unsafe { out.write(v) }
 }
 
-/// A handle pointer from C, checked for NULL and for our magic.
-fn handle<'a>(h: *const vmmresv_reservoir) -> Result<&'a vmmresv_reservoir, Status> {
+/// The opaque handle types: each carries a magic number so a pointer to
+/// anything else (or to a handle already freed, most of the time) is
+/// refused with a status instead of used.
+trait Handle: Sized {
+    const MAGIC: u64;
+    fn magic(&self) -> u64;
+    fn clear_magic(&mut self);
+}
+
+impl Handle for vmmresv_reservoir {
+    const MAGIC: u64 = RESERVOIR_MAGIC;
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+impl Handle for vmmresv_admission {
+    const MAGIC: u64 = ADMISSION_MAGIC;
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+impl Handle for vmmresv_ledger {
+    const MAGIC: u64 = LEDGER_MAGIC;
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+/// A handle pointer from C, checked for NULL and for its magic.
+fn checked<'a, T: Handle>(h: *const T) -> Result<&'a T, Status> {
     if h.is_null() {
         return Err(Status::NullArgument);
     }
-    // SAFETY: non-null, and the C contract is that `h` came from
-    // vmmresv_reservoir_open and was not closed; the magic check refuses
-    // pointers to other objects that are nonetheless readable.
+    // SAFETY: non-null, and the C contract is that `h` came from the
+    // matching open/new function and was not freed; the magic check
+    // refuses pointers to other objects that are nonetheless readable.
     let r = unsafe { &*h };
-    if r.magic != RESERVOIR_MAGIC {
+    if r.magic() != T::MAGIC {
         return Err(Status::InvalidArgument);
     }
     Ok(r)
+}
+
+/// Free a handle from C: NULL or a foreign pointer is a no-op.
+fn free_handle<T: Handle>(h: *mut T) {
+    if checked(h).is_err() {
+        return;
+    }
+    // SAFETY: checked non-null with our magic: the pointer came from
+    // Box::into_raw in the matching open/new function. Clearing the magic
+    // first makes a second free of the same pointer likelier to be refused.
+    unsafe {
+        (*h).clear_magic();
+        drop(Box::from_raw(h));
+    }
 }
 
 /// A path argument: NULL means "the default".
@@ -278,18 +331,7 @@ pub extern "C" fn vmmresv_reservoir_open(
 /// no-op. The handle must not be used afterwards, by any thread.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
-    boundary(|| {
-        if handle(reservoir).is_err() {
-            return;
-        }
-        // SAFETY: checked non-null with our magic: the pointer came from
-        // Box::into_raw in vmmresv_reservoir_open. Clearing the magic first
-        // makes a second close of the same pointer likelier to be refused.
-        unsafe {
-            (*reservoir).magic = 0;
-            drop(Box::from_raw(reservoir));
-        }
-    })
+    boundary(|| free_handle(reservoir))
 }
 
 /// The kernel's vmm interface version, read when the handle was opened.
@@ -300,7 +342,7 @@ pub extern "C" fn vmmresv_reservoir_interface_version(
     out: *mut u32,
 ) -> Status {
     boundary(|| {
-        let r = match handle(reservoir) {
+        let r = match checked(reservoir) {
             Ok(r) => r,
             Err(s) => return fail(Error::new(s)),
         };
@@ -319,7 +361,7 @@ pub extern "C" fn vmmresv_reservoir_query(
     out: *mut vmmresv_query,
 ) -> Status {
     boundary(|| {
-        let r = match handle(reservoir) {
+        let r = match checked(reservoir) {
             Ok(r) => r,
             Err(s) => return fail(Error::new(s)),
         };
@@ -355,7 +397,7 @@ fn resize(
     if !reached.is_null() {
         put(reached, VMMRESV_SIZE_UNKNOWN);
     }
-    let r = match handle(reservoir) {
+    let r = match checked(reservoir) {
         Ok(r) => r,
         Err(s) => return fail(Error::new(s)),
     };
@@ -493,7 +535,7 @@ pub extern "C" fn vmmresv_reservoir_default_target(
     out: *mut u64,
 ) -> Status {
     boundary(|| {
-        let r = match handle(reservoir) {
+        let r = match checked(reservoir) {
             Ok(r) => r,
             Err(s) => return fail(Error::new(s)),
         };
@@ -805,19 +847,6 @@ pub struct vmmresv_admission {
 
 const ADMISSION_MAGIC: u64 = 0x766d_6d61_646d_6974; // "vmmadmit"
 
-fn admission<'a>(h: *const vmmresv_admission) -> Result<&'a vmmresv_admission, Status> {
-    if h.is_null() {
-        return Err(Status::NullArgument);
-    }
-    // SAFETY: non-null; the C contract is a live handle from
-    // vmmresv_admission_open; the magic refuses other readable objects.
-    let a = unsafe { &*h };
-    if a.magic != ADMISSION_MAGIC {
-        return Err(Status::InvalidArgument);
-    }
-    Ok(a)
-}
-
 fn uuid_arg(p: *const c_char) -> Result<[u8; 16], Error> {
     if p.is_null() {
         return Err(Error::new(Status::NullArgument));
@@ -850,7 +879,7 @@ pub extern "C" fn vmmresv_admission_open(
             return fail(Error::new(Status::NullArgument));
         }
         put(out, core::ptr::null_mut());
-        let r = match handle(reservoir) {
+        let r = match checked(reservoir) {
             Ok(r) => r,
             Err(s) => return fail(Error::new(s)),
         };
@@ -879,17 +908,7 @@ pub extern "C" fn vmmresv_admission_open(
 /// handle) until committed, aborted, or the process exits.
 #[no_mangle]
 pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admission) {
-    boundary(|| {
-        if admission(admission_handle).is_err() {
-            return;
-        }
-        // SAFETY: checked non-null with our magic: it came from
-        // Box::into_raw in vmmresv_admission_open.
-        unsafe {
-            (*admission_handle).magic = 0;
-            drop(Box::from_raw(admission_handle));
-        }
-    })
+    boundary(|| free_handle(admission_handle))
 }
 
 /// Admit one VM start: `guest_bytes` of memory for the VM whose UUID is
@@ -919,7 +938,7 @@ pub extern "C" fn vmmresv_admit(
     out: *mut vmmresv_decision,
 ) -> Status {
     boundary(|| {
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -950,7 +969,7 @@ fn release(
     released: *mut u64,
     commit: bool,
 ) -> Status {
-    let a = match admission(admission_handle) {
+    let a = match checked(admission_handle) {
         Ok(a) => a,
         Err(s) => return fail(Error::new(s)),
     };
@@ -1007,7 +1026,7 @@ pub extern "C" fn vmmresv_admission_pending(
     reservoir_bytes: *mut u64,
     transient_bytes: *mut u64,
 ) -> Status {
-    boundary(|| match admission(admission_handle) {
+    boundary(|| match checked(admission_handle) {
         Ok(a) => {
             if !reservoir_bytes.is_null() {
                 put(reservoir_bytes, a.inner.pending_bytes(Pool::Reservoir));
@@ -1032,7 +1051,7 @@ pub extern "C" fn vmmresv_reconcile(
     out: *mut vmmresv_reconcile_report,
 ) -> Status {
     boundary(|| {
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1217,7 +1236,7 @@ pub extern "C" fn vmmresv_admission_set_arc(
     host: *const vmmresv_arc_host,
 ) -> Status {
     boundary(|| {
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1253,7 +1272,7 @@ pub extern "C" fn vmmresv_arc_reserve(
     out: *mut vmmresv_arc_reservation,
 ) -> Status {
     boundary(|| {
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1319,7 +1338,7 @@ pub extern "C" fn vmmresv_arc_release(
     released_bytes: *mut u64,
 ) -> Status {
     boundary(|| {
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1354,7 +1373,7 @@ pub extern "C" fn vmmresv_arc_apply_linux(
         if !written_bytes.is_null() {
             put(written_bytes, 0);
         }
-        let a = match admission(admission_handle) {
+        let a = match checked(admission_handle) {
             Ok(a) => a,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1467,19 +1486,6 @@ pub struct vmmresv_ledger {
 
 const LEDGER_MAGIC: u64 = 0x766d_6d6c_6564_6772; // "vmmledgr"
 
-fn local<'a>(h: *const vmmresv_ledger) -> Result<&'a vmmresv_ledger, Status> {
-    if h.is_null() {
-        return Err(Status::NullArgument);
-    }
-    // SAFETY: non-null; the C contract is a live handle from
-    // vmmresv_ledger_new; the magic refuses other readable objects.
-    let l = unsafe { &*h };
-    if l.magic != LEDGER_MAGIC {
-        return Err(Status::InvalidArgument);
-    }
-    Ok(l)
-}
-
 /// Create an in-process ledger of `capacity_pages` pages (at most 2^48 - 1).
 /// `*out` receives a handle to free with vmmresv_ledger_free(), or NULL on
 /// failure (INVALID_ARGUMENT for a capacity too large).
@@ -1509,17 +1515,7 @@ pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv
 /// Free a ledger; NULL is a no-op. No thread may use it afterwards.
 #[no_mangle]
 pub extern "C" fn vmmresv_ledger_free(ledger: *mut vmmresv_ledger) {
-    boundary(|| {
-        if local(ledger).is_err() {
-            return;
-        }
-        // SAFETY: checked non-null with our magic: it came from
-        // Box::into_raw in vmmresv_ledger_new.
-        unsafe {
-            (*ledger).magic = 0;
-            drop(Box::from_raw(ledger));
-        }
-    })
+    boundary(|| free_handle(ledger))
 }
 
 /// Claim `pages` pages. OK, or REFUSED when claimed + `pages` would pass
@@ -1537,7 +1533,7 @@ pub extern "C" fn vmmresv_ledger_claim(
         if !shortfall_pages.is_null() {
             put(shortfall_pages, 0);
         }
-        let l = match local(ledger) {
+        let l = match checked(ledger) {
             Ok(l) => l,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1561,7 +1557,7 @@ pub extern "C" fn vmmresv_ledger_release(
     ledger: *const vmmresv_ledger,
     pages_count: u64,
 ) -> Status {
-    boundary(|| match local(ledger) {
+    boundary(|| match checked(ledger) {
         Ok(l) => {
             l.inner.release(pages_count);
             ok()
@@ -1582,7 +1578,7 @@ pub extern "C" fn vmmresv_ledger_set_capacity(
     old_pages: *mut u64,
 ) -> Status {
     boundary(|| {
-        let l = match local(ledger) {
+        let l = match checked(ledger) {
             Ok(l) => l,
             Err(s) => return fail(Error::new(s)),
         };
@@ -1606,7 +1602,7 @@ pub extern "C" fn vmmresv_ledger_usage(
     claimed_pages: *mut u64,
     capacity_pages: *mut u64,
 ) -> Status {
-    boundary(|| match local(ledger) {
+    boundary(|| match checked(ledger) {
         Ok(l) => {
             let u = l.inner.usage();
             if !claimed_pages.is_null() {

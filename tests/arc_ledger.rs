@@ -390,17 +390,6 @@ fn c_abi(scratch: &Path) {
     println!("RESULT ok");
 }
 
-trait ExclOpen {
-    fn custom_flags_excl(&mut self) -> &mut Self;
-}
-
-impl ExclOpen for std::fs::OpenOptions {
-    fn custom_flags_excl(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_EXCL)
-    }
-}
-
 fn as_child() -> bool {
     match child::role() {
         Some(r) => {

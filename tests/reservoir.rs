@@ -100,17 +100,6 @@ fn child(role: &str) {
     }
 }
 
-trait ExclOpen {
-    fn custom_flags_excl(&mut self) -> &mut Self;
-}
-
-impl ExclOpen for std::fs::OpenOptions {
-    fn custom_flags_excl(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_EXCL)
-    }
-}
-
 fn report(res: Result<u64, vmmresv::ResizeError>) {
     match res {
         Ok(v) => println!("RESULT ok {}", v),

@@ -210,3 +210,15 @@ pub mod child {
         result(spawn(host, test, role))
     }
 }
+
+/// `O_EXCL` on an `OpenOptions`, as the vmm control device requires.
+pub trait ExclOpen {
+    fn custom_flags_excl(&mut self) -> &mut Self;
+}
+
+impl ExclOpen for std::fs::OpenOptions {
+    fn custom_flags_excl(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_EXCL)
+    }
+}
