@@ -382,13 +382,14 @@ typedef struct vmmresv_decision {
    */
   uint64_t arc_target_bytes;
   /**
-   * The ARC's size in the host reading given.
+   * The ARC's size in the host reading given; else 0.
    */
   uint64_t arc_size_bytes;
   /**
-   * Expected milliseconds until the ARC is at the target: 0 if it is,
-   * else one ARC reap cycle (1000 ms; OS-8005). Wait for it with
-   * vmmresv_arc_wait_linux() rather than trust this.
+   * Expected milliseconds until the ARC is at the target: 0 if it is (or
+   * no reservation was made), else one ARC reap cycle (1000 ms;
+   * OS-8005). Wait for it with vmmresv_arc_wait_linux() rather than
+   * trust this.
    */
   uint64_t arc_expected_wait_ms;
 } vmmresv_decision;

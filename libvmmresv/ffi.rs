@@ -784,11 +784,12 @@ pub struct vmmresv_decision {
     pub arc_reserved_bytes: u64,
     /// The ARC target that follows (to apply and wait for); else 0.
     pub arc_target_bytes: u64,
-    /// The ARC's size in the host reading given.
+    /// The ARC's size in the host reading given; else 0.
     pub arc_size_bytes: u64,
-    /// Expected milliseconds until the ARC is at the target: 0 if it is,
-    /// else one ARC reap cycle (1000 ms; OS-8005). Wait for it with
-    /// vmmresv_arc_wait_linux() rather than trust this.
+    /// Expected milliseconds until the ARC is at the target: 0 if it is (or
+    /// no reservation was made), else one ARC reap cycle (1000 ms;
+    /// OS-8005). Wait for it with vmmresv_arc_wait_linux() rather than
+    /// trust this.
     pub arc_expected_wait_ms: u64,
 }
 
