@@ -96,7 +96,7 @@ fn missing_and_oversized_files_are_errors_not_panics() {
     assert_eq!((p.line, p.text.as_str()), (3, "size 4 lots"));
     assert_eq!(
         Error::from(ArcError::Parse(p)).status(),
-        Status::InvalidArgument
+        Status::MalformedInput
     );
 
     // No size statistic: arc_size() says so.
@@ -209,7 +209,7 @@ fn zfs_arc_max_read_and_checked_write() {
     std::fs::write(&param, "5\n6\n").unwrap();
     assert!(matches!(z.read(), Err(ArcError::Parse(p)) if p.line == 2));
 
-    // illumos: unsupported (a placeholder status until Status::Unsupported).
+    // illumos: unsupported.
     let e = ZfsArcMax::for_platform(Platform::Illumos, "/").unwrap_err();
     assert!(matches!(
         e,
@@ -218,5 +218,5 @@ fn zfs_arc_max_read_and_checked_write() {
             ..
         }
     ));
-    assert_eq!(Error::from(e).status(), Status::InvalidArgument);
+    assert_eq!(Error::from(e).status(), Status::Unsupported);
 }
