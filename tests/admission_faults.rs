@@ -163,44 +163,14 @@ fn start_holder(
 // The C programs
 // ---------------------------------------------------------------------
 
-fn build(name: &str, link: bool) -> PathBuf {
-    let root = root();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admission-faults-c");
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join(name);
-    let tmp = dir.join(format!("{}.{}.tmp", name, std::process::id()));
-    let mut cc = Command::new("cc");
-    cc.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg("-o")
-        .arg(&tmp)
-        .arg(root.join(format!("tests/c/{}.c", name)));
-    if link {
-        let lib = libdir();
-        cc.arg(format!("-L{}", lib.display()))
-            .arg("-lvmmresv")
-            .arg(format!("-Wl,-rpath,{}", lib.display()));
-    }
-    let out = cc.output().expect("cannot run the system C compiler `cc`");
-    assert!(
-        out.status.success(),
-        "cc failed to build tests/c/{}.c:\n{}{}",
-        name,
-        stdout(&out),
-        stderr(&out)
-    );
-    std::fs::rename(&tmp, &bin).unwrap();
-    bin
-}
-
 fn zhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("zhyve", true))
+    BIN.get_or_init(|| build_c("zhyve", true))
 }
 
 fn bhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("bhyve", false))
+    BIN.get_or_init(|| build_c("bhyve", false))
 }
 
 /// One zhyve VM start of `mib` MiB for VM `n` (zhyve replaces the UUID's

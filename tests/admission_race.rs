@@ -22,7 +22,7 @@ mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -40,56 +40,14 @@ const RESERVOIR_MIB: u64 = 4096;
 /// that it keeps contending instead of running through its starts.
 const BACKOFF_MS: &str = "1";
 
-/// Build `tests/c/<name>.c` once per test binary into cargo's scratch
-/// directory, with the Makefile's warning flags; `link` adds -lvmmresv and
-/// its rpath. Compiled under a unique name and renamed into place.
-fn build(name: &str, link: bool) -> PathBuf {
-    let root = root();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admission-c");
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join(name);
-    let tmp = dir.join(format!("{}.{}.tmp", name, std::process::id()));
-    let mut cc = Command::new("cc");
-    cc.args([
-        "-std=c99",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-g",
-        "-O2",
-    ])
-    .arg(format!("-I{}", root.join("include").display()))
-    .arg("-o")
-    .arg(&tmp)
-    .arg(root.join(format!("tests/c/{}.c", name)));
-    if link {
-        let lib = libdir();
-        cc.arg(format!("-L{}", lib.display()))
-            .arg("-lvmmresv")
-            .arg(format!("-Wl,-rpath,{}", lib.display()));
-    }
-    let out = cc.output().expect("cannot run the system C compiler `cc`");
-    assert!(
-        out.status.success(),
-        "cc failed to build tests/c/{}.c ({}):\n{}{}",
-        name,
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    std::fs::rename(&tmp, &bin).unwrap();
-    bin
-}
-
 fn zhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("zhyve", true))
+    BIN.get_or_init(|| build_c("zhyve", true))
 }
 
 fn bhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("bhyve", false))
+    BIN.get_or_init(|| build_c("bhyve", false))
 }
 
 /// A 16 GiB host with a 4 GiB reservoir, set through the rsrvrctl port.

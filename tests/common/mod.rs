@@ -222,3 +222,48 @@ impl ExclOpen for std::fs::OpenOptions {
         self.custom_flags(libc::O_EXCL)
     }
 }
+
+/// Build `tests/c/<name>.c` with the system `cc` and the Makefile's warning
+/// flags into cargo's scratch directory for this test binary; `link` adds
+/// -lvmmresv from target/lib and its rpath. Compiled under a unique name
+/// and renamed into place, so concurrent test binaries never see half a
+/// file. Callers keep the path in a `OnceLock`.
+pub fn build_c(name: &str, link: bool) -> PathBuf {
+    let root = root();
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{}", env!("CARGO_CRATE_NAME")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join(name);
+    let tmp = dir.join(format!("{}.{}.tmp", name, std::process::id()));
+    let mut cc = Command::new("cc");
+    cc.args([
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+        "-O2",
+    ])
+    .arg(format!("-I{}", root.join("include").display()))
+    .arg("-o")
+    .arg(&tmp)
+    .arg(root.join(format!("tests/c/{}.c", name)));
+    if link {
+        let lib = libdir();
+        cc.arg(format!("-L{}", lib.display()))
+            .arg("-lvmmresv")
+            .arg(format!("-Wl,-rpath,{}", lib.display()));
+    }
+    let out = cc.output().expect("cannot run the system C compiler `cc`");
+    assert!(
+        out.status.success(),
+        "cc failed to build tests/c/{}.c ({}):\n{}{}",
+        name,
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    std::fs::rename(&tmp, &bin).unwrap();
+    bin
+}
