@@ -264,23 +264,7 @@ impl Reservoir {
 
     /// Read the reservoir's counters. Needs no privilege.
     pub fn query(&self) -> Result<ReservoirQuery> {
-        let mut buf = QueryBuf::new();
-        loop {
-            // SAFETY: `buf` is 256 zeroed, writable bytes owned by this frame;
-            // the kernel writes at most 48 (32 upstream) — see QueryBuf.
-            let rv = unsafe {
-                sys::ioctl(
-                    self.fd.as_fd(),
-                    sys::VMM_RESV_QUERY,
-                    buf.as_mut_bytes().as_mut_ptr().cast(),
-                )
-            };
-            match rv {
-                Ok(_) => return Ok(buf.query().into()),
-                Err(libc::EINTR) => continue,
-                Err(e) => return Err(os_error(e)),
-            }
-        }
+        query_with(self)
     }
 
     /// Resize the reservoir to `target` bytes in steps of `chunk` (0 = one
@@ -360,7 +344,7 @@ impl Reservoir {
     fn resize(
         &self,
         plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
-        mut progress: Option<ProgressFn<'_>>,
+        progress: Option<ProgressFn<'_>>,
     ) -> core::result::Result<u64, ResizeError> {
         if !self.can_resize() {
             // Never send 0x564D11 to a pre-V9 kernel: it is VMM_RESV_ADD
@@ -373,59 +357,7 @@ impl Reservoir {
         let _lock = self
             .lock()
             .map_err(|e| ResizeError::new(e, self.reached_now()))?;
-        let q = self.query().map_err(|e| ResizeError::new(e, None))?;
-        let (target, chunk) = match plan(&q) {
-            Ok(Some(tc)) => tc,
-            Ok(None) => return Ok(q.size()),
-            Err(e) => return Err(ResizeError::new(e, Some(q.size()))),
-        };
-        // The kernel checks these too (EINVAL); checking first keeps a bad
-        // request from ever reaching it.
-        if !pages::is_aligned(target, PAGESIZE)
-            || (chunk != 0 && !pages::is_aligned(chunk, PAGESIZE))
-            || target == u64::MAX
-        {
-            return Err(ResizeError::new(
-                Error::new(Status::Unaligned),
-                Some(q.size()),
-            ));
-        }
-        loop {
-            let mut req = sys::vmm_resv_target {
-                vrt_target_sz: target,
-                vrt_chunk_sz: chunk,
-                vrt_result_sz: 0,
-            };
-            // SAFETY: `req` is a live, writable vmm_resv_target (24 bytes,
-            // layout pinned in sys) that the kernel reads and writes back.
-            let rv = unsafe {
-                sys::ioctl(
-                    self.fd.as_fd(),
-                    sys::VMM_RESV_SET_TARGET,
-                    req.as_mut_bytes().as_mut_ptr().cast(),
-                )
-            };
-            match rv {
-                Ok(_) => return Ok(req.vrt_result_sz),
-                // The kernel copies the size reached out on EINTR; chunks
-                // done so far stay, so resuming with the same target
-                // continues from there.
-                Err(libc::EINTR) => {
-                    let reached = req.vrt_result_sz;
-                    if let Some(cb) = progress.as_mut() {
-                        if cb(reached, target) == Progress::Cancel {
-                            return Err(ResizeError::new(
-                                Error::with_errno(Status::Interrupted, libc::EINTR),
-                                Some(reached),
-                            ));
-                        }
-                    }
-                }
-                // ENOSPC, ENOMEM, EALREADY, ...: the kernel does not copy the
-                // result out, and completed chunks stay; ask where it stands.
-                Err(e) => return Err(ResizeError::new(os_error(e), self.reached_now())),
-            }
-        }
+        resize_with(self, plan, progress)
     }
 
     /// Take the resize lock: a fresh open file description with an
@@ -433,6 +365,114 @@ impl Reservoir {
     /// process dies.
     fn lock(&self) -> Result<File> {
         lock_file(&self.lock_path)
+    }
+}
+
+/// What the resize logic needs of the kernel: its two reservoir ioctls.
+/// [`Reservoir`] is the real one; tests and the fuzzer substitute scripted
+/// answers, so the logic below meets every answer a kernel could give.
+pub trait Kernel {
+    /// `VMM_RESV_QUERY`: the counters, or the errno.
+    fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32>;
+    /// `VMM_RESV_SET_TARGET`: `req` is read and (on success or EINTR only)
+    /// written back, as the kernel does; or the errno.
+    fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32>;
+}
+
+impl Kernel for Reservoir {
+    fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32> {
+        let mut buf = QueryBuf::new();
+        // SAFETY: `buf` is 256 zeroed, writable bytes owned by this frame;
+        // the kernel writes at most 48 (32 upstream) — see QueryBuf.
+        unsafe {
+            sys::ioctl(
+                self.fd.as_fd(),
+                sys::VMM_RESV_QUERY,
+                buf.as_mut_bytes().as_mut_ptr().cast(),
+            )
+        }?;
+        Ok(buf.query())
+    }
+
+    fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32> {
+        // SAFETY: `req` is a live, writable vmm_resv_target (24 bytes,
+        // layout pinned in sys) that the kernel reads and writes back.
+        unsafe {
+            sys::ioctl(
+                self.fd.as_fd(),
+                sys::VMM_RESV_SET_TARGET,
+                req.as_mut_bytes().as_mut_ptr().cast(),
+            )
+        }
+        .map(|_| ())
+    }
+}
+
+/// Query through `k`, retrying an interrupted call.
+pub fn query_with(k: &dyn Kernel) -> Result<ReservoirQuery> {
+    loop {
+        match k.resv_query() {
+            Ok(q) => return Ok(q.into()),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(os_error(e)),
+        }
+    }
+}
+
+/// The resize itself, on any kernel (the caller holds the resize lock and
+/// has checked the interface version): a fresh query, `plan` turns it into
+/// (target, chunk) or nothing to do, then SET_TARGET until done, resuming
+/// after EINTR from the size the kernel reports (asking `progress`, which
+/// may cancel) and re-querying after errors that report nothing.
+pub fn resize_with(
+    k: &dyn Kernel,
+    plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
+    mut progress: Option<ProgressFn<'_>>,
+) -> core::result::Result<u64, ResizeError> {
+    let reached_now = || query_with(k).ok().map(|q| q.size());
+    let q = query_with(k).map_err(|e| ResizeError::new(e, None))?;
+    let (target, chunk) = match plan(&q) {
+        Ok(Some(tc)) => tc,
+        Ok(None) => return Ok(q.size()),
+        Err(e) => return Err(ResizeError::new(e, Some(q.size()))),
+    };
+    // The kernel checks these too (EINVAL); checking first keeps a bad
+    // request from ever reaching it.
+    if !pages::is_aligned(target, PAGESIZE)
+        || (chunk != 0 && !pages::is_aligned(chunk, PAGESIZE))
+        || target == u64::MAX
+    {
+        return Err(ResizeError::new(
+            Error::new(Status::Unaligned),
+            Some(q.size()),
+        ));
+    }
+    loop {
+        let mut req = sys::vmm_resv_target {
+            vrt_target_sz: target,
+            vrt_chunk_sz: chunk,
+            vrt_result_sz: 0,
+        };
+        match k.resv_set_target(&mut req) {
+            Ok(()) => return Ok(req.vrt_result_sz),
+            // The kernel copies the size reached out on EINTR; chunks done
+            // so far stay, so resuming with the same target continues from
+            // there.
+            Err(libc::EINTR) => {
+                let reached = req.vrt_result_sz;
+                if let Some(cb) = progress.as_mut() {
+                    if cb(reached, target) == Progress::Cancel {
+                        return Err(ResizeError::new(
+                            Error::with_errno(Status::Interrupted, libc::EINTR),
+                            Some(reached),
+                        ));
+                    }
+                }
+            }
+            // ENOSPC, ENOMEM, EALREADY, ...: the kernel does not copy the
+            // result out, and completed chunks stay; ask where it stands.
+            Err(e) => return Err(ResizeError::new(os_error(e), reached_now())),
+        }
     }
 }
 
@@ -523,6 +563,69 @@ mod tests {
             Status::Unaligned
         );
         assert_eq!(default_target_for(0, 0).unwrap(), 0);
+    }
+
+    /// A kernel that answers from a script: each SET_TARGET pops
+    /// (errno or 0, reached); queries report `size` as free.
+    struct Script {
+        answers: std::cell::RefCell<Vec<(i32, u64)>>,
+        size: std::cell::Cell<u64>,
+    }
+
+    impl Kernel for Script {
+        fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32> {
+            Ok(sys::vmm_resv_query {
+                vrq_free_sz: self.size.get(),
+                vrq_limit: 1 << 40,
+                ..Default::default()
+            })
+        }
+        fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32> {
+            let (errno, reached) = self.answers.borrow_mut().remove(0);
+            self.size.set(reached);
+            if errno == 0 || errno == libc::EINTR {
+                req.vrt_result_sz = reached;
+            }
+            if errno == 0 {
+                Ok(())
+            } else {
+                Err(errno)
+            }
+        }
+    }
+
+    #[test]
+    fn resize_resumes_after_eintr_and_requeries_after_enomem() {
+        let gib = 1u64 << 30;
+        let k = Script {
+            answers: vec![(libc::EINTR, gib), (libc::EINTR, 2 * gib), (0, 4 * gib)].into(),
+            size: 0.into(),
+        };
+        let mut seen = Vec::new();
+        let mut cb = |r: u64, t: u64| {
+            seen.push((r, t));
+            Progress::Continue
+        };
+        let got = resize_with(&k, |_| Ok(Some((4 * gib, gib))), Some(&mut cb));
+        assert_eq!(got, Ok(4 * gib));
+        assert_eq!(seen, [(gib, 4 * gib), (2 * gib, 4 * gib)]);
+        // ENOMEM after partial progress: the kernel reports nothing; the
+        // library asks and reports where the reservoir stands.
+        let k = Script {
+            answers: vec![(libc::ENOMEM, 3 * gib)].into(),
+            size: 0.into(),
+        };
+        let e = resize_with(&k, |_| Ok(Some((8 * gib, gib))), None).unwrap_err();
+        assert_eq!(
+            (e.error.status(), e.reached),
+            (Status::OutOfMemory, Some(3 * gib))
+        );
+        // Nothing to do: no SET_TARGET at all (the script is empty).
+        let k = Script {
+            answers: Vec::new().into(),
+            size: 0.into(),
+        };
+        assert_eq!(resize_with(&k, |_| Ok(None), None), Ok(0));
     }
 
     #[test]
