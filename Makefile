@@ -309,3 +309,39 @@ check-man-lint:
 
 clean:
 	$(CARGO) clean
+
+# ---------------------------------------------------------------------
+# Sanitizers, the ABI baseline and Miri (CI gates of .ci/run).
+#
+#   make sanitizers    rsrvrctl, zhyve and bhyve (tests/c) built with
+#                      -fsanitize=address,undefined (LeakSanitizer at exit),
+#                      run through scenarios against the emulator; any
+#                      report fails: tests/sanitizers.sh
+#   make check-abi     target/lib/libvmmresv.so.1 against the libabigail
+#                      baseline abi/libvmmresv.so.1.abi (needs abidw and
+#                      abidiff: apt-get install abigail-tools); fails when a
+#                      symbol or type of a shipped version node is removed
+#                      or changed, or a symbol is added to one:
+#                      tests/check-abi.sh (its "selftest" mode shows it fail)
+#   make abi-baseline  rewrite abi/libvmmresv.so.1.abi from the current
+#                      library: only for a deliberate ABI change, committed
+#                      with it (abi/README.md)
+#   make miri          the library's unit tests under Miri (nightly, with
+#                      isolation: tests that need the file system, /proc,
+#                      clocks or system calls are ignored there, each with
+#                      its reason)
+
+.PHONY: sanitizers check-abi abi-baseline miri
+
+sanitizers: lib emu
+	bash tests/sanitizers.sh
+
+check-abi: lib
+	bash tests/check-abi.sh check
+
+abi-baseline: lib
+	bash tests/check-abi.sh baseline
+
+MIRI_TOOLCHAIN ?= nightly
+miri:
+	$(CARGO) +$(MIRI_TOOLCHAIN) miri test --lib

@@ -226,6 +226,11 @@ fn checked<'a, T: Handle>(h: *const T) -> Result<&'a T, Status> {
     if h.is_null() {
         return Err(Status::NullArgument);
     }
+    // A misaligned pointer cannot be a handle: refuse it before making a
+    // reference of it (that alone would be undefined behaviour).
+    if !h.is_aligned() {
+        return Err(Status::InvalidArgument);
+    }
     // SAFETY: non-null, and the C contract is that `h` came from the
     // matching open/new function and was not freed; the magic check
     // refuses pointers to other objects that are nonetheless readable.
@@ -1689,6 +1694,7 @@ mod tests {
         assert_eq!(vmmresv_ledger_release(l, 7), Status::Ok);
         assert_eq!(vmmresv_ledger_set_capacity(l, 6, &mut old), Status::Ok);
         assert_eq!(old, 10);
+        vmmresv_ledger_free(l);
         assert_eq!(
             vmmresv_ledger_new(u64::MAX, &mut l),
             Status::InvalidArgument
@@ -1743,6 +1749,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "opens the vmm control device (open(2) with O_EXCL), refused by Miri's isolation"
+    )]
     fn missing_device_sets_errno() {
         let mut h: *mut vmmresv_reservoir = core::ptr::null_mut();
         let st = vmmresv_reservoir_open(c"/nonexistent/vmmctl".as_ptr(), core::ptr::null(), &mut h);
