@@ -113,6 +113,15 @@ fn scenario(role: &str) {
             assert_eq!(a.arc_release(&uuid(1)).unwrap(), 16 * GIB);
             assert_eq!(a.arc_release(&uuid(1)).unwrap(), 0, "idempotent");
             assert_eq!(a.arc_target(&p).unwrap().target_bytes, ceiling - 512 * MIB);
+            // A policy whose target overflows (found by fuzzing): an error,
+            // and no reservation left behind.
+            let absurd = ArcPolicy {
+                slack: u64::MAX - 511,
+                ..p
+            };
+            let e = a.arc_reserve(&uuid(2), GIB, &absurd).unwrap_err();
+            assert_eq!(e.status(), Status::Overflow);
+            assert_eq!(a.pending_bytes(Pool::Arc), 0);
             println!("RESULT ok");
         }
         "apply" => {

@@ -105,11 +105,21 @@ pub fn reserve(
         &mut || Ok(capacity),
     )?;
     match outcome {
-        ClaimOutcome::Claimed { .. } => Ok(Reservation::Reserved(Reserved {
-            bytes: bytes(inputs.request),
-            already: false,
-            target: current_target(ledger, policy)?,
-        })),
+        ClaimOutcome::Claimed { slot, .. } => match current_target(ledger, policy) {
+            Ok(target) => Ok(Reservation::Reserved(Reserved {
+                bytes: bytes(inputs.request),
+                already: false,
+                target,
+            })),
+            // A policy whose target cannot be computed (a slack so large
+            // its bytes overflow) must not leave the reservation behind:
+            // the caller gets an error and nothing is held. (Found by the
+            // ledger_file fuzz target.)
+            Err(e) => {
+                let _ = ledger.release(world, me, slot);
+                Err(e)
+            }
+        },
         ClaimOutcome::Refused(r) => {
             // The guard, on the total the refusing attempt saw, gives the
             // same verdict with the figures an operator wants.
