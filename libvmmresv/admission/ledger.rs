@@ -519,7 +519,9 @@ impl<'a> Ledger<'a> {
     fn take_slot(&self, me: Owner, hint: usize) -> Result<(usize, Word)> {
         let n = self.slots.len();
         for k in 0..n {
-            let i = (hint + k) % n;
+            // hint % n first: a caller's hint near usize::MAX must not overflow
+            // (found by the ledger_file fuzz target).
+            let i = (hint % n + k) % n;
             let s = &self.slots[i];
             let w = Word::unpack(s.word.load(Relaxed))?;
             if w.state != SlotState::Free {
@@ -1296,6 +1298,22 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.status(), Status::InvalidArgument);
+    }
+
+    #[test]
+    fn a_huge_hint_does_not_overflow() {
+        let m = Mem::new(4);
+        let l = m.ledger();
+        let w = Fake::new(&[A]);
+        // Occupy the slot the hint lands on, so the search must move on.
+        l.claim(&w, A, uuid(1), Pool::Reservoir, 1, usize::MAX, &mut || {
+            Ok(100)
+        })
+        .unwrap();
+        let r = l.claim(&w, A, uuid(2), Pool::Reservoir, 1, usize::MAX, &mut || {
+            Ok(100)
+        });
+        assert!(matches!(r, Ok(ClaimOutcome::Claimed { .. })));
     }
 
     #[test]
