@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora fuzz/corpus/<target>/seed-* (run from anywhere).
+
+The seeds are committed; this script documents how the binary ones are laid
+out (each target's input format is described at the top of its source) and
+regenerates them if a format changes. It never deletes other files.
+"""
+
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "..", "tests", "fixtures", "arc")
+
+K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+
+
+def u8(v):
+    return struct.pack("<B", v)
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def u64(v):
+    return struct.pack("<Q", v & (2**64 - 1))
+
+
+def size(v):
+    """Input::size(): selector 4 = a raw u64 (selector 2 = u16 for small)."""
+    if v < 65536:
+        return u8(2) + u16(v)
+    return u8(4) + u64(v)
+
+
+def write(target, name, data, prefix="seed-"):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, prefix + name), "wb") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------- size_strings
+def size_strings():
+    t = "size_strings"
+    for name, text in [
+        ("64G", b"64G"),
+        ("1.5T", b"1.5T"),
+        ("512MiB", b"512MiB"),
+        ("4096", b"4096"),
+        ("ws-64gib", b" \t64gib\r\n"),
+        ("fraction-18", b"15.999999999999999999E"),
+        ("fraction-19", b"1.0000000000000000000G"),
+        ("overflow-16E", b"16E"),
+        ("u64max", b"18446744073709551615"),
+        ("garbage", b"64 G"),
+    ]:
+        write(t, name, text)
+    write(t, "75pct-of-64G", b"75%\0" + u64(64 * G))
+    write(t, "12.5pct-of-8G", b"12.5%\0" + u64(8 * G))
+    write(t, "100pct-of-max", b"100.000000000000000000%\0" + u64(2**64 - 1))
+    write(t, "pct-no-base", b"75%")
+
+
+# ---------------------------------------------------------- arc_parsers
+def arc_parsers():
+    t = "arc_parsers"
+    for name, path in [
+        ("linux-arcstats", "linux/proc/spl/kstat/zfs/arcstats"),
+        ("illumos-kstat-p", "illumos/arcstats.kstat"),
+        ("memstat-arcfill", "os8005-4g-arcfill.memstat"),
+        ("memstat-fix-before", "os8005-fix-before.memstat"),
+        ("memstat-old-pi", "os8005-old-pi.memstat"),
+    ]:
+        with open(os.path.join(FIX, path), "rb") as f:
+            write(t, name, f.read())
+
+
+# ---------------------------------------------------------- ledger_file
+def ops(pool=0, pages=256, hint=0, caps=(0, 0, 0, 0), release=0, reconcile=True, arc=None):
+    """The 64-byte operations block. hint: a slot index, or any 64-bit value
+    if above 65535. arc: (uuid selector, c_min, c_max, ceiling selector 0 =
+    c_max, slack, bytes) or None."""
+    b = u8(pool) + size(pages) + (u8(0) + u16(hint) if hint < 65536 else u8(255) + u64(hint))
+    for c in caps:
+        b += u8(c)
+    b += u8(0) + u16(release) + u8(0 if reconcile else 1)
+    if arc is None:
+        b += u8(1)
+    else:
+        uuid, c_min, c_max, ceil, slack, nbytes = arc
+        b += u8(0) + u8(uuid) + size(c_min) + size(c_max) + u8(ceil) + size(slack) + size(nbytes)
+    assert len(b) <= 64, len(b)
+    return b.ljust(64, b"\0")
+
+
+def slot(idx, state, pid_sel, start_sel, pages, uuid=0, pool=0, gen=1, check_sel=0):
+    """pid_sel: 0 this process, 2 pid 1, 3 MAX_PID (never exists), 4 pid 0.
+    start_sel: 0 the right start time, 2 a wrong one.
+    check_sel: 0 right check word, 6 wrong."""
+    return (
+        u16(idx)
+        + u8(state)
+        + u8(pid_sel)
+        + u8(start_sel)
+        + size(pages)
+        + u8(uuid)
+        + u32(1_700_000_000)
+        + u8(pool)
+        + u16(gen)
+        + u8(check_sel)
+    )
+
+
+def structured(totals, stamp_tag, slots, stamp_arg=0):
+    b = b""
+    for tag, delta, epoch in totals:
+        b += u8(tag) + u16(delta) + u16(epoch)
+    b += u8(stamp_tag) + u64(stamp_arg) + u8(len(slots))
+    for s in slots:
+        b += s
+    return b
+
+
+def ledger_file():
+    t = "ledger_file"
+    consistent = [(0, 0, 1), (0, 0, 1), (0, 0, 1)]
+    # 5/0: no file; the library creates an empty ledger.
+    write(t, "missing-file", u8(5) + u8(0) + ops() + u8(0))
+    # 5/1..4: a directory, a FIFO, a symlink, a group-writable ledger.
+    for n, name in [(1, "directory"), (2, "fifo"), (3, "symlink"), (4, "group-writable")]:
+        write(t, name, u8(5) + u8(0) + ops() + u8(n))
+    # 2: a valid header, no edits: an empty ledger.
+    write(t, "valid-empty", u8(2) + u8(0) + ops(pages=1024) + u8(0) + u8(0))
+    # 2: one header byte changed, check recomputed (bad version).
+    write(t, "bad-version", u8(2) + u8(0) + ops() + u8(1) + u8(8) + u8(2) + u8(1))
+    # 1: a header-sized prefix of garbage.
+    write(t, "garbage-header", u8(1) + u8(0) + ops() + b"VMMRLDG\0" + b"\xff" * 48)
+    # 0: a short file.
+    write(t, "short-file", u8(0) + u8(0) + ops() + b"VMMRLDG\0\x01\0\0\0")
+    # 4: a live claim of this process in slot 7, totals consistent; the
+    # fuzz claim goes to pool 0 and the arbitrary release hits slot 7.
+    write(
+        t,
+        "own-claim",
+        u8(4) + u8(0) + ops(pages=16, hint=7, release=7)
+        + structured(consistent, 0, [slot(7, 3, 0, 0, 4096, uuid=1)]),
+    )
+    # 4: a dead owner's claim (MAX_PID) and a busy slot of pid 1: reconcile
+    # frees the dead one.
+    write(
+        t,
+        "dead-owner",
+        u8(4) + u8(0) + ops(pages=8)
+        + structured(consistent, 0, [slot(3, 3, 3, 0, 512, uuid=2), slot(4, 1, 2, 0, 1)]),
+    )
+    # 4: our claim for UUID_A (uuid selector 0) in the transient pool: found.
+    write(
+        t,
+        "found-uuid",
+        u8(4) + u8(0) + ops(pool=1, pages=4)
+        + structured(consistent, 0, [slot(100, 3, 0, 0, 64, uuid=0, pool=1)]),
+    )
+    # 4: a total frozen by a live reconciler (this process, stamped now).
+    write(
+        t,
+        "frozen-live-reconciler",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured([(4, 0, 9), (0, 0, 1), (0, 0, 1)], 2, [slot(9, 3, 0, 0, 10, uuid=3)]),
+    )
+    # 4: a total larger than its slots (survey: corrupt).
+    write(
+        t,
+        "total-too-large",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured([(2, 100, 1), (0, 0, 1), (0, 0, 1)], 0, [slot(1, 3, 0, 0, 10, uuid=4)]),
+    )
+    # 4: a slot with a wrong check word.
+    write(
+        t,
+        "bad-check",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured(consistent, 0, [slot(2, 3, 0, 0, 10, uuid=5, check_sel=6)]),
+    )
+    # 4: our RESERVING slot (a claim mid-way): reconcile waits, then Busy.
+    write(
+        t,
+        "own-reserving",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured(consistent, 0, [slot(5, 2, 0, 0, 10, uuid=6)]),
+    )
+    # 4: an ARC reservation beside a live ARC reservation of this process
+    # (pool 2), then its release.
+    write(
+        t,
+        "arc-reserve",
+        u8(4) + u8(0) + ops(pages=4, arc=(0x11, G, 8 * G, 0, 0, 2 * G))
+        + structured(consistent, 0, [slot(40, 3, 0, 0, 1024, uuid=0x22, pool=2)]),
+    )
+    # 4: an ARC reservation the guard refuses (c_min 7G of c_max 8G).
+    write(
+        t,
+        "arc-refused",
+        u8(4) + u8(0) + ops(pages=4, arc=(0x11, 7 * G, 8 * G, 0, 0, 2 * G))
+        + structured(consistent, 0, []),
+    )
+    # 4: this process's ARC reservation for the UUID in slot 3, an invalid
+    # slot (bad check word) at 10: reserve() reports the existing one
+    # (find stops at it), a new UUID would be LEDGER_CORRUPT.
+    write(
+        t,
+        "arc-already-before-invalid",
+        u8(4) + u8(0) + ops(pages=4, arc=(0x11, G, 8 * G, 0, 0, 2 * G))
+        + structured(
+            consistent,
+            0,
+            [slot(3, 3, 0, 0, 1024, uuid=0x11, pool=2), slot(10, 3, 0, 0, 1, uuid=5, check_sel=6)],
+        ),
+    )
+    # Reproducer of a library bug (fuzz/README.md, "Findings"): on a fresh
+    # ledger, reserve 2 GiB of ARC with c_min 1G, c_max 8G and a slack of
+    # UINT64_MAX: reserve() claims, then target() overflows on the slack;
+    # Err(Overflow) is returned and the reservation stays in the ledger.
+    write(
+        t,
+        "arc-slack-overflow",
+        u8(5) + u8(0) + ops(pages=4, reconcile=False, arc=(0x11, G, 8 * G, 0, 2**64 - 1, 2 * G)) + u8(0),
+        prefix="repro-",
+    )
+    # Reproducer of a library bug (fuzz/README.md, "Findings"): slot 8191
+    # holds a claim and the claim's hint is usize::MAX: take_slot's
+    # `hint + k` overflows (a panic with overflow checks on).
+    write(
+        t,
+        "ledger-hint-overflow",
+        u8(4) + u8(0) + ops(pages=4, hint=2**64 - 1, reconcile=False)
+        + structured(consistent, 0, [slot(8191, 3, 0, 0, 10, uuid=9)]),
+        prefix="repro-",
+    )
+    # 3: a valid header, raw totals words and one raw slot.
+    write(
+        t,
+        "raw-slot",
+        u8(3) + u8(0) + ops() + u64(5) + u64(0) + u64(0) + u64(0) + u16(0)
+        + u64(3 | (1 << 3)) + u64(1) + u64(5) + u64(0) * 5,
+    )
+
+
+# ---------------------------------------------------------- reservoir_kernel
+EINTR_SEL, ENOMEM_SEL, ENOSPC_SEL, EALREADY_SEL = 1, 2, 3, 4
+
+
+def q_ok(free, alloc=0, transient=0, limit=T):
+    return u8(0) + u8(0) + size(free) + size(alloc) + size(transient) + size(limit)
+
+
+def q_err(sel):
+    return u8(0) + u8(sel)
+
+
+def s_ans(sel, result, scribble=False):
+    return u8(1 | (2 if scribble else 0)) + u8(sel) + size(result)
+
+
+def reservoir_kernel():
+    t = "reservoir_kernel"
+    set_target = lambda tgt, ch: u8(0) + size(tgt) + size(ch)
+    add = lambda b, ch: u8(1) + size(b) + size(ch)
+    remove = lambda b, ch: u8(2) + size(b) + size(ch)
+    # set target 4G in 1G chunks, two EINTRs, then success.
+    write(
+        t,
+        "eintr-resume",
+        set_target(4 * G, G) + u8(255) + u8(0)
+        + q_ok(0) + s_ans(EINTR_SEL, G) + s_ans(EINTR_SEL, 2 * G) + s_ans(0, 4 * G),
+    )
+    # add 2G; cancelled at the first EINTR.
+    write(
+        t,
+        "add-cancel",
+        add(2 * G, 512 * M) + u8(1) + u8(0)
+        + q_ok(8 * G, 2 * G) + s_ans(EINTR_SEL, 10 * G + 512 * M),
+    )
+    # remove 1G; ENOSPC after partial progress, the query says where.
+    write(
+        t,
+        "remove-enospc",
+        remove(G, 256 * M) + u8(0) + u8(0)
+        + q_ok(4 * G) + s_ans(ENOSPC_SEL, 0) + q_ok(3 * G + 512 * M),
+    )
+    # grow; ENOMEM and a kernel that scribbles on the request; the
+    # follow-up query fails.
+    write(
+        t,
+        "enomem-scribble-query-fails",
+        set_target(64 * G, G) + u8(0) + u8(0)
+        + q_ok(G) + s_ans(ENOMEM_SEL, 12345, scribble=True) + q_err(ENOMEM_SEL),
+    )
+    # EALREADY (another resizer).
+    write(t, "ealready", set_target(8 * G, 0) + u8(0) + u8(0) + s_ans(EALREADY_SEL, 0))
+    # an interrupted query, then query_with alone, then an unaligned target.
+    write(
+        t,
+        "query-eintr-unaligned",
+        set_target(4097, 0) + u8(0) + u8(1) + q_err(EINTR_SEL) + q_ok(16 * G),
+    )
+    # a query that fails outright.
+    write(t, "query-eperm", add(G, 0) + u8(0) + u8(0) + q_err(6))
+
+
+# ---------------------------------------------------------- c_abi_sequences
+def c_abi_sequences():
+    t = "c_abi_sequences"
+
+    def tgt(h):
+        # 0-3: handle slots; 4: NULL; 6: foreign memory (then its 64 bits).
+        return u8(h) + (u64(0x0101010101010101) if h % 8 >= 6 else b"")
+
+    new = lambda slot, cap: u8(0) + u8(slot << 4) + size(cap)
+    claim = lambda h, pages: u8(2) + u8(0) + tgt(h) + size(pages)
+    release = lambda h, pages: u8(3) + u8(0) + tgt(h) + size(pages)
+    setcap = lambda h, cap: u8(4) + u8(0) + tgt(h) + size(cap)
+    usage = lambda h: u8(5) + u8(0) + tgt(h)
+    free = lambda h: u8(1) + u8(0) + tgt(h)
+    write(
+        t,
+        "ledger-lifecycle",
+        new(0, 1000) + claim(0, 600) + claim(0, 500) + setcap(0, 100) + usage(0)
+        + release(0, 600) + setcap(0, 100) + claim(0, 100) + usage(0) + free(0),
+    )
+    write(
+        t,
+        "null-and-foreign",
+        new(1, 10) + claim(4, 1) + claim(6, 1) + release(6, 1) + setcap(4, 5)
+        + usage(6) + free(6) + free(4) + usage(1) + free(1),
+    )
+    write(t, "new-too-large", new(2, 1 << 48) + new(2, (1 << 48) - 1) + claim(2, (1 << 48) - 1))
+    # size_parse "64G" (base 0), "75%" with a base, format into 3 and 5
+    # bytes, btopr with a 4 KiB page, round_up, page_t_overhead, strerror
+    # of a status and of 12345, abi_version.
+    write(
+        t,
+        "pure-functions",
+        u8(9) + u8(0) + u8(3) + b"64G"
+        + u8(9) + u8(0x10) + u8(3) + b"75%" + size(64 << 30)
+        + u8(10) + u8(0) + size(1536) + u8(3)
+        + u8(10) + u8(0) + size(1536) + u8(5)
+        + u8(6) + u8(0x10) + size(8193) + u8(0)
+        + u8(7) + u8(0) + size(4097) + size(4096)
+        + u8(8) + u8(0) + size(1 << 28)
+        + u8(11) + u8(0) + u8(3) + u8(11) + u8(0x10) + u32(12345)
+        + u8(12) + u8(0),
+    )
+
+
+if __name__ == "__main__":
+    size_strings()
+    arc_parsers()
+    ledger_file()
+    reservoir_kernel()
+    c_abi_sequences()
