@@ -319,7 +319,8 @@ def c_abi_sequences():
     t = "c_abi_sequences"
 
     def tgt(h):
-        # 0-3: handle slots; 4: NULL; 6: foreign memory (then its 64 bits).
+        # 0-3: handle slots; 4: NULL; 6: foreign memory, 7: misaligned
+        # foreign memory (then its 64 bits; for 7 they also give the offset).
         return u8(h) + (u64(0x0101010101010101) if h % 8 >= 6 else b"")
 
     new = lambda slot, cap: u8(0) + u8(slot << 4) + size(cap)
@@ -338,7 +339,7 @@ def c_abi_sequences():
         t,
         "null-and-foreign",
         new(1, 10) + claim(4, 1) + claim(6, 1) + release(6, 1) + setcap(4, 5)
-        + usage(6) + free(6) + free(4) + usage(1) + free(1),
+        + usage(6) + free(6) + claim(7, 1) + usage(7) + free(7) + free(4) + usage(1) + free(1),
     )
     write(t, "new-too-large", new(2, 1 << 48) + new(2, (1 << 48) - 1) + claim(2, (1 << 48) - 1))
     # size_parse "64G" (base 0), "75%" with a base, format into 3 and 5

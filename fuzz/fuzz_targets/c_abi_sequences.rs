@@ -13,9 +13,11 @@
 //! live handle's usage equal to the model's after every call.
 //!
 //! Not exercised, because the contract makes them undefined behaviour:
-//! freed handles, misaligned or unreadable pointers. Foreign memory is a
+//! freed handles and unreadable pointers. Foreign memory is a
 //! 128-byte-aligned buffer of 0/1 bytes, so it can never hold the handle
-//! magic (and holds valid values for any field a reader may look at).
+//! magic (and holds valid values for any field a reader may look at),
+//! passed as is or misaligned by 1..=127 bytes (which the library refuses
+//! before it reads anything).
 //! Releasing more than is claimed is a caller bug that a debug build of
 //! the library (which cargo-fuzz builds: debug assertions on) reports as a
 //! panic; the model clamps releases to what is claimed when debug
@@ -75,13 +77,17 @@ impl State {
                 None => (Target::Null, null_mut()),
             },
             4 | 5 => (Target::Null, null_mut()),
-            _ => {
+            k => {
                 // Fresh foreign contents each time: 0/1 bytes from the input.
                 let bits = inp.u64();
                 for (k, b) in self.foreign.0.iter_mut().enumerate() {
                     *b = ((bits >> (k % 64)) & 1) as u8;
                 }
-                (Target::Foreign, (&mut *self.foreign as *mut Foreign).cast())
+                let base: *mut u8 = self.foreign.0.as_mut_ptr();
+                // 6: the aligned buffer; 7: 1..=127 bytes into it, a
+                // pointer no handle can have (refused before any read).
+                let off = if k == 6 { 0 } else { 1 + (bits % 127) as usize };
+                (Target::Foreign, base.wrapping_add(off).cast())
             }
         }
     }

@@ -95,6 +95,23 @@ fn env() -> &'static Env {
         } else {
             std::env::temp_dir()
         };
+        // Directories left by runs that crashed (an abort skips the atexit
+        // cleanup): those of processes that no longer exist.
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("vmmresv-fuzz-ledger-"))
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid.to_string()).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let dir = base.join(format!("vmmresv-fuzz-ledger-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
