@@ -34,7 +34,7 @@
 # Why no --headers-dir. abidw/abidiff's --headers-dir marks every type
 # whose DWARF declaration is not in one of those headers as private, and
 # abidiff then filters out changes to private types. The library is Rust:
-# DWARF places vmmresv_query & co. in libvmmresv/ffi.rs, not in
+# DWARF places vmmresv_query & co. in libvmmresv/ffi/, not in
 # include/vmmresv.h, so with --headers-dir every type is private and a
 # changed struct is "filtered out" (tried: exit 0 on a struct whose size
 # changed). abidw's output is the same with or without it. Instead:
