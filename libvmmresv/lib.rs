@@ -17,7 +17,13 @@ pub mod admission;
 /// cbindgen:ignore
 pub mod arc;
 /// cbindgen:ignore
+pub mod boot;
+/// cbindgen:ignore
 pub mod pages;
+/// cbindgen:ignore
+pub mod policy;
+/// cbindgen:ignore
+pub mod report;
 /// cbindgen:ignore
 pub mod reservoir;
 pub mod status;

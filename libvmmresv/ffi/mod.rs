@@ -34,6 +34,10 @@ use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 use std::time::Duration;
 
+mod boot;
+mod policy;
+mod report;
+
 /// Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
 /// their signature and meaning for every 1.x release.
 pub const VMMRESV_VERSION_MAJOR: u32 = 1;

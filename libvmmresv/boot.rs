@@ -1,0 +1,1 @@
+//! The boot-time reservoir setting (RFD 185).

@@ -1,0 +1,1 @@
+//! Policy from the source documents (pure functions, no I/O).

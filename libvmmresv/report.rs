@@ -1,0 +1,1 @@
+//! The host capacity report (JSON) for operators and Triton CNAPI/VMAPI.
