@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::arcstats::ArcReader;
 use super::error::ArcError;
+use crate::policy::ewma::Ewma;
 
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 
@@ -96,23 +97,22 @@ impl Clock for SystemClock {
 ///   (Padé) form of the exact 1 − e^(−Δt/τ), in integers: no floating point
 ///   to produce NaN or infinity.
 ///
-/// The first interval seeds the estimate. Arithmetic is i128 and checked; a
-/// weight product too large for i128 (an interval of centuries) means α is
-/// 1 to any precision, so the instant rate is taken.
+/// The first interval seeds the estimate. The smoothing is
+/// [`crate::policy::ewma::Ewma`]: arithmetic is i128 and checked; a weight
+/// product too large for i128 (an interval of centuries) means α is 1 to
+/// any precision, so the instant rate is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShrinkRate {
-    tau_ns: i128,
     last: Option<(Duration, u64)>,
-    rate: Option<i64>,
+    rate: Ewma,
 }
 
 impl ShrinkRate {
     /// An estimator with time constant `tau`.
     pub fn new(tau: Duration) -> ShrinkRate {
         ShrinkRate {
-            tau_ns: i128::try_from(tau.as_nanos()).unwrap_or(i128::MAX),
             last: None,
-            rate: None,
+            rate: Ewma::new(tau),
         }
     }
 
@@ -123,11 +123,12 @@ impl ShrinkRate {
             self.last = Some((at, size));
             return;
         };
-        let dt = match at.checked_sub(t0) {
-            Some(d) if !d.is_zero() => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        let d = match at.checked_sub(t0) {
+            Some(d) if !d.is_zero() => d,
             _ => return,
         };
         self.last = Some((at, size));
+        let dt = i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
         // Bytes shrunk over dt, as bytes per second. |shrunk| < 2^64 and
         // 10^9 < 2^30, so the product fits i128; dt > 0.
         let shrunk = i128::from(s0).saturating_sub(i128::from(size));
@@ -135,36 +136,24 @@ impl ShrinkRate {
             .saturating_mul(NANOS_PER_SEC)
             .checked_div(dt)
             .unwrap_or(0);
-        let smoothed = match self.rate {
-            None => instant,
-            Some(r) => {
-                let r = i128::from(r);
-                let step = instant
-                    .checked_sub(r)
-                    .and_then(|d| d.checked_mul(dt))
-                    .and_then(|p| p.checked_div(dt.checked_add(self.tau_ns)?));
-                match step {
-                    Some(s) => r.saturating_add(s),
-                    None => instant,
-                }
-            }
-        };
-        // Clamped to i64: no ARC shrinks by more than 2^63 bytes a second.
-        self.rate =
-            Some(i64::try_from(smoothed).unwrap_or(if smoothed < 0 { i64::MIN } else { i64::MAX }));
+        // Clamped to i64 before smoothing: no ARC shrinks by more than
+        // 2^63 bytes a second.
+        let instant =
+            i64::try_from(instant).unwrap_or(if instant < 0 { i64::MIN } else { i64::MAX });
+        self.rate.observe(d, instant);
     }
 
     /// The smoothed rate (bytes/s, positive = shrinking), once two samples
     /// have been seen.
     pub fn rate(&self) -> Option<i64> {
-        self.rate
+        self.rate.value()
     }
 
     /// The time left to shrink `remaining` more bytes at the smoothed rate;
     /// `None` while the ARC is not shrinking (or not yet measured).
     /// Saturates at `u64::MAX` ns (584 years): "not in any useful time".
     pub fn eta(&self, remaining: u64) -> Option<Duration> {
-        let rate = u128::try_from(self.rate?).ok().filter(|r| *r > 0)?;
+        let rate = u128::try_from(self.rate()?).ok().filter(|r| *r > 0)?;
         let ns = u128::from(remaining)
             .saturating_mul(1_000_000_000)
             .checked_div(rate)?;
