@@ -142,6 +142,13 @@
 #define VMMRESV_REASON_ARC_GUARD 5
 
 /**
+ * `reason` (vmmresv_admit_vm() only, ABI 1.1): the start would leave the
+ * host's free memory below the configured memory state, by
+ * `shortfall_bytes`.
+ */
+#define VMMRESV_REASON_MEMORY_STATE 6
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -509,6 +516,69 @@ typedef struct vmmresv_arc_reservation {
    */
   uint64_t total_reserved_bytes;
 } vmmresv_arc_reservation;
+
+/**
+ * A host's memory: how much there is and how much is free, in bytes.
+ * Fill it with vmmresv_host_read_linux() or vmmresv_host_read_kstat(), or
+ * from any other source the caller trusts.
+ */
+typedef struct vmmresv_host_memory {
+  /**
+   * Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
+   */
+  uint64_t physmem_bytes;
+  /**
+   * Memory a new VM can have without reclaiming anything (Linux
+   * `MemAvailable`, illumos `freemem`). At most `physmem_bytes`.
+   */
+  uint64_t free_bytes;
+} vmmresv_host_memory;
+
+/**
+ * The report's inputs besides the host reading, all in bytes; zero for
+ * "none". Named so the report can say what each took away.
+ */
+typedef struct vmmresv_report_inputs {
+  /**
+   * Driver DMA preallocation (RFD 185: i40e with many VNICs).
+   */
+  uint64_t driver_dma_bytes;
+  /**
+   * The sum of zones' memory caps.
+   */
+  uint64_t zone_caps_bytes;
+  /**
+   * Memory kept for the OS itself.
+   */
+  uint64_t os_reserve_bytes;
+  /**
+   * Memory kept unused so a VM can grow at once (KVM Forum's
+   * overcommit buffer).
+   */
+  uint64_t overcommit_buffer_bytes;
+  /**
+   * omicron's control-plane earmark, for the omicron sizing profile
+   * (Gimlets ship 45056 MiB).
+   */
+  uint64_t omicron_earmark_bytes;
+  /**
+   * The sum of VM memory caps, for the Triton CNAPI sizing profile.
+   */
+  uint64_t vm_caps_bytes;
+  /**
+   * Chunk the default reservoir target is rounded down to; 0 for 4 KiB
+   * pages.
+   */
+  uint64_t chunk_bytes;
+  /**
+   * vCPUs of the VM shape the "largest VM" figures are computed for.
+   */
+  uint32_t reference_vcpus;
+  /**
+   * Must be 0.
+   */
+  uint32_t reserved;
+} vmmresv_report_inputs;
 
 #ifdef __cplusplus
 extern "C" {
@@ -935,6 +1005,49 @@ vmmresv_status vmmresv_ledger_set_capacity(const struct vmmresv_ledger *ledger,
 vmmresv_status vmmresv_ledger_usage(const struct vmmresv_ledger *ledger,
                                     uint64_t *claimed_pages,
                                     uint64_t *capacity_pages);
+
+/**
+ * Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
+ * and `MemAvailable`. MALFORMED_INPUT if either is missing, repeated, not
+ * in kB, or available exceeds total; IO if the file cannot be read.
+ */
+vmmresv_status vmmresv_host_read_linux(const char *root,
+                                       struct vmmresv_host_memory *out);
+
+/**
+ * Read a file holding illumos `kstat -p unix:0:system_pages` output (the
+ * library does not run kstat): `physmem` and `freemem`, in 4 KiB pages.
+ * MALFORMED_INPUT for a line of another kstat, a missing or repeated
+ * counter, or freemem above physmem; IO if the file cannot be read.
+ */
+vmmresv_status vmmresv_host_read_kstat(const char *path,
+                                       struct vmmresv_host_memory *out);
+
+/**
+ * The host capacity report, as one JSON object (schema
+ * "vmmresv-report/1", described in vmmresv_report(3VMMRESV)): reservoir
+ * figures and pending claims, the ARC, the headroom breakdown (physical
+ * memory less 120% of unlockable pages, the ARC floor and each named
+ * input of `inputs`), the peers' sizing rules, the memory state, the
+ * largest VM admissible with and without the reservoir under the
+ * handle's policy, and the default reservoir target.
+ *
+ * `host`: a reading of the host's memory. `inputs`: may be NULL (all
+ * zero). `arc`: may be NULL for the ARC host set with
+ * vmmresv_admission_set_arc(), if any. The text is written NUL-terminated
+ * into `buf` of `buf_len` bytes; `*needed` (may be NULL) receives the
+ * bytes required including the NUL; if `buf_len` is smaller, nothing is
+ * written and BUFFER_TOO_SMALL is returned (`buf` may be NULL when
+ * `buf_len` is 0, to ask for the size). The size can change between two
+ * calls: ask again on BUFFER_TOO_SMALL.
+ */
+vmmresv_status vmmresv_report_json(const struct vmmresv_admission *admission_handle,
+                                   const struct vmmresv_host_memory *host,
+                                   const struct vmmresv_report_inputs *inputs,
+                                   const struct vmmresv_arc_host *arc,
+                                   char *buf,
+                                   size_t buf_len,
+                                   size_t *needed);
 
 #ifdef __cplusplus
 }  // extern "C"

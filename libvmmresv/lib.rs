@@ -19,6 +19,8 @@ pub mod arc;
 /// cbindgen:ignore
 pub mod boot;
 /// cbindgen:ignore
+pub mod host;
+/// cbindgen:ignore
 pub mod pages;
 /// cbindgen:ignore
 pub mod policy;

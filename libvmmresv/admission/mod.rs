@@ -19,6 +19,7 @@ pub mod file;
 pub mod ledger;
 pub mod local;
 pub mod owner;
+pub mod vm;
 
 use std::path::Path;
 
@@ -93,6 +94,10 @@ pub enum Reason {
     /// `arc_c_min` (the OS-8005 guard: arc_c_min + VMM reservations +
     /// request > ceiling).
     ArcGuard = 5,
+    /// The start would leave the host's free memory below the configured
+    /// memory state (guest outside the reservoir + page_t + overhead;
+    /// [`Admission::admit_vm`]).
+    MemoryState = 6,
 }
 
 /// An admission decision with the figures behind it.
@@ -215,6 +220,8 @@ pub struct Admission {
     file: LedgerFile,
     /// Read once per decision; a mutex so set_arc needs only &self.
     arc: std::sync::Mutex<Option<ArcHost>>,
+    /// What admit_vm applies.
+    policy: std::sync::Mutex<vm::AdmissionPolicy>,
 }
 
 impl Admission {
@@ -230,6 +237,7 @@ impl Admission {
             reservoir,
             file,
             arc: std::sync::Mutex::new(None),
+            policy: std::sync::Mutex::new(vm::AdmissionPolicy::default()),
         })
     }
 
@@ -443,6 +451,11 @@ impl Admission {
     /// reports the ARC target and the expected wait.
     pub fn set_arc(&self, host: Option<ArcHost>) {
         *self.arc.lock().unwrap_or_else(|p| p.into_inner()) = host;
+    }
+
+    /// The ARC host set with [`Admission::set_arc`], if any.
+    pub fn arc_host(&self) -> Option<ArcHost> {
+        *self.arc.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserve `bytes` of ARC room for VM `uuid` (idempotent per UUID).

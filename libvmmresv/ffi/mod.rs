@@ -745,6 +745,10 @@ pub const VMMRESV_REASON_TRANSIENT_LIMIT: u32 = 4;
 /// of the ARC below `arc_c_min` (OS-8005's guard: arc_c_min + VMM
 /// reservations + request > ceiling), by `shortfall_bytes`.
 pub const VMMRESV_REASON_ARC_GUARD: u32 = 5;
+/// `reason` (vmmresv_admit_vm() only, ABI 1.1): the start would leave the
+/// host's free memory below the configured memory state, by
+/// `shortfall_bytes`.
+pub const VMMRESV_REASON_MEMORY_STATE: u32 = 6;
 
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_REQUIRE, Preference::Require as u32);
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_PREFER, Preference::Prefer as u32);
@@ -769,6 +773,8 @@ static_assertions::const_assert_eq!(
     VMMRESV_REASON_TRANSIENT_LIMIT,
     Reason::TransientLimit as u32
 );
+static_assertions::const_assert_eq!(VMMRESV_REASON_ARC_GUARD, Reason::ArcGuard as u32);
+static_assertions::const_assert_eq!(VMMRESV_REASON_MEMORY_STATE, Reason::MemoryState as u32);
 
 /// An admission decision and the figures behind it.
 #[repr(C)]

@@ -1,0 +1,210 @@
+//! The host's memory as policy needs it: how much there is and how much is
+//! free, read from the platform's own counters.
+//!
+//! - Linux: `<root>/proc/meminfo` `MemTotal` and `MemAvailable` (the
+//!   kernel's estimate of what can be allocated without swapping: free
+//!   pages plus reclaimable page cache and slab — closer to VMware's
+//!   "free" than `MemFree`, which leaves the page cache out).
+//! - illumos: `kstat -p unix:0:system_pages` text (the library does not run
+//!   kstat): `physmem` and `freemem`, in pages of `PAGESIZE`. `freemem`
+//!   counts the cache list and the free list, like `::memstat`'s two Free
+//!   rows.
+//!
+//! Both readers take their path from the caller so tests point them at
+//! fixtures. Files are read whole up to a bound; a file that is not what
+//! it claims to be is `MalformedInput`, never a zero.
+
+use std::path::Path;
+
+use crate::pages::{self, PageSize};
+use crate::status::{Error, Status};
+
+/// Largest file the readers accept: /proc/meminfo is about 1.5 KiB and
+/// `kstat -p unix:0:system_pages` about 2 KiB.
+pub const MAX_HOST_FILE: u64 = 64 * 1024;
+
+/// Physical and free memory, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostMemory {
+    /// Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
+    pub physmem_bytes: u64,
+    /// Memory available to a new VM without reclaiming anything
+    /// (Linux `MemAvailable`, illumos `freemem`).
+    pub free_bytes: u64,
+}
+
+fn read_bounded(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(0));
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut s = String::new();
+    f.take(MAX_HOST_FILE + 1)
+        .read_to_string(&mut s)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => Error::new(Status::MalformedInput),
+            _ => io(e),
+        })?;
+    if s.len() as u64 > MAX_HOST_FILE {
+        return Err(Error::new(Status::MalformedInput));
+    }
+    Ok(s)
+}
+
+/// Parse /proc/meminfo text: `Name:   value kB` lines.
+pub fn parse_meminfo(text: &str) -> Result<HostMemory, Error> {
+    let mut total = None;
+    let mut avail = None;
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match name {
+            "MemTotal" => &mut total,
+            "MemAvailable" => &mut avail,
+            _ => continue,
+        };
+        let mut f = rest.split_whitespace();
+        let (Some(v), Some("kB"), None) = (f.next(), f.next(), f.next()) else {
+            return Err(Error::new(Status::MalformedInput));
+        };
+        let kb: u64 = v.parse().map_err(|_| Error::new(Status::MalformedInput))?;
+        if slot.is_some() {
+            // The same counter twice: not a meminfo we understand.
+            return Err(Error::new(Status::MalformedInput));
+        }
+        *slot = Some(kb.checked_mul(1024).ok_or(Error::new(Status::Overflow))?);
+    }
+    match (total, avail) {
+        (Some(t), Some(a)) if a <= t => Ok(HostMemory {
+            physmem_bytes: t,
+            free_bytes: a,
+        }),
+        _ => Err(Error::new(Status::MalformedInput)),
+    }
+}
+
+/// Parse `kstat -p unix:0:system_pages` text (`unix:0:system_pages:name\tvalue`).
+pub fn parse_system_pages(text: &str) -> Result<HostMemory, Error> {
+    let mut physmem = None;
+    let mut freemem = None;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(char::is_whitespace) else {
+            return Err(Error::new(Status::MalformedInput));
+        };
+        let Some(stat) = key.strip_prefix("unix:0:system_pages:") else {
+            return Err(Error::new(Status::MalformedInput));
+        };
+        let slot = match stat {
+            "physmem" => &mut physmem,
+            "freemem" => &mut freemem,
+            _ => continue,
+        };
+        let pages: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Error::new(Status::MalformedInput))?;
+        if slot.is_some() {
+            return Err(Error::new(Status::MalformedInput));
+        }
+        *slot = Some(pages::ptob(pages, PageSize::Base4K)?);
+    }
+    match (physmem, freemem) {
+        (Some(p), Some(f)) if f <= p => Ok(HostMemory {
+            physmem_bytes: p,
+            free_bytes: f,
+        }),
+        _ => Err(Error::new(Status::MalformedInput)),
+    }
+}
+
+/// Read `<root>/proc/meminfo` (`root` None for "/").
+pub fn read_linux(root: Option<&Path>) -> Result<HostMemory, Error> {
+    let p = root.unwrap_or(Path::new("/")).join("proc/meminfo");
+    parse_meminfo(&read_bounded(&p)?)
+}
+
+/// Read a file holding `kstat -p unix:0:system_pages` output.
+pub fn read_kstat(path: &Path) -> Result<HostMemory, Error> {
+    parse_system_pages(&read_bounded(path)?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MEMINFO: &str = "MemTotal:       24551360 kB\n\
+MemFree:         1201212 kB\n\
+MemAvailable:   18102336 kB\n\
+Buffers:          120 kB\n";
+
+    #[test]
+    fn meminfo() {
+        let m = parse_meminfo(MEMINFO).unwrap();
+        assert_eq!(m.physmem_bytes, 24_551_360 * 1024);
+        assert_eq!(m.free_bytes, 18_102_336 * 1024);
+    }
+
+    #[test]
+    fn meminfo_refuses_what_it_does_not_understand() {
+        for bad in [
+            "",
+            "MemTotal: 10 kB\n",
+            "MemTotal: 10 kB\nMemAvailable: 11 kB\n",
+            "MemTotal: 10 MB\nMemAvailable: 1 kB\n",
+            "MemTotal: x kB\nMemAvailable: 1 kB\n",
+            "MemTotal: 10 kB\nMemTotal: 10 kB\nMemAvailable: 1 kB\n",
+            "MemTotal: 18446744073709551615 kB\nMemAvailable: 1 kB\n",
+        ] {
+            let e = parse_meminfo(bad).unwrap_err().status();
+            assert!(
+                matches!(e, Status::MalformedInput | Status::Overflow),
+                "{bad:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn system_pages() {
+        let t = "unix:0:system_pages:availrmem\t1000\n\
+unix:0:system_pages:freemem\t2048\n\
+unix:0:system_pages:physmem\t8388608\n";
+        let m = parse_system_pages(t).unwrap();
+        assert_eq!(m.physmem_bytes, 8_388_608 * 4096);
+        assert_eq!(m.free_bytes, 2048 * 4096);
+        for bad in [
+            "",
+            "zfs:0:arcstats:size\t1\n",
+            "unix:0:system_pages:physmem\t1\n",
+            "unix:0:system_pages:physmem\t1\nunix:0:system_pages:freemem\t2\n",
+            "unix:0:system_pages:physmem\tx\nunix:0:system_pages:freemem\t0\n",
+        ] {
+            assert_eq!(
+                parse_system_pages(bad).unwrap_err().status(),
+                Status::MalformedInput,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn readers_use_the_given_paths() {
+        let d = std::env::temp_dir().join(format!("vmmresv-host-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("proc")).unwrap();
+        std::fs::write(d.join("proc/meminfo"), MEMINFO).unwrap();
+        assert_eq!(read_linux(Some(&d)).unwrap().free_bytes, 18_102_336 * 1024);
+        assert_eq!(
+            read_kstat(&d.join("nope")).unwrap_err().status(),
+            Status::Io
+        );
+        std::fs::write(d.join("big"), vec![b'x'; 70_000]).unwrap();
+        assert_eq!(
+            read_kstat(&d.join("big")).unwrap_err().status(),
+            Status::MalformedInput
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
