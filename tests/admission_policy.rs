@@ -1,0 +1,337 @@
+//! Admission under the host's policy (`Admission::admit_vm`) against the
+//! emulated `/dev/vmmctl`: guest memory + page_t + the overhead model are
+//! counted, a start that would leave the host below the configured memory
+//! state is refused with the rule named, and a refused start gives back
+//! every claim and reservation it took. Scenarios run in child processes
+//! under the emulator (see `common::child`).
+
+mod common;
+
+use common::child::{self, run};
+use common::*;
+use vmmresv::admission::ledger::Pool;
+use vmmresv::admission::vm::AdmissionPolicy;
+use vmmresv::admission::{parse_uuid, Admission, ArcHost, Decision, Preference, Reason};
+use vmmresv::arc::guard::{ArcLimits, Ceiling};
+use vmmresv::arc::reserve::ArcPolicy;
+use vmmresv::host::HostMemory;
+use vmmresv::policy::overhead::{OverheadKind, OverheadModel, OverheadParams, VmSpec};
+use vmmresv::policy::states::{self, MemState, MinFreeScale};
+use vmmresv::Reservoir;
+
+const MIB: u64 = 1 << 20;
+const HOST: u64 = 64 * GIB;
+
+fn uuid(n: u32) -> [u8; 16] {
+    parse_uuid(&format!("7a1c0de5-0000-4000-8000-{:012x}", n)).unwrap()
+}
+
+fn vm(guest: u64, vcpus: u32) -> VmSpec {
+    VmSpec {
+        guest_bytes: guest,
+        vcpus,
+        ..VmSpec::default()
+    }
+}
+
+fn host(free: u64) -> HostMemory {
+    HostMemory {
+        physmem_bytes: HOST,
+        free_bytes: free,
+    }
+}
+
+/// minFree of the emulated host on the default scale.
+fn min_free() -> u64 {
+    MinFreeScale::default().min_free(HOST)
+}
+
+fn page_t(guest: u64) -> u64 {
+    guest / 4096 * 120
+}
+
+fn scenario(role: &str) {
+    let r = Reservoir::open().expect("open the emulated /dev/vmmctl");
+    let a = Admission::open(r, None).expect("open the ledger");
+    a.reservoir().set_target(8 * GIB, 0, None).unwrap();
+    let vmadm = 1280 * MIB;
+    match role {
+        "counts" => {
+            // Default policy: SmartOS vmadm's 1280 MiB, floor "high".
+            assert_eq!(a.policy(), AdmissionPolicy::default());
+            let v = a
+                .admit_vm(
+                    &uuid(1),
+                    &vm(2 * GIB, 2),
+                    Preference::Require,
+                    &host(4 * GIB),
+                )
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::UseReservoir, Reason::Ok)
+            );
+            assert_eq!(v.charge.model, OverheadKind::Vmadm);
+            assert_eq!(
+                (
+                    v.charge.guest_bytes,
+                    v.charge.page_t_bytes,
+                    v.charge.overhead_bytes
+                ),
+                (2 * GIB, page_t(2 * GIB), vmadm)
+            );
+            // The reservoir holds the guest; the host gives the rest.
+            assert_eq!(v.verdict.charged_bytes, 2 * GIB);
+            assert_eq!(v.host_bytes, vmadm + page_t(2 * GIB));
+            assert_eq!(v.free_after_bytes, 4 * GIB - v.host_bytes);
+            assert_eq!((v.state_after, v.floor), (MemState::High, MemState::High));
+            assert_eq!(v.floor_bytes, min_free());
+
+            // 2 GiB free: the reservoir has room for 1 GiB more, but its
+            // overhead would take the host below minFree.
+            let v = a
+                .admit_vm(&uuid(2), &vm(GIB, 2), Preference::Require, &host(2 * GIB))
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::Refuse, Reason::MemoryState)
+            );
+            let need = vmadm + page_t(GIB);
+            assert_eq!(v.verdict.shortfall_bytes, min_free() + need - 2 * GIB);
+            assert_eq!(v.verdict.charged_bytes, 0);
+            // Its reservoir claim was given back: only VM 1's is pending.
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 2 * GIB);
+
+            // A lower floor admits it: "low" needs 16% of minFree.
+            a.set_policy(AdmissionPolicy {
+                floor: MemState::Low,
+                ..AdmissionPolicy::default()
+            });
+            let v = a
+                .admit_vm(&uuid(2), &vm(GIB, 2), Preference::Require, &host(2 * GIB))
+                .unwrap();
+            assert_eq!(v.verdict.decision, Decision::UseReservoir);
+            let t = states::thresholds(&MinFreeScale::default(), HOST);
+            assert_eq!(v.state_after, states::state(&t, 2 * GIB - need));
+            assert!(v.state_after > MemState::High, "{:?}", v.state_after);
+            assert_eq!(a.abort(&uuid(2)).unwrap(), GIB);
+
+            // A retried admission is answered, not re-checked.
+            a.set_policy(AdmissionPolicy::default());
+            let v = a
+                .admit_vm(&uuid(1), &vm(2 * GIB, 2), Preference::Require, &host(0))
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::UseReservoir, Reason::AlreadyAdmitted)
+            );
+            assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
+
+            // Another model: EVE-OS's fixed 600 MiB fits where vmadm's
+            // 1280 MiB did not.
+            a.set_policy(AdmissionPolicy {
+                overhead: OverheadModel {
+                    kind: OverheadKind::Fixed,
+                    params: OverheadParams::default(),
+                },
+                ..AdmissionPolicy::default()
+            });
+            let v = a
+                .admit_vm(&uuid(3), &vm(GIB, 2), Preference::Require, &host(2 * GIB))
+                .unwrap();
+            assert_eq!(v.verdict.decision, Decision::UseReservoir);
+            assert_eq!(
+                (v.charge.model, v.charge.overhead_bytes),
+                (OverheadKind::Fixed, 600 * MIB)
+            );
+            a.abort(&uuid(3)).unwrap();
+            println!("RESULT ok");
+        }
+        "no_reservoir" => {
+            // Without the reservoir the guest comes out of host memory too.
+            let v = a
+                .admit_vm(
+                    &uuid(10),
+                    &vm(2 * GIB, 1),
+                    Preference::Never,
+                    &host(4 * GIB),
+                )
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::Refuse, Reason::MemoryState)
+            );
+            assert_eq!(v.host_bytes, 2 * GIB + page_t(2 * GIB) + vmadm);
+            assert_eq!(a.pending_bytes(Pool::Transient), 0);
+            // With 6 GiB free it fits, and its transient claim is pending.
+            let v = a
+                .admit_vm(
+                    &uuid(10),
+                    &vm(2 * GIB, 1),
+                    Preference::Never,
+                    &host(6 * GIB),
+                )
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::NoReservoir, Reason::ReservoirNotWanted)
+            );
+            assert_eq!(a.pending_bytes(Pool::Transient), 2 * GIB);
+            // A second one sees the first's pending guest memory: 6 GiB
+            // free is no longer enough for both.
+            let v = a
+                .admit_vm(
+                    &uuid(11),
+                    &vm(2 * GIB, 1),
+                    Preference::Never,
+                    &host(6 * GIB),
+                )
+                .unwrap();
+            assert_eq!(v.pending_bytes, 2 * GIB);
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::Refuse, Reason::MemoryState)
+            );
+            assert_eq!(a.pending_bytes(Pool::Transient), 2 * GIB);
+            a.abort(&uuid(10)).unwrap();
+            println!("RESULT ok");
+        }
+        "arc" => {
+            // On a ZFS host the ARC gives back what it holds above the
+            // target its reservations set: 32 GiB ARC, c_max 32 GiB, a
+            // 2 GiB reservation → target 30 GiB → 2 GiB comes back.
+            let arc = ArcHost {
+                policy: ArcPolicy {
+                    limits: ArcLimits {
+                        arc_c_min: GIB,
+                        arc_c_max: 32 * GIB,
+                    },
+                    ceiling: Ceiling::ArcCMax,
+                    slack: 0,
+                },
+                arc_size: 32 * GIB,
+            };
+            let shape = vm(2 * GIB, 1);
+            // Without the ARC counted, 3 GiB free is too little.
+            let v = a
+                .admit_vm(&uuid(20), &shape, Preference::Never, &host(3 * GIB))
+                .unwrap();
+            assert_eq!(v.verdict.reason, Reason::MemoryState);
+            a.set_arc(Some(arc));
+            let v = a
+                .admit_vm(&uuid(20), &shape, Preference::Never, &host(3 * GIB))
+                .unwrap();
+            assert_eq!(v.verdict.decision, Decision::NoReservoir);
+            assert_eq!(v.arc_shrink_bytes, 2 * GIB);
+            assert_eq!(a.pending_bytes(Pool::Arc), 2 * GIB);
+            a.abort(&uuid(20)).unwrap();
+            a.arc_release(&uuid(20)).unwrap();
+            // Refused by the state rule: the ARC reservation is released
+            // with the transient claim.
+            let v = a
+                .admit_vm(&uuid(21), &shape, Preference::Never, &host(GIB))
+                .unwrap();
+            assert_eq!(v.verdict.reason, Reason::MemoryState);
+            assert_eq!(a.pending_bytes(Pool::Arc), 0);
+            assert_eq!(a.pending_bytes(Pool::Transient), 0);
+            println!("RESULT ok");
+        }
+        "bad_input" => {
+            // Free above physical memory is not a reading.
+            let e = a
+                .admit_vm(
+                    &uuid(30),
+                    &vm(GIB, 1),
+                    Preference::Require,
+                    &HostMemory {
+                        physmem_bytes: GIB,
+                        free_bytes: 2 * GIB,
+                    },
+                )
+                .unwrap_err();
+            assert_eq!(e.status(), vmmresv::Status::InvalidArgument);
+            // A zero-sized guest is refused as by admit.
+            let e = a
+                .admit_vm(&uuid(30), &vm(0, 1), Preference::Require, &host(GIB))
+                .unwrap_err();
+            assert_eq!(e.status(), vmmresv::Status::InvalidArgument);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 0);
+            println!("RESULT ok");
+        }
+        other => panic!("unknown role {}", other),
+    }
+}
+
+fn as_child() -> bool {
+    match child::role() {
+        Some(r) => {
+            scenario(&r);
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn guest_page_t_and_overhead_are_counted_and_the_rule_is_named() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-counts", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "guest_page_t_and_overhead_are_counted_and_the_rule_is_named",
+            "counts"
+        ),
+        ["ok"]
+    );
+}
+
+#[test]
+fn without_the_reservoir_the_guest_is_host_memory() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-noresv", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "without_the_reservoir_the_guest_is_host_memory",
+            "no_reservoir"
+        ),
+        ["ok"]
+    );
+}
+
+#[test]
+fn the_arc_gives_back_what_it_holds_above_its_target() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-arc", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "the_arc_gives_back_what_it_holds_above_its_target",
+            "arc"
+        ),
+        ["ok"]
+    );
+}
+
+#[test]
+fn bad_readings_are_refused_and_nothing_is_held() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-bad", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "bad_readings_are_refused_and_nothing_is_held",
+            "bad_input"
+        ),
+        ["ok"]
+    );
+}
