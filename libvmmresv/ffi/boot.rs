@@ -51,11 +51,12 @@ impl From<BootSetting> for vmmresv_boot_setting {
     }
 }
 
-/// What a boot setting means on one host: the size to set and how it was
+/// What a boot setting means on one host (filled by vmmresv_boot_target()
+/// and vmmresv_boot_target_for()): the size to set and how it was
 /// reached.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct vmmresv_boot_target {
+pub struct vmmresv_boot_plan {
     /// The setting, parsed.
     pub setting: vmmresv_boot_setting,
     /// The setting in bytes, before clamping and rounding.
@@ -71,9 +72,9 @@ pub struct vmmresv_boot_target {
     pub clamped: u32,
 }
 
-impl From<BootTarget> for vmmresv_boot_target {
+impl From<BootTarget> for vmmresv_boot_plan {
     fn from(t: BootTarget) -> Self {
-        vmmresv_boot_target {
+        vmmresv_boot_plan {
             setting: t.setting.into(),
             requested_bytes: t.requested_bytes,
             limit_bytes: t.limit_bytes,
@@ -139,7 +140,7 @@ pub extern "C" fn vmmresv_boot_target_for(
     setting: *const c_char,
     limit_bytes: u64,
     chunk_bytes: u64,
-    out: *mut vmmresv_boot_target,
+    out: *mut vmmresv_boot_plan,
 ) -> Status {
     boundary(|| {
         if out.is_null() {
@@ -168,7 +169,7 @@ pub extern "C" fn vmmresv_boot_target(
     reservoir: *const vmmresv_reservoir,
     setting: *const c_char,
     chunk_bytes: u64,
-    out: *mut vmmresv_boot_target,
+    out: *mut vmmresv_boot_plan,
 ) -> Status {
     boundary(|| {
         let r = match checked(reservoir) {
@@ -249,7 +250,7 @@ mod tests {
     #[test]
     fn target_for_through_the_abi() {
         let limit = 16_350_203_084;
-        let mut t = vmmresv_boot_target::default();
+        let mut t = vmmresv_boot_plan::default();
         // NULL = the default, which is vmmresv_default_target_for().
         assert_eq!(
             vmmresv_boot_target_for(core::ptr::null(), limit, GIB, &mut t),
@@ -290,7 +291,7 @@ mod tests {
 
     #[test]
     fn target_refuses_a_null_handle() {
-        let mut t = vmmresv_boot_target::default();
+        let mut t = vmmresv_boot_plan::default();
         assert_eq!(
             vmmresv_boot_target(core::ptr::null(), c"75%".as_ptr(), 0, &mut t),
             Status::NullArgument
