@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 
 use vmmresv::status::Status;
 
-/// The original's usage text, verbatim, for a program called `rsrvrctl`.
+/// The original's usage text, verbatim, for a program called `rsrvrctl`,
+/// plus the line of the -b extension (the boot-time setting).
 const USAGE: &str = "Usage: rsrvrctl [-a add] [-r remove] [-q]\n\
 \t-a <SZ> add SZ MiB to the reservoir\n\
 \t-r <SZ> remove SZ MiB from the reservoir\n\
 \t-s <SZ> set reservoir to SZ MiB, if possible\n\
 \t-c <SZ> use SZ MiB chunks when performing resize ops\n\
-\t-q query reservoir state\n";
+\t-q query reservoir state\n\
+\t-b <SETTING> apply a boot-time setting (N%, a size, or default)\n";
 
 const HOST: u64 = 16 * GIB;
 
@@ -703,4 +705,128 @@ fn valgrind_memcheck_is_clean() {
     assert_eq!(o.status.code(), Some(1), "{}", what);
     assert!(stderr(&o).contains("ERROR SUMMARY: 0 errors"), "{}", what);
     assert!(stderr(&o).contains(msg(Status::NoDevice)), "{}", what);
+}
+
+// 11 ---------------------------------------------------------------------
+// The -b extension: the boot-time setting of RFD 185 (the SMF method's
+// workhorse; tests/smf.rs runs it through the method).
+
+/// The five lines of a successful -b.
+fn boot_text(setting: &str, previous: u64, target: u64) -> String {
+    format!(
+        "Boot setting:\t{}\nSize limit MiB:\t{}\nPrevious MiB:\t{}\nTarget MiB:\t{}\nReached MiB:\t{}\n",
+        setting,
+        kernel_limit(HOST) / MIB,
+        previous / MIB,
+        target / MIB,
+        target / MIB
+    )
+}
+
+#[test]
+fn boot_setting_applies_and_is_idempotent() {
+    let host = EmuHost::new("rsrvrctl-boot", HOST);
+    // The default: 75% of the limit (15592 MiB) rounded down to 1 GiB.
+    let want = 11 * GIB;
+    assert_eq!(
+        ok(&host, &["-b", "default", "-c", "1G"]),
+        boot_text("75%", 0, want)
+    );
+    assert_eq!(host.stat("free"), want);
+    // Again, spelled "" and "75%": the same size, nothing grown.
+    let grown = host.stat("grown_total");
+    assert_eq!(
+        ok(&host, &["-b", "", "-c", "1024"]),
+        boot_text("75%", want, want)
+    );
+    assert_eq!(
+        ok(&host, &["-c", "1G", "-b", " 75% "]),
+        boot_text("75%", want, want)
+    );
+    assert_eq!(host.stat("grown_total"), grown, "an idempotent -b resized");
+    // Without a chunk, rounded down to the page only.
+    let pct = (kernel_limit(HOST) as u128 * 75 / 100) as u64 / 4096 * 4096;
+    assert_eq!(ok(&host, &["-b", "75%"]), boot_text("75%", want, pct));
+    assert_eq!(host.stat("free"), pct);
+    // A size, shrinking.
+    assert_eq!(ok(&host, &["-b", "4G"]), boot_text("4G", pct, 4 * GIB));
+    assert_eq!(host.stat("free"), 4 * GIB);
+    assert_quiescent(&host);
+}
+
+#[test]
+fn boot_setting_clamps_to_the_limit() {
+    let host = EmuHost::new("rsrvrctl-boot-clamp", HOST);
+    let o = run(&host, &["-b", "64G", "-c", "1G"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show_run(&["-b"], &o));
+    assert_eq!(stdout(&o), boot_text("64G", 0, 15 * GIB));
+    assert_eq!(
+        stderr(&o),
+        "rsrvrctl: boot setting 64G is more than the size limit: clamped to 15360 MiB\n"
+    );
+    assert_eq!(host.stat("free"), 15 * GIB);
+    assert_quiescent(&host);
+}
+
+#[test]
+fn boot_setting_refuses_bad_settings_with_exit_2() {
+    let host = EmuHost::new("rsrvrctl-boot-bad", HOST);
+    for bad in ["12288", "101%", "12.5%", "75 %", "lots", "-1G"] {
+        let o = run(&host, &["-b", bad]);
+        let what = show_run(&["-b", bad], &o);
+        assert_eq!(o.status.code(), Some(2), "{}", what);
+        assert_eq!(stdout(&o), "", "{}", what);
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "rsrvrctl: Invalid boot setting {}: {} (a whole percentage such as 75%, \
+                 a size with a unit such as 12G, or default)\n",
+                bad,
+                msg(Status::ParseSize)
+            ),
+            "{}",
+            what
+        );
+    }
+    // A chunk that is not a multiple of the page: a configuration error too.
+    let o = run(&host, &["-b", "50%", "-c", "1.5K"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show_run(&["-b"], &o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rsrvrctl: Could not compute the boot target of 50%: {}\n",
+            msg(Status::Unaligned)
+        )
+    );
+    // -b with another resize option is a usage error, like -a with -s.
+    let o = run(&host, &["-b", "75%", "-s", "1024"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), USAGE);
+    assert_eq!(host.stat("grown_total"), 0);
+}
+
+#[test]
+fn boot_setting_unprivileged_fails_with_the_size_reached() {
+    let mut host = EmuHost::new("rsrvrctl-boot-eperm", HOST);
+    ok(&host, &["-s", "512"]);
+    host.set("VMMEMU_UNPRIVILEGED", "1");
+    let o = run(&host, &["-b", "4G"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show_run(&["-b"], &o));
+    // What it asked for is printed before the attempt; no "Reached" line.
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "Boot setting:\t4G\nSize limit MiB:\t{}\nPrevious MiB:\t512\nTarget MiB:\t4096\n",
+            kernel_limit(HOST) / MIB
+        )
+    );
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "rsrvrctl: Could not set reservoir size to 4294967296 bytes: {}\n\
+             rsrvrctl: reservoir size is now 512 MiB\n",
+            msg(Status::Permission)
+        )
+    );
+    assert_eq!(host.stat("free"), 512 * MIB);
 }

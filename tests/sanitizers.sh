@@ -209,6 +209,7 @@ USAGE='Usage: rsrvrctl [-a add] [-r remove] [-q]
 	-s <SZ> set reservoir to SZ MiB, if possible
 	-c <SZ> use SZ MiB chunks when performing resize ops
 	-q query reservoir state
+	-b <SETTING> apply a boot-time setting (N%, a size, or default)
 '
 EPERM='permission denied (resizing the reservoir needs sys_config)'
 NODEV='no vmm device (is the vmm driver loaded?)'

@@ -54,9 +54,30 @@
  *    original printed argv[0] as given), as err(3) does for messages.
  *  - Linux has no SIGINFO: where <signal.h> does not define it, SIGUSR1
  *    stands in for it (kill -USR1 <pid> shows the progress).
+ *  - EXTENSION: -b SETTING applies the boot-time reservoir setting of RFD
+ *    185 (what the SMF service smf/vmmresv-reservoir runs at boot): a
+ *    whole percentage of the kernel's limit ("75%"), a size with a unit
+ *    ("12G"), or "default" / "" for 75%, read by
+ *    vmmresv_boot_setting_parse().  The target is computed by
+ *    vmmresv_boot_target() (a size above the limit is clamped to it, with
+ *    a warning; the result is rounded down to the -c chunk, or the page)
+ *    and set like -s, with the same progress and EINTR handling.  It
+ *    prints what it asked for and what the kernel reached, as
+ *    "Label:\tvalue" lines like -q, so a boot log says both:
+ *
+ *	Boot setting:	75%
+ *	Size limit MiB:	15592
+ *	Previous MiB:	0
+ *	Target MiB:	11264
+ *	Reached MiB:	11264
+ *
+ *    Running it again with the same setting asks for the same size, which
+ *    the kernel grants at once: -b is idempotent.  -b counts as one of the
+ *    exclusive options (after -s in the order of precedence, before -q).
  *
  * Exit status: 0 on success (and after -r on an empty reservoir), 1 for
- * usage errors and failures.
+ * usage errors and failures, 2 for an invalid -b setting or chunk (so a
+ * boot method can tell a configuration error from a failure).
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -118,7 +139,9 @@ usage(void)
 	    "\t-r <SZ> remove SZ MiB from the reservoir\n"
 	    "\t-s <SZ> set reservoir to SZ MiB, if possible\n"
 	    "\t-c <SZ> use SZ MiB chunks when performing resize ops\n"
-	    "\t-q query reservoir state\n", prog_name);
+	    "\t-q query reservoir state\n"
+	    "\t-b <SETTING> apply a boot-time setting (N%%, a size, or default)\n",
+	    prog_name);
 }
 
 /*
@@ -314,8 +337,10 @@ do_remove(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk)
 	return (EXIT_SUCCESS);
 }
 
+/* -s, and the resize of -b, which also wants the size reached. */
 static int
-do_set_target(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk)
+do_set_target(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk,
+    uint64_t *reachedp)
 {
 	uint64_t reached = VMMRESV_SIZE_UNKNOWN;
 	struct sigaction sa;
@@ -341,7 +366,94 @@ do_set_target(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk)
 		report_reached(reached);
 		return (EXIT_FAILURE);
 	}
+	if (reachedp != NULL)
+		*reachedp = reached;
 	return (EXIT_SUCCESS);
+}
+
+/* Exit status of -b for a setting or chunk that cannot be used. */
+#define	EXIT_BAD_SETTING	2
+
+/* -b "default" and -b "" mean the library's default: NULL. */
+static const char *
+boot_setting_arg(const char *arg)
+{
+	const char *p = arg;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0' || strcmp(p, "default") == 0)
+		return (NULL);
+	return (arg);
+}
+
+/* The setting as the library understood it: "75%" or "12G". */
+static void
+format_setting(const vmmresv_boot_setting *s, char *buf, size_t len)
+{
+	char size[VMMRESV_SIZE_FORMAT_BUFSIZE];
+	size_t n;
+
+	if (s->kind == VMMRESV_BOOT_PERCENT) {
+		(void) snprintf(buf, len, "%u%%", (unsigned)s->percent);
+		return;
+	}
+	if (vmmresv_size_format(s->size_bytes, size, sizeof (size), NULL) !=
+	    VMMRESV_STATUS_OK) {
+		(void) snprintf(buf, len, "%" PRIu64 "B", s->size_bytes);
+		return;
+	}
+	/* Under 1 KiB the size has no unit; the setting grammar wants one. */
+	n = strlen(size);
+	(void) snprintf(buf, len, "%s%s", size,
+	    (n > 0 && isdigit((unsigned char)size[n - 1])) ? "B" : "");
+}
+
+/*
+ * -b: apply a boot-time setting.  The setting's syntax was checked before
+ * the open; here the limit is known and the chunk can be checked.
+ */
+static int
+do_boot(vmmresv_reservoir *h, const char *setting, uint64_t chunk)
+{
+	vmmresv_boot_plan t;
+	vmmresv_query q;
+	uint64_t reached = VMMRESV_SIZE_UNKNOWN;
+	char buf[256], text[64];
+	vmmresv_status st;
+	int rc;
+
+	if ((st = vmmresv_reservoir_query(h, &q)) != VMMRESV_STATUS_OK) {
+		warnx_("Could not query reservoir info: %s",
+		    reason(st, buf, sizeof (buf)));
+		return (EXIT_FAILURE);
+	}
+	st = vmmresv_boot_target(h, setting, chunk, &t);
+	if (st != VMMRESV_STATUS_OK) {
+		warnx_("Could not compute the boot target of %s: %s",
+		    setting != NULL ? setting : "default",
+		    reason(st, buf, sizeof (buf)));
+		/* Only the chunk can be unaligned: a configuration error. */
+		return (st == VMMRESV_STATUS_UNALIGNED ||
+		    st == VMMRESV_STATUS_PARSE_SIZE ?
+		    EXIT_BAD_SETTING : EXIT_FAILURE);
+	}
+	format_setting(&t.setting, text, sizeof (text));
+	(void) printf("Boot setting:\t%s\n"
+	    "Size limit MiB:\t%" PRIu64 "\n"
+	    "Previous MiB:\t%" PRIu64 "\n"
+	    "Target MiB:\t%" PRIu64 "\n",
+	    text, t.limit_bytes / MIB,
+	    (q.free_bytes + q.alloc_bytes) / MIB, t.target_bytes / MIB);
+	(void) fflush(stdout);
+	if (t.clamped) {
+		warnx_("boot setting %s is more than the size limit: "
+		    "clamped to %" PRIu64 " MiB", text, t.target_bytes / MIB);
+	}
+	rc = do_set_target(h, t.target_bytes, chunk, &reached);
+	if (rc == EXIT_SUCCESS)
+		(void) printf("Reached MiB:\t%" PRIu64 "\n", reached / MIB);
+	return (rc);
 }
 
 static int
@@ -371,7 +483,7 @@ do_query(vmmresv_reservoir *h)
 
 /* Everything after a successful open; the caller closes the handle. */
 static int
-run(vmmresv_reservoir *h, char op, struct size_arg *sz,
+run(vmmresv_reservoir *h, char op, const char *arg, struct size_arg *sz,
     struct size_arg *chunk)
 {
 	if (op != 'q' &&
@@ -401,7 +513,9 @@ run(vmmresv_reservoir *h, char op, struct size_arg *sz,
 	case 'r':
 		return (do_remove(h, sz->bytes, chunk->bytes));
 	case 's':
-		return (do_set_target(h, sz->bytes, chunk->bytes));
+		return (do_set_target(h, sz->bytes, chunk->bytes, NULL));
+	case 'b':
+		return (do_boot(h, boot_setting_arg(arg), chunk->bytes));
 	default:
 		return (do_query(h));
 	}
@@ -410,7 +524,8 @@ run(vmmresv_reservoir *h, char op, struct size_arg *sz,
 int
 main(int argc, char *argv[])
 {
-	const char *opt_a = NULL, *opt_r = NULL, *opt_s = NULL, *arg;
+	const char *opt_a = NULL, *opt_r = NULL, *opt_s = NULL, *opt_b = NULL;
+	const char *arg;
 	struct size_arg sz = { NULL, SIZE_BYTES, 0 };
 	struct size_arg chunk = { NULL, SIZE_BYTES, 0 };
 	unsigned resize_opts = 0;
@@ -426,7 +541,7 @@ main(int argc, char *argv[])
 		    slash + 1 : argv[0];
 	}
 
-	while ((c = getopt(argc, argv, "a:r:s:c:qh")) != -1) {
+	while ((c = getopt(argc, argv, "a:r:s:b:c:qh")) != -1) {
 		switch (c) {
 		case 'a':
 			if (opt_a == NULL) {
@@ -444,6 +559,12 @@ main(int argc, char *argv[])
 			if (opt_s == NULL) {
 				resize_opts++;
 				opt_s = optarg;
+			}
+			break;
+		case 'b':
+			if (opt_b == NULL) {
+				resize_opts++;
+				opt_b = optarg;
 			}
 			break;
 		case 'c':
@@ -471,7 +592,7 @@ main(int argc, char *argv[])
 		return (EXIT_FAILURE);
 	}
 
-	/* The original's precedence: a > r > s > q. */
+	/* The original's precedence: a > r > s > q (and -b before -q). */
 	if (opt_a != NULL) {
 		op = 'a';
 		arg = opt_a;
@@ -481,11 +602,27 @@ main(int argc, char *argv[])
 	} else if (opt_s != NULL) {
 		op = 's';
 		arg = opt_s;
+	} else if (opt_b != NULL) {
+		op = 'b';
+		arg = opt_b;
 	} else {
 		op = 'q';
 		arg = NULL;
 	}
-	if (arg != NULL && !parse_size(arg, &sz)) {
+	if (op == 'b') {
+		vmmresv_boot_setting bs;
+		const char *setting = boot_setting_arg(arg);
+
+		/* No usage here: the option was right, its value is not. */
+		if (setting != NULL &&
+		    (st = vmmresv_boot_setting_parse(setting, &bs)) !=
+		    VMMRESV_STATUS_OK) {
+			warnx_("Invalid boot setting %s: %s (a whole "
+			    "percentage such as 75%%, a size with a unit such "
+			    "as 12G, or default)", arg, vmmresv_strerror(st));
+			return (EXIT_BAD_SETTING);
+		}
+	} else if (arg != NULL && !parse_size(arg, &sz)) {
 		warnx_("Invalid size %s", arg);
 		usage();
 		return (EXIT_FAILURE);
@@ -500,7 +637,7 @@ main(int argc, char *argv[])
 		return (EXIT_FAILURE);
 	}
 
-	rc = run(h, op, &sz, &chunk);
+	rc = run(h, op, arg, &sz, &chunk);
 	vmmresv_reservoir_close(h);
 
 	if (fflush(stdout) != 0 || ferror(stdout)) {
