@@ -149,6 +149,21 @@
 #define VMMRESV_REASON_MEMORY_STATE 6
 
 /**
+ * `kind` of a vmmresv_boot_setting: a percentage of the kernel's limit.
+ */
+#define VMMRESV_BOOT_PERCENT 1
+
+/**
+ * `kind` of a vmmresv_boot_setting: a size in bytes.
+ */
+#define VMMRESV_BOOT_SIZE 2
+
+/**
+ * The default boot setting (RFD 185): this percentage of the limit.
+ */
+#define VMMRESV_BOOT_DEFAULT_PERCENT 75
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -516,6 +531,55 @@ typedef struct vmmresv_arc_reservation {
    */
   uint64_t total_reserved_bytes;
 } vmmresv_arc_reservation;
+
+/**
+ * A parsed boot-time reservoir setting.
+ */
+typedef struct vmmresv_boot_setting {
+  /**
+   * VMMRESV_BOOT_PERCENT or VMMRESV_BOOT_SIZE.
+   */
+  uint32_t kind;
+  /**
+   * The percentage (0 to 100) when `kind` is VMMRESV_BOOT_PERCENT, else 0.
+   */
+  uint32_t percent;
+  /**
+   * The size in bytes when `kind` is VMMRESV_BOOT_SIZE, else 0.
+   */
+  uint64_t size_bytes;
+} vmmresv_boot_setting;
+
+/**
+ * What a boot setting means on one host (filled by vmmresv_boot_target()
+ * and vmmresv_boot_target_for()): the size to set and how it was
+ * reached.
+ */
+typedef struct vmmresv_boot_plan {
+  /**
+   * The setting, parsed.
+   */
+  struct vmmresv_boot_setting setting;
+  /**
+   * The setting in bytes, before clamping and rounding.
+   */
+  uint64_t requested_bytes;
+  /**
+   * The kernel's reservoir limit it was computed against.
+   */
+  uint64_t limit_bytes;
+  /**
+   * The size to set: requested, clamped to the limit, rounded down to
+   * the chunk (or the page). Pass it to vmmresv_reservoir_set_target()
+   * with the same chunk.
+   */
+  uint64_t target_bytes;
+  /**
+   * 1 if the setting asked for more than the limit and was cut to it,
+   * else 0.
+   */
+  uint32_t clamped;
+} vmmresv_boot_plan;
 
 /**
  * A host's memory: how much there is and how much is free, in bytes.
@@ -1005,6 +1069,51 @@ vmmresv_status vmmresv_ledger_set_capacity(const struct vmmresv_ledger *ledger,
 vmmresv_status vmmresv_ledger_usage(const struct vmmresv_ledger *ledger,
                                     uint64_t *claimed_pages,
                                     uint64_t *capacity_pages);
+
+/**
+ * Parse a boot-time reservoir setting: a whole percentage of the kernel's
+ * limit ("75%", "0%", "100%"), a size with a unit ("12G", "12288M",
+ * "1.5T", "4096B"; binary units K M G T P E), or "default" (75%). Blanks
+ * around it are ignored. A plain number ("12288") is refused, since
+ * rsrvrctl reads it as MiB and vmmresv_size_parse() as bytes.
+ *
+ * Errors: NULL_ARGUMENT (`text` or `out` NULL), PARSE_SIZE (anything
+ * else, including a fractional or above-100 percentage), OVERFLOW (a size
+ * beyond 64 bits).
+ */
+vmmresv_status vmmresv_boot_setting_parse(const char *text,
+                                          struct vmmresv_boot_setting *out);
+
+/**
+ * The reservoir size the boot setting `setting` (text as for
+ * vmmresv_boot_setting_parse(); NULL = the default, 75%) means for a
+ * kernel limit of `limit_bytes`: a percentage of the limit, or a size
+ * clamped to the limit (`clamped` set), rounded down to `chunk_bytes` (a
+ * multiple of VMMRESV_PAGESIZE; 0 = the page). 75% gives exactly
+ * vmmresv_default_target_for(). Pure: no device is touched.
+ *
+ * Errors: NULL_ARGUMENT (`out` NULL), PARSE_SIZE, OVERFLOW, UNALIGNED
+ * (`chunk_bytes` not a multiple of the page).
+ */
+vmmresv_status vmmresv_boot_target_for(const char *setting,
+                                       uint64_t limit_bytes,
+                                       uint64_t chunk_bytes,
+                                       struct vmmresv_boot_plan *out);
+
+/**
+ * As vmmresv_boot_target_for(), with the limit the kernel reports for
+ * `reservoir` (a query; no privilege needed). The caller then resizes to
+ * `out->target_bytes` with vmmresv_reservoir_set_target() and the same
+ * chunk, which is a no-op when the reservoir already has that size: a boot
+ * method built on these two calls is idempotent.
+ *
+ * Errors: as vmmresv_boot_target_for(), plus those of
+ * vmmresv_reservoir_query() and INVALID_ARGUMENT for a foreign handle.
+ */
+vmmresv_status vmmresv_boot_target(const struct vmmresv_reservoir *reservoir,
+                                   const char *setting,
+                                   uint64_t chunk_bytes,
+                                   struct vmmresv_boot_plan *out);
 
 /**
  * Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
