@@ -167,6 +167,8 @@ check-illumos:
 #   $(BINDIR)/rsrvrctl             the rsrvrctl port (tests/c/rsrvrctl.c)
 #   $(MAN3LIBDIR)/libvmmresv.3lib, $(MAN3DIR)/*.3vmmresv plus a link per
 #   function named in a page's NAME (illumos MLINKS), $(MAN8DIR)/rsrvrctl.8
+#   $(SMFMANIFESTDIR)/vmmresv-reservoir.xml, $(SMFMETHODDIR)/vmmresv-reservoir
+#                                  the SMF service (SMF=yes; see below)
 #   $(MANIFEST)                    every path above (without DESTDIR)
 #
 # Where rsrvrctl goes. illumos delivers its rsrvrctl as /usr/lib/rsrvrctl: a
@@ -211,7 +213,20 @@ MANIFEST     ?= $(LIBDIR)/vmmresv/install.manifest
 
 MAN3LIB_PAGES := man/libvmmresv.3lib
 MAN3_PAGES    := $(sort $(wildcard man/*.3vmmresv))
-MAN8_PAGES    := man/rsrvrctl.8
+MAN8_PAGES    := $(sort $(wildcard man/*.8))
+
+# SMF (illumos): the boot-time reservoir service of smf/ (vmmresv-reservoir(8)).
+# SMF's directories are fixed by the system, not by PREFIX. Installed by
+# default on illumos only; SMF=yes installs it anywhere (a package's proto
+# area built elsewhere). The method is told where BINDIR put rsrvrctl, the
+# manifest where the method is.
+ifeq ($(UNAME_S),SunOS)
+SMF          ?= yes
+else
+SMF          ?= no
+endif
+SMFMANIFESTDIR ?= /lib/svc/manifest/system
+SMFMETHODDIR   ?= /lib/svc/method
 
 # The .pc file names its directories relative to ${prefix} where it can,
 # so PKG_CONFIG_SYSROOT_DIR and pkg-config's --define-prefix work on it.
@@ -240,6 +255,10 @@ install: lib
 	$(CC) $(CWARN) -O2 -g $(CFLAGS) -Iinclude -o $(INSTALL_BUILD)/rsrvrctl \
 		tests/c/rsrvrctl.c $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
 		$(if $(INSTALL_RPATH),$(call RPATH_FLAG,$(INSTALL_RPATH)))
+	sed -e 's|/usr/lib/vmmresv/rsrvrctl|$(BINDIR)/rsrvrctl|g' \
+		smf/vmmresv-reservoir > $(INSTALL_BUILD)/vmmresv-reservoir
+	sed -e 's|/lib/svc/method/vmmresv-reservoir|$(SMFMETHODDIR)/vmmresv-reservoir|g' \
+		smf/vmmresv-reservoir.xml > $(INSTALL_BUILD)/vmmresv-reservoir.xml
 	@set -e; dest='$(DESTDIR)'; manifest='$(MANIFEST)'; \
 	list=$$(mktemp); trap 'rm -f "$$list"' EXIT; \
 	put() { \
@@ -259,6 +278,10 @@ install: lib
 	put 0644 include/vmmresv.h '$(INCLUDEDIR)' vmmresv.h; \
 	put 0644 $(INSTALL_BUILD)/vmmresv.pc '$(PKGCONFIGDIR)' vmmresv.pc; \
 	put 0755 $(INSTALL_BUILD)/rsrvrctl '$(BINDIR)' rsrvrctl; \
+	if [ '$(SMF)' = yes ]; then \
+		put 0444 $(INSTALL_BUILD)/vmmresv-reservoir.xml '$(SMFMANIFESTDIR)' vmmresv-reservoir.xml; \
+		put 0555 $(INSTALL_BUILD)/vmmresv-reservoir '$(SMFMETHODDIR)' vmmresv-reservoir; \
+	fi; \
 	for p in $(MAN3LIB_PAGES); do put 0644 "$$p" '$(MAN3LIBDIR)' "$${p##*/}"; done; \
 	for p in $(MAN8_PAGES); do put 0644 "$$p" '$(MAN8DIR)' "$${p##*/}"; done; \
 	for p in $(MAN3_PAGES); do \
@@ -290,6 +313,7 @@ uninstall:
 		esac; \
 		case "$${p##*/}" in \
 		libvmmresv.so*|libvmmresv.a|vmmresv.h|vmmresv.pc|rsrvrctl|rsrvrctl.8|libvmmresv.3lib|*.3vmmresv|install.manifest) ;; \
+		vmmresv-reservoir|vmmresv-reservoir.xml|vmmresv-reservoir.8) ;; \
 		*) echo "uninstall: $$m: not a file make install installs: '$$p'; nothing removed" >&2; exit 1;; \
 		esac; \
 	done < "$$m"; \

@@ -49,6 +49,9 @@ const INSTALL_VARS: &[&str] = &[
     "MAN8DIR",
     "MANIFEST",
     "INSTALL_RPATH",
+    "SMF",
+    "SMFMANIFESTDIR",
+    "SMFMETHODDIR",
 ];
 
 fn show(what: &str, o: &Output) -> String {
@@ -406,6 +409,50 @@ fn install_layout_manifest_and_uninstall() {
     install(&vars);
     assert_eq!(files_under(d), listed);
 
+    uninstall_leaves_nothing(d, &vars);
+}
+
+/// The SMF service (SMF=yes, as a proto area for illumos built elsewhere):
+/// the manifest and the method where SMF looks, each told where the other
+/// and rsrvrctl went, read-only as illumos delivers them; removed again.
+#[test]
+fn smf_service_installs_where_smf_looks() {
+    let dest = Scratch::new("install-smf");
+    let d = dest.path();
+    let vars = [
+        ("PREFIX", "/usr".to_string()),
+        ("BINDIR", "/usr/lib/vmmresv/bin".to_string()),
+        ("SMF", "yes".to_string()),
+        ("SMFMETHODDIR", "/lib/svc/method/vmm".to_string()),
+        ("DESTDIR", d.display().to_string()),
+    ];
+    install(&vars);
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    let manifest = under(d, "/lib/svc/manifest/system/vmmresv-reservoir.xml");
+    let method = under(d, "/lib/svc/method/vmm/vmmresv-reservoir");
+    assert_eq!((mode(&manifest), mode(&method)), (0o444, 0o555));
+    let xml = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        xml.contains("exec='/lib/svc/method/vmm/vmmresv-reservoir'"),
+        "the manifest does not start the installed method:\n{xml}"
+    );
+    let sh = std::fs::read_to_string(&method).unwrap();
+    assert!(
+        sh.contains("RSRVRCTL=${RSRVRCTL:-/usr/lib/vmmresv/bin/rsrvrctl}"),
+        "the method does not run the installed rsrvrctl"
+    );
+    assert!(files_under(d).contains("/usr/share/man/man8/vmmresv-reservoir.8"));
+    uninstall_leaves_nothing(d, &vars);
+    // Without SMF=yes (the default off illumos) nothing of it is installed.
+    let vars = [
+        ("PREFIX", "/usr".to_string()),
+        ("DESTDIR", d.display().to_string()),
+    ];
+    install(&vars);
+    assert!(!files_under(d).iter().any(|p| p.starts_with("/lib/svc")));
     uninstall_leaves_nothing(d, &vars);
 }
 
