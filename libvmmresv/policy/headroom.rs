@@ -230,7 +230,8 @@ static_assertions::const_assert_eq!(PAGE_T_SIZE, 120);
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
 )]
 mod tests {
     use super::*;
@@ -385,6 +386,7 @@ mod tests {
     fn profiles_round_trip() {
         for p in Profile::ALL {
             assert_eq!(Profile::from_u32(p as u32), Some(p));
+            assert_eq!(p.to_u32(), p as u32);
         }
         assert_eq!(Profile::from_u32(4), None);
         assert_eq!(Profile::Cnapi.name(), "triton-cnapi");

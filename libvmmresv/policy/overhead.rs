@@ -373,7 +373,8 @@ pub fn recalculate(
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
 )]
 mod tests {
     use super::*;

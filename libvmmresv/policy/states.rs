@@ -214,7 +214,8 @@ pub fn room_above(t: &Thresholds, free_bytes: u64, s: MemState) -> u64 {
 #[allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
 )]
 mod tests {
     use super::*;
@@ -259,6 +260,7 @@ mod tests {
     fn state_names_and_order() {
         for s in MemState::ALL {
             assert_eq!(MemState::from_u32(s as u32), Some(s));
+            assert_eq!(s.to_u32(), s as u32);
         }
         assert_eq!(MemState::from_u32(0), None);
         assert!(MemState::High < MemState::Exhausted);
