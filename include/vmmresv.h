@@ -34,7 +34,7 @@
 /**
  * Minor version: grows when functions are added (in a new version node).
  */
-#define VMMRESV_VERSION_MINOR 0
+#define VMMRESV_VERSION_MINOR 1
 
 /**
  * Patch version: fixes only.
@@ -162,6 +162,74 @@
  * The default boot setting (RFD 185): this percentage of the limit.
  */
 #define VMMRESV_BOOT_DEFAULT_PERCENT 75
+
+/**
+ * Overhead model: the same overhead for every VM (EVE-OS, 600 MiB).
+ */
+#define VMMRESV_OVERHEAD_FIXED 1
+
+/**
+ * Overhead model: a share of the VM's guest RAM (EVE-OS proposal, 30%).
+ */
+#define VMMRESV_OVERHEAD_PROPORTIONAL 2
+
+/**
+ * Overhead model: a share of host memory (25%) spread over the VMs in
+ * proportion to their guest RAM.
+ */
+#define VMMRESV_OVERHEAD_POOLED 3
+
+/**
+ * Overhead model: SmartOS vmadm, 1280 MiB, or cap - guest but at least
+ * 256 MiB. What SmartOS ships for bhyve.
+ */
+#define VMMRESV_OVERHEAD_VMADM 4
+
+/**
+ * Overhead model: EVE pillar's estimate, 350 MiB + 2.5% of guest RAM +
+ * 20 MiB + 3 MiB per vCPU + 1% of passthrough MMIO.
+ */
+#define VMMRESV_OVERHEAD_EVE_PILLAR 5
+
+/**
+ * Memory state: free memory at or above minFree.
+ */
+#define VMMRESV_MEMSTATE_HIGH 1
+
+/**
+ * Memory state: at or above 64% of minFree (VMware balloons).
+ */
+#define VMMRESV_MEMSTATE_SOFT 2
+
+/**
+ * Memory state: at or above 32% of minFree (VMware swaps).
+ */
+#define VMMRESV_MEMSTATE_HARD 3
+
+/**
+ * Memory state: at or above 16% of minFree (VMware swaps repeatedly).
+ */
+#define VMMRESV_MEMSTATE_LOW 4
+
+/**
+ * Memory state: below 16% of minFree (VMware blocks allocations).
+ */
+#define VMMRESV_MEMSTATE_EXHAUSTED 5
+
+/**
+ * Sizing profile: RFD 185, a percentage (75) of the kernel's reservoir limit.
+ */
+#define VMMRESV_PROFILE_RFD185 1
+
+/**
+ * Sizing profile: Oxide omicron, 91% of (RAM - page_t - earmark), 2 MiB aligned.
+ */
+#define VMMRESV_PROFILE_OMICRON 2
+
+/**
+ * Sizing profile: Triton CNAPI, 85% of RAM - the VMs' caps.
+ */
+#define VMMRESV_PROFILE_CNAPI 3
 
 /**
  * Result of every `vmmresv_*` call that can fail.
@@ -533,6 +601,189 @@ typedef struct vmmresv_arc_reservation {
 } vmmresv_arc_reservation;
 
 /**
+ * The numbers of every overhead model. Fill it with
+ * vmmresv_overhead_params_default() and change what differs. Fields
+ * ending in `_bp` are basis points (10000 = 100%) and must be at most
+ * 10000, whatever the model.
+ */
+typedef struct vmmresv_overhead_params {
+  /**
+   * FIXED: bytes per VM (600 MiB).
+   */
+  uint64_t fixed_bytes;
+  /**
+   * VMADM: overhead without a cap (BHYVE_MEM_OVERHEAD, 1280 MiB).
+   */
+  uint64_t vmadm_bytes;
+  /**
+   * VMADM: the least overhead a cap may leave (BHYVE_MIN_MEM_OVERHEAD,
+   * 256 MiB).
+   */
+  uint64_t vmadm_min_bytes;
+  /**
+   * EVE_PILLAR: base (350 MiB).
+   */
+  uint64_t eve_base_bytes;
+  /**
+   * EVE_PILLAR: the QEMU binaries (20 MiB).
+   */
+  uint64_t eve_extra_bytes;
+  /**
+   * EVE_PILLAR: per vCPU (3 MiB).
+   */
+  uint64_t eve_per_vcpu_bytes;
+  /**
+   * PROPORTIONAL: basis points of guest RAM (3000 = 30%).
+   */
+  uint32_t proportional_bp;
+  /**
+   * POOLED: basis points of host memory in the pool (2500 = 25%).
+   */
+  uint32_t pool_bp;
+  /**
+   * EVE_PILLAR: basis points of guest RAM for page tables (250 = 2.5%).
+   */
+  uint32_t eve_ram_bp;
+  /**
+   * EVE_PILLAR: basis points of passthrough MMIO (100 = 1%).
+   */
+  uint32_t eve_mmio_bp;
+} vmmresv_overhead_params;
+
+/**
+ * What vmmresv_admit_vm() applies on one admission handle. Fill it with
+ * vmmresv_policy_default() and change what differs.
+ */
+typedef struct vmmresv_policy {
+  /**
+   * VMMRESV_OVERHEAD_*: how a VM's overhead is estimated (default
+   * VMADM, SmartOS's 1280 MiB).
+   */
+  uint32_t overhead_model;
+  /**
+   * VMMRESV_MEMSTATE_*: the worst memory state a start may leave the
+   * host in (default HIGH: free memory stays at or above minFree).
+   */
+  uint32_t floor_state;
+  /**
+   * The overhead models' numbers.
+   */
+  struct vmmresv_overhead_params params;
+} vmmresv_policy;
+
+/**
+ * One VM as the overhead models see it.
+ */
+typedef struct vmmresv_vm {
+  /**
+   * Guest RAM.
+   */
+  uint64_t guest_bytes;
+  /**
+   * Total MMIO BAR size of passthrough devices (EVE_PILLAR).
+   */
+  uint64_t mmio_bytes;
+  /**
+   * Cap on guest + overhead (vmadm max_physical_memory); 0 = none.
+   * Only VMADM reads it; it must not be below `guest_bytes`.
+   */
+  uint64_t cap_bytes;
+  /**
+   * Virtual CPUs (EVE_PILLAR).
+   */
+  uint32_t vcpus;
+  /**
+   * Must be 0 (room for later versions).
+   */
+  uint32_t reserved;
+} vmmresv_vm;
+
+/**
+ * A host's memory: how much there is and how much is free, in bytes.
+ * Fill it with vmmresv_host_read_linux() or vmmresv_host_read_kstat(), or
+ * from any other source the caller trusts.
+ */
+typedef struct vmmresv_host_memory {
+  /**
+   * Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
+   */
+  uint64_t physmem_bytes;
+  /**
+   * Memory a new VM can have without reclaiming anything (Linux
+   * `MemAvailable`, illumos `freemem`). At most `physmem_bytes`.
+   */
+  uint64_t free_bytes;
+} vmmresv_host_memory;
+
+/**
+ * A policy decision: the admission decision and the figures of the
+ * memory-state rule.
+ */
+typedef struct vmmresv_vm_decision {
+  /**
+   * The decision, as vmmresv_admit() gives it; `reason` is
+   * VMMRESV_REASON_MEMORY_STATE when the state rule refused, and
+   * `charged_bytes` the guest memory the claim holds.
+   */
+  struct vmmresv_decision decision;
+  /**
+   * Guest memory, rounded up to 4 KiB pages.
+   */
+  uint64_t guest_bytes;
+  /**
+   * The page_t of those pages (120 bytes each).
+   */
+  uint64_t page_t_bytes;
+  /**
+   * The overhead model's estimate.
+   */
+  uint64_t overhead_bytes;
+  /**
+   * Host memory (outside the reservoir) the start takes: page_t and
+   * overhead, plus the guest when it runs without the reservoir.
+   * Checked against the reading, not claimed.
+   */
+  uint64_t host_bytes;
+  /**
+   * Free memory in the reading given.
+   */
+  uint64_t free_bytes;
+  /**
+   * What the ARC gives back for a NO_RESERVOIR start (its size above
+   * the target its reservation set), counted as free; else 0.
+   */
+  uint64_t arc_shrink_bytes;
+  /**
+   * Guest memory of other no-reservoir admissions not yet allocated.
+   */
+  uint64_t pending_bytes;
+  /**
+   * free + arc_shrink − pending − host (0 if negative).
+   */
+  uint64_t free_after_bytes;
+  /**
+   * The free memory the floor state needs.
+   */
+  uint64_t floor_bytes;
+  /**
+   * VMMRESV_OVERHEAD_*: the model that made the estimate.
+   */
+  uint32_t overhead_model;
+  /**
+   * VMMRESV_MEMSTATE_*: the state free_after_bytes puts the host in.
+   */
+  uint32_t state_after;
+  /**
+   * VMMRESV_MEMSTATE_*: the floor applied.
+   */
+  uint32_t floor_state;
+  /**
+   * Always 0.
+   */
+  uint32_t reserved;
+} vmmresv_vm_decision;
+
+/**
  * A parsed boot-time reservoir setting.
  */
 typedef struct vmmresv_boot_setting {
@@ -582,21 +833,191 @@ typedef struct vmmresv_boot_plan {
 } vmmresv_boot_plan;
 
 /**
- * A host's memory: how much there is and how much is free, in bytes.
- * Fill it with vmmresv_host_read_linux() or vmmresv_host_read_kstat(), or
- * from any other source the caller trusts.
+ * A VM already running, for vmmresv_overhead_recalculate().
  */
-typedef struct vmmresv_host_memory {
+typedef struct vmmresv_running_vm {
   /**
-   * Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
+   * The VM.
+   */
+  struct vmmresv_vm vm;
+  /**
+   * Its current overhead limit.
+   */
+  uint64_t limit_bytes;
+  /**
+   * The overhead memory it uses now.
+   */
+  uint64_t usage_bytes;
+} vmmresv_running_vm;
+
+/**
+ * What vmmresv_overhead_recalculate() found besides the limits.
+ */
+typedef struct vmmresv_recalculation {
+  /**
+   * The overhead of the VM about to start (0 if none was given).
+   */
+  uint64_t new_vm_overhead_bytes;
+  /**
+   * How many running VMs use more than the model now gives them.
+   */
+  uint64_t stuck_count;
+  /**
+   * By how much, in total.
+   */
+  uint64_t stuck_bytes;
+} vmmresv_recalculation;
+
+/**
+ * The free memory each memory state needs, in bytes (VMware's minFree
+ * sliding scale: 6% of the first 4 GiB, 4% up to 12 GiB, 2% up to
+ * 28 GiB, 1% of the rest).
+ */
+typedef struct vmmresv_thresholds {
+  /**
+   * minFree.
+   */
+  uint64_t min_free_bytes;
+  /**
+   * HIGH: 100% of minFree.
+   */
+  uint64_t high_bytes;
+  /**
+   * SOFT: 64%, rounded up.
+   */
+  uint64_t soft_bytes;
+  /**
+   * HARD: 32%, rounded up.
+   */
+  uint64_t hard_bytes;
+  /**
+   * LOW: 16%, rounded up; below it the state is EXHAUSTED.
+   */
+  uint64_t low_bytes;
+} vmmresv_thresholds;
+
+/**
+ * Memory that is not the reservoir's to take, in bytes (RFD 185's other
+ * consumers).
+ */
+typedef struct vmmresv_headroom_inputs {
+  /**
+   * Physical memory.
    */
   uint64_t physmem_bytes;
   /**
-   * Memory a new VM can have without reclaiming anything (Linux
-   * `MemAvailable`, illumos `freemem`). At most `physmem_bytes`.
+   * pages_pp_maximum in bytes; the kernel withholds 120% of it
+   * (vmmresv_unlockable_from_limit() recovers it from the limit).
    */
-  uint64_t free_bytes;
-} vmmresv_host_memory;
+  uint64_t unlockable_bytes;
+  /**
+   * The ZFS ARC's floor (arc_c_min).
+   */
+  uint64_t arc_floor_bytes;
+  /**
+   * Memory drivers preallocate for DMA.
+   */
+  uint64_t driver_dma_bytes;
+  /**
+   * Σ memory caps of zones that are not VMs.
+   */
+  uint64_t zone_caps_bytes;
+  /**
+   * Memory kept for the operating system.
+   */
+  uint64_t os_reserve_bytes;
+  /**
+   * Memory kept free so VMs can grow at once.
+   */
+  uint64_t overcommit_buffer_bytes;
+} vmmresv_headroom_inputs;
+
+/**
+ * The safe reservoir maximum and how it was reached, in bytes.
+ */
+typedef struct vmmresv_headroom_result {
+  /**
+   * 120% of unlockable_bytes, rounded up.
+   */
+  uint64_t unlockable_120_bytes;
+  /**
+   * Σ of every deduction (saturating at UINT64_MAX).
+   */
+  uint64_t deductions_bytes;
+  /**
+   * physmem - deductions, rounded down to VMMRESV_PAGESIZE; 0 if the
+   * deductions exceed physmem.
+   */
+  uint64_t safe_max_bytes;
+  /**
+   * By how much the deductions exceed physmem, else 0.
+   */
+  uint64_t short_bytes;
+} vmmresv_headroom_result;
+
+/**
+ * What the sizing profiles read. Fill it with
+ * vmmresv_profile_inputs_default() (which sets the percentages) and set
+ * the sizes.
+ */
+typedef struct vmmresv_profile_inputs {
+  /**
+   * Physical memory.
+   */
+  uint64_t physmem_bytes;
+  /**
+   * The reservoir limit the kernel reports (vmmresv_query.limit_bytes).
+   */
+  uint64_t kernel_limit_bytes;
+  /**
+   * OMICRON: the control-plane earmark (0 by default; Oxide Gimlets
+   * ship 45056 MiB).
+   */
+  uint64_t omicron_earmark_bytes;
+  /**
+   * CNAPI: Σ max_physical_memory of the VMs on the host.
+   */
+  uint64_t vm_caps_bytes;
+  /**
+   * RFD185: percent of the kernel limit (75), at most 100.
+   */
+  uint32_t rfd185_pct;
+  /**
+   * OMICRON: percent of the eligible memory (91), at most 100.
+   */
+  uint32_t omicron_pct;
+  /**
+   * CNAPI: percent of physical memory (85), at most 100.
+   */
+  uint32_t cnapi_pct;
+  /**
+   * Must be 0 (room for later versions).
+   */
+  uint32_t reserved;
+} vmmresv_profile_inputs;
+
+/**
+ * A consumer memory can be reclaimed from, for vmmresv_plan_reclaim().
+ */
+typedef struct vmmresv_consumer {
+  /**
+   * What it holds now.
+   */
+  uint64_t size_bytes;
+  /**
+   * What it must keep.
+   */
+  uint64_t floor_bytes;
+  /**
+   * Below 0: greedy, has unused memory (more negative = greedier);
+   * above 0: needy. Greedier consumers give first.
+   */
+  int32_t score;
+  /**
+   * Must be 0 (room for later versions).
+   */
+  uint32_t reserved;
+} vmmresv_consumer;
 
 /**
  * The report's inputs besides the host reading, all in bytes; zero for
@@ -1071,6 +1492,52 @@ vmmresv_status vmmresv_ledger_usage(const struct vmmresv_ledger *ledger,
                                     uint64_t *capacity_pages);
 
 /**
+ * The default policy: the VMADM model (1280 MiB per VM, 256 MiB least
+ * under a cap) with every model's documented numbers, and the HIGH
+ * floor.
+ */
+vmmresv_status vmmresv_policy_default(struct vmmresv_policy *out);
+
+/**
+ * Use `policy` for this handle's vmmresv_admit_vm() and
+ * vmmresv_report_json() calls (NULL: the default). INVALID_ARGUMENT for an
+ * unknown model or state, or a basis-point parameter above 10000; the
+ * handle's policy is then left as it was.
+ */
+vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admission_handle,
+                                            const struct vmmresv_policy *policy);
+
+/**
+ * Admit VM `vm_uuid` of shape `*vm` (guest memory, vCPUs, passthrough
+ * MMIO, cap) on a host whose memory was just read as `*host`
+ * (vmmresv_host_read_linux(), vmmresv_host_read_kstat()), with
+ * `preference` (VMMRESV_RESERVOIR_*), under the handle's policy.
+ *
+ * First as vmmresv_admit() for the guest memory (the claim, with the
+ * same guarantees); then the memory-state rule: the host's free memory
+ * (plus what the ARC gives back, for a NO_RESERVOIR start with an ARC
+ * host set), less the guest memory of other no-reservoir admissions not
+ * yet allocated, must cover the start's page_t and overhead (and its guest
+ * memory when it runs without the reservoir) and still leave the floor
+ * state's free memory. Otherwise the decision is REFUSE with
+ * VMMRESV_REASON_MEMORY_STATE and the shortfall, and the claim (and any
+ * ARC reservation) is given back before the call returns. A retried
+ * admission of a VM that holds a claim is answered ALREADY_ADMITTED and
+ * not re-checked. The claim is ended with vmmresv_commit() or
+ * vmmresv_abort() as for vmmresv_admit().
+ *
+ * Errors: INVALID_ARGUMENT (bad UUID, preference, a zero-sized guest,
+ * `vm->reserved` not 0, free above physmem), the overhead model's
+ * OVERFLOW, and vmmresv_admit()'s.
+ */
+vmmresv_status vmmresv_admit_vm(struct vmmresv_admission *admission_handle,
+                                const char *vm_uuid,
+                                const struct vmmresv_vm *vm,
+                                uint32_t preference,
+                                const struct vmmresv_host_memory *host,
+                                struct vmmresv_vm_decision *out);
+
+/**
  * Parse a boot-time reservoir setting: a whole percentage of the kernel's
  * limit ("75%", "0%", "100%"), a size with a unit ("12G", "12288M",
  * "1.5T", "4096B"; binary units K M G T P E), or "default" (75%). Blanks
@@ -1114,6 +1581,141 @@ vmmresv_status vmmresv_boot_target(const struct vmmresv_reservoir *reservoir,
                                    const char *setting,
                                    uint64_t chunk_bytes,
                                    struct vmmresv_boot_plan *out);
+
+/**
+ * Fill `*out` with the documents' numbers: fixed 600 MiB, proportional
+ * 30%, pooled 25%, vmadm 1280 MiB (256 MiB minimum), EVE pillar 350 MiB +
+ * 2.5% + 20 MiB + 3 MiB per vCPU + 1% of MMIO.
+ */
+vmmresv_status vmmresv_overhead_params_default(struct vmmresv_overhead_params *out);
+
+/**
+ * The overhead of `vm` under the model `kind` (a VMMRESV_OVERHEAD_*
+ * value) with `params`. `host_bytes` and `total_guest_bytes` (the guest
+ * RAM of every VM sharing the pool, this one included) are read by the
+ * POOLED model only. INVALID_ARGUMENT for an unknown kind, a `_bp` field
+ * above 10000, a nonzero `reserved`, a pool total below the VM's guest
+ * RAM, or a vmadm cap below it; OVERFLOW if the overhead does not fit in
+ * 64 bits.
+ */
+vmmresv_status vmmresv_overhead(uint32_t kind,
+                                const struct vmmresv_overhead_params *params,
+                                const struct vmmresv_vm *vm,
+                                uint64_t host_bytes,
+                                uint64_t total_guest_bytes,
+                                uint64_t *out);
+
+/**
+ * Recompute the overhead limit of the `n` VMs of `running` under the model
+ * `kind`, with `new_vm` about to start (NULL: none); under POOLED the pool
+ * (a share of `host_bytes`) is spread over all of them. Writes each VM's
+ * new limit to `limits[i]` (`n` entries). A limit is never set below the
+ * VM's `usage_bytes`: such a VM is "stuck", its limit is its usage, and
+ * `excess[i]` (`n` entries; may be NULL) receives usage - the model's
+ * overhead, 0 for a VM that is not stuck. `*out` receives the new VM's
+ * overhead and the stuck totals, so the caller can refuse the new VM
+ * rather than kill a running one. `running`, `limits` and `excess` may be
+ * NULL when `n` is 0. Nothing is written on error. Errors as
+ * vmmresv_overhead(), and OVERFLOW if the guests' RAM adds up past
+ * 64 bits.
+ */
+vmmresv_status vmmresv_overhead_recalculate(uint32_t kind,
+                                            const struct vmmresv_overhead_params *params,
+                                            uint64_t host_bytes,
+                                            const struct vmmresv_running_vm *running,
+                                            size_t n,
+                                            const struct vmmresv_vm *new_vm,
+                                            uint64_t *limits,
+                                            uint64_t *excess,
+                                            struct vmmresv_recalculation *out);
+
+/**
+ * A static, NUL-terminated name of the overhead model `kind`: "fixed",
+ * "proportional", "pooled", "smartos-vmadm", "eve-pillar", or "unknown".
+ * Never NULL; must not be freed.
+ */
+const char *vmmresv_overhead_model_name(uint32_t kind);
+
+/**
+ * The minFree and state thresholds of a host with `physmem_bytes` of
+ * memory (VMware's sliding scale: a 100 GiB host keeps 1.6 GiB free).
+ */
+vmmresv_status vmmresv_memory_thresholds(uint64_t physmem_bytes,
+                                         struct vmmresv_thresholds *out);
+
+/**
+ * The memory state (a VMMRESV_MEMSTATE_* value) of a host with
+ * `physmem_bytes` of memory of which `free_bytes` are free: the best state
+ * whose threshold the free memory meets.
+ */
+vmmresv_status vmmresv_memory_state(uint64_t physmem_bytes,
+                                    uint64_t free_bytes,
+                                    uint32_t *state);
+
+/**
+ * A static, NUL-terminated name of the memory state `state`: "high",
+ * "soft", "hard", "low", "exhausted", or "unknown". Never NULL; must not
+ * be freed.
+ */
+const char *vmmresv_memory_state_name(uint32_t state);
+
+/**
+ * The safe reservoir maximum: physical memory minus 120% of the
+ * unlockable memory and every other consumer in `inputs`, rounded down to
+ * the page, with the deductions that explain it.
+ */
+vmmresv_status vmmresv_headroom(const struct vmmresv_headroom_inputs *inputs,
+                                struct vmmresv_headroom_result *out);
+
+/**
+ * The unlockable memory (pages_pp_maximum, in bytes) behind the kernel's
+ * reservoir limit, which is physmem - 1.2 x pages_pp_maximum: exact for
+ * the kernel's own limit; 0 if `limit_bytes` is not below `physmem_bytes`.
+ */
+vmmresv_status vmmresv_unlockable_from_limit(uint64_t physmem_bytes,
+                                             uint64_t limit_bytes,
+                                             uint64_t *out);
+
+/**
+ * Fill `*out` with the profiles' percentages (RFD 185 75, omicron 91,
+ * CNAPI 85) and every size 0.
+ */
+vmmresv_status vmmresv_profile_inputs_default(struct vmmresv_profile_inputs *out);
+
+/**
+ * The reservoir size the sizing profile `profile` (a VMMRESV_PROFILE_*
+ * value) gives: RFD185, rfd185_pct of the kernel limit rounded down to the
+ * page (with 75, what vmmresv_default_target_for() gives with chunk 0);
+ * OMICRON, omicron_pct of (physmem - 120 bytes per 4 KiB page - earmark),
+ * rounded down to 2 MiB; CNAPI, cnapi_pct of physmem - vm_caps_bytes.
+ * Each is 0 rather than negative. INVALID_ARGUMENT for an unknown
+ * profile, a percentage above 100 or a nonzero `reserved`.
+ */
+vmmresv_status vmmresv_sizing(uint32_t profile,
+                              const struct vmmresv_profile_inputs *inputs,
+                              uint64_t *out);
+
+/**
+ * A static, NUL-terminated name of the sizing profile `profile`:
+ * "rfd185", "omicron", "triton-cnapi", or "unknown". Never NULL; must not
+ * be freed.
+ */
+const char *vmmresv_profile_name(uint32_t profile);
+
+/**
+ * How much each of the `n` `consumers` gives to meet `demand_bytes`:
+ * greediest score first, each score's consumers drained completely before
+ * the next score is asked; within the score that covers the rest, each
+ * gives in proportion to size - floor (rounded so the bytes add up
+ * exactly); no one below its floor. Writes `gives[i]` (`n` entries) and
+ * `*total_bytes` = min(demand, Σ (size - floor)); the demand not met is
+ * demand - total. `consumers` and `gives` may be NULL when `n` is 0.
+ */
+vmmresv_status vmmresv_plan_reclaim(const struct vmmresv_consumer *consumers,
+                                    size_t n,
+                                    uint64_t demand_bytes,
+                                    uint64_t *gives,
+                                    uint64_t *total_bytes);
 
 /**
  * Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`

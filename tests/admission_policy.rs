@@ -335,3 +335,101 @@ fn bad_readings_are_refused_and_nothing_is_held() {
         ["ok"]
     );
 }
+
+// ---------------------------------------------------------------------
+// The same from C: zhyve -R (vmmresv_admit_vm, vmmresv_admission_set_policy)
+// ---------------------------------------------------------------------
+
+fn zhyve() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| build_c("zhyve", true))
+}
+
+fn bhyve() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| build_c("bhyve", false))
+}
+
+/// `<scratch>/root/proc/meminfo` saying `free` of HOST is available.
+fn meminfo(s: &Scratch, free: u64) -> std::path::PathBuf {
+    let r = s.path().join("root");
+    std::fs::create_dir_all(r.join("proc")).unwrap();
+    std::fs::write(
+        r.join("proc/meminfo"),
+        format!(
+            "MemTotal: {} kB\nMemAvailable: {} kB\n",
+            HOST / 1024,
+            free / 1024
+        ),
+    )
+    .unwrap();
+    r
+}
+
+fn zhyve_policy(host: &EmuHost, root: &std::path::Path, n: u32, args: &[&str]) -> String {
+    let u = format!("7a1c0de5-0000-4000-8000-{:08x}0000", n);
+    let o = host
+        .command(zhyve())
+        .arg("-R")
+        .arg(root)
+        .args(args)
+        .args(["-u", &u, "-m", "1024"])
+        .arg(bhyve())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "zhyve {:?}: {}\n{}",
+        args,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+#[test]
+fn zhyve_admits_under_the_policy_and_names_the_rule() {
+    let host = EmuHost::new("admpol-zhyve", HOST);
+    let o = host
+        .command(&artifact("c/rsrvrctl"))
+        .args(["-s", "4096"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let s = Scratch::new("admpol-zhyve-root");
+
+    // Plenty free: admitted with the reservoir, the charge by part shown.
+    let out = zhyve_policy(
+        &host,
+        &meminfo(&s, 8 * GIB),
+        1,
+        &["-M", "eve-pillar", "-c", "4"],
+    );
+    assert!(
+        out.contains("policy model=eve-pillar guest=1073741824"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("page_t={}", page_t(GIB))), "{out}");
+    assert!(out.contains("use_reservoir (ok)"), "{out}");
+    assert!(
+        out.contains("admitted=1 refused=0 launch_failed=0"),
+        "{out}"
+    );
+
+    // 1.5 GiB free: vmadm's 1280 MiB + page_t leaves less than minFree.
+    let out = zhyve_policy(&host, &meminfo(&s, 1536 * MIB), 2, &[]);
+    assert!(out.contains("refuse (memory_state)"), "{out}");
+    assert!(out.contains("state_after=low floor=high"), "{out}");
+    assert!(out.contains("admitted=0 refused=1"), "{out}");
+
+    // The operator's floor: "low" lets it through.
+    let out = zhyve_policy(&host, &meminfo(&s, 1536 * MIB), 2, &["-F", "low"]);
+    assert!(out.contains("use_reservoir (ok)"), "{out}");
+    assert!(
+        out.contains("admitted=1 refused=0 launch_failed=0"),
+        "{out}"
+    );
+    // Nothing is left claimed: every start committed or gave back.
+    assert_eq!(host.stat("limit_exceeded"), 0);
+}

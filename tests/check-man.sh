@@ -34,7 +34,11 @@ if [ "${1:-}" = "--lint" ]; then
     mandir=${2:?usage: check-man.sh --lint <mandir>}
     command -v mandoc >/dev/null 2>&1 || {
         echo "man: mandoc is not installed (Debian: apt-get install mandoc)"; exit 1; }
-    out=$(mandoc -T lint -W all "$mandir"/*.3lib "$mandir"/*.3vmmresv "$mandir"/*.8 2>&1 || true)
+    # Lint messages come on stdout, mandoc.db notices on stderr: read them
+    # apart, as 2>&1 interleaves the two streams mid-line.
+    errf=$(mktemp); trap 'rm -f "$errf"' EXIT
+    out=$(mandoc -T lint -W all "$mandir"/*.3lib "$mandir"/*.3vmmresv "$mandir"/*.8 2>"$errf" || true)
+    out=$(printf '%s\n' "$out"; cat "$errf")
     left=$(printf '%s\n' "$out" | grep -v -E \
         -e ': WARNING: unknown manual section: Dt [^ ]+ (3LIB|3VMMRESV)$' \
         -e ': STYLE: referenced manual not found: Xr ' \

@@ -34,6 +34,7 @@ use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 use std::time::Duration;
 
+mod admit_vm;
 mod boot;
 mod policy;
 mod report;
@@ -42,7 +43,7 @@ mod report;
 /// their signature and meaning for every 1.x release.
 pub const VMMRESV_VERSION_MAJOR: u32 = 1;
 /// Minor version: grows when functions are added (in a new version node).
-pub const VMMRESV_VERSION_MINOR: u32 = 0;
+pub const VMMRESV_VERSION_MINOR: u32 = 1;
 /// Patch version: fixes only.
 pub const VMMRESV_VERSION_PATCH: u32 = 0;
 

@@ -151,7 +151,7 @@ pub struct vmmresv_vm {
 static_assertions::assert_eq_size!(vmmresv_vm, [u64; 4]);
 
 impl vmmresv_vm {
-    fn spec(&self) -> Result<VmSpec, Status> {
+    pub(super) fn spec(&self) -> Result<VmSpec, Status> {
         if self.reserved != 0 {
             return Err(Status::InvalidArgument);
         }

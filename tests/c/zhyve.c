@@ -8,7 +8,8 @@
  * and linked only with -lvmmresv: it is a C consumer of the admission ABI.
  *
  *   zhyve [-q] [-n count] [--no-ledger] [-p require|prefer|never]
- *         [-l ledger-path] [-D ms] [-H ms] [-B ms] -u <uuid> -m <MiB>
+ *         [-l ledger-path] [-D ms] [-H ms] [-B ms]
+ *         [-R root [-M model] [-F floor] [-c vcpus]] -u <uuid> -m <MiB>
  *         <path-to-bhyve>
  *
  * For each of `count` VM starts (a different VM each time: the last four
@@ -40,6 +41,14 @@
  *   -B ms     after a refusal, wait that long before the next VM start
  *             (default 0; an operator's retry delay), so that a refused
  *             zhyve keeps contending instead of racing through its starts
+ *   -R root   admit under the host's policy (vmmresv_admit_vm): read the
+ *             host's memory from <root>/proc/meminfo before each start and
+ *             count guest memory + page_t + the overhead model against it
+ *   -M model  the overhead model: fixed | proportional | pooled | vmadm
+ *             (default) | eve-pillar
+ *   -F floor  the worst memory state a start may leave the host in:
+ *             high (default) | soft | hard | low | exhausted
+ *   -c vcpus  the VM's virtual CPUs (default 1)
  *
  * Output: one line per VM start unless -q (on stdout, flushed before bhyve
  * is launched, so a test can act while a claim is held); at the end
@@ -95,6 +104,10 @@ struct opts {
 	long long	hold_ms;
 	long long	backoff_ms;
 	const char	*bhyve;
+	const char	*host_root;	/* -R: policy mode */
+	uint32_t	model;
+	uint32_t	floor;
+	uint32_t	vcpus;
 };
 
 struct counts {
@@ -108,7 +121,8 @@ usage(void)
 {
 	(void) fprintf(stderr, "Usage: %s [-q] [-n count] [--no-ledger] "
 	    "[-p require|prefer|never] [-l ledger-path] [-D ms] [-H ms] "
-	    "[-B ms] -u <uuid> -m <MiB> <path-to-bhyve>\n", progname);
+	    "[-B ms] [-R root [-M model] [-F floor] [-c vcpus]] "
+	    "-u <uuid> -m <MiB> <path-to-bhyve>\n", progname);
 	exit(EXIT_USAGE);
 }
 
@@ -163,6 +177,25 @@ uuid_ok(const char *u)
 	return (1);
 }
 
+/* Names of the VMMRESV_OVERHEAD_* and VMMRESV_MEMSTATE_* values, by value. */
+static const char *const model_names[] = { "", "fixed", "proportional",
+    "pooled", "vmadm", "eve-pillar", NULL };
+static const char *const state_names[] = { "", "high", "soft", "hard", "low",
+    "exhausted", NULL };
+
+/* The index of `v` in `names` (from 1), or 0. */
+static uint32_t
+lookup(const char *v, const char *const *names)
+{
+	uint32_t i;
+
+	for (i = 1; names[i] != NULL; i++) {
+		if (strcmp(v, names[i]) == 0)
+			return (i);
+	}
+	return (0);
+}
+
 static void
 parse(int argc, char **argv, struct opts *o)
 {
@@ -173,6 +206,9 @@ parse(int argc, char **argv, struct opts *o)
 	o->ledger = 1;
 	o->preference = VMMRESV_RESERVOIR_REQUIRE;
 	o->mib = -1;
+	o->model = VMMRESV_OVERHEAD_VMADM;
+	o->floor = VMMRESV_MEMSTATE_HIGH;
+	o->vcpus = 1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -233,6 +269,21 @@ parse(int argc, char **argv, struct opts *o)
 			if ((o->backoff_ms = number(v, 0, 3600000)) < 0)
 				usage();
 			break;
+		case 'R':
+			o->host_root = v;
+			break;
+		case 'M':
+			if ((o->model = lookup(v, model_names)) == 0)
+				usage();
+			break;
+		case 'F':
+			if ((o->floor = lookup(v, state_names)) == 0)
+				usage();
+			break;
+		case 'c':
+			if ((o->vcpus = (uint32_t)number(v, 1, 4096)) == (uint32_t)-1)
+				usage();
+			break;
 		default:
 			usage();
 		}
@@ -271,6 +322,10 @@ reason_name(uint32_t r)
 		return ("reservoir_not_wanted");
 	case VMMRESV_REASON_TRANSIENT_LIMIT:
 		return ("transient_limit");
+	case VMMRESV_REASON_ARC_GUARD:
+		return ("arc_guard");
+	case VMMRESV_REASON_MEMORY_STATE:
+		return ("memory_state");
 	default:
 		return ("?");
 	}
@@ -503,10 +558,43 @@ start_admitted(const struct opts *o, vmmresv_reservoir *r,
 		return (1);
 	}
 	(void) memset(&d, 0, sizeof (d));
-	st = vmmresv_admit(adm, uuid, bytes, o->preference, &d);
-	if (st != VMMRESV_STATUS_OK) {
-		lib_fail("vmmresv_admit", st);
-		return (1);
+	if (o->host_root != NULL) {
+		vmmresv_host_memory host;
+		vmmresv_vm vm;
+		vmmresv_vm_decision vd;
+
+		st = vmmresv_host_read_linux(o->host_root, &host);
+		if (st != VMMRESV_STATUS_OK) {
+			lib_fail("vmmresv_host_read_linux", st);
+			return (1);
+		}
+		(void) memset(&vm, 0, sizeof (vm));
+		vm.guest_bytes = bytes;
+		vm.vcpus = o->vcpus;
+		st = vmmresv_admit_vm(adm, uuid, &vm, o->preference, &host, &vd);
+		if (st != VMMRESV_STATUS_OK) {
+			lib_fail("vmmresv_admit_vm", st);
+			return (1);
+		}
+		d = vd.decision;
+		if (!o->quiet)
+			(void) printf("%s: %s: policy model=%s guest=%" PRIu64
+			    " page_t=%" PRIu64 " overhead=%" PRIu64 " host=%"
+			    PRIu64 " free=%" PRIu64 " free_after=%" PRIu64
+			    " state_after=%s floor=%s floor_bytes=%" PRIu64 "\n",
+			    progname, uuid, vmmresv_overhead_model_name(
+			    vd.overhead_model), vd.guest_bytes, vd.page_t_bytes,
+			    vd.overhead_bytes, vd.host_bytes, vd.free_bytes,
+			    vd.free_after_bytes,
+			    vmmresv_memory_state_name(vd.state_after),
+			    vmmresv_memory_state_name(vd.floor_state),
+			    vd.floor_bytes);
+	} else {
+		st = vmmresv_admit(adm, uuid, bytes, o->preference, &d);
+		if (st != VMMRESV_STATUS_OK) {
+			lib_fail("vmmresv_admit", st);
+			return (1);
+		}
 	}
 	if (!o->quiet) {
 		(void) printf("%s: %s: %s (%s) charged=%" PRIu64
@@ -613,6 +701,20 @@ main(int argc, char **argv)
 		lib_fail("vmmresv_admission_open", st);
 		vmmresv_reservoir_close(r);
 		return (1);
+	}
+	if (o.ledger && o.host_root != NULL) {
+		vmmresv_policy p;
+
+		(void) vmmresv_policy_default(&p);
+		p.overhead_model = o.model;
+		p.floor_state = o.floor;
+		if ((st = vmmresv_admission_set_policy(adm, &p)) !=
+		    VMMRESV_STATUS_OK) {
+			lib_fail("vmmresv_admission_set_policy", st);
+			vmmresv_admission_close(adm);
+			vmmresv_reservoir_close(r);
+			return (1);
+		}
 	}
 
 	for (i = 0; i < o.count && !failed; i++) {
