@@ -221,7 +221,9 @@ fn largest(
         guest_bytes: p.saturating_mul(PAGESIZE),
         page_t_bytes: pt,
         overhead_bytes: oh,
-        limited_by: if p == max_pages && max_pages > 0 || cap == 0 {
+        // The guest reached the tightest byte bound (possibly 0 pages):
+        // that bound limits it; else host memory did.
+        limited_by: if p == max_pages {
             cap_limit
         } else {
             Limit::MemoryState
@@ -519,6 +521,26 @@ mod tests {
         // One more page would not fit.
         assert!(used + 4096 + 120 > room);
         assert_eq!(r.default_target_bytes, 45 * GIB);
+    }
+
+    #[test]
+    fn a_bound_below_one_page_is_what_limits() {
+        let q = ReservoirQuery {
+            free: 100,
+            alloc: 0,
+            alloc_transient: 0,
+            limit: 60 * GIB,
+        };
+        let inputs = ReportInputs {
+            host: HostMemory {
+                physmem_bytes: 64 * GIB,
+                free_bytes: 40 * GIB,
+            },
+            ..ReportInputs::default()
+        };
+        let r = build(&q, &Pending::default(), &fixed(), &inputs).unwrap();
+        assert_eq!(r.with_reservoir.guest_bytes, 0);
+        assert_eq!(r.with_reservoir.limited_by, Limit::ReservoirFree);
     }
 
     #[test]

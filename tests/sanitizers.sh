@@ -74,6 +74,7 @@ build() { # build <name> <link flags...>
 libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
 build rsrvrctl "${libflags[@]}" || exit 1
 build zhyve "${libflags[@]}" || exit 1
+build report "${libflags[@]}" || exit 1
 build bhyve || exit 1
 
 # The canary programs (see the header comment).
@@ -304,6 +305,29 @@ else fail "  no ledger in $VMMRESV_RUNDIR"; fi
 # left, nothing allocated, no allocation refused.
 expect "  emulator: every VM allocated and destroyed" vm_count=0 alloc=0 alloc_transient=0 \
     allocs_ok=13 allocs_refused=0 free=4294967296 limit_exceeded=0
+
+echo "== zhyve -R (admission under the policy) and the capacity report"
+new_host policy
+mkdir -p "$host/root/proc"
+meminfo() { printf 'MemTotal: 16777216 kB\nMemAvailable: %s kB\n' "$1" > "$host/root/proc/meminfo"; }
+run "rsrvrctl -s 4096 (the reservoir)" 0 "" "" "$R" -s 4096
+meminfo 8388608
+# EVE pillar, 1 GiB, 2 vCPUs: 350 + 20 + 2 x 3 MiB + 2.5% of 1 GiB rounded
+# up (26843546) = 421108122; page_t 262144 x 120; minFree of 16 GiB: 6% of
+# 4 GiB + 4% of 8 GiB + 2% of 4 GiB = 687194767.
+run "zhyve -R -M eve-pillar -c 2 -m 1024: admitted, charged by part" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: policy model=eve-pillar guest=1073741824 page_t=31457280 overhead=421108122 host=452565402 free=8589934592 free_after=8137369190 state_after=high floor=high floor_bytes=687194767
+zhyve: 0badc0de-1111-4222-8333-444455550000: use_reservoir (ok) charged=1073741824 shortfall=0 free=4294967296 pending=0
+zhyve: admitted=1 refused=0 launch_failed=0
+" "" "$Z" -R "$host/root" -M eve-pillar -c 2 -m 1024 -u "$U" "$B"
+meminfo 1048576
+run "zhyve -R -m 1024 with 1 GiB free: refused by the memory state" 0 '*' "" "$Z" -R "$host/root" -m 1024 -u "$U" "$B"
+if grep -q 'refuse (memory_state)' "$tmp/out"; then pass "  the rule named: memory_state"; else fail "  no memory_state refusal"; sed 's/^/    | /' "$tmp/out"; fi
+run "report -R -d 1024 -c 2: the JSON report" 0 '*' "" "$out/report" -R "$host/root" -d 1024 -c 2
+if grep -q '"schema":"vmmresv-report/1"' "$tmp/out" && grep -q '"driver_dma_bytes":1073741824' "$tmp/out"; then
+    pass "  report has its schema and the named input"
+else fail "  report text"; sed 's/^/    | /' "$tmp/out"; fi
+expect "  emulator: the VM allocated and destroyed, nothing left" vm_count=0 alloc=0 \
+    alloc_transient=0 allocs_ok=1 allocs_refused=0 free=4294967296 limit_exceeded=0
 
 echo
 echo "sanitizers: $passed passed, $failed failed"
