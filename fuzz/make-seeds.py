@@ -360,9 +360,88 @@ def c_abi_sequences():
     )
 
 
+# ---------------------------------------------------------- policy
+def policy():
+    """SEL (0 planner, 1 overhead, 2 states + EWMA, 3 headroom, 4 report,
+    5 text) then the part's layout (fuzz_targets/policy.rs decode_*)."""
+    t = "policy"
+    # Kinds index OverheadKind::ALL: Fixed, Proportional, Pooled, Vmadm,
+    # EvePillar. bp(): selector 1 = u16 % 10001. vcpus(): u8 < 240 then u8.
+    bp = lambda v: u8(1) + u16(v)
+    vcpus = lambda n: u8(0) + u8(n)
+    spec = lambda guest, n, mmio=None, cap=None: (
+        size(guest) + vcpus(n) + u8((mmio is not None) | (cap is not None) << 1)
+        + (size(mmio) if mmio is not None else b"") + (size(cap) if cap is not None else b"")
+    )
+
+    # planner: DEMAND N (SIZE FLOOR_SEL FLOOR SCORE_SEL SCORE)*N; score
+    # selector < 248 then (u8 % 7) - 3.
+    def consumer(sz, floor, score):
+        return size(sz) + u8(2) + size(floor) + u8(0) + u8(score + 3)
+
+    write(t, "planner-tiers", u8(0) + size(9 * G) + u8(3)
+          + consumer(8 * G, 4 * G, 3) + consumer(6 * G, 2 * G, -3) + consumer(4 * G, G, -1))
+    write(t, "planner-remainders", u8(0) + size(10) + u8(4)
+          + consumer(100, 0, -1) + consumer(100, 0, -1) + consumer(100, 0, -1)
+          + consumer(3, 5, -2))
+    # overhead: KIND PARAMS(FLAGS ...) HOST N (SPEC LIMIT USAGE)*N NEWFLAG [SPEC]
+    # Seed 003: a 12.5% pool of 6400 MiB, A uses 500 MiB, B arrives: A stuck.
+    write(t, "overhead-pooled-stuck", u8(1) + u8(2) + u16(1 << 2) + bp(1250) + size(6400 * M)
+          + u8(1) + spec(4 * G, 2) + size(600 * M) + size(500 * M) + u8(1) + spec(4 * G, 2))
+    write(t, "overhead-eve-mmio", u8(1) + u8(4) + u16(0) + size(0) + u8(0) + u8(1)
+          + spec(4 * G, 2, mmio=256 * M))
+    write(t, "overhead-vmadm-caps", u8(1) + u8(3) + u16(0) + size(64 * G) + u8(2)
+          + spec(8 * G, 4, cap=10 * G) + size(2 * G) + size(3 * G)
+          + spec(8 * G, 4, cap=8 * G + 100 * M) + size(0) + size(0) + u8(0))
+    # Σ excess passes 2^64 at the second VM, before the third's cap below
+    # its guest: Overflow, not InvalidArgument (the first failure wins).
+    write(t, "overhead-excess-overflow-first", u8(1) + u8(3) + u16(0) + size(64 * G) + u8(3)
+          + spec(8 * G, 4) + size(0) + size(2**64 - 1)
+          + spec(8 * G, 4) + size(0) + size(2**64 - 1)
+          + spec(8 * G, 4, cap=G) + size(0) + size(0) + u8(0))
+    # states: SCALE(FLAGS ...) PHYSMEM FREE FREE TAU N (DT_SEL DT SAMPLE)*N
+    write(t, "states-100g-ewma", u8(2) + u8(0) + size(100 * G) + size(G) + size(2 * G)
+          + u64(2 * 10**9) + u8(3)
+          + u8(2) + u64(10**9) + u64(900) + u8(0) + u64(0) + u8(2) + u64(10**9) + u64(0))
+    # headroom: 7 sizes, KLIMIT, pct() x3 around EARMARK, CAPS, then the
+    # kernel-limit round trip (pages). pct(): selector 0 = a table index
+    # (2 = 75, 4 = 91, 3 = 85).
+    pct = lambda i: u8(0) + u8(i)
+    write(t, "headroom-256g", u8(3) + size(256 * G) + size(10 * G) + size(4 * G) + size(3 * G)
+          + size(16 * G) + size(2 * G) + size(8 * G)
+          + size(243 * G) + pct(2) + pct(4) + size(44 * G) + pct(3) + size(40 * G)
+          + u64(128 * G // 4096) + u64(128 * G // 4096 // 25 + 1024))
+    # report: QUERY(4) PENDING(3) KIND PARAMS SCALE FLOOR PHYSMEM FREE_SEL
+    # FREE ARC_FLAG [...] DMA ZONES OS BUFFER EARMARK CAPS CHUNK_SEL VCPUS
+    tail = size(0) * 6 + u8(0) + vcpus(2)
+    write(t, "report-fixed", u8(4) + size(10 * G) + size(0) + size(0) + size(60 * G)
+          + size(2 * G) + size(0) + size(0) + u8(0) + u16(0) + u8(0) + u8(0)
+          + size(64 * G) + u8(0) + size(24 * G) + u8(0) + tail)
+    write(t, "report-pooled-arc", u8(4) + size(8 * G) + size(0) + size(2 * G) + size(60 * G)
+          + size(0) + size(G) + size(512 * M) + u8(2) + u16(0) + u8(0) + u8(1)
+          + size(64 * G) + u8(0) + size(30 * G)
+          + u8(1) + size(G) + size(8 * G) + u8(0) + size(64 * M) + size(6 * G) + tail)
+    write(t, "report-free-above-physmem", u8(4) + size(0) * 7 + u8(3) + u16(0) + u8(0) + u8(0)
+          + size(G) + u8(3) + size(2 * G) + u8(0) + tail)
+    # text: LIMIT CHUNK_SEL PCT TEXT
+    text = lambda body: u8(5) + size(100 * G) + u8(1) + u8(75) + body
+    write(t, "text-meminfo", text(b"MemTotal:       24551360 kB\nMemFree:         1201212 kB\n"
+                                  b"MemAvailable:   18102336 kB\nBuffers:          123456 kB\n"))
+    write(t, "text-system-pages", text(b"unix:0:system_pages:availrmem\t1000\n"
+                                       b"unix:0:system_pages:freemem\t2048\n"
+                                       b"unix:0:system_pages:physmem\t8388608\n"))
+    write(t, "text-config", text(b"# vmmresv.conf\n reservoir_size = 1.5T \n\nchunk_size=1G\n"))
+    write(t, "text-config-bad", text(b"reservoir_size=75%\nreservoir_size=12G\n"))
+    write(t, "text-setting-size", text(b" 12288M\n"))
+    write(t, "text-setting-pct", text(b"75%"))
+
+
 if __name__ == "__main__":
-    size_strings()
-    arc_parsers()
-    ledger_file()
-    reservoir_kernel()
-    c_abi_sequences()
+    import sys
+
+    # Every target's seeds, or only those named: make-seeds.py policy
+    targets = [size_strings, arc_parsers, ledger_file, reservoir_kernel, c_abi_sequences, policy]
+    wanted = set(sys.argv[1:])
+    for f in targets:
+        if not wanted or f.__name__ in wanted:
+            f()
