@@ -191,6 +191,10 @@ unix:0:system_pages:physmem\t8388608\n";
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads and writes the file system, refused by Miri's isolation"
+    )]
     fn readers_use_the_given_paths() {
         let d = std::env::temp_dir().join(format!("vmmresv-host-{}", std::process::id()));
         std::fs::create_dir_all(d.join("proc")).unwrap();
