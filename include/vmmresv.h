@@ -866,6 +866,14 @@ typedef struct vmmresv_recalculation {
    * By how much, in total.
    */
   uint64_t stuck_bytes;
+  /**
+   * VMMRESV_OVERHEAD_*: the model the limits come from.
+   */
+  uint32_t overhead_model;
+  /**
+   * Always 0.
+   */
+  uint32_t reserved;
 } vmmresv_recalculation;
 
 /**
@@ -1528,7 +1536,11 @@ vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admi
  *
  * Errors: INVALID_ARGUMENT (bad UUID, preference, a zero-sized guest,
  * `vm->reserved` not 0, free above physmem), the overhead model's
- * OVERFLOW, and vmmresv_admit()'s.
+ * OVERFLOW, and vmmresv_admit()'s. If giving back a refused start's claim
+ * or ARC reservation fails (BUSY while a reconcile holds the ledger,
+ * LEDGER_CORRUPT), that error is returned after both were attempted:
+ * finish with vmmresv_abort() and vmmresv_arc_release(), which answer
+ * NOT_FOUND or 0 bytes once nothing is left.
  */
 vmmresv_status vmmresv_admit_vm(struct vmmresv_admission *admission_handle,
                                 const char *vm_uuid,

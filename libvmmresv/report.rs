@@ -178,6 +178,10 @@ fn side_cost(
     Some((c.page_t_bytes, c.overhead_bytes))
 }
 
+/// The largest guest within `bounds` whose host-side cost fits
+/// `host_room` plus `give(guest)` (what the ARC gives back for a guest of
+/// that size; it grows by at most the guest's own growth, so the cost
+/// less the give still only grows and the search stays valid).
 fn largest(
     policy: &AdmissionPolicy,
     inputs: &ReportInputs,
@@ -185,6 +189,7 @@ fn largest(
     bounds: &[(u64, Limit)],
     host_room: u64,
     guest_is_host: bool,
+    give: impl Fn(u64) -> u64,
 ) -> Largest {
     // The tightest byte bound and what it is.
     let (cap, cap_limit) = bounds
@@ -206,7 +211,8 @@ fn largest(
         match side_cost(policy, &vm, inputs.host.physmem_bytes, running) {
             Some((pt, oh)) => {
                 let guest = if guest_is_host { vm.guest_bytes } else { 0 };
-                pt.saturating_add(oh).saturating_add(guest) <= host_room
+                pt.saturating_add(oh).saturating_add(guest)
+                    <= host_room.saturating_add(give(vm.guest_bytes))
             }
             None => false,
         }
@@ -295,18 +301,19 @@ pub fn build(
         )],
         host_room,
         false,
+        |_| 0,
     );
 
     // Without it: the kernel's transient room, the ARC guard, and the
-    // whole VM from host memory (free plus what the ARC can give back
-    // above its floor).
+    // whole VM from host memory: free, plus what the ARC gives back once
+    // this VM's reservation lowers its target (its size above the new
+    // target, as Admission::admit_vm counts it).
     let used = q
         .free
         .saturating_add(q.alloc)
         .saturating_add(q.alloc_transient)
         .saturating_add(pending.transient);
     let mut bounds = vec![(q.limit.saturating_sub(used), Limit::TransientLimit)];
-    let mut arc_give = 0;
     if let Some(a) = arc {
         let t = &a.target;
         bounds.push((
@@ -315,16 +322,22 @@ pub fn build(
                 .saturating_sub(t.reserved_bytes),
             Limit::ArcGuard,
         ));
-        arc_give = a.size_bytes.saturating_sub(t.arc_c_min);
     }
-    let without_reservoir = largest(
-        policy,
-        inputs,
-        running,
-        &bounds,
-        host_room.saturating_add(arc_give),
-        true,
-    );
+    let reserved_pages = pages::btop(pending.arc_reserved, PageSize::Base4K);
+    let arc_give = |guest: u64| -> u64 {
+        let Some(a) = inputs.arc else { return 0 };
+        let reserved = reserved_pages.saturating_add(pages::btopr(guest, PageSize::Base4K));
+        match target(&TargetInputs {
+            limits: a.policy.limits,
+            ceiling: a.policy.ceiling,
+            arc_virt_machine_reserved: reserved,
+            slack: a.policy.slack,
+        }) {
+            Ok(t) => a.arc_size.saturating_sub(t.target_bytes),
+            Err(_) => 0,
+        }
+    };
+    let without_reservoir = largest(policy, inputs, running, &bounds, host_room, true, arc_give);
 
     Ok(Report {
         inputs: *inputs,

@@ -236,6 +236,94 @@ fn scenario(role: &str) {
             assert_eq!(a.pending_bytes(Pool::Transient), 0);
             println!("RESULT ok");
         }
+        "largest" => {
+            // The report's largest VMs are exactly what admit_vm admits:
+            // that one fits, one page more does not, for the reason the
+            // report names.
+            use vmmresv::report::{Limit, ReportInputs};
+            let reason = |l: Limit| match l {
+                Limit::ReservoirFree => Reason::ReservoirFull,
+                Limit::TransientLimit => Reason::TransientLimit,
+                Limit::ArcGuard => Reason::ArcGuard,
+                Limit::MemoryState => Reason::MemoryState,
+            };
+            let arc = ArcHost {
+                policy: ArcPolicy {
+                    limits: ArcLimits {
+                        arc_c_min: GIB,
+                        arc_c_max: 32 * GIB,
+                    },
+                    ceiling: Ceiling::ArcCMax,
+                    slack: 256 * MIB,
+                },
+                arc_size: 20 * GIB,
+            };
+            let mut n = 100;
+            let mut seen = Vec::new();
+            // (free memory, ARC host, model) cases; each binds differently.
+            for (free, with_arc, model) in [
+                (60 * GIB, false, OverheadKind::Vmadm), // reservoir / transient
+                (2662 * MIB, false, OverheadKind::Vmadm), // memory state, both
+                (3 * GIB, true, OverheadKind::Vmadm),   // the ARC gives back
+                (3 * GIB, true, OverheadKind::EvePillar),
+                (40 * GIB, true, OverheadKind::Proportional), // ARC guard
+            ] {
+                a.set_arc(if with_arc { Some(arc) } else { None });
+                a.set_policy(AdmissionPolicy {
+                    overhead: OverheadModel {
+                        kind: model,
+                        params: OverheadParams::default(),
+                    },
+                    ..AdmissionPolicy::default()
+                });
+                let h = host(free);
+                let r = a
+                    .report(&ReportInputs {
+                        host: h,
+                        reference_vcpus: 2,
+                        ..ReportInputs::default()
+                    })
+                    .unwrap();
+                for (largest, pref) in [
+                    (r.with_reservoir, Preference::Require),
+                    (r.without_reservoir, Preference::Never),
+                ] {
+                    let case =
+                        format!("free {free} arc {with_arc} {model:?} {pref:?}: {largest:?}");
+                    let g = largest.guest_bytes;
+                    seen.push(largest.limited_by);
+                    if g > 0 {
+                        n += 1;
+                        let v = a.admit_vm(&uuid(n), &vm(g, 2), pref, &h).unwrap();
+                        assert_ne!(v.verdict.decision, Decision::Refuse, "{case}: {v:?}");
+                        assert_eq!(v.charge.overhead_bytes, largest.overhead_bytes, "{case}");
+                        a.abort(&uuid(n)).unwrap();
+                        a.arc_release(&uuid(n)).unwrap();
+                    }
+                    n += 1;
+                    let v = a.admit_vm(&uuid(n), &vm(g + 4096, 2), pref, &h).unwrap();
+                    assert_eq!(v.verdict.decision, Decision::Refuse, "{case}: {v:?}");
+                    assert_eq!(
+                        v.verdict.reason,
+                        reason(largest.limited_by),
+                        "{case}: {v:?}"
+                    );
+                    assert_eq!(a.pending_bytes(Pool::Reservoir), 0, "{case}");
+                    assert_eq!(a.pending_bytes(Pool::Transient), 0, "{case}");
+                    assert_eq!(a.pending_bytes(Pool::Arc), 0, "{case}");
+                }
+            }
+            // The cases reach every bound the report can name.
+            for l in [
+                Limit::ReservoirFree,
+                Limit::TransientLimit,
+                Limit::ArcGuard,
+                Limit::MemoryState,
+            ] {
+                assert!(seen.contains(&l), "no case limited by {l:?}: {seen:?}");
+            }
+            println!("RESULT ok");
+        }
         "bad_input" => {
             // Free above physical memory is not a reading.
             let e = a
@@ -315,6 +403,22 @@ fn the_arc_gives_back_what_it_holds_above_its_target() {
             &host,
             "the_arc_gives_back_what_it_holds_above_its_target",
             "arc"
+        ),
+        ["ok"]
+    );
+}
+
+#[test]
+fn the_reports_largest_vm_is_admitted_and_one_page_more_is_not() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-largest", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "the_reports_largest_vm_is_admitted_and_one_page_more_is_not",
+            "largest"
         ),
         ["ok"]
     );

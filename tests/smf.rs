@@ -160,20 +160,13 @@ fn manifest_is_well_formed_with_the_dtd_structure() {
     assert_eq!(duration.attribute("value"), Some("transient"));
     let config = child(svc, "property_group", "config");
     assert_eq!(config.attribute("type"), Some("application"));
-    let size = child(config, "propval", "reservoir_size");
-    assert_eq!(size.attribute("type"), Some("astring"));
-    assert_eq!(size.attribute("value"), Some("75%"));
-    let chunk = child(config, "propval", "chunk_size");
-    assert_eq!(chunk.attribute("type"), Some("astring"));
-    // Both defaults are settings the library accepts.
-    assert_eq!(
-        BootSetting::parse(size.attribute("value").unwrap()),
-        Ok(BootSetting::default())
-    );
-    assert_eq!(
-        BootSetting::parse(chunk.attribute("value").unwrap()),
-        Ok(BootSetting::Size(GIB))
-    );
+    // Both properties exist and are empty: the config file is the
+    // fallback the method reads, then its defaults (75%, 1G).
+    for name in ["reservoir_size", "chunk_size"] {
+        let p = child(config, "propval", name);
+        assert_eq!(p.attribute("type"), Some("astring"), "{name}");
+        assert_eq!(p.attribute("value"), Some(""), "{name}");
+    }
 
     // The template: name, description, documentation, property patterns.
     let tmpl = elements(svc)
@@ -223,15 +216,20 @@ fn manifest_is_well_formed_with_the_dtd_structure() {
     assert!(root().join("man/vmmresv-reservoir.8").exists());
 }
 
-/// The method's defaults are the manifest's (a host without SMF behaves
-/// like one with the manifest's properties).
+/// The method's defaults are the ones the manifest's template documents,
+/// and both are settings the library accepts (the manifest leaves the
+/// properties empty, so a fresh install gets exactly these).
 #[test]
 fn method_defaults_match_the_manifest() {
     let method = std::fs::read_to_string(root().join(METHOD)).unwrap();
     assert!(method.starts_with("#!/bin/sh\n"));
     assert!(method.contains("\nsetting reservoir_size 75%\n"));
     assert!(method.contains("\nsetting chunk_size 1G\n"));
-    assert!(manifest_text().contains("<propval name='chunk_size' type='astring' value='1G' />"));
+    assert_eq!(BootSetting::parse("75%"), Ok(BootSetting::default()));
+    assert_eq!(BootSetting::parse("1G"), Ok(BootSetting::Size(GIB)));
+    let m = manifest_text();
+    assert!(m.contains("else 75%."), "the template documents 75%");
+    assert!(m.contains("else 1G."), "the template documents 1G");
 }
 
 /// With xmllint installed (CI may have it), the same well-formedness check
@@ -397,6 +395,27 @@ fn config_file_sets_size_and_chunk() {
     assert_eq!(b.free(), 4 * GIB);
 }
 
+/// As delivered, both properties are empty: the config file decides.
+#[test]
+fn empty_properties_as_delivered_defer_to_the_config_file() {
+    let b = Boot::new("smf-asdelivered");
+    b.write_conf("reservoir_size=50%\n");
+    b.fake_svcprop(&[("reservoir_size", "\"\""), ("chunk_size", "\"\"")]);
+    let log = b.expect(0);
+    assert_has(
+        &log,
+        &format!(
+            "vmmresv-reservoir: reservoir_size 50% (from {})\n",
+            b.conf.display()
+        ),
+    );
+    assert_has(&log, "vmmresv-reservoir: chunk_size 1G (default)\n");
+    let want = boot_target(BootSetting::Percent(50), kernel_limit(HOST), GIB)
+        .unwrap()
+        .target_bytes;
+    assert_eq!(b.free(), want);
+}
+
 #[test]
 fn smf_property_wins_over_the_config_file() {
     let b = Boot::new("smf-prop");
@@ -457,10 +476,14 @@ fn bad_setting_exits_96_and_leaves_the_reservoir() {
          config/reservoir_size) or chunk_size \"1G\" (default): reservoir left as it is\n",
     );
     assert_eq!(b.free(), 0);
-    // A chunk that does not parse, and one that is not a multiple of the
-    // page: configuration errors too.
+    // A chunk that does not parse, one without a unit (rsrvrctl -c would
+    // read it as MiB, the config grammar refuses it), a percentage, and one
+    // that is not a multiple of the page: configuration errors too.
     for (chunk, why) in [
-        ("lots", "Invalid chunk size lots"),
+        ("lots", "not a size with a unit"),
+        ("1024", "not a size with a unit"),
+        ("10%", "not a size with a unit"),
+        ("x1G", "Invalid chunk size x1G"),
         ("1.5K", "not page-aligned"),
     ] {
         b.fake_svcprop(&[("chunk_size", chunk)]);
@@ -507,6 +530,11 @@ fn method_and_library_read_config_files_alike() {
         "chunk_size=1G\nchunk_size=2G\n",
         "=50%\n",
         "reservoir_size=50%\n# trailing comment\nchunk_size=256M\n",
+        // A chunk is a size with a unit: rsrvrctl -c alone would read these
+        // as MiB or a share of the limit; -b must not.
+        "chunk_size=1024\n",
+        "chunk_size=50%\n",
+        "chunk_size=default\n",
     ];
     for text in files {
         b.write_conf(text);

@@ -215,11 +215,18 @@ impl Admission {
         if shortfall == 0 {
             return Ok(out);
         }
-        // Refused by the state rule: give back what admit took.
-        self.abort(uuid)?;
-        if verdict.arc.is_some() {
-            self.arc_release(uuid)?;
-        }
+        // Refused by the state rule: give back what admit took. Both are
+        // attempted whatever the first does (a reconcile holding the pool
+        // frozen is BUSY), and the first failure is reported: the caller
+        // then retries vmmresv_abort / vmmresv_arc_release, which are
+        // idempotent.
+        let claim = self.abort(uuid);
+        let arc = match verdict.arc {
+            Some(_) => self.arc_release(uuid).map(|_| ()),
+            None => Ok(()),
+        };
+        claim?;
+        arc?;
         out.verdict = Verdict {
             decision: Decision::Refuse,
             reason: Reason::MemoryState,

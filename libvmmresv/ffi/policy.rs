@@ -188,6 +188,10 @@ pub struct vmmresv_recalculation {
     pub stuck_count: u64,
     /// By how much, in total.
     pub stuck_bytes: u64,
+    /// VMMRESV_OVERHEAD_*: the model the limits come from.
+    pub overhead_model: u32,
+    /// Always 0.
+    pub reserved: u32,
 }
 
 /// The free memory each memory state needs, in bytes (VMware's minFree
@@ -501,6 +505,8 @@ pub extern "C" fn vmmresv_overhead_recalculate(
                 new_vm_overhead_bytes: r.new_vm_overhead,
                 stuck_count: u64::try_from(r.stuck.len()).unwrap_or(u64::MAX),
                 stuck_bytes: r.stuck_bytes,
+                overhead_model: r.model.to_u32(),
+                reserved: 0,
             },
         );
         ok()
@@ -899,7 +905,9 @@ mod tests {
             vmmresv_recalculation {
                 new_vm_overhead_bytes: 400 * MIB,
                 stuck_count: 1,
-                stuck_bytes: 100 * MIB
+                stuck_bytes: 100 * MIB,
+                overhead_model: VMMRESV_OVERHEAD_POOLED,
+                reserved: 0,
             }
         );
         // No running VMs, no arrays.
@@ -917,7 +925,13 @@ mod tests {
             ),
             Status::Ok
         );
-        assert_eq!(r, vmmresv_recalculation::default());
+        assert_eq!(
+            r,
+            vmmresv_recalculation {
+                overhead_model: VMMRESV_OVERHEAD_FIXED,
+                ..vmmresv_recalculation::default()
+            }
+        );
         // NULL arrays with n > 0, a bad kind, a NULL result.
         let rec = |kind, running: *const vmmresv_running_vm, limits: *mut u64, out| {
             vmmresv_overhead_recalculate(kind, &p, 0, running, 2, null(), limits, null_mut(), out)

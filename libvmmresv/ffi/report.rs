@@ -133,11 +133,12 @@ fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -
     if !needed.is_null() {
         put(needed, want);
     }
+    // A NULL buffer is only a size question when it claims no room.
+    if buf.is_null() && buf_len != 0 {
+        return fail(Error::new(Status::NullArgument));
+    }
     if buf_len < want {
         return fail(Error::new(Status::BufferTooSmall));
-    }
-    if buf.is_null() {
-        return fail(Error::new(Status::NullArgument));
     }
     // SAFETY: `buf` is non-null and the caller says it holds `buf_len` >=
     // len + 1 bytes; `text` is ours and does not overlap it.
@@ -255,6 +256,10 @@ mod tests {
             Status::BufferTooSmall
         );
         assert_eq!(need, 4);
+        assert_eq!(
+            put_text(b"abc", core::ptr::null_mut(), 2, &mut need),
+            Status::NullArgument
+        );
         let mut buf = [0x55 as c_char; 4];
         assert_eq!(
             put_text(b"abc", buf.as_mut_ptr(), 3, core::ptr::null_mut()),
