@@ -43,6 +43,7 @@ CWARN      := -std=c99 -Wall -Wextra -Werror -pedantic
 EMU_SO     := $(EMUDIR)/libvmmctl_emu.so
 EMU_CTL    := $(EMUDIR)/vmmemu_ctl
 RSRVRCTL   := $(CDIR)/rsrvrctl
+REPORT     := $(CDIR)/report
 
 ifeq ($(UNAME_S),SunOS)
 # illumos ld: -M takes the same version-1 mapfile; -h sets the SONAME.
@@ -97,15 +98,21 @@ $(EMU_CTL): tests/emu/vmmemu_ctl.c tests/emu/vmmemu.h
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -O2 -g -o $@ tests/emu/vmmemu_ctl.c
 
 # C consumers, built only against include/vmmresv.h and the .so.
-c: $(RSRVRCTL)
+c: $(RSRVRCTL) $(REPORT)
 
 $(RSRVRCTL): tests/c/rsrvrctl.c include/vmmresv.h lib
 	@mkdir -p $(CDIR)
 	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/rsrvrctl.c \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
-# The demo: an emulated 16 GiB host; query, grow to the RFD 185 default
-# (75% of the limit) in 1 GiB chunks, query again.
+$(REPORT): tests/c/report.c include/vmmresv.h lib
+	@mkdir -p $(CDIR)
+	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/report.c \
+		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
+
+# The demo: an emulated 16 GiB host; query, grow in 1 GiB chunks, add,
+# query again, apply the boot-time setting (RFD 185's 75% of the limit, as
+# the SMF method does), and print the capacity report.
 demo: lib emu c
 	@state=$$(mktemp -d) && trap 'rm -rf "$$state"' EXIT && \
 	export VMMEMU_STATE=$$state/vmmctl.state VMMEMU_PHYSMEM=16G \
@@ -117,7 +124,13 @@ demo: lib emu c
 	echo "== rsrvrctl -a 512" && \
 	$(RSRVRCTL) -a 512 && \
 	echo "== rsrvrctl -q" && \
-	$(RSRVRCTL) -q
+	$(RSRVRCTL) -q && \
+	echo "== rsrvrctl -b 75%   (the boot-time setting, as the SMF method applies it)" && \
+	$(RSRVRCTL) -b 75% -c 1G && \
+	mkdir -p $$state/root/proc && \
+	printf 'MemTotal: 16777216 kB\nMemAvailable: 3145728 kB\n' > $$state/root/proc/meminfo && \
+	echo "== report -d 512 -c 2   (the capacity report: 3 GiB free, 512 MiB of driver DMA)" && \
+	$(REPORT) -R $$state/root -d 512 -c 2
 
 test: lib emu c
 	$(CARGO) test --all-targets
