@@ -741,7 +741,8 @@ typedef struct vmmresv_vm_decision {
   /**
    * Host memory (outside the reservoir) the start takes: page_t and
    * overhead, plus the guest when it runs without the reservoir.
-   * Checked against the reading, not claimed.
+   * Claimed (rounded up to pages) in the host ledger until commit or
+   * abort.
    */
   uint64_t host_bytes;
   /**
@@ -754,7 +755,8 @@ typedef struct vmmresv_vm_decision {
    */
   uint64_t arc_shrink_bytes;
   /**
-   * Guest memory of other no-reservoir admissions not yet allocated.
+   * Host memory claimed by other starts admitted with
+   * vmmresv_admit_vm() and not yet committed or aborted.
    */
   uint64_t pending_bytes;
   /**
@@ -1522,12 +1524,17 @@ vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admi
  * `preference` (VMMRESV_RESERVOIR_*), under the handle's policy.
  *
  * First as vmmresv_admit() for the guest memory (the claim, with the
- * same guarantees); then the memory-state rule: the host's free memory
- * (plus what the ARC gives back, for a NO_RESERVOIR start with an ARC
- * host set), less the guest memory of other no-reservoir admissions not
- * yet allocated, must cover the start's page_t and overhead (and its guest
- * memory when it runs without the reservoir) and still leave the floor
- * state's free memory. Otherwise the decision is REFUSE with
+ * same guarantees); then the memory-state rule, itself a claim in a second
+ * ledger beside the first (`<ledger>.host`): the start's host memory —
+ * page_t and overhead, and its guest memory when it runs without the
+ * reservoir — is claimed against the host's free memory (plus what the
+ * ARC gives back, for a NO_RESERVOIR start with an ARC host set) less the
+ * floor state's free memory, together with the host claims of every
+ * other start not yet committed; so starts that read free memory at the
+ * same moment cannot both pass on the same memory. Take the reading just
+ * before the call: a start that committed before the reading was taken
+ * but after its memory was counted cannot be seen. Otherwise the decision
+ * is REFUSE with
  * VMMRESV_REASON_MEMORY_STATE and the shortfall, and the claim (and any
  * ARC reservation) is given back before the call returns. A retried
  * admission of a VM that holds a claim is answered ALREADY_ADMITTED and

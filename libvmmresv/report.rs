@@ -65,6 +65,31 @@ pub struct Pending {
     pub transient: u64,
     /// ARC reservations (OS-8005's arc_virt_machine_reserved).
     pub arc_reserved: u64,
+    /// Host memory claimed by starts admitted under a policy (the host
+    /// ledger), not yet committed.
+    pub host: u64,
+}
+
+/// Host memory as a start under the policy sees it: the reading, the floor
+/// the state rule keeps, and what other starts hold.
+#[derive(Clone, Copy, Debug)]
+struct HostRoom {
+    free: u64,
+    floor: u64,
+    pending: u64,
+}
+
+impl HostRoom {
+    /// Whether a start taking `cost` bytes of host memory, with `give`
+    /// bytes coming back from the ARC, passes the rule exactly as
+    /// `Admission::admit_vm` applies it: its claim (cost rounded up to
+    /// pages) plus the pending claims fit the reading plus the give-back
+    /// less the floor, rounded down to pages.
+    fn fits(&self, cost: u64, give: u64) -> bool {
+        let room = self.free.saturating_add(give).saturating_sub(self.floor);
+        let claim = pages::round_up(cost, PAGESIZE).unwrap_or(u64::MAX);
+        claim.saturating_add(self.pending) <= room - room % PAGESIZE
+    }
 }
 
 /// What bounded a largest-VM figure.
@@ -178,16 +203,16 @@ fn side_cost(
     Some((c.page_t_bytes, c.overhead_bytes))
 }
 
-/// The largest guest within `bounds` whose host-side cost fits
-/// `host_room` plus `give(guest)` (what the ARC gives back for a guest of
-/// that size; it grows by at most the guest's own growth, so the cost
-/// less the give still only grows and the search stays valid).
+/// The largest guest within `bounds` whose host-side cost fits `room`
+/// with `give(guest)` coming back from the ARC (it grows by at most the
+/// guest's own growth, so the cost less the give still only grows and the
+/// search stays valid).
 fn largest(
     policy: &AdmissionPolicy,
     inputs: &ReportInputs,
     running: u64,
     bounds: &[(u64, Limit)],
-    host_room: u64,
+    room: HostRoom,
     guest_is_host: bool,
     give: impl Fn(u64) -> u64,
 ) -> Largest {
@@ -211,8 +236,10 @@ fn largest(
         match side_cost(policy, &vm, inputs.host.physmem_bytes, running) {
             Some((pt, oh)) => {
                 let guest = if guest_is_host { vm.guest_bytes } else { 0 };
-                pt.saturating_add(oh).saturating_add(guest)
-                    <= host_room.saturating_add(give(vm.guest_bytes))
+                room.fits(
+                    pt.saturating_add(oh).saturating_add(guest),
+                    give(vm.guest_bytes),
+                )
             }
             None => false,
         }
@@ -287,10 +314,11 @@ pub fn build(
 
     // With the reservoir: guest from reservoir free less pending claims;
     // page_t + overhead from host memory, which must stay at the floor.
-    let host_room = host
-        .free_bytes
-        .saturating_sub(pending.transient)
-        .saturating_sub(floor_bytes);
+    let host_room = HostRoom {
+        free: host.free_bytes,
+        floor: floor_bytes,
+        pending: pending.host,
+    };
     let with_reservoir = largest(
         policy,
         inputs,
@@ -394,6 +422,7 @@ impl Report {
             "host": {
                 "physmem_bytes": self.inputs.host.physmem_bytes,
                 "free_bytes": self.inputs.host.free_bytes,
+                "pending_claims_bytes": self.pending.host,
             },
             "reservoir": {
                 "free_bytes": q.free,
@@ -464,6 +493,7 @@ impl Admission {
             reservoir: self.pending_bytes(Pool::Reservoir),
             transient: self.pending_bytes(Pool::Transient),
             arc_reserved: self.pending_bytes(Pool::Arc),
+            host: self.host_pending_bytes(),
         };
         let mut inputs = *inputs;
         if inputs.arc.is_none() {

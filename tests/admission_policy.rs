@@ -86,8 +86,50 @@ fn scenario(role: &str) {
             assert_eq!(v.free_after_bytes, 4 * GIB - v.host_bytes);
             assert_eq!((v.state_after, v.floor), (MemState::High, MemState::High));
             assert_eq!(v.floor_bytes, min_free());
+            // Its host memory is claimed until commit.
+            let held = (vmadm + page_t(2 * GIB)).div_ceil(4096) * 4096;
+            assert_eq!(a.host_pending_bytes(), held);
 
-            // 2 GiB free: the reservoir has room for 1 GiB more, but its
+            // A second start with the same reading sees VM 1's claim:
+            // 3.5 GiB free cannot pay both overheads above minFree, although
+            // each alone would fit.
+            let v = a
+                .admit_vm(
+                    &uuid(2),
+                    &vm(GIB, 2),
+                    Preference::Require,
+                    &host(3584 * MIB),
+                )
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::Refuse, Reason::MemoryState)
+            );
+            let need = vmadm + page_t(GIB);
+            assert_eq!(v.pending_bytes, held);
+            assert_eq!(
+                v.verdict.shortfall_bytes,
+                min_free() + held + need - 3584 * MIB
+            );
+            assert_eq!(v.verdict.charged_bytes, 0);
+            // Its claims were given back: only VM 1's are pending.
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 2 * GIB);
+            assert_eq!(a.host_pending_bytes(), held);
+
+            // A retried admission is answered, not re-checked.
+            let v = a
+                .admit_vm(&uuid(1), &vm(2 * GIB, 2), Preference::Require, &host(0))
+                .unwrap();
+            assert_eq!(
+                (v.verdict.decision, v.verdict.reason),
+                (Decision::UseReservoir, Reason::AlreadyAdmitted)
+            );
+            // Commit releases both claims (the reading taken afterwards
+            // shows the memory VM 1 then holds).
+            assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
+            assert_eq!(a.host_pending_bytes(), 0);
+
+            // 2 GiB free: the reservoir has room for 1 GiB, but its
             // overhead would take the host below minFree.
             let v = a
                 .admit_vm(&uuid(2), &vm(GIB, 2), Preference::Require, &host(2 * GIB))
@@ -96,11 +138,8 @@ fn scenario(role: &str) {
                 (v.verdict.decision, v.verdict.reason),
                 (Decision::Refuse, Reason::MemoryState)
             );
-            let need = vmadm + page_t(GIB);
             assert_eq!(v.verdict.shortfall_bytes, min_free() + need - 2 * GIB);
-            assert_eq!(v.verdict.charged_bytes, 0);
-            // Its reservoir claim was given back: only VM 1's is pending.
-            assert_eq!(a.pending_bytes(Pool::Reservoir), 2 * GIB);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 0);
 
             // A lower floor admits it: "low" needs 16% of minFree.
             a.set_policy(AdmissionPolicy {
@@ -115,17 +154,8 @@ fn scenario(role: &str) {
             assert_eq!(v.state_after, states::state(&t, 2 * GIB - need));
             assert!(v.state_after > MemState::High, "{:?}", v.state_after);
             assert_eq!(a.abort(&uuid(2)).unwrap(), GIB);
-
-            // A retried admission is answered, not re-checked.
+            assert_eq!(a.host_pending_bytes(), 0);
             a.set_policy(AdmissionPolicy::default());
-            let v = a
-                .admit_vm(&uuid(1), &vm(2 * GIB, 2), Preference::Require, &host(0))
-                .unwrap();
-            assert_eq!(
-                (v.verdict.decision, v.verdict.reason),
-                (Decision::UseReservoir, Reason::AlreadyAdmitted)
-            );
-            assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
 
             // Another model: EVE-OS's fixed 600 MiB fits where vmadm's
             // 1280 MiB did not.
@@ -177,8 +207,8 @@ fn scenario(role: &str) {
                 (Decision::NoReservoir, Reason::ReservoirNotWanted)
             );
             assert_eq!(a.pending_bytes(Pool::Transient), 2 * GIB);
-            // A second one sees the first's pending guest memory: 6 GiB
-            // free is no longer enough for both.
+            // A second one sees the first's host claim (its guest, page_t
+            // and overhead): 6 GiB free is no longer enough for both.
             let v = a
                 .admit_vm(
                     &uuid(11),
@@ -187,7 +217,10 @@ fn scenario(role: &str) {
                     &host(6 * GIB),
                 )
                 .unwrap();
-            assert_eq!(v.pending_bytes, 2 * GIB);
+            assert_eq!(
+                v.pending_bytes,
+                (2 * GIB + page_t(2 * GIB) + vmadm).div_ceil(4096) * 4096
+            );
             assert_eq!(
                 (v.verdict.decision, v.verdict.reason),
                 (Decision::Refuse, Reason::MemoryState)
@@ -267,7 +300,20 @@ fn scenario(role: &str) {
                 (3 * GIB, true, OverheadKind::Vmadm),   // the ARC gives back
                 (3 * GIB, true, OverheadKind::EvePillar),
                 (40 * GIB, true, OverheadKind::Proportional), // ARC guard
+                (5 * GIB, false, OverheadKind::Fixed),        // with a start pending
             ] {
+                // The last case runs beside another start that holds its
+                // claims (a host claim among them).
+                let holder = uuid(99);
+                if model == OverheadKind::Fixed {
+                    a.set_arc(None);
+                    a.set_policy(AdmissionPolicy::default());
+                    let v = a
+                        .admit_vm(&holder, &vm(GIB, 2), Preference::Require, &host(free))
+                        .unwrap();
+                    assert_eq!(v.verdict.decision, Decision::UseReservoir);
+                    assert!(a.host_pending_bytes() > 0);
+                }
                 a.set_arc(if with_arc { Some(arc) } else { None });
                 a.set_policy(AdmissionPolicy {
                     overhead: OverheadModel {
@@ -308,9 +354,17 @@ fn scenario(role: &str) {
                         reason(largest.limited_by),
                         "{case}: {v:?}"
                     );
-                    assert_eq!(a.pending_bytes(Pool::Reservoir), 0, "{case}");
-                    assert_eq!(a.pending_bytes(Pool::Transient), 0, "{case}");
-                    assert_eq!(a.pending_bytes(Pool::Arc), 0, "{case}");
+                    if model != OverheadKind::Fixed {
+                        assert_eq!(a.pending_bytes(Pool::Reservoir), 0, "{case}");
+                        assert_eq!(a.pending_bytes(Pool::Transient), 0, "{case}");
+                        assert_eq!(a.pending_bytes(Pool::Arc), 0, "{case}");
+                        assert_eq!(a.host_pending_bytes(), 0, "{case}");
+                    }
+                }
+                if model == OverheadKind::Fixed {
+                    assert_eq!(r.pending.host, a.host_pending_bytes());
+                    a.abort(&holder).unwrap();
+                    assert_eq!(a.host_pending_bytes(), 0);
                 }
             }
             // The cases reach every bound the report can name.
@@ -536,4 +590,62 @@ fn zhyve_admits_under_the_policy_and_names_the_rule() {
     );
     // Nothing is left claimed: every start committed or gave back.
     assert_eq!(host.stat("limit_exceeded"), 0);
+}
+
+/// Across processes: a zhyve whose bhyve is slow to allocate (-D) holds
+/// its claims, host memory included; a second zhyve with the same reading
+/// is refused by the memory state, though either alone would fit. Without
+/// the host claim both would start.
+#[test]
+fn concurrent_starts_with_one_reading_cannot_both_pass_the_state_rule() {
+    let host = EmuHost::new("admpol-concurrent", HOST);
+    let o = host
+        .command(&artifact("c/rsrvrctl"))
+        .args(["-s", "4096"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let s = Scratch::new("admpol-concurrent-root");
+    // Each start needs 1280 MiB + 30 MiB of page_t: 3584 MiB free less
+    // minFree (1270 MiB) holds one of them, not two.
+    let root = meminfo(&s, 3584 * MIB);
+    let mut first = host
+        .command(zhyve())
+        .arg("-R")
+        .arg(&root)
+        .args([
+            "-D",
+            "3000",
+            "-u",
+            "7a1c0de5-0000-4000-8000-00000a000000",
+            "-m",
+            "1024",
+        ])
+        .arg(bhyve())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for its decision line: from then on its claims are held until
+    // its bhyve allocates, 3 s later.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stdout.take().unwrap()));
+    let decided = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("use_reservoir") || l.contains("refuse"))
+        .expect("the first zhyve decides");
+    assert!(decided.contains("use_reservoir (ok)"), "{decided}");
+    let second = zhyve_policy(&host, &root, 11, &[]);
+    assert!(second.contains("refuse (memory_state)"), "{second}");
+    assert!(second.contains("admitted=0 refused=1"), "{second}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(first.wait().unwrap().success());
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("admitted=1 refused=0 launch_failed=0")),
+        "{rest:?}"
+    );
+    // Once the first committed, its host claim is gone.
+    let third = zhyve_policy(&host, &root, 12, &[]);
+    assert!(third.contains("use_reservoir (ok)"), "{third}");
 }

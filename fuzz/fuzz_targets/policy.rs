@@ -54,7 +54,7 @@
 //!   parses back to exactly `to_value()`, with the schema name; both
 //!   largest-VM figures are 4 KiB multiples; with the reservoir the guest
 //!   fits reservoir free less pending claims and page_t + overhead fit host
-//!   free less pending transient claims less the floor's threshold; without
+//!   free less pending host claims less the floor's threshold; without
 //!   it the guest fits the transient limit's room (and the ARC guard's) and
 //!   guest + page_t + overhead fit that host room plus what the ARC can give
 //!   back; thresholds and state are `states`'.
@@ -721,6 +721,7 @@ fn check_report(inp: &mut Input<'_>) {
         reservoir: inp.size(),
         transient: inp.size(),
         arc_reserved: inp.size(),
+        host: inp.size(),
     };
     let policy = AdmissionPolicy {
         overhead: OverheadModel {
@@ -816,8 +817,9 @@ fn check_report(inp: &mut Input<'_>) {
     assert_eq!(r.state, state(&t, free));
 
     let floor_bytes = t.bytes_for(policy.floor);
+    // Host memory other starts under a policy hold (the host ledger).
     let host_room = free
-        .saturating_sub(pending.transient)
+        .saturating_sub(pending.host)
         .saturating_sub(floor_bytes);
     // With the reservoir: the guest comes from reservoir free less pending
     // claims (whole pages of it); page_t and overhead from host memory,

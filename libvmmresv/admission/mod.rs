@@ -222,6 +222,9 @@ pub struct Admission {
     arc: std::sync::Mutex<Option<ArcHost>>,
     /// What admit_vm applies.
     policy: std::sync::Mutex<vm::AdmissionPolicy>,
+    /// The host-memory ledger of admit_vm (`<ledger>.host`), opened on
+    /// first use.
+    host_file: std::sync::OnceLock<LedgerFile>,
 }
 
 impl Admission {
@@ -238,6 +241,7 @@ impl Admission {
             file,
             arc: std::sync::Mutex::new(None),
             policy: std::sync::Mutex::new(vm::AdmissionPolicy::default()),
+            host_file: std::sync::OnceLock::new(),
         })
     }
 
@@ -509,6 +513,9 @@ impl Admission {
     }
 
     fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
+        // The host-memory claim first: if it cannot be released the call
+        // fails with the ledger claim intact, and a retry does both.
+        self.release_host(uuid)?;
         self.release_in(uuid, &[Pool::Reservoir, Pool::Transient])
     }
 

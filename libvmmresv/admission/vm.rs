@@ -12,14 +12,25 @@
 //! which rule refused.
 //!
 //! The order is: the ledger claim first (as `admit`), then the memory-state
-//! rule on the outcome; a start the rule refuses gives its claim (and any
-//! ARC reservation) back before returning. The host-side bytes are checked
-//! against the caller's reading of free memory less the guest memory of
-//! other admissions that run without the reservoir and have not allocated
-//! yet; they are not held in the ledger (see [`VmVerdict::host_bytes`]).
+//! rule on the outcome. The rule is itself a claim, in a second ledger of
+//! the same format beside the first (`<ledger>.host`): the start's
+//! host-side bytes are claimed against the caller's reading of free memory
+//! less the floor, so concurrent starts that read free memory at the same
+//! moment cannot both pass on the same memory — together their claims must
+//! fit. The host claim is held, and released, with the ledger claim
+//! (commit or abort; reclaimed if the process dies). A start the rule
+//! refuses gives its claim (and any ARC reservation) back before
+//! returning.
+//!
+//! What the claim cannot see: a reading taken before another start
+//! committed (its claim gone, its memory allocated but not yet out of the
+//! reading). Take the reading just before admitting.
 
-use super::{Admission, Decision, Preference, Reason, Result, Verdict};
-use crate::admission::ledger::Pool;
+use std::path::PathBuf;
+
+use super::file::LedgerFile;
+use super::ledger::{ClaimOutcome, Host, Pool, Refused};
+use super::{hint, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
 use crate::pages::{self, PageSize};
 use crate::policy::overhead::{OverheadKind, OverheadModel, PoolShare, VmSpec};
@@ -115,9 +126,8 @@ pub struct VmVerdict {
     /// The VM's cost by part.
     pub charge: Charge,
     /// Host memory (outside the reservoir) the start takes: see
-    /// [`Charge::host_bytes`]. Checked against the reading, not claimed in
-    /// the ledger: two starts that read free memory at the same moment can
-    /// both pass this rule (the reservoir and transient claims stay exact).
+    /// [`Charge::host_bytes`]. Claimed, rounded up to pages, in the host
+    /// ledger against the reading until commit or abort.
     pub host_bytes: u64,
     /// Free memory in the caller's reading.
     pub free_bytes: u64,
@@ -125,7 +135,8 @@ pub struct VmVerdict {
     /// (its size above the target the ARC reservation set), counted as
     /// free; 0 otherwise.
     pub arc_shrink_bytes: u64,
-    /// Guest memory of other no-reservoir admissions not yet allocated.
+    /// Host memory claimed by other starts admitted under a policy and not
+    /// yet committed or aborted (the host ledger's total without this one).
     pub pending_bytes: u64,
     /// Free memory after the start: free + arc_shrink − pending − host
     /// (0 if that is negative).
@@ -177,66 +188,180 @@ impl Admission {
         let floor_bytes = thresholds.bytes_for(policy.floor);
 
         let verdict = self.admit(uuid, vm.guest_bytes, pref)?;
-        let own_transient = match verdict.decision {
-            Decision::NoReservoir => verdict.charged_bytes,
-            _ => 0,
-        };
-        let pending = self
-            .pending_bytes(Pool::Transient)
-            .saturating_sub(own_transient);
         let arc_shrink = verdict
             .arc
             .map(|a| a.arc_size_bytes.saturating_sub(a.target_bytes))
             .unwrap_or(0);
         let host_bytes = charge.host_bytes(verdict.decision);
         let available = host.free_bytes.saturating_add(arc_shrink);
-        let need = host_bytes.saturating_add(pending);
-        let free_after = available.saturating_sub(need);
         let mut out = VmVerdict {
             verdict,
             charge,
             host_bytes,
             free_bytes: host.free_bytes,
             arc_shrink_bytes: arc_shrink,
-            pending_bytes: pending,
-            free_after_bytes: free_after,
-            state_after: states::state(&thresholds, free_after),
+            pending_bytes: 0,
+            free_after_bytes: 0,
+            state_after: MemState::Exhausted,
             floor: policy.floor,
             floor_bytes,
+        };
+        let finish = |out: &mut VmVerdict, pending: u64| {
+            out.pending_bytes = pending;
+            out.free_after_bytes = available.saturating_sub(pending).saturating_sub(host_bytes);
+            out.state_after = states::state(&thresholds, out.free_after_bytes);
         };
         let admitted = matches!(
             verdict.decision,
             Decision::UseReservoir | Decision::NoReservoir
         );
         if !admitted || verdict.reason == Reason::AlreadyAdmitted {
+            finish(&mut out, self.host_pending_bytes());
             return Ok(out);
         }
-        let shortfall = floor_bytes.saturating_add(need).saturating_sub(available);
-        if shortfall == 0 {
-            return Ok(out);
-        }
-        // Refused by the state rule: give back what admit took. Both are
-        // attempted whatever the first does (a reconcile holding the pool
-        // frozen is BUSY), and the first failure is reported: the caller
-        // then retries vmmresv_abort / vmmresv_arc_release, which are
-        // idempotent.
-        let claim = self.abort(uuid);
-        let arc = match verdict.arc {
-            Some(_) => self.arc_release(uuid).map(|_| ()),
-            None => Ok(()),
+        // The memory-state rule, as a claim: host bytes against the reading
+        // less the floor.
+        let capacity = pages::btop(available.saturating_sub(floor_bytes), PageSize::Base4K);
+        let claim = self.host_claim(uuid, pages::btopr(host_bytes, PageSize::Base4K), capacity);
+        let refused = match claim {
+            Ok(HostClaim::Held { others }) => {
+                finish(&mut out, bytes(others));
+                return Ok(out);
+            }
+            Ok(HostClaim::Refused(r)) => r,
+            Err(e) => {
+                // Nothing may stay claimed for a start that is not decided.
+                let _ = self.give_back(uuid, verdict.arc.is_some());
+                return Err(e);
+            }
         };
-        claim?;
-        arc?;
+        finish(&mut out, bytes(refused.claimed));
+        self.give_back(uuid, verdict.arc.is_some())?;
         out.verdict = Verdict {
             decision: Decision::Refuse,
             reason: Reason::MemoryState,
             charged_bytes: 0,
-            shortfall_bytes: shortfall,
+            // In bytes, from the reading: what free memory lacks for the
+            // floor, the other pending starts and this one.
+            shortfall_bytes: floor_bytes
+                .saturating_add(bytes(refused.claimed))
+                .saturating_add(host_bytes)
+                .saturating_sub(available)
+                .max(1),
             arc: None,
             ..verdict
         };
         Ok(out)
     }
+
+    /// Give back what `admit` took for a start the rule refused. Both are
+    /// attempted whatever the first does (a reconcile holding the pool
+    /// frozen is BUSY), and the first failure is reported: the caller then
+    /// retries vmmresv_abort / vmmresv_arc_release, which are idempotent.
+    fn give_back(&self, uuid: &[u8; 16], arc: bool) -> Result<()> {
+        let claim = self.abort(uuid);
+        let arc = if arc {
+            self.arc_release(uuid).map(|_| ())
+        } else {
+            Ok(())
+        };
+        claim?;
+        arc
+    }
+
+    /// Where the host-memory ledger lives: beside the admission ledger.
+    pub fn host_ledger_path(&self) -> PathBuf {
+        let mut p = self.ledger_path().as_os_str().to_owned();
+        p.push(".host");
+        PathBuf::from(p)
+    }
+
+    /// The host ledger, opened (created if needed) on first use.
+    fn host_ledger(&self) -> Result<&LedgerFile> {
+        if let Some(f) = self.host_file.get() {
+            return Ok(f);
+        }
+        let f = LedgerFile::open_or_create(&self.host_ledger_path())?;
+        // Another thread may have opened it meanwhile: either is the file.
+        Ok(self.host_file.get_or_init(|| f))
+    }
+
+    /// The host ledger if this handle opened it or it exists on disk (no
+    /// host claim can exist otherwise).
+    fn host_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
+        if self.host_file.get().is_none() && !self.host_ledger_path().exists() {
+            return Ok(None);
+        }
+        self.host_ledger().map(Some)
+    }
+
+    /// Host memory claimed by starts admitted under a policy and not yet
+    /// committed (0 when no host ledger exists).
+    pub fn host_pending_bytes(&self) -> u64 {
+        match self.host_ledger_if_exists() {
+            Ok(Some(f)) => bytes(f.ledger().total(Pool::Reservoir).claimed),
+            _ => 0,
+        }
+    }
+
+    /// Release this process's host claim for `uuid`, if it holds one.
+    pub(super) fn release_host(&self, uuid: &[u8; 16]) -> Result<()> {
+        let Some(f) = self.host_ledger_if_exists()? else {
+            return Ok(());
+        };
+        let me = Self::me()?;
+        let l = f.ledger();
+        match l.find(uuid, &[Pool::Reservoir])? {
+            Some(c) if c.owner == me => l.release(&Host, me, c.slot).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Claim `pages` of host memory for `uuid` against `capacity` pages
+    /// (the reading less the floor), after reclaiming dead claimants.
+    fn host_claim(&self, uuid: &[u8; 16], pages: u64, capacity: u64) -> Result<HostClaim> {
+        let me = Self::me()?;
+        let l = self.host_ledger()?.ledger();
+        let mut survey = l.survey(&Host, Some(uuid))?;
+        if survey.dead_owners || survey.stalled {
+            match l.reconcile(&Host, me) {
+                Ok(_) => {}
+                Err(e) if e.status() == Status::Busy => {}
+                Err(e) => return Err(e),
+            }
+            survey = l.survey(&Host, Some(uuid))?;
+        }
+        if let Some(c) = survey.found {
+            // Already claimed (a retried start): not charged twice.
+            let others = l.total(Pool::Reservoir).claimed.saturating_sub(c.pages);
+            return Ok(HostClaim::Held { others });
+        }
+        let mut cap = || -> Result<u64> { Ok(capacity) };
+        match l.claim(
+            &Host,
+            me,
+            *uuid,
+            Pool::Reservoir,
+            pages,
+            hint(uuid),
+            &mut cap,
+        )? {
+            ClaimOutcome::Claimed { others, .. } => Ok(HostClaim::Held { others }),
+            ClaimOutcome::Refused(r) => Ok(HostClaim::Refused(r)),
+        }
+    }
+}
+
+/// The host-memory claim's outcome.
+enum HostClaim {
+    /// Held; `others` pages of other starts were pending beside it.
+    Held { others: u64 },
+    /// Not enough host memory above the floor.
+    Refused(Refused),
+}
+
+fn bytes(pages: u64) -> u64 {
+    pages.saturating_mul(crate::pages::PAGESIZE)
 }
 
 #[cfg(test)]
