@@ -493,7 +493,7 @@ impl Admission {
             reservoir: self.pending_bytes(Pool::Reservoir),
             transient: self.pending_bytes(Pool::Transient),
             arc_reserved: self.pending_bytes(Pool::Arc),
-            host: self.host_pending_bytes(),
+            host: self.host_pending()?,
         };
         let mut inputs = *inputs;
         if inputs.arc.is_none() {

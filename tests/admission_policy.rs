@@ -88,7 +88,7 @@ fn scenario(role: &str) {
             assert_eq!(v.floor_bytes, min_free());
             // Its host memory is claimed until commit.
             let held = (vmadm + page_t(2 * GIB)).div_ceil(4096) * 4096;
-            assert_eq!(a.host_pending_bytes(), held);
+            assert_eq!(a.host_pending().unwrap(), held);
 
             // A second start with the same reading sees VM 1's claim:
             // 3.5 GiB free cannot pay both overheads above minFree, although
@@ -114,7 +114,7 @@ fn scenario(role: &str) {
             assert_eq!(v.verdict.charged_bytes, 0);
             // Its claims were given back: only VM 1's are pending.
             assert_eq!(a.pending_bytes(Pool::Reservoir), 2 * GIB);
-            assert_eq!(a.host_pending_bytes(), held);
+            assert_eq!(a.host_pending().unwrap(), held);
 
             // A retried admission is answered, not re-checked.
             let v = a
@@ -127,7 +127,7 @@ fn scenario(role: &str) {
             // Commit releases both claims (the reading taken afterwards
             // shows the memory VM 1 then holds).
             assert_eq!(a.commit(&uuid(1)).unwrap(), 2 * GIB);
-            assert_eq!(a.host_pending_bytes(), 0);
+            assert_eq!(a.host_pending().unwrap(), 0);
 
             // 2 GiB free: the reservoir has room for 1 GiB, but its
             // overhead would take the host below minFree.
@@ -154,7 +154,7 @@ fn scenario(role: &str) {
             assert_eq!(v.state_after, states::state(&t, 2 * GIB - need));
             assert!(v.state_after > MemState::High, "{:?}", v.state_after);
             assert_eq!(a.abort(&uuid(2)).unwrap(), GIB);
-            assert_eq!(a.host_pending_bytes(), 0);
+            assert_eq!(a.host_pending().unwrap(), 0);
             a.set_policy(AdmissionPolicy::default());
 
             // Another model: EVE-OS's fixed 600 MiB fits where vmadm's
@@ -312,7 +312,7 @@ fn scenario(role: &str) {
                         .admit_vm(&holder, &vm(GIB, 2), Preference::Require, &host(free))
                         .unwrap();
                     assert_eq!(v.verdict.decision, Decision::UseReservoir);
-                    assert!(a.host_pending_bytes() > 0);
+                    assert!(a.host_pending().unwrap() > 0);
                 }
                 a.set_arc(if with_arc { Some(arc) } else { None });
                 a.set_policy(AdmissionPolicy {
@@ -358,13 +358,13 @@ fn scenario(role: &str) {
                         assert_eq!(a.pending_bytes(Pool::Reservoir), 0, "{case}");
                         assert_eq!(a.pending_bytes(Pool::Transient), 0, "{case}");
                         assert_eq!(a.pending_bytes(Pool::Arc), 0, "{case}");
-                        assert_eq!(a.host_pending_bytes(), 0, "{case}");
+                        assert_eq!(a.host_pending().unwrap(), 0, "{case}");
                     }
                 }
                 if model == OverheadKind::Fixed {
-                    assert_eq!(r.pending.host, a.host_pending_bytes());
+                    assert_eq!(r.pending.host, a.host_pending().unwrap());
                     a.abort(&holder).unwrap();
-                    assert_eq!(a.host_pending_bytes(), 0);
+                    assert_eq!(a.host_pending().unwrap(), 0);
                 }
             }
             // The cases reach every bound the report can name.
@@ -376,6 +376,50 @@ fn scenario(role: &str) {
             ] {
                 assert!(seen.contains(&l), "no case limited by {l:?}: {seen:?}");
             }
+            println!("RESULT ok");
+        }
+        "hostile_host_ledger" => {
+            // The host ledger is untrusted input like the other: garbage
+            // there is LEDGER_CORRUPT, and the start's ledger claim is given
+            // back, not left behind.
+            use std::os::unix::fs::OpenOptionsExt;
+            let p = a.host_ledger_path();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)
+                .unwrap();
+            std::io::Write::write_all(&mut f, &vec![0x5a; 528_384]).unwrap();
+            drop(f);
+            let e = a
+                .admit_vm(&uuid(40), &vm(GIB, 1), Preference::Require, &host(8 * GIB))
+                .unwrap_err();
+            assert_eq!(e.status(), vmmresv::Status::LedgerCorrupt);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 0);
+            // A plain admission does not need the host ledger.
+            let v = a.admit(&uuid(41), GIB, Preference::Require).unwrap();
+            assert_eq!(v.decision, Decision::UseReservoir);
+            // And its commit is not held up by the unusable host ledger
+            // (no claim anyone can count is in it).
+            assert_eq!(a.commit(&uuid(41)).unwrap(), GIB);
+            assert_eq!(a.pending_bytes(Pool::Reservoir), 0);
+            // The report says so rather than count it as empty.
+            assert_eq!(
+                a.report(&vmmresv::report::ReportInputs {
+                    host: host(8 * GIB),
+                    ..Default::default()
+                })
+                .unwrap_err()
+                .status(),
+                vmmresv::Status::LedgerCorrupt
+            );
+            // admit_vm keeps refusing to work with it.
+            let e = a
+                .admit_vm(&uuid(42), &vm(GIB, 1), Preference::Never, &host(8 * GIB))
+                .unwrap_err();
+            assert_eq!(e.status(), vmmresv::Status::LedgerCorrupt);
+            assert_eq!(a.pending_bytes(Pool::Transient), 0);
             println!("RESULT ok");
         }
         "bad_input" => {
@@ -473,6 +517,22 @@ fn the_reports_largest_vm_is_admitted_and_one_page_more_is_not() {
             &host,
             "the_reports_largest_vm_is_admitted_and_one_page_more_is_not",
             "largest"
+        ),
+        ["ok"]
+    );
+}
+
+#[test]
+fn a_hostile_host_ledger_is_refused_and_nothing_is_held() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("admpol-hostile", HOST);
+    assert_eq!(
+        run(
+            &host,
+            "a_hostile_host_ledger_is_refused_and_nothing_is_held",
+            "hostile_host_ledger"
         ),
         ["ok"]
     );

@@ -513,9 +513,16 @@ impl Admission {
     }
 
     fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
-        // The host-memory claim first: if it cannot be released the call
-        // fails with the ledger claim intact, and a retry does both.
-        self.release_host(uuid)?;
+        // The host-memory claim first. While a reconcile holds the host
+        // ledger (BUSY) the call fails with the ledger claim intact, and a
+        // retry does both. A host ledger that cannot be used at all
+        // (corrupt, unsafe) holds no claim anyone can count (admit_vm
+        // refuses to work with it), so it must not keep the ledger claim —
+        // reservoir memory — from being released.
+        match self.release_host(uuid) {
+            Err(e) if e.status() == Status::Busy => return Err(e),
+            Ok(()) | Err(_) => {}
+        }
         self.release_in(uuid, &[Pool::Reservoir, Pool::Transient])
     }
 

@@ -216,7 +216,8 @@ impl Admission {
             Decision::UseReservoir | Decision::NoReservoir
         );
         if !admitted || verdict.reason == Reason::AlreadyAdmitted {
-            finish(&mut out, self.host_pending_bytes());
+            // Figures only: the rule was not applied.
+            finish(&mut out, self.host_pending().unwrap_or(0));
             return Ok(out);
         }
         // The memory-state rule, as a claim: host bytes against the reading
@@ -296,12 +297,13 @@ impl Admission {
     }
 
     /// Host memory claimed by starts admitted under a policy and not yet
-    /// committed (0 when no host ledger exists).
-    pub fn host_pending_bytes(&self) -> u64 {
-        match self.host_ledger_if_exists() {
-            Ok(Some(f)) => bytes(f.ledger().total(Pool::Reservoir).claimed),
-            _ => 0,
-        }
+    /// committed (0 when no host ledger exists). An unusable host ledger
+    /// is its error (LEDGER_CORRUPT, LEDGER_UNSAFE), not a 0.
+    pub fn host_pending(&self) -> Result<u64> {
+        Ok(match self.host_ledger_if_exists()? {
+            Some(f) => bytes(f.ledger().total(Pool::Reservoir).claimed),
+            None => 0,
+        })
     }
 
     /// Release this process's host claim for `uuid`, if it holds one.
