@@ -445,7 +445,14 @@ fn step(state: &mut State, inp: &mut Input<'_>) {
             }
         }
         _ => {
-            assert_eq!(vmmresv_abi_version(), 1 << 16);
+            // The version this library was built as (the header's macros).
+            assert_eq!(
+                vmmresv_abi_version(),
+                (vmmresv::ffi::VMMRESV_VERSION_MAJOR << 16)
+                    | (vmmresv::ffi::VMMRESV_VERSION_MINOR << 8)
+                    | vmmresv::ffi::VMMRESV_VERSION_PATCH
+            );
+            assert_eq!(vmmresv::ffi::VMMRESV_VERSION_MAJOR, 1);
             assert_eq!(vmmresv_last_errno(), 0);
         }
     }
