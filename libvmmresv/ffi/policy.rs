@@ -2,7 +2,7 @@
 //! profiles, reclaim planner). Every function is pure: no I/O, no state, no
 //! allocation visible to the caller; outputs are written only on success.
 
-use core::ffi::{c_char, CStr};
+use core::ffi::c_char;
 
 use super::{boundary, fail, ok, put};
 use crate::policy::headroom::{self, HeadroomInputs, Profile, ProfileInputs};
@@ -513,23 +513,13 @@ pub extern "C" fn vmmresv_overhead_recalculate(
     })
 }
 
-fn overhead_name(k: OverheadKind) -> &'static CStr {
-    match k {
-        OverheadKind::Fixed => c"fixed",
-        OverheadKind::Proportional => c"proportional",
-        OverheadKind::Pooled => c"pooled",
-        OverheadKind::Vmadm => c"smartos-vmadm",
-        OverheadKind::EvePillar => c"eve-pillar",
-    }
-}
-
 /// A static, NUL-terminated name of the overhead model `kind`: "fixed",
 /// "proportional", "pooled", "smartos-vmadm", "eve-pillar", or "unknown".
 /// Never NULL; must not be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_overhead_model_name(kind: u32) -> *const c_char {
     boundary(|| match OverheadKind::from_u32(kind) {
-        Some(k) => overhead_name(k).as_ptr(),
+        Some(k) => k.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })
 }
@@ -572,23 +562,13 @@ pub extern "C" fn vmmresv_memory_state(
     })
 }
 
-fn memstate_name(s: MemState) -> &'static CStr {
-    match s {
-        MemState::High => c"high",
-        MemState::Soft => c"soft",
-        MemState::Hard => c"hard",
-        MemState::Low => c"low",
-        MemState::Exhausted => c"exhausted",
-    }
-}
-
 /// A static, NUL-terminated name of the memory state `state`: "high",
 /// "soft", "hard", "low", "exhausted", or "unknown". Never NULL; must not
 /// be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_memory_state_name(state: u32) -> *const c_char {
     boundary(|| match MemState::from_u32(state) {
-        Some(s) => memstate_name(s).as_ptr(),
+        Some(s) => s.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })
 }
@@ -715,21 +695,13 @@ pub extern "C" fn vmmresv_sizing(
     })
 }
 
-fn profile_name(p: Profile) -> &'static CStr {
-    match p {
-        Profile::Rfd185 => c"rfd185",
-        Profile::Omicron => c"omicron",
-        Profile::Cnapi => c"triton-cnapi",
-    }
-}
-
 /// A static, NUL-terminated name of the sizing profile `profile`:
 /// "rfd185", "omicron", "triton-cnapi", or "unknown". Never NULL; must not
 /// be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_profile_name(profile: u32) -> *const c_char {
     boundary(|| match Profile::from_u32(profile) {
-        Some(p) => profile_name(p).as_ptr(),
+        Some(p) => p.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })
 }
@@ -794,7 +766,7 @@ mod tests {
 
     fn name(p: *const c_char) -> &'static str {
         // SAFETY: the library returns static NUL-terminated strings.
-        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+        unsafe { core::ffi::CStr::from_ptr(p) }.to_str().unwrap()
     }
 
     #[test]

@@ -129,10 +129,16 @@ impl Profile {
 
     /// A short stable name.
     pub fn name(self) -> &'static str {
+        // One table for Rust and C: the C string without its NUL.
+        self.c_name().to_str().unwrap_or_default()
+    }
+
+    /// [`Self::name`] NUL-terminated, for the C ABI.
+    pub fn c_name(self) -> &'static core::ffi::CStr {
         match self {
-            Profile::Rfd185 => "rfd185",
-            Profile::Omicron => "omicron",
-            Profile::Cnapi => "triton-cnapi",
+            Profile::Rfd185 => c"rfd185",
+            Profile::Omicron => c"omicron",
+            Profile::Cnapi => c"triton-cnapi",
         }
     }
 }

@@ -79,12 +79,18 @@ impl OverheadKind {
 
     /// A short stable name.
     pub fn name(self) -> &'static str {
+        // One table for Rust and C: the C string without its NUL.
+        self.c_name().to_str().unwrap_or_default()
+    }
+
+    /// [`Self::name`] NUL-terminated, for the C ABI.
+    pub fn c_name(self) -> &'static core::ffi::CStr {
         match self {
-            OverheadKind::Fixed => "fixed",
-            OverheadKind::Proportional => "proportional",
-            OverheadKind::Pooled => "pooled",
-            OverheadKind::Vmadm => "smartos-vmadm",
-            OverheadKind::EvePillar => "eve-pillar",
+            OverheadKind::Fixed => c"fixed",
+            OverheadKind::Proportional => c"proportional",
+            OverheadKind::Pooled => c"pooled",
+            OverheadKind::Vmadm => c"smartos-vmadm",
+            OverheadKind::EvePillar => c"eve-pillar",
         }
     }
 }

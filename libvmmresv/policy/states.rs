@@ -131,12 +131,18 @@ impl MemState {
 
     /// A short stable name.
     pub fn name(self) -> &'static str {
+        // One table for Rust and C: the C string without its NUL.
+        self.c_name().to_str().unwrap_or_default()
+    }
+
+    /// [`Self::name`] NUL-terminated, for the C ABI.
+    pub fn c_name(self) -> &'static core::ffi::CStr {
         match self {
-            MemState::High => "high",
-            MemState::Soft => "soft",
-            MemState::Hard => "hard",
-            MemState::Low => "low",
-            MemState::Exhausted => "exhausted",
+            MemState::High => c"high",
+            MemState::Soft => c"soft",
+            MemState::Hard => c"hard",
+            MemState::Low => c"low",
+            MemState::Exhausted => c"exhausted",
         }
     }
 
