@@ -31,6 +31,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::arc::{read_limited, ArcError, MAX_INPUT_BYTES};
 use crate::pages::{self, PAGESIZE};
 use crate::reservoir::DEFAULT_TARGET_PERCENT;
 use crate::status::{Error, Status};
@@ -306,26 +307,43 @@ pub fn parse_config(path: &Path, text: &str) -> core::result::Result<BootConfig,
 /// optional); an unreadable or malformed one is an error naming the file
 /// and the line.
 pub fn read_config_file(path: &Path) -> core::result::Result<Option<BootConfig>, ConfigError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|e| ConfigError {
-                path: path.to_path_buf(),
-                line: 0,
-                text: String::new(),
-                why: format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
-                error: Error::new(Status::InvalidArgument),
-            })?;
-            parse_config(path, &text).map(Some)
+    let fail = |why: String, error: Error| ConfigError {
+        path: path.to_path_buf(),
+        line: 0,
+        text: String::new(),
+        why,
+        error,
+    };
+    // Bounded like every text input (a config path pointing at /dev/zero
+    // must not exhaust memory).
+    let bytes = match read_limited(path) {
+        Ok(b) => b,
+        Err(ArcError::Io {
+            errno: Some(libc::ENOENT),
+            ..
+        }) => return Ok(None),
+        Err(ArcError::TooLarge { .. }) => {
+            return Err(fail(
+                format!("larger than {} bytes", MAX_INPUT_BYTES),
+                Error::new(Status::InvalidArgument),
+            ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError {
-            path: path.to_path_buf(),
-            line: 0,
-            text: String::new(),
-            why: format!("cannot read: {}", e),
-            error: Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(libc::EIO)),
-        }),
-    }
+        Err(ArcError::Io { errno, .. }) => {
+            let n = errno.unwrap_or(libc::EIO);
+            return Err(fail(
+                format!("cannot read: {}", std::io::Error::from_raw_os_error(n)),
+                Error::with_errno(Status::Io, n),
+            ));
+        }
+        Err(e) => return Err(fail(e.to_string(), Error::from(e))),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(
+            format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()),
+            Error::new(Status::InvalidArgument),
+        )
+    })?;
+    parse_config(path, &text).map(Some)
 }
 
 /// The reservoir setting of a config file: `Ok(None)` if the file is
@@ -502,6 +520,12 @@ mod tests {
         // A directory where the file should be: unreadable, an Io error.
         let e = read_config(&dir).unwrap_err();
         assert_eq!(e.error.status(), Status::Io);
+        // Larger than any text input may be: refused, not read whole.
+        let big = vec![b'#'; usize::try_from(MAX_INPUT_BYTES).unwrap() + 1];
+        std::fs::write(&p, big).unwrap();
+        let e = read_config(&p).unwrap_err();
+        assert_eq!(e.error.status(), Status::InvalidArgument);
+        assert!(e.to_string().contains("larger than"), "{}", e);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -16,12 +16,9 @@
 
 use std::path::Path;
 
+use crate::arc::{read_limited, ArcError};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
-
-/// Largest file the readers accept: /proc/meminfo is about 1.5 KiB and
-/// `kstat -p unix:0:system_pages` about 2 KiB.
-pub const MAX_HOST_FILE: u64 = 64 * 1024;
 
 /// Physical and free memory, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,21 +30,15 @@ pub struct HostMemory {
     pub free_bytes: u64,
 }
 
-fn read_bounded(path: &Path) -> Result<String, Error> {
-    use std::io::Read;
-    let io = |e: std::io::Error| Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(0));
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut s = String::new();
-    f.take(MAX_HOST_FILE + 1)
-        .read_to_string(&mut s)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => Error::new(Status::MalformedInput),
-            _ => io(e),
-        })?;
-    if s.len() as u64 > MAX_HOST_FILE {
-        return Err(Error::new(Status::MalformedInput));
-    }
-    Ok(s)
+/// Read `path` whole, bounded as every text input of the library
+/// ([`crate::arc::MAX_INPUT_BYTES`]): an oversized or non-UTF-8 file is
+/// `MalformedInput`, an unreadable one `Io` with its errno.
+fn read_text(path: &Path) -> Result<String, Error> {
+    let bytes = read_limited(path).map_err(|e| match e {
+        ArcError::TooLarge { .. } => Error::new(Status::MalformedInput),
+        e => Error::from(e),
+    })?;
+    String::from_utf8(bytes).map_err(|_| Error::new(Status::MalformedInput))
 }
 
 /// Parse /proc/meminfo text: `Name:   value kB` lines.
@@ -123,12 +114,12 @@ pub fn parse_system_pages(text: &str) -> Result<HostMemory, Error> {
 /// Read `<root>/proc/meminfo` (`root` None for "/").
 pub fn read_linux(root: Option<&Path>) -> Result<HostMemory, Error> {
     let p = root.unwrap_or(Path::new("/")).join("proc/meminfo");
-    parse_meminfo(&read_bounded(&p)?)
+    parse_meminfo(&read_text(&p)?)
 }
 
 /// Read a file holding `kstat -p unix:0:system_pages` output.
 pub fn read_kstat(path: &Path) -> Result<HostMemory, Error> {
-    parse_system_pages(&read_bounded(path)?)
+    parse_system_pages(&read_text(path)?)
 }
 
 #[cfg(test)]
@@ -204,7 +195,7 @@ unix:0:system_pages:physmem\t8388608\n";
             read_kstat(&d.join("nope")).unwrap_err().status(),
             Status::Io
         );
-        std::fs::write(d.join("big"), vec![b'x'; 70_000]).unwrap();
+        std::fs::write(d.join("big"), vec![b'x'; (2 << 20) + 1]).unwrap();
         assert_eq!(
             read_kstat(&d.join("big")).unwrap_err().status(),
             Status::MalformedInput

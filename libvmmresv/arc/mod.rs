@@ -69,6 +69,9 @@ pub use guard::{
 pub use memstat::{parse_memstat, read_memstat_file, Memstat, MemstatLine, MemstatRow};
 pub use snapshot::HostSnapshot;
 pub use text::MAX_INPUT_BYTES;
+// The one bounded file reader of the library's text inputs (host memory,
+// the boot config file use it too).
+pub(crate) use text::read_limited;
 pub use wait::{
     wait, wait_for_reader, Clock, Flow, ShrinkRate, SystemClock, WaitOptions, WaitOutcome,
     WaitProgress,
