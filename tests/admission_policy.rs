@@ -300,6 +300,7 @@ fn scenario(role: &str) {
                 (3 * GIB, true, OverheadKind::Vmadm),   // the ARC gives back
                 (3 * GIB, true, OverheadKind::EvePillar),
                 (40 * GIB, true, OverheadKind::Proportional), // ARC guard
+                (30 * GIB, false, OverheadKind::Pooled),      // pool spread over 1 VM
                 (5 * GIB, false, OverheadKind::Fixed),        // with a start pending
             ] {
                 // The last case runs beside another start that holds its
@@ -388,7 +389,7 @@ fn scenario(role: &str) {
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&p)
+                .open(p)
                 .unwrap();
             std::io::Write::write_all(&mut f, &vec![0x5a; 528_384]).unwrap();
             drop(f);
@@ -448,6 +449,13 @@ fn scenario(role: &str) {
     }
 }
 
+/// Run scenario `role` as test `test` in a child under a fresh emulated
+/// host `tag`; the child must report "ok".
+fn in_child(test: &str, tag: &str, role: &str) {
+    let host = EmuHost::new(tag, HOST);
+    assert_eq!(run(&host, test, role), ["ok"]);
+}
+
 fn as_child() -> bool {
     match child::role() {
         Some(r) => {
@@ -460,98 +468,68 @@ fn as_child() -> bool {
 
 #[test]
 fn guest_page_t_and_overhead_are_counted_and_the_rule_is_named() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-counts", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "guest_page_t_and_overhead_are_counted_and_the_rule_is_named",
-            "counts"
-        ),
-        ["ok"]
-    );
+            "admpol-counts",
+            "counts",
+        );
+    }
 }
 
 #[test]
 fn without_the_reservoir_the_guest_is_host_memory() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-noresv", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "without_the_reservoir_the_guest_is_host_memory",
-            "no_reservoir"
-        ),
-        ["ok"]
-    );
+            "admpol-noresv",
+            "no_reservoir",
+        );
+    }
 }
 
 #[test]
 fn the_arc_gives_back_what_it_holds_above_its_target() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-arc", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "the_arc_gives_back_what_it_holds_above_its_target",
-            "arc"
-        ),
-        ["ok"]
-    );
+            "admpol-arc",
+            "arc",
+        );
+    }
 }
 
 #[test]
 fn the_reports_largest_vm_is_admitted_and_one_page_more_is_not() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-largest", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "the_reports_largest_vm_is_admitted_and_one_page_more_is_not",
-            "largest"
-        ),
-        ["ok"]
-    );
+            "admpol-largest",
+            "largest",
+        );
+    }
 }
 
 #[test]
 fn a_hostile_host_ledger_is_refused_and_nothing_is_held() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-hostile", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "a_hostile_host_ledger_is_refused_and_nothing_is_held",
-            "hostile_host_ledger"
-        ),
-        ["ok"]
-    );
+            "admpol-hostile",
+            "hostile_host_ledger",
+        );
+    }
 }
 
 #[test]
 fn bad_readings_are_refused_and_nothing_is_held() {
-    if as_child() {
-        return;
-    }
-    let host = EmuHost::new("admpol-bad", HOST);
-    assert_eq!(
-        run(
-            &host,
+    if !as_child() {
+        in_child(
             "bad_readings_are_refused_and_nothing_is_held",
-            "bad_input"
-        ),
-        ["ok"]
-    );
+            "admpol-bad",
+            "bad_input",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------

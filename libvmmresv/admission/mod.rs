@@ -222,9 +222,10 @@ pub struct Admission {
     arc: std::sync::Mutex<Option<ArcHost>>,
     /// What admit_vm applies.
     policy: std::sync::Mutex<vm::AdmissionPolicy>,
-    /// The host-memory ledger of admit_vm (`<ledger>.host`), opened on
-    /// first use.
+    /// The host-memory ledger of admit_vm, opened on first use, and its
+    /// path (`<ledger>.host`).
     host_file: std::sync::OnceLock<LedgerFile>,
+    host_path: std::path::PathBuf,
 }
 
 impl Admission {
@@ -237,6 +238,7 @@ impl Admission {
             None => LedgerFile::open_or_create(&reservoir.run_dir().join(file::LEDGER_FILE_NAME))?,
         };
         Ok(Admission {
+            host_path: vm::host_path_for(file.path()),
             reservoir,
             file,
             arc: std::sync::Mutex::new(None),

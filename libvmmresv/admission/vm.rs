@@ -26,11 +26,11 @@
 //! committed (its claim gone, its memory allocated but not yet out of the
 //! reading). Take the reading just before admitting.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::file::LedgerFile;
 use super::ledger::{ClaimOutcome, Host, Pool, Refused};
-use super::{hint, Admission, Decision, Preference, Reason, Result, Verdict};
+use super::{bytes, hint, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
 use crate::pages::{self, PageSize};
 use crate::policy::overhead::{OverheadKind, OverheadModel, PoolShare, VmSpec};
@@ -177,13 +177,17 @@ impl Admission {
             return Err(Error::new(Status::InvalidArgument));
         }
         let policy = self.policy();
-        let q = self.reservoir.query()?;
-        let charge = charge(
-            &policy.overhead,
-            vm,
-            host.physmem_bytes,
-            q.alloc.saturating_add(q.alloc_transient),
-        )?;
+        // Only the pooled model spreads over the VMs already running (the
+        // kernel's allocated VM memory); the others need no query beyond
+        // the one admit makes.
+        let running = match policy.overhead.kind {
+            OverheadKind::Pooled => {
+                let q = self.reservoir.query()?;
+                q.alloc.saturating_add(q.alloc_transient)
+            }
+            _ => 0,
+        };
+        let charge = charge(&policy.overhead, vm, host.physmem_bytes, running)?;
         let thresholds = states::thresholds(&policy.scale, host.physmem_bytes);
         let floor_bytes = thresholds.bytes_for(policy.floor);
 
@@ -271,10 +275,8 @@ impl Admission {
     }
 
     /// Where the host-memory ledger lives: beside the admission ledger.
-    pub fn host_ledger_path(&self) -> PathBuf {
-        let mut p = self.ledger_path().as_os_str().to_owned();
-        p.push(".host");
-        PathBuf::from(p)
+    pub fn host_ledger_path(&self) -> &Path {
+        &self.host_path
     }
 
     /// The host ledger, opened (created if needed) on first use.
@@ -282,7 +284,7 @@ impl Admission {
         if let Some(f) = self.host_file.get() {
             return Ok(f);
         }
-        let f = LedgerFile::open_or_create(&self.host_ledger_path())?;
+        let f = LedgerFile::open_or_create(&self.host_path)?;
         // Another thread may have opened it meanwhile: either is the file.
         Ok(self.host_file.get_or_init(|| f))
     }
@@ -290,7 +292,7 @@ impl Admission {
     /// The host ledger if this handle opened it or it exists on disk (no
     /// host claim can exist otherwise).
     fn host_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
-        if self.host_file.get().is_none() && !self.host_ledger_path().exists() {
+        if self.host_file.get().is_none() && !self.host_path.exists() {
             return Ok(None);
         }
         self.host_ledger().map(Some)
@@ -362,8 +364,11 @@ enum HostClaim {
     Refused(Refused),
 }
 
-fn bytes(pages: u64) -> u64 {
-    pages.saturating_mul(crate::pages::PAGESIZE)
+/// `<ledger>.host`: the host-memory ledger beside an admission ledger.
+pub(super) fn host_path_for(ledger: &Path) -> PathBuf {
+    let mut p = ledger.as_os_str().to_owned();
+    p.push(".host");
+    PathBuf::from(p)
 }
 
 #[cfg(test)]
