@@ -187,6 +187,18 @@ fn put<T>(out: *mut T, v: T) {
     unsafe { out.write(v) }
 }
 
+/// Copy `text` and a NUL into `buf`. Callers have checked `buf` non-null
+/// and its length (`buf_len >= text.len() + 1` by their C contract).
+fn put_nul_terminated(text: &[u8], buf: *mut c_char) {
+    // SAFETY: `buf` is non-null and holds text.len() + 1 bytes (checked by
+    // every caller against the length the C caller gave); `text` is ours
+    // and does not overlap it.
+    unsafe {
+        core::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        buf.add(text.len()).write(0);
+    }
+}
+
 /// The opaque handle types: each carries a magic number so a pointer to
 /// anything else (or to a handle already freed, most of the time) is
 /// refused with a status instead of used.
@@ -699,12 +711,7 @@ pub extern "C" fn vmmresv_size_format(
         if buf.is_null() {
             return fail(Error::new(Status::NullArgument));
         }
-        // SAFETY: `buf` is non-null and the caller says it holds `buf_len`
-        // >= len + 1 bytes; `tmp` is ours and does not overlap it.
-        unsafe {
-            core::ptr::copy_nonoverlapping(tmp.as_ptr(), buf.cast::<u8>(), len);
-            buf.add(len).write(0);
-        }
+        put_nul_terminated(&tmp[..len], buf);
         ok()
     })
 }

@@ -3,7 +3,8 @@
 use core::ffi::c_char;
 
 use super::{
-    arc_host_arg, boundary, checked, fail, ok, opt_path, put, vmmresv_admission, vmmresv_arc_host,
+    arc_host_arg, boundary, checked, fail, ok, opt_path, put, put_nul_terminated,
+    vmmresv_admission, vmmresv_arc_host,
 };
 use crate::admission::ArcHost;
 use crate::host::{self, HostMemory};
@@ -140,12 +141,7 @@ fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -
     if buf_len < want {
         return fail(Error::new(Status::BufferTooSmall));
     }
-    // SAFETY: `buf` is non-null and the caller says it holds `buf_len` >=
-    // len + 1 bytes; `text` is ours and does not overlap it.
-    unsafe {
-        core::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
-        buf.add(text.len()).write(0);
-    }
+    put_nul_terminated(text, buf);
     ok()
 }
 
