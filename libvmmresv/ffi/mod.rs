@@ -587,7 +587,7 @@ pub extern "C" fn vmmresv_default_target_for(
 }
 
 /// Store a pure function's result through `out`.
-fn out_result(out: *mut u64, r: Result<u64, Error>) -> Status {
+fn out_result<T>(out: *mut T, r: Result<T, Error>) -> Status {
     if out.is_null() {
         return fail(Error::new(Status::NullArgument));
     }
@@ -1204,21 +1204,12 @@ pub extern "C" fn vmmresv_arc_read_linux(
     out: *mut vmmresv_arc_host,
 ) -> Status {
     boundary(|| {
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
         let root = opt_path(root).unwrap_or(Path::new("/"));
-        match ArcReader::linux(root)
+        let r = ArcReader::linux(root)
             .snapshot()
             .map_err(Error::from)
-            .and_then(|s| vmmresv_arc_host::from_snapshot(&s))
-        {
-            Ok(h) => {
-                put(out, h);
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+            .and_then(|s| vmmresv_arc_host::from_snapshot(&s));
+        out_result(out, r)
     })
 }
 
@@ -1231,21 +1222,14 @@ pub extern "C" fn vmmresv_arc_read_kstat(
     out: *mut vmmresv_arc_host,
 ) -> Status {
     boundary(|| {
-        if out.is_null() || path.is_null() {
+        let Some(p) = opt_path(path) else {
             return fail(Error::new(Status::NullArgument));
-        }
-        let p = opt_path(path).unwrap_or(Path::new(""));
-        match ArcReader::kstat_p_file(p)
+        };
+        let r = ArcReader::kstat_p_file(p)
             .snapshot()
             .map_err(Error::from)
-            .and_then(|s| vmmresv_arc_host::from_snapshot(&s))
-        {
-            Ok(h) => {
-                put(out, h);
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+            .and_then(|s| vmmresv_arc_host::from_snapshot(&s));
+        out_result(out, r)
     })
 }
 

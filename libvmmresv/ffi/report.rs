@@ -3,7 +3,7 @@
 use core::ffi::c_char;
 
 use super::{
-    arc_host_arg, boundary, checked, fail, ok, opt_path, put, put_nul_terminated,
+    arc_host_arg, boundary, checked, fail, ok, opt_path, out_result, put, put_nul_terminated,
     vmmresv_admission, vmmresv_arc_host,
 };
 use crate::admission::ArcHost;
@@ -56,19 +56,6 @@ pub(super) fn host_arg(host: *const vmmresv_host_memory) -> Result<HostMemory, E
     Ok(h)
 }
 
-fn host_out(r: Result<HostMemory, Error>, out: *mut vmmresv_host_memory) -> Status {
-    if out.is_null() {
-        return fail(Error::new(Status::NullArgument));
-    }
-    match r {
-        Ok(h) => {
-            put(out, h.into());
-            ok()
-        }
-        Err(e) => fail(e),
-    }
-}
-
 /// Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
 /// and `MemAvailable`. MALFORMED_INPUT if either is missing, repeated, not
 /// in kB, or available exceeds total; IO if the file cannot be read.
@@ -77,7 +64,7 @@ pub extern "C" fn vmmresv_host_read_linux(
     root: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| host_out(host::read_linux(opt_path(root)), out))
+    boundary(|| out_result(out, host::read_linux(opt_path(root)).map(Into::into)))
 }
 
 /// Read a file holding illumos `kstat -p unix:0:system_pages` output (the
@@ -93,7 +80,7 @@ pub extern "C" fn vmmresv_host_read_kstat(
         let Some(p) = opt_path(path) else {
             return fail(Error::new(Status::NullArgument));
         };
-        host_out(host::read_kstat(p), out)
+        out_result(out, host::read_kstat(p).map(Into::into))
     })
 }
 
