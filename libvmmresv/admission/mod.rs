@@ -405,7 +405,7 @@ impl Admission {
                 })
             }
         };
-        let host = *self.arc.lock().unwrap_or_else(|p| p.into_inner());
+        let host = self.arc_host();
         let Some(host) = host else {
             return Ok(verdict);
         };
