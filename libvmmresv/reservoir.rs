@@ -95,10 +95,12 @@ pub fn run_dir_setting() -> Result<(PathBuf, RunDirOrigin)> {
             return Ok((PathBuf::from(d), RunDirOrigin::Environment));
         }
     }
-    Ok(match crate::boot::configured_run_dir().map_err(Error::from)? {
-        Some(d) => (d, RunDirOrigin::Config),
-        None => (PathBuf::from(DEFAULT_RUN_DIR), RunDirOrigin::Default),
-    })
+    Ok(
+        match crate::boot::configured_run_dir().map_err(Error::from)? {
+            Some(d) => (d, RunDirOrigin::Config),
+            None => (PathBuf::from(DEFAULT_RUN_DIR), RunDirOrigin::Default),
+        },
+    )
 }
 
 /// The reservoir's counters, in bytes (`struct vmm_resv_query`).

@@ -355,7 +355,11 @@ pub fn anchor_for(path: &Path) -> PathBuf {
 
 fn stat_id(path: &Path) -> Result<Option<(u64, u64)>> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(Error::with_errno(Status::LedgerUnsafe, libc::ELOOP)),
+        Ok(m) if m.file_type().is_symlink() => {
+            Err(Error::with_errno(Status::LedgerUnsafe, libc::ELOOP))
+        }
+        Ok(m) if m.is_dir() => Err(Error::with_errno(Status::Io, libc::EISDIR)),
+        Ok(m) if !m.is_file() => Err(Error::new(Status::LedgerUnsafe)),
         Ok(m) => Ok(Some((m.dev(), m.ino()))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(&e)),
@@ -483,7 +487,11 @@ impl LedgerFile {
     /// (it fits whatever the ledger's name is): written to the last byte,
     /// so a full file system is an error here and never a SIGBUS later.
     fn write_new(dir: &Path, pool: PoolId) -> Result<PathBuf> {
-        let tmp = dir.join(format!(".vmmresv.{}.{:x}.tmp", pid(), random_u64() & 0xffff_ffff));
+        let tmp = dir.join(format!(
+            ".vmmresv.{}.{:x}.tmp",
+            pid(),
+            random_u64() & 0xffff_ffff
+        ));
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -501,7 +509,8 @@ impl LedgerFile {
             let mut off = HEADER_SIZE;
             while off < FILE_SIZE {
                 let n = zeros.len().min(FILE_SIZE - off);
-                f.write_all_at(&zeros[..n], off as u64).map_err(|e| io(&e))?;
+                f.write_all_at(&zeros[..n], off as u64)
+                    .map_err(|e| io(&e))?;
                 off += n;
             }
             f.sync_data().map_err(|e| io(&e))
@@ -609,8 +618,7 @@ impl LedgerFile {
         let header =
             FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
         header.validate()?;
-        if meta.len() != FILE_SIZE as u64 || meta.blocks().saturating_mul(512) < FILE_SIZE as u64
-        {
+        if meta.len() != FILE_SIZE as u64 || meta.blocks().saturating_mul(512) < FILE_SIZE as u64 {
             // Short, or sparse (a hole would SIGBUS on a full file system):
             // not a file this library wrote.
             return Err(Error::new(Status::LedgerCorrupt));
@@ -767,7 +775,13 @@ fn bit(role: Role) -> u8 {
 }
 
 impl FileWorld<'_> {
-    fn fcntl_lock(&self, cmd: libc::c_int, typ: libc::c_int, start: libc::off_t, len: libc::off_t) -> std::io::Result<libc::flock> {
+    fn fcntl_lock(
+        &self,
+        cmd: libc::c_int,
+        typ: libc::c_int,
+        start: libc::off_t,
+        len: libc::off_t,
+    ) -> std::io::Result<libc::flock> {
         // SAFETY: a zeroed flock is a valid value; its fields are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
         fl.l_type = typ as _;
@@ -787,7 +801,6 @@ impl FileWorld<'_> {
             }
         }
     }
-
 }
 
 impl World for FileWorld<'_> {
@@ -830,7 +843,12 @@ impl World for FileWorld<'_> {
 
     fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
         let fl = self
-            .fcntl_lock(libc::F_GETLK, libc::F_WRLCK, lock_byte(slot, Role::Holder), 2)
+            .fcntl_lock(
+                libc::F_GETLK,
+                libc::F_WRLCK,
+                lock_byte(slot, Role::Holder),
+                2,
+            )
             .map_err(|e| io(&e))?;
         Ok(fl.l_type as libc::c_int != libc::F_UNLCK)
     }

@@ -123,7 +123,12 @@ impl Token {
 
 /// This process's claims for `uuid` in `l`: NotHolder if another process
 /// holds one.
-fn held(l: &Ledger<'_>, w: &dyn World, uuid: &[u8; 16], pools: &[Pool]) -> Result<Vec<(usize, u64)>> {
+fn held(
+    l: &Ledger<'_>,
+    w: &dyn World,
+    uuid: &[u8; 16],
+    pools: &[Pool],
+) -> Result<Vec<(usize, u64)>> {
     let mut out = Vec::new();
     for p in pools {
         if let Some(c) = l.find(uuid, hint(uuid), &[*p])? {

@@ -1137,17 +1137,11 @@ mod tests {
             })
         );
         // b cannot release a's claim: it is not a holder.
-        assert_eq!(
-            l.release(&b, slot).unwrap_err().status(),
-            Status::NotHolder
-        );
+        assert_eq!(l.release(&b, slot).unwrap_err().status(), Status::NotHolder);
         assert_eq!(l.release(&a, slot).unwrap(), 10);
         assert_eq!(l.claimed(Pool::Reservoir), 0);
         assert!(!a.mine(slot), "the holder lock went with the claim");
-        assert_eq!(
-            l.release(&a, slot).unwrap_err().status(),
-            Status::NotFound
-        );
+        assert_eq!(l.release(&a, slot).unwrap_err().status(), Status::NotFound);
     }
 
     #[test]
@@ -1192,7 +1186,11 @@ mod tests {
         let r = l
             .claim(&b, uuid(2), Pool::Reservoir, 10, 0, &mut || Ok(15))
             .unwrap();
-        assert!(matches!(r, ClaimOutcome::Claimed { others: 0, .. }), "{:?}", r);
+        assert!(
+            matches!(r, ClaimOutcome::Claimed { others: 0, .. }),
+            "{:?}",
+            r
+        );
         assert_eq!(l.claimed(Pool::Reservoir), 10);
     }
 
@@ -1283,7 +1281,10 @@ mod tests {
         l.release(&b, slot).unwrap();
         let rep = l.reconcile(&b).unwrap();
         assert_eq!(rep.reclaimed_slots, 0, "a lives: its slot stays");
-        assert_eq!(Word::unpack(m.slots[i].peek_word()).unwrap().state, SlotState::Busy);
+        assert_eq!(
+            Word::unpack(m.slots[i].peek_word()).unwrap().state,
+            SlotState::Busy
+        );
     }
 
     /// Issue: a reconciler paused, replaced, and resumed after a claimant
@@ -1314,7 +1315,8 @@ mod tests {
         let c = FakeWorld::process(&m, 3);
         l.reconcile(&c).unwrap();
         assert_eq!(l.claimed(Pool::Reservoir), 2);
-        l.finish_release(slot, releasing, Pool::Reservoir, 6).unwrap();
+        l.finish_release(slot, releasing, Pool::Reservoir, 6)
+            .unwrap();
         assert_eq!(l.claimed(Pool::Reservoir), 2, "not lowered twice");
         assert!(!l.check_total(Pool::Reservoir).unwrap());
     }
@@ -1337,7 +1339,11 @@ mod tests {
         let out = l
             .claim(&a, uuid(1), Pool::Reservoir, 5, 0, &mut || Ok(10))
             .unwrap();
-        assert!(matches!(out, ClaimOutcome::Claimed { others: 0, .. }), "{:?}", out);
+        assert!(
+            matches!(out, ClaimOutcome::Claimed { others: 0, .. }),
+            "{:?}",
+            out
+        );
     }
 
     #[test]
@@ -1400,7 +1406,10 @@ mod tests {
             .claim(&a, uuid(1), Pool::Reservoir, 1, usize::MAX, &mut || Ok(10))
             .unwrap();
         assert!(matches!(out, ClaimOutcome::Claimed { .. }));
-        assert!(l.find(&uuid(1), usize::MAX, &[Pool::Reservoir]).unwrap().is_some());
+        assert!(l
+            .find(&uuid(1), usize::MAX, &[Pool::Reservoir])
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -1411,7 +1420,9 @@ mod tests {
         // Fill the window of hint 0 with other claims.
         for k in 0..PROBE {
             let out = l
-                .claim(&a, uuid(100 + k as u8), Pool::Reservoir, 1, 0, &mut || Ok(1000))
+                .claim(&a, uuid(100 + k as u8), Pool::Reservoir, 1, 0, &mut || {
+                    Ok(1000)
+                })
                 .unwrap();
             assert!(matches!(out, ClaimOutcome::Claimed { slot, .. } if slot < PROBE));
         }
@@ -1450,7 +1461,11 @@ mod tests {
         let out = l
             .claim(&b, uuid(9), Pool::Reservoir, 1, 0, &mut || Ok(100))
             .unwrap();
-        assert!(matches!(out, ClaimOutcome::Claimed { others: 0, .. }), "{:?}", out);
+        assert!(
+            matches!(out, ClaimOutcome::Claimed { others: 0, .. }),
+            "{:?}",
+            out
+        );
     }
 
     #[test]
@@ -1468,7 +1483,9 @@ mod tests {
         };
         let gen = l.read(slot).unwrap().unwrap().word.gen;
         assert_eq!(
-            l.adopt(&child, slot, gen + 1, &uuid(1), false).unwrap_err().status(),
+            l.adopt(&child, slot, gen + 1, &uuid(1), false)
+                .unwrap_err()
+                .status(),
             Status::NotFound
         );
         l.adopt(&child, slot, gen, &uuid(1), false).unwrap();
@@ -1488,7 +1505,9 @@ mod tests {
         m.kill(4);
         let c2 = FakeWorld::process(&m, 5);
         assert_eq!(
-            l.adopt(&c2, slot, gen, &uuid(2), false).unwrap_err().status(),
+            l.adopt(&c2, slot, gen, &uuid(2), false)
+                .unwrap_err()
+                .status(),
             Status::NotFound
         );
     }

@@ -356,7 +356,10 @@ impl Admission {
         let l = self.file.ledger();
         let world = self.file.world();
         if let Some(c) = l.find(uuid, hint(uuid), &[Pool::Reservoir, Pool::Transient])? {
-            if matches!(c.state, ledger::SlotState::Claimed | ledger::SlotState::Reserving) {
+            if matches!(
+                c.state,
+                ledger::SlotState::Claimed | ledger::SlotState::Reserving
+            ) {
                 return self.already(&l, &world, &c);
             }
         }

@@ -134,5 +134,8 @@ static_assertions::const_assert_eq!(
     VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
     RunDirOrigin::Environment as u32
 );
-static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_ARGUMENT, RunDirOrigin::Argument as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_LEDGER_ORIGIN_ARGUMENT,
+    RunDirOrigin::Argument as u32
+);
 static_assertions::const_assert!(VMMRESV_HANDOFF_BUFSIZE > 17 + 5 + 8 + 38 + 16 + 16 + 8 * 20 + 8);

@@ -788,10 +788,7 @@ static_assertions::const_assert_eq!(
 );
 static_assertions::const_assert_eq!(VMMRESV_REASON_ARC_GUARD, Reason::ArcGuard as u32);
 static_assertions::const_assert_eq!(VMMRESV_REASON_MEMORY_STATE, Reason::MemoryState as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_REASON_HELD_ELSEWHERE,
-    Reason::HeldElsewhere as u32
-);
+static_assertions::const_assert_eq!(VMMRESV_REASON_HELD_ELSEWHERE, Reason::HeldElsewhere as u32);
 
 /// An admission decision and the figures behind it.
 #[repr(C)]
