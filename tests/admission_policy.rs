@@ -53,7 +53,7 @@ fn page_t(guest: u64) -> u64 {
 fn scenario(role: &str) {
     let r = Reservoir::open().expect("open the emulated /dev/vmmctl");
     let a = Admission::open(r, None).expect("open the ledger");
-    a.reservoir().set_target(8 * GIB, 0, None).unwrap();
+    a.reservoir().unwrap().set_target(8 * GIB, 0, None).unwrap();
     let vmadm = 1280 * MIB;
     match role {
         "counts" => {
