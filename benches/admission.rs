@@ -28,9 +28,10 @@
 //!   racy launch without ledger or lock as its control); timed, the
 //!   reservoir has room for 32 (every start fits: the rate of admissions,
 //!   not of refusals).
-//! - `in_memory_kernel`: `Admission::admit` + `commit` with a kernel that
-//!   answers from memory (the library's `Kernel` seam), beside one
-//!   `getppid()`.
+//! - `in_memory_kernel`: `Admission::admit` + `commit` (the Rust API, on
+//!   a ledger file of its own) with a kernel that answers the reservoir
+//!   query from memory (the library's `Kernel` seam), beside one
+//!   `getppid()`: the library's own share of the public path.
 //!
 //! The benchmark runs itself again as a child process with the emulator
 //! preloaded (`LD_PRELOAD`, a fresh emulated 16 GiB host and run
@@ -50,6 +51,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use vmmresv::admission::ledger::Pool;
+use vmmresv::admission::{Admission, Decision, Preference};
+use vmmresv::reservoir::Kernel;
+use vmmresv::sys::{vmm_resv_query, vmm_resv_target};
 
 /// Guest memory of the single-process admissions (a multiple of 4 KiB).
 const VM_BYTES: u64 = 1 << 20;
@@ -600,12 +605,80 @@ fn launchers_16(c: &mut Criterion, ab: &Ab<'_>, counts: &mut LaunchCounts) {
     g.finish();
 }
 
-fn in_memory_kernel(_c: &mut Criterion) {
-    // The Kernel seam (Admission::open_with_kernel) is not in this library
-    // yet: see benches/README.md.
-    println!(
-        "in_memory_kernel: NOT MEASURED: Admission::open_with_kernel is not in this library yet"
+/// A kernel that answers the reservoir query from memory (the library's
+/// `Kernel` seam): what admission costs without the emulated ioctl.
+struct MemKernel;
+
+impl Kernel for MemKernel {
+    fn resv_query(&self) -> Result<vmm_resv_query, i32> {
+        Ok(vmm_resv_query {
+            vrq_free_sz: RESERVOIR_BYTES,
+            vrq_alloc_sz: 0,
+            vrq_alloc_transient_sz: 0,
+            vrq_limit: 16 << 30,
+        })
+    }
+
+    fn resv_set_target(&self, _req: &mut vmm_resv_target) -> Result<(), i32> {
+        Err(libc::EPERM)
+    }
+}
+
+fn in_memory_kernel(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("vmmresv-admit-bench-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the in-memory kernel's ledger directory");
+    let adm = Admission::open_with_kernel(Box::new(MemKernel), &dir.join("admission.ledger"))
+        .expect("open admission on the in-memory kernel");
+    // The same rotation over 256 UUIDs as the C loop (ab_admit_commit).
+    let uuids: Vec<[u8; 16]> = (0..256u32)
+        .map(|i| {
+            let mut u = [0u8; 16];
+            u[0] = 0xbe;
+            u[3] = 2;
+            u[12..].copy_from_slice(&i.to_be_bytes());
+            u
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("in_memory_kernel");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("admit_commit", |b| {
+        b.iter_custom(|iters| {
+            let bytes = black_box(VM_BYTES);
+            let mut ok = 0u64;
+            let t0 = Instant::now();
+            for i in 0..iters {
+                let u = &uuids[(i % 256) as usize];
+                let v = adm
+                    .admit(u, bytes, Preference::Require)
+                    .expect("admit on the in-memory kernel");
+                if v.decision == Decision::UseReservoir
+                    && adm.commit(u).expect("commit on the in-memory kernel") == v.charged_bytes
+                {
+                    ok += 1;
+                }
+            }
+            let t = t0.elapsed();
+            assert_eq!(
+                ok, iters,
+                "in-memory kernel: every admission admitted and committed"
+            );
+            t
+        })
+    });
+    g.bench_function("getppid", |b| {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        b.iter(|| unsafe { libc::getppid() })
+    });
+    g.finish();
+    assert!(
+        adm.claims().expect("readable ledger").is_empty(),
+        "claims left behind on the in-memory kernel"
     );
+    assert_eq!(adm.pending_bytes(Pool::Reservoir), 0);
+    drop(adm);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------
