@@ -149,6 +149,13 @@
 #define VMMRESV_REASON_MEMORY_STATE 6
 
 /**
+ * `reason` (ABI 1.2): another process holds this VM's claim (it is
+ * starting this VM now); nothing was claimed. That process commits or
+ * aborts it, or hands it over (vmmresv_handoff()).
+ */
+#define VMMRESV_REASON_HELD_ELSEWHERE 7
+
+/**
  * `kind` of a vmmresv_boot_setting: a percentage of the kernel's limit.
  */
 #define VMMRESV_BOOT_PERCENT 1
@@ -162,6 +169,31 @@
  * The default boot setting (RFD 185): this percentage of the limit.
  */
 #define VMMRESV_BOOT_DEFAULT_PERCENT 75
+
+/**
+ * Bytes that always hold a hand-off token and its NUL.
+ */
+#define VMMRESV_HANDOFF_BUFSIZE 512
+
+/**
+ * `origin`: the built-in default run directory.
+ */
+#define VMMRESV_LEDGER_ORIGIN_DEFAULT 0
+
+/**
+ * `origin`: `run_dir=` in the host's config file.
+ */
+#define VMMRESV_LEDGER_ORIGIN_CONFIG 1
+
+/**
+ * `origin`: the VMMRESV_RUNDIR environment variable (an override).
+ */
+#define VMMRESV_LEDGER_ORIGIN_ENVIRONMENT 2
+
+/**
+ * `origin`: a path given to vmmresv_admission_open() (an override).
+ */
+#define VMMRESV_LEDGER_ORIGIN_ARGUMENT 3
 
 /**
  * Overhead model: the same overhead for every VM (EVE-OS, 600 MiB).
@@ -362,6 +394,23 @@ enum vmmresv_status
    * time).
    */
   VMMRESV_STATUS_TIMEOUT = 7028,
+  /**
+   * The admission ledger file was renamed over, replaced or removed
+   * while in use: the path no longer names the file this handle (or
+   * its anchor) holds. Nothing was admitted. (Since 1.2.)
+   */
+  VMMRESV_STATUS_LEDGER_REPLACED = 7029,
+  /**
+   * The admission ledger file has another layout version and claims
+   * in use; it is neither read nor replaced. (Since 1.2.)
+   */
+  VMMRESV_STATUS_LEDGER_VERSION = 7030,
+  /**
+   * Another process holds this VM's claim: only a holder (the process
+   * that admitted it, or one that adopted it) can commit or abort it.
+   * (Since 1.2.)
+   */
+  VMMRESV_STATUS_NOT_HOLDER = 7031,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1600,6 +1649,48 @@ vmmresv_status vmmresv_boot_target(const struct vmmresv_reservoir *reservoir,
                                    const char *setting,
                                    uint64_t chunk_bytes,
                                    struct vmmresv_boot_plan *out);
+
+/**
+ * Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
+ * ARC reservation, host-memory claim) held by this process into `buf`
+ * (`buf_len` bytes, NUL-terminated), and make the ledger descriptors
+ * survive an exec. Give the token to the program that will allocate the
+ * VM's memory (conventionally in the environment variable
+ * VMMRESV_HANDOFF) and have it call vmmresv_adopt(). `*needed` (may be
+ * NULL) receives the bytes the token needs including the NUL; if
+ * `buf_len` is smaller, nothing is written or changed and BUFFER_TOO_SMALL
+ * is returned (`buf` may be NULL when `buf_len` is 0).
+ * VMMRESV_HANDOFF_BUFSIZE bytes always suffice. NOT_FOUND if this process
+ * holds no claim for the VM, NOT_HOLDER if another process holds it.
+ */
+vmmresv_status vmmresv_handoff(const struct vmmresv_admission *admission_handle,
+                               const char *vm_uuid,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *needed);
+
+/**
+ * Make this process a holder of the claims `token` names (made by
+ * vmmresv_handoff() in the launcher): after a fork and exec, the launcher
+ * and this process both hold them until one commits or aborts, and the
+ * claims live while either lives; after an exec in place, this process
+ * goes on holding them. Then vmmresv_commit()/vmmresv_abort() work here.
+ * NOT_FOUND if a claim is gone or nobody holds it any more (or, after an
+ * exec in place, the ledger descriptor did not survive it), BUSY if
+ * another process adopted it already, INVALID_ARGUMENT for a malformed
+ * token, LEDGER_REPLACED if the ledger is not the one the handle opened.
+ */
+vmmresv_status vmmresv_adopt(struct vmmresv_admission *admission_handle,
+                             const char *token);
+
+/**
+ * Where the admission handle's ledger path came from: `*origin` receives
+ * VMMRESV_LEDGER_ORIGIN_DEFAULT or _CONFIG (the host-wide setting every
+ * launcher shares), or _ENVIRONMENT or _ARGUMENT (an override for this
+ * process: two ledgers for one host protect nothing).
+ */
+vmmresv_status vmmresv_admission_ledger_origin(const struct vmmresv_admission *admission_handle,
+                                               uint32_t *origin);
 
 /**
  * Fill `*out` with the documents' numbers: fixed 600 MiB, proportional

@@ -104,14 +104,13 @@ fn scenario(role: &str) {
             println!("RESULT held");
         }
         "after_hold" => {
-            // The claim of the exited process was reclaimed when this
-            // handle opened the ledger (the kernel dropped the holder's
-            // lock when it exited); this admission needs all of the
-            // reservoir.
+            // The claim of the exited process (the kernel dropped its lock
+            // when it exited) is reclaimed by this admission, which needs
+            // all of the reservoir.
             let free = a.query().unwrap().free;
             assert_eq!(
                 a.pending_bytes(Pool::Reservoir),
-                0,
+                GIB,
                 "the dead claim is still counted"
             );
             let v = a.admit(&uuid(11), free, Preference::Require).unwrap();

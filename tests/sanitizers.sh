@@ -75,7 +75,7 @@ libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
 build rsrvrctl "${libflags[@]}" || exit 1
 build zhyve "${libflags[@]}" || exit 1
 build report "${libflags[@]}" || exit 1
-build bhyve || exit 1
+build bhyve "${libflags[@]}" || exit 1
 
 # The canary programs (see the header comment).
 cat > "$tmp/canary_asan.c" <<'EOF'

@@ -284,12 +284,18 @@ impl Admission {
 
     fn open_on(device: Device, path: &Path, origin: LedgerOrigin) -> Result<Admission> {
         let file = LedgerFile::open_or_create(path)?;
-        // On open: reclaim what dead holders left and check the totals.
+        // On open: check each total against the slots (repairing one that
+        // does not add up). Not a reclaim: a process that exec()ed in
+        // place still holds the record locks of its claims, and neither
+        // its map of them nor F_GETLK (which never reports the caller's own
+        // locks) can tell until it adopts them (vmmresv_adopt).
         let l = file.ledger();
-        match l.reconcile(&file.world()) {
-            Ok(_) => {}
-            Err(e) if e.status() == Status::Busy => {}
-            Err(e) => return Err(e),
+        for p in Pool::ALL {
+            match l.check_total(p) {
+                Ok(_) => {}
+                Err(e) if e.status() == Status::Busy => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Admission {
             host_path: vm::host_path_for(file.path()),
