@@ -34,5 +34,5 @@ pub mod sys;
 
 pub mod ffi;
 
-pub use reservoir::{Progress, Reservoir, ReservoirQuery, ResizeError};
+pub use reservoir::{OnSignal, Progress, Reservoir, ReservoirQuery, ResizeError, ResizeOp};
 pub use status::{Error, Status};
