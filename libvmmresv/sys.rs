@@ -183,11 +183,13 @@ impl Default for QueryBuf {
 /// size the kernel uses for `req` (for `VMM_RESV_QUERY`: at least 48 bytes,
 /// see [`QueryBuf`]), and nothing else may access it during the call.
 pub unsafe fn ioctl(fd: BorrowedFd<'_>, req: i32, arg: *mut libc::c_void) -> Result<i32, i32> {
-    // The request parameter is c_int on illumos and c_ulong in glibc; the
-    // numbers are small positive ints, so the conversion is lossless.
+    // The request parameter is c_int on illumos and c_ulong in glibc. Go
+    // through u32 so an `_IOW` number with the top bit set (0x80087702)
+    // is zero-extended into a c_ulong, not sign-extended; on illumos the
+    // round trip gives the same int back.
     // SAFETY: the caller guarantees `arg` is valid for `req` (see # Safety);
     // `fd` is a live descriptor for the duration of the borrow.
-    let rv = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
+    let rv = unsafe { libc::ioctl(fd.as_raw_fd(), req as u32 as _, arg) };
     if rv < 0 {
         Err(std::io::Error::last_os_error()
             .raw_os_error()
