@@ -318,7 +318,10 @@ fn add_and_remove_fail_on_eintr_as_the_original() {
     assert_eq!(host.stat("free"), 512 * MIB);
     assert_eq!(host.stat("adding"), 0);
     // -s still resumes through all of these.
-    host.set("VMMEMU_EINTR_LIMIT", &(host.stat("eintr_given") + 3).to_string());
+    host.set(
+        "VMMEMU_EINTR_LIMIT",
+        &(host.stat("eintr_given") + 3).to_string(),
+    );
     assert_eq!(ok(&host, &["-s", "1024"]), "");
     assert_eq!(host.stat("free"), GIB);
     assert_quiescent(&host);

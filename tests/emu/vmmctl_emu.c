@@ -14,8 +14,8 @@
  * The reservoir follows illumos usr/src/uts/intel/io/vmm/vmm_reservoir.c
  * (vmmr_add, vmmr_remove, vmmr_set_target, vmmr_ioctl, vmmr_alloc,
  * vmmr_free) and vmm_sol_dev.c (vmm_open, vmm_ioctl, vmm_ctl_ioctl,
- * vmmdev_do_vm_create/destroy), as summarised in
- * /work/shared/research/illumos-reservoir.md sections 1 and 2.  Its state
+ * vmmdev_do_vm_create/destroy), and OS-8005's VM_ARC_RESV follows the two
+ * illumos-joyent trees' usr/src/uts/i86pc/io/vmm/vmm_sol_dev.c.  Its state
  * lives in the file VMMEMU_STATE, shared by every process of one test and
  * locked with flock() wherever the kernel holds vmmr_lock.  Simplifications
  * are marked "SIMPLIFIED" below and listed in README.md.

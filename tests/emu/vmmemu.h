@@ -5,8 +5,9 @@
  *
  * Three parts:
  *  1. The illumos kernel ABI being emulated (ioctl numbers, structs), taken
- *     from illumos-gate sys/vmm_dev.h and sys/vmm.h (interface version 18;
- *     see /work/shared/research/illumos-reservoir.md section 2).
+ *     from illumos-gate usr/src/uts/intel/sys/vmm_dev.h and sys/vmm.h
+ *     (interface version 18), and OS-8005's VM_ARC_RESV from the
+ *     illumos-joyent usr/src/uts/i86pc/sys/vmm_dev.h of its two trees.
  *  2. The layout of the state file (env VMMEMU_STATE) shared by every
  *     process of one test: a header holding the counters of
  *     vmm_reservoir.c, then a fixed table of VMs.
