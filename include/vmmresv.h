@@ -264,6 +264,32 @@
 #define VMMRESV_PROFILE_CNAPI 3
 
 /**
+ * `vmmresv_reservoir_resize()` op: resize to `bytes` (free + alloc), as
+ * `vmmresv_reservoir_set_target()`.
+ */
+#define VMMRESV_RESIZE_TARGET 0
+
+/**
+ * `vmmresv_reservoir_resize()` op: grow by `bytes`, as
+ * `vmmresv_reservoir_add()`.
+ */
+#define VMMRESV_RESIZE_ADD 1
+
+/**
+ * `vmmresv_reservoir_resize()` op: shrink by `bytes` (clamped to the
+ * size), as `vmmresv_reservoir_remove()`.
+ */
+#define VMMRESV_RESIZE_REMOVE 2
+
+/**
+ * `vmmresv_reservoir_resize()` flag: the first time the kernel stops the
+ * resize for a signal (EINTR), return VMMRESV_STATUS_INTERRUPTED with the
+ * size reached instead of resuming. Without it a signal never ends the
+ * call (only a progress callback's nonzero answer does).
+ */
+#define VMMRESV_RESIZE_STOP_ON_SIGNAL 1
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -1475,8 +1501,10 @@ vmmresv_status vmmresv_arc_apply_linux(struct vmmresv_admission *admission_handl
 /**
  * illumos: apply VM `vm_name`'s ARC reservation of `bytes` with OS-8005's
  * per-VM ioctl (VM_ARC_RESV on /dev/vmm/`vm_name`), where the kernel has
- * it (2021-era illumos-joyent). UNSUPPORTED on every other kernel (the
- * ioctl answers ENOTTY): illumos has no run-time zfs_arc_max, and the
+ * it (illumos-joyent, in either of its two encodings: by value, or a
+ * pointer to a size_t, chosen by the kernel's interface version or else
+ * by trying each). UNSUPPORTED on every other kernel (the ioctl answers
+ * ENOTTY): illumos has no run-time zfs_arc_max, and the
  * library reports that rather than pretend. NO_DEVICE if the VM does not
  * exist; OUT_OF_MEMORY if that kernel's own guard refuses.
  */
@@ -1869,6 +1897,35 @@ vmmresv_status vmmresv_report_json(const struct vmmresv_admission *admission_han
                                    char *buf,
                                    size_t buf_len,
                                    size_t *needed);
+
+/**
+ * Resize the reservoir: `op` VMMRESV_RESIZE_TARGET (to `bytes`),
+ * VMMRESV_RESIZE_ADD (by `bytes`) or VMMRESV_RESIZE_REMOVE (by `bytes`,
+ * clamped to the size), in steps of `chunk_bytes` (0 = one step; for add
+ * and remove at most `bytes`), exactly as `vmmresv_reservoir_set_target()`,
+ * `_add()` and `_remove()` do — except for what a signal does.
+ *
+ * The kernel stops a resize with EINTR when a signal is pending: before
+ * its first step too (nothing done, even with `chunk_bytes` 0), and in
+ * the middle of a step that waits for memory (that step is undone). Steps
+ * completed stay. With `flags` VMMRESV_RESIZE_STOP_ON_SIGNAL the call
+ * then returns VMMRESV_STATUS_INTERRUPTED (vmmresv_last_errno() EINTR)
+ * and `*reached` says where the reservoir stands, which may be where it
+ * started; `progress` (may be NULL) is still called first, and its answer
+ * does not matter. With `flags` 0 the resize resumes, after calling
+ * `progress`, which may cancel — the VMMRESV_1.0 functions' behaviour.
+ *
+ * Errors: INVALID_ARGUMENT (unknown `op` or `flags` bit), INTERRUPTED,
+ * and those of `vmmresv_reservoir_set_target()`.
+ */
+vmmresv_status vmmresv_reservoir_resize(const struct vmmresv_reservoir *reservoir,
+                                        uint32_t op,
+                                        uint64_t bytes,
+                                        uint64_t chunk_bytes,
+                                        uint32_t flags,
+                                        vmmresv_progress_fn progress,
+                                        void *arg,
+                                        uint64_t *reached);
 
 #ifdef __cplusplus
 }  // extern "C"
