@@ -35,11 +35,12 @@
  *                        (on Linux the process then shows state Z in
  *                        /proc/<pid>/stat while it lives on) -> detach ok,
  *                        written by the new thread
- *   emfile <uuid> <MiB> <count> <nofile>
+ *   emfile <uuid> <MiB> <count> <nofile> <hold-us> <free-us>
  *                        short of file descriptors: RLIMIT_NOFILE (soft)
  *                        set to <nofile>, every descriptor but one taken,
- *                        and a second thread that keeps grabbing and
- *                        releasing the last one, as a busy launcher's other
+ *                        and a second thread that keeps grabbing the last
+ *                        one (for <hold-us> microseconds) and releasing it
+ *                        (for <free-us>), as a busy launcher's other
  *                        threads would; then <count> admissions of <MiB>
  *                        (the UUID's last 4 hex digits replaced by the
  *                        attempt number), each granted one aborted at once;
@@ -70,6 +71,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmmresv.h"
@@ -263,6 +265,7 @@ cmd_stop(void)
 /* The descriptor-grabbing thread of `emfile`. */
 static pthread_mutex_t churn_mx = PTHREAD_MUTEX_INITIALIZER;
 static int churn_stop;
+static long churn_hold_us, churn_free_us;
 
 static int
 churn_stopped(void)
@@ -275,6 +278,20 @@ churn_stopped(void)
 	return (s);
 }
 
+/* Spin (no sleep: the windows are microseconds) for `us` microseconds. */
+static void
+spin_us(long us)
+{
+	struct timespec t0, t;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		(void) clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000L +
+	    (t.tv_nsec - t0.tv_nsec) / 1000L < us);
+}
+
+/* Hold the last free descriptor, leave it free, again and again. */
 static void *
 churn(void *arg)
 {
@@ -283,21 +300,23 @@ churn(void *arg)
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		if (fd >= 0) {
-			(void) sched_yield();
+			spin_us(churn_hold_us);
 			(void) close(fd);
 		}
-		(void) sched_yield();
+		spin_us(churn_free_us);
 	}
 	return (NULL);
 }
 
 static void
-cmd_emfile(const char *uuid, const char *mib_s, const char *count_s,
-    const char *nofile_s)
+cmd_emfile(char *const *w)
 {
-	long long mib = number(mib_s, (long long)1 << 24);
-	long long count = number(count_s, 1000000);
-	long long nofile = number(nofile_s, MAX_FILL);
+	const char *uuid = w[1];
+	long long mib = number(w[2], (long long)1 << 24);
+	long long count = number(w[3], 1000000);
+	long long nofile = number(w[4], MAX_FILL);
+	long long hold = number(w[5], 1000000);
+	long long free_us = number(w[6], 1000000);
 	static int fill[MAX_FILL];
 	int nfill = 0, granted = 0, refused = 0, errors = 0, fd;
 	unsigned first_error = 0;
@@ -308,8 +327,9 @@ cmd_emfile(const char *uuid, const char *mib_s, const char *count_s,
 	long long i;
 
 	if (uuid == NULL || strlen(uuid) != UUID_LEN || mib <= 0 ||
-	    count < 0 || nofile < 8) {
-		reply("error emfile <uuid> <MiB> <count> <nofile>");
+	    count < 0 || nofile < 8 || hold < 0 || free_us < 0) {
+		reply("error emfile <uuid> <MiB> <count> <nofile> <hold-us> "
+		    "<free-us>");
 		return;
 	}
 	if (getrlimit(RLIMIT_NOFILE, &old) != 0) {
@@ -329,6 +349,8 @@ cmd_emfile(const char *uuid, const char *mib_s, const char *count_s,
 	if (nfill > 0)
 		(void) close(fill[--nfill]);
 	churn_stop = 0;
+	churn_hold_us = (long)hold;
+	churn_free_us = (long)free_us;
 	if (pthread_create(&t, NULL, churn, NULL) != 0) {
 		while (nfill > 0)
 			(void) close(fill[--nfill]);
@@ -395,14 +417,14 @@ serve(void *arg)
 	if (arg != NULL)
 		reply("detach ok");
 	while (fgets(line, sizeof (line), stdin) != NULL) {
-		char *w[6];
+		char *w[8];
 		char *save = NULL, *p;
 		int n = 0;
 
-		for (p = strtok_r(line, " \t\r\n", &save); p != NULL && n < 6;
+		for (p = strtok_r(line, " \t\r\n", &save); p != NULL && n < 8;
 		    p = strtok_r(NULL, " \t\r\n", &save))
 			w[n++] = p;
-		while (n < 6)
+		while (n < 8)
 			w[n++] = NULL;
 		if (w[0] == NULL)
 			continue;
@@ -426,7 +448,7 @@ serve(void *arg)
 		} else if (strcmp(w[0], "detach") == 0) {
 			cmd_detach();
 		} else if (strcmp(w[0], "emfile") == 0) {
-			cmd_emfile(w[1], w[2], w[3], w[4]);
+			cmd_emfile(w);
 		} else if (strcmp(w[0], "quit") == 0) {
 			break;
 		} else {

@@ -211,10 +211,24 @@ pub fn parse_reply(line: &str) -> Reply {
 impl Launcher {
     /// Start zlaunch `name` at `place` and wait for its `ready` line.
     pub fn start(host: &Host, place: Place, name: &str) -> Launcher {
+        Launcher::start_with(host, place, name, &[])
+            .unwrap_or_else(|(st, err)| panic!("{} did not start: {}\n{}", name, st, err))
+    }
+
+    /// Start zlaunch `name` at `place` with extra options (`-l path`);
+    /// if it exits instead of becoming ready, its exit status and stderr.
+    pub fn start_with(
+        host: &Host,
+        place: Place,
+        name: &str,
+        opts: &[&str],
+    ) -> Result<Launcher, (ExitStatus, String)> {
         let bh = bhyve().display().to_string();
+        let mut args: Vec<&str> = opts.to_vec();
+        args.push(bh.as_str());
         let mut cmd = match place {
-            Place::Plain => host.plain(zlaunch(), &[bh.as_str()]),
-            Place::Zone(n, pad) => host.zoned(n, pad, zlaunch(), &[bh.as_str()]),
+            Place::Plain => host.plain(zlaunch(), &args),
+            Place::Zone(n, pad) => host.zoned(n, pad, zlaunch(), &args),
         };
         let err = host.emu.dir.path().join(format!("{}.stderr", name));
         let mut child = cmd
@@ -234,15 +248,20 @@ impl Launcher {
             ns_pid: 0,
             pid: 0,
         };
-        let ready = l.line();
-        assert!(ready.starts_with("ready pid="), "{}: {:?}", name, ready);
+        let mut ready = String::new();
+        l.out.read_line(&mut ready).unwrap();
+        if !ready.starts_with("ready pid=") {
+            l.stdin = None;
+            let st = l.child.wait().unwrap();
+            return Err((st, format!("{}{}", ready, l.stderr())));
+        }
         l.ns_pid = parse_reply(&ready)["pid"] as u32;
         l.pid = match place {
             Place::Plain => l.child.id(),
             Place::Zone(..) => descendant_named(l.child.id(), "zlaunch")
                 .unwrap_or_else(|| panic!("{}: no zlaunch under unshare", name)),
         };
-        l
+        Ok(l)
     }
 
     /// What it (and its bhyves) wrote on stderr so far.
@@ -375,8 +394,10 @@ impl Drop for Launcher {
             // A stopped launcher must be able to see its EOF or its SIGKILL.
             // SAFETY: kill(2) on our own child(ren).
             unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGCONT);
-                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                if self.pid > 1 {
+                    libc::kill(self.pid as libc::pid_t, libc::SIGCONT);
+                    libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                }
                 libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL);
             }
             let _ = self.child.wait();
