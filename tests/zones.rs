@@ -82,8 +82,9 @@ fn summary(out: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// Sixteen zhyves, each in its own zone, `per` VM starts each: admit →
-/// bhyve creates the VM and allocates its memory → commit → the VM runs
-/// briefly and is destroyed; a refused start waits 1 ms and tries the next.
+/// bhyve creates the VM and, 2 ms later (a slow boot, so claims stay
+/// pending a while), allocates its memory → commit → the VM is stopped and
+/// destroyed; a refused start waits 1 ms and tries the next.
 fn zoned_race(host: &Host, per: usize) -> Vec<Run> {
     let n = per.to_string();
     let bh = bhyve().display().to_string();
@@ -97,6 +98,8 @@ fn zoned_race(host: &Host, per: usize) -> Vec<Run> {
             "-q",
             "-B",
             "1",
+            "-D",
+            "2",
             "-p",
             "require",
             "-n",
@@ -166,13 +169,21 @@ fn show(runs: &[Run]) -> String {
 ///
 /// VMMRESV_ZONES_LONG=1 runs 100,000 admissions instead.
 ///
-/// Against pid + start-time liveness (main at 40f3a4a), 16 × 625 starts:
-/// it failed at once — a zhyve saw the others' claims as dead (their pid,
-/// 4 in every namespace, names its own process there, with another start
-/// time), reclaimed them and admitted on top: ### RACE-TODAY ###
+/// Against pid + start-time liveness (main at 40f3a4a), 16 × 625 starts,
+/// it failed every time: in three runs only 650, 1,274 and 646 admissions
+/// were made before 15, 14 and 15 of the 16 zhyves had exited 1 with
+/// `zhyve: vmmresv_commit: this process holds no claim for that VM (status
+/// 7024)`: a zone had taken their live claims for dead (their pid, 4 in
+/// every namespace, names another process there, with another start time)
+/// and reclaimed them. In those runs no bhyve happened to find the
+/// reservoir short (each zhyve stopped at its first lost claim, so few VMs
+/// overlapped); tests `zones_two_launchers_regression` shows that step.
 ///
-/// Measured on the 2-core development VM (release .so, test profile),
-/// wall time of the 16 zones: ### RACE-TIMES ###
+/// Runtime: each VM start costs a posix_spawn + exec of bhyve and bhyve's
+/// 2 ms slow allocation (`-D 2`); the same load without namespaces
+/// (tests/admission_race.rs, no `-D`) made 10,000 admissions in about 4 s
+/// on the 2-core development VM. The namespaces add one unshare + two
+/// mounts per zone, once.
 #[test]
 fn zones_race_16_launchers() {
     if !zones_available("zones_race_16_launchers") {
