@@ -46,6 +46,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/vmmresv/vmmresv.conf";
 pub const KEY_RESERVOIR_SIZE: &str = "reservoir_size";
 /// The config-file key of the resize chunk (SMF `config/chunk_size`).
 pub const KEY_CHUNK_SIZE: &str = "chunk_size";
+/// The config-file key of the host's run directory (where the one
+/// admission ledger of the host lives): an absolute path.
+pub const KEY_RUN_DIR: &str = "run_dir";
 
 /// What the boot-time reservoir setting asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,12 +175,14 @@ pub fn boot_target(setting: BootSetting, limit_bytes: u64, chunk_bytes: u64) -> 
 }
 
 /// The settings a config file gives; `None` where it says nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BootConfig {
     /// `reservoir_size=`.
     pub reservoir_size: Option<BootSetting>,
     /// `chunk_size=`, in bytes.
     pub chunk_size: Option<u64>,
+    /// `run_dir=`: the host's run directory (absolute).
+    pub run_dir: Option<PathBuf>,
 }
 
 /// At most this many characters of an offending line are kept in a
@@ -289,11 +294,26 @@ pub fn parse_config(path: &Path, text: &str) -> core::result::Result<BootConfig,
                 })?;
                 cfg.chunk_size = Some(c);
             }
+            KEY_RUN_DIR => {
+                if cfg.run_dir.is_some() {
+                    return Err(err(
+                        format!("{} given twice", key),
+                        Error::new(Status::InvalidArgument),
+                    ));
+                }
+                if !value.starts_with('/') {
+                    return Err(err(
+                        format!("{}: not an absolute path", key),
+                        Error::new(Status::InvalidArgument),
+                    ));
+                }
+                cfg.run_dir = Some(PathBuf::from(value));
+            }
             _ => {
                 return Err(err(
                     format!(
-                        "unknown key {:?} (known: {}, {})",
-                        key, KEY_RESERVOIR_SIZE, KEY_CHUNK_SIZE
+                        "unknown key {:?} (known: {}, {}, {})",
+                        key, KEY_RESERVOIR_SIZE, KEY_CHUNK_SIZE, KEY_RUN_DIR
                     ),
                     Error::new(Status::InvalidArgument),
                 ))
@@ -350,6 +370,13 @@ pub fn read_config_file(path: &Path) -> core::result::Result<Option<BootConfig>,
 /// missing or has no `reservoir_size` line.
 pub fn read_config(path: &Path) -> core::result::Result<Option<BootSetting>, ConfigError> {
     Ok(read_config_file(path)?.and_then(|c| c.reservoir_size))
+}
+
+/// The host's run directory as the config file ([`DEFAULT_CONFIG_PATH`])
+/// sets it: None if the file or the key is absent. A file that cannot be
+/// read or parsed is its error — the ledger's place is not guessed.
+pub fn configured_run_dir() -> core::result::Result<Option<PathBuf>, ConfigError> {
+    Ok(read_config_file(Path::new(DEFAULT_CONFIG_PATH))?.and_then(|c| c.run_dir))
 }
 
 #[cfg(test)]

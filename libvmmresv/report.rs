@@ -488,7 +488,7 @@ impl Admission {
     /// policy. `inputs.arc` None: the ARC host set with
     /// [`Admission::set_arc`], if any.
     pub fn report(&self, inputs: &ReportInputs) -> Result<Report, Error> {
-        let q = self.reservoir().query()?;
+        let q = self.query()?;
         let pending = Pending {
             reservoir: self.pending_bytes(Pool::Reservoir),
             transient: self.pending_bytes(Pool::Transient),

@@ -44,10 +44,61 @@ pub const DEFAULT_TARGET_PERCENT: u64 = 75;
 /// The run directory: `VMMRESV_RUNDIR` if set and non-empty, else
 /// [`DEFAULT_RUN_DIR`].
 pub fn run_dir() -> PathBuf {
-    match std::env::var_os(RUN_DIR_ENV) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(DEFAULT_RUN_DIR),
+    run_dir_setting()
+        .map(|(d, _)| d)
+        .unwrap_or_else(|_| PathBuf::from(DEFAULT_RUN_DIR))
+}
+
+/// Where a run directory (and so the admission ledger in it) came from.
+/// One host has one ledger: the host-wide setting (the config file, or the
+/// default) is what every launcher must share; an argument or the
+/// environment overrides it for one process only, and is reported so a
+/// mis-set one is seen.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunDirOrigin {
+    /// The built-in default ([`DEFAULT_RUN_DIR`]).
+    Default = 0,
+    /// `run_dir=` in the host's config file.
+    Config = 1,
+    /// The [`RUN_DIR_ENV`] environment variable.
+    Environment = 2,
+    /// An argument of the call that opened the handle.
+    Argument = 3,
+}
+
+impl RunDirOrigin {
+    /// The name reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunDirOrigin::Default => "default",
+            RunDirOrigin::Config => "config",
+            RunDirOrigin::Environment => "environment",
+            RunDirOrigin::Argument => "argument",
+        }
     }
+
+    /// Whether this is the host-wide setting rather than an override.
+    pub fn host_wide(self) -> bool {
+        matches!(self, RunDirOrigin::Default | RunDirOrigin::Config)
+    }
+}
+
+/// The run directory and where it came from: the environment
+/// ([`RUN_DIR_ENV`]), else `run_dir=` in the host's config file, else
+/// [`DEFAULT_RUN_DIR`]. A config file that cannot be read or parsed is an
+/// error, never a silent default (two ledgers for one host protect
+/// nothing).
+pub fn run_dir_setting() -> Result<(PathBuf, RunDirOrigin)> {
+    if let Some(d) = std::env::var_os(RUN_DIR_ENV) {
+        if !d.is_empty() {
+            return Ok((PathBuf::from(d), RunDirOrigin::Environment));
+        }
+    }
+    Ok(match crate::boot::configured_run_dir().map_err(Error::from)? {
+        Some(d) => (d, RunDirOrigin::Config),
+        None => (PathBuf::from(DEFAULT_RUN_DIR), RunDirOrigin::Default),
+    })
 }
 
 /// The reservoir's counters, in bytes (`struct vmm_resv_query`).
@@ -173,6 +224,7 @@ pub struct Reservoir {
     fd: OwnedFd,
     version: u32,
     lock_path: PathBuf,
+    run_dir_origin: RunDirOrigin,
 }
 
 impl Reservoir {
@@ -197,11 +249,15 @@ impl Reservoir {
             .map_err(|e| io_error(&e))?;
         let fd: OwnedFd = file.into();
         let version = Self::read_version(&fd)?;
-        let dir = run_dir_path.map(Path::to_path_buf).unwrap_or_else(run_dir);
+        let (dir, run_dir_origin) = match run_dir_path {
+            Some(p) => (p.to_path_buf(), RunDirOrigin::Argument),
+            None => run_dir_setting()?,
+        };
         Ok(Reservoir {
             fd,
             version,
             lock_path: dir.join(LOCK_FILE_NAME),
+            run_dir_origin,
         })
     }
 
@@ -237,6 +293,7 @@ impl Reservoir {
             fd: self.fd.try_clone().map_err(|e| io_error(&e))?,
             version: self.version,
             lock_path: self.lock_path.clone(),
+            run_dir_origin: self.run_dir_origin,
         })
     }
 
@@ -256,8 +313,13 @@ impl Reservoir {
         &self.lock_path
     }
 
-    /// The run directory this handle was opened with (where the resize
-    /// lock, and by default the admission ledger, live).
+    /// Where this handle's run directory came from.
+    pub fn run_dir_origin(&self) -> RunDirOrigin {
+        self.run_dir_origin
+    }
+
+    /// The run directory (where the resize lock and, by default, the
+    /// admission ledger live).
     pub fn run_dir(&self) -> &Path {
         self.lock_path.parent().unwrap_or(Path::new("/"))
     }

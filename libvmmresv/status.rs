@@ -82,9 +82,20 @@ pub enum Status {
     /// A deadline passed first (the ARC did not shrink to the target in
     /// time).
     Timeout = 7028,
+    /// The admission ledger file was renamed over, replaced or removed
+    /// while in use: the path no longer names the file this handle (or
+    /// its anchor) holds. Nothing was admitted. (Since 1.2.)
+    LedgerReplaced = 7029,
+    /// The admission ledger file has another layout version and claims
+    /// in use; it is neither read nor replaced. (Since 1.2.)
+    LedgerVersion = 7030,
+    /// Another process holds this VM's claim: only a holder (the process
+    /// that admitted it, or one that adopted it) can commit or abort it.
+    /// (Since 1.2.)
+    NotHolder = 7031,
 }
 
-const ALL_STATUSES: [Status; 26] = [
+const ALL_STATUSES: [Status; 29] = [
     Status::Ok,
     Status::NullArgument,
     Status::InvalidArgument,
@@ -111,6 +122,9 @@ const ALL_STATUSES: [Status; 26] = [
     Status::Unsupported,
     Status::MalformedInput,
     Status::Timeout,
+    Status::LedgerReplaced,
+    Status::LedgerVersion,
+    Status::NotHolder,
 ];
 
 impl Status {
@@ -160,6 +174,13 @@ impl Status {
             Status::Unsupported => "not supported on this platform\0",
             Status::MalformedInput => "malformed ARC statistics, kstat or ::memstat input\0",
             Status::Timeout => "the deadline passed first\0",
+            Status::LedgerReplaced => {
+                "the admission ledger file was replaced, renamed or removed while in use\0"
+            }
+            Status::LedgerVersion => {
+                "the admission ledger file has another layout version and claims in use\0"
+            }
+            Status::NotHolder => "another process holds this VM's claim\0",
         }
     }
 

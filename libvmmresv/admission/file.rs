@@ -1,33 +1,58 @@
-//! The ledger's shared file: create, check, map.
+//! The ledger's shared file: create, check, map — and the kernel's record
+//! locks that say which claims are alive ([`FileWorld`]).
 //!
-//! Layout (version 1), little-endian on the only hosts that exist (x86_64):
+//! Layout (version 2), little-endian on the only hosts that exist (x86_64):
 //!
 //! | offset | size | what |
 //! |---|---|---|
-//! | 0 | 56 | [`FileHeader`]: magic, version, sizes, creation time, check |
+//! | 0 | 80 | [`FileHeader`]: magic, version, sizes, backend and pool, creation, instance, check |
 //! | 128 | 8 | the reservoir pool's total word (its own cache line) |
-//! | 192 | 8 | the reconciler stamp |
+//! | 192 | 8 | the count of spilled slots ([`super::ledger::PROBE`]) |
 //! | 256 | 8 | the transient pool's total word |
 //! | 320 | 8 | the ARC pool's total word |
-//! | 4096 | 8192 × 64 | the slots |
+//! | 4096 | 4096 × 64 | the slots |
+//! | [`LOCK_BASE`] + 2i, + 2i + 1 | 1 each | slot i's holder and adopter lock bytes (never written: record locks only) |
 //!
-//! The file is created 0600 under a temporary name, fully initialised, then
-//! linked into place, so no process ever maps a half-written header. On
-//! open it must be a regular file (O_NOFOLLOW: not a symlink) owned by the
-//! effective uid and writable by nobody else, exactly the expected size,
-//! with the expected magic, version, sizes and header check. The header is
-//! read with `pread` before mapping, and the mapped words are only ever
-//! touched as atomics.
+//! Creation: the whole file is *written* (header and zeros) under a short
+//! temporary name, then linked into place under its name and an anchor
+//! (`<name>.anchor`). Written, not sized with `ftruncate`: a sparse file on
+//! a full file system would raise SIGBUS at the first touch of a hole, in
+//! every process that maps it; written blocks cannot (on tmpfs, which is
+//! where the run directory belongs — illumos's `/var/run` is tmpfs — and on
+//! ordinary file systems; a compressing or copy-on-write one may still need
+//! new blocks for later writes). `posix_fallocate` is not used: illumos
+//! tmpfs and ZFS refuse it (EINVAL).
+//!
+//! Identity: the path must name the file this process holds, and the anchor
+//! the same file. A ledger whose name was unlinked is restored from its
+//! anchor (the claims in it stay visible); a name renamed over (or an
+//! anchor that names another file) is [`Status::LedgerReplaced`]: nobody
+//! admits against a view that may be missing pending claims.
+//!
+//! Open: a regular file (O_NOFOLLOW: not a symlink) owned by the effective
+//! uid and writable by nobody else, exactly the expected size, with the
+//! expected magic, version, sizes and header check. The header is read
+//! with `pread` before mapping, and the mapped words are only ever touched
+//! as atomics. A version-1 file (the pid-liveness layout) with no claim in
+//! it is replaced; with claims, [`Status::LedgerVersion`].
+//!
+//! One descriptor per file per process: POSIX record locks belong to the
+//! process and are *all* dropped when it closes any descriptor of the file,
+//! so every handle on one file shares one descriptor and one mapping
+//! (looked up by device and inode from `stat`, before anything is opened),
+//! kept while any handle or any lock needs it.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::ledger::{AtomicU64, Ledger, Slot, NSLOTS};
+use super::ledger::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
 use crate::status::{Error, Status};
 
 /// Result of the file layer.
@@ -35,20 +60,59 @@ pub type Result<T> = core::result::Result<T, Error>;
 
 /// Name of the ledger file in the run directory.
 pub const LEDGER_FILE_NAME: &str = "admission.ledger";
+/// Appended to a ledger's name for its anchor (a second link to it).
+pub const ANCHOR_SUFFIX: &str = ".anchor";
+/// The longest ledger file name: room for `.host` and the anchor suffix
+/// within the 255 bytes a file name may have.
+pub const MAX_NAME: usize = 255 - ".host".len() - ANCHOR_SUFFIX.len();
 /// "VMMRLDG" and a NUL.
 pub const MAGIC: [u8; 8] = *b"VMMRLDG\0";
 /// Layout version of this file.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the first slot.
 pub const HEADER_SIZE: usize = 4096;
 /// Bytes per slot.
 pub const SLOT_SIZE: usize = 64;
 /// The whole file.
 pub const FILE_SIZE: usize = HEADER_SIZE + NSLOTS * SLOT_SIZE;
+/// First lock byte: just past the data (record locks may lie beyond the
+/// end of a file, and these bytes are never read or written).
+pub const LOCK_BASE: u64 = FILE_SIZE as u64;
 const TOTAL_OFFSET: usize = 128;
-const RECONCILER_OFFSET: usize = 192;
+const SPILLED_OFFSET: usize = 192;
 const TRANSIENT_TOTAL_OFFSET: usize = 256;
 const ARC_TOTAL_OFFSET: usize = 320;
+
+/// Which kernel pool a ledger's claims are against.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The illumos VMM reservoir (`/dev/vmmctl`).
+    VmmReservoir = 1,
+    /// A Linux hugetlb pool of one page size (and optionally one node).
+    LinuxHugetlb = 2,
+}
+
+/// The backend and pool a ledger file is for, named in its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolId {
+    /// The kernel pool.
+    pub backend: Backend,
+    /// The pool's page size in bytes (4096 for the VMM reservoir).
+    pub page_size: u64,
+    /// The NUMA node, or -1 for the whole pool.
+    pub node: i32,
+}
+
+impl Default for PoolId {
+    fn default() -> PoolId {
+        PoolId {
+            backend: Backend::VmmReservoir,
+            page_size: crate::pages::PAGESIZE,
+            node: -1,
+        }
+    }
+}
 
 /// The fixed part of the header, never written after creation.
 #[repr(C)]
@@ -66,17 +130,25 @@ pub struct FileHeader {
     pub nslots: u32,
     /// Page size the claims count in (4096).
     pub page_size: u32,
+    /// [`Backend`] as a number.
+    pub backend: u32,
+    /// The pool's page size in bytes.
+    pub pool_page_size: u64,
+    /// The pool's NUMA node, -1 for none.
+    pub node: i32,
     /// Zero.
     pub reserved: u32,
     /// [`FILE_SIZE`].
     pub file_size: u64,
     /// Unix seconds at creation.
     pub created: u64,
-    /// FNV-1a of the 48 bytes before it.
+    /// Random at creation: tells two ledgers apart in reports.
+    pub instance: u64,
+    /// FNV-1a of the 72 bytes before it.
     pub check: u64,
 }
 
-static_assertions::const_assert_eq!(core::mem::size_of::<FileHeader>(), 56);
+static_assertions::const_assert_eq!(core::mem::size_of::<FileHeader>(), 80);
 static_assertions::const_assert_eq!(core::mem::size_of::<Slot>(), SLOT_SIZE);
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -90,7 +162,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl FileHeader {
     /// The header of a new file.
-    pub fn new(created: u64) -> FileHeader {
+    pub fn new(created: u64, instance: u64, pool: PoolId) -> FileHeader {
         let mut h = FileHeader {
             magic: MAGIC,
             version: VERSION,
@@ -98,9 +170,13 @@ impl FileHeader {
             slot_size: SLOT_SIZE as u32,
             nslots: NSLOTS as u32,
             page_size: crate::pages::PAGESIZE as u32,
+            backend: pool.backend as u32,
+            pool_page_size: pool.page_size,
+            node: pool.node,
             reserved: 0,
             file_size: FILE_SIZE as u64,
             created,
+            instance,
             check: 0,
         };
         h.check = h.compute_check();
@@ -108,17 +184,36 @@ impl FileHeader {
     }
 
     fn compute_check(&self) -> u64 {
-        fnv1a(&self.as_bytes()[..48])
+        fnv1a(&self.as_bytes()[..72])
+    }
+
+    /// The pool the header names, if it names a known one.
+    pub fn pool(&self) -> Option<PoolId> {
+        let backend = match self.backend {
+            1 => Backend::VmmReservoir,
+            2 => Backend::LinuxHugetlb,
+            _ => return None,
+        };
+        Some(PoolId {
+            backend,
+            page_size: self.pool_page_size,
+            node: self.node,
+        })
     }
 
     /// Whether this is a header this library wrote for this layout.
     pub fn validate(&self) -> Result<()> {
+        if self.magic == MAGIC && self.version != VERSION {
+            return Err(Error::new(Status::LedgerVersion));
+        }
         let ok = self.magic == MAGIC
-            && self.version == VERSION
             && self.header_size as usize == HEADER_SIZE
             && self.slot_size as usize == SLOT_SIZE
             && self.nslots as usize == NSLOTS
             && u64::from(self.page_size) == crate::pages::PAGESIZE
+            && self.pool().is_some()
+            && self.pool_page_size.is_power_of_two()
+            && self.node >= -1
             && self.reserved == 0
             && self.file_size == FILE_SIZE as u64
             && self.check == self.compute_check();
@@ -135,109 +230,60 @@ fn io(e: &std::io::Error) -> Error {
     match errno {
         libc::ELOOP => Error::with_errno(Status::LedgerUnsafe, errno),
         libc::EACCES | libc::EPERM => Error::with_errno(Status::Permission, errno),
+        libc::ENOSPC | libc::EDQUOT => Error::with_errno(Status::NoSpace, errno),
         _ => Error::with_errno(Status::Io, errno),
     }
 }
 
-/// A mapped ledger file.
-#[derive(Debug)]
-pub struct LedgerFile {
+fn last_os_error() -> Error {
+    io(&std::io::Error::last_os_error())
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// One ledger file as this process holds it: the one descriptor, the one
+/// mapping, and which slots' lock bytes this process holds (the kernel's
+/// `F_GETLK` never reports a process's own locks).
+struct Shared {
+    file: File,
     base: *mut u8,
-    path: PathBuf,
-    _file: File,
+    dev: u64,
+    ino: u64,
+    /// The process the `held` map belongs to: a forked child holds none of
+    /// its parent's locks, and finds out by comparing.
+    owner: AtomicU32,
+    /// Per slot: bit 0 holder byte, bit 1 adopter byte.
+    held: Box<[AtomicU8]>,
+    /// Descriptors of this file inherited across an exec (a hand-off):
+    /// they carry nothing, but closing one would drop every lock this
+    /// process holds on the file, so they stay open.
+    inherited: Mutex<Vec<File>>,
 }
 
 // SAFETY: the mapping is shared memory that this code accesses only through
-// atomics (the total, the reconciler stamp and the slots); the pointer is
-// valid until Drop, which needs &mut self.
-unsafe impl Send for LedgerFile {}
-// SAFETY: as above: every access through &LedgerFile is atomic.
-unsafe impl Sync for LedgerFile {}
+// atomics (the totals, the spill count and the slots); the pointer is valid
+// until Drop, which needs the last Arc.
+unsafe impl Send for Shared {}
+// SAFETY: as above: every access through &Shared is atomic.
+unsafe impl Sync for Shared {}
 
-impl LedgerFile {
-    /// The default path: `<run dir>/admission.ledger`.
-    pub fn default_path() -> PathBuf {
-        crate::reservoir::run_dir().join(LEDGER_FILE_NAME)
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: base/FILE_SIZE is the mapping made in Shared::map, and no
+        // reference into it outlives the last Arc (Ledger borrows a
+        // LedgerFile, which holds one).
+        unsafe {
+            libc::munmap(self.base.cast(), FILE_SIZE);
+        }
     }
+}
 
-    /// Open the ledger at `path`, creating it (and its directory) if it
-    /// does not exist.
-    pub fn open_or_create(path: &Path) -> Result<LedgerFile> {
-        for _ in 0..3 {
-            match Self::open_existing(path) {
-                Err(e) if e.errno() == Some(libc::ENOENT) => {}
-                other => return other,
-            }
-            Self::create(path)?;
-        }
-        Err(Error::with_errno(Status::Io, libc::ENOENT))
-    }
-
-    /// Create the file under a temporary name and link it into place;
-    /// losing the race to another creator is fine.
-    fn create(path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)
-                    .map_err(|e| io(&e))?;
-            }
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let _ = std::fs::remove_file(&tmp);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(|e| io(&e))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let result = (|| {
-            f.set_len(FILE_SIZE as u64).map_err(|e| io(&e))?;
-            std::os::unix::fs::FileExt::write_all_at(&f, FileHeader::new(now).as_bytes(), 0)
-                .map_err(|e| io(&e))?;
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(io(&e)),
-            }
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        result
-    }
-
-    fn open_existing(path: &Path) -> Result<LedgerFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| io(&e))?;
-        let meta = file.metadata().map_err(|e| io(&e))?;
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        if !meta.file_type().is_file() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
-            return Err(Error::new(Status::LedgerUnsafe));
-        }
-        if meta.len() != FILE_SIZE as u64 {
-            return Err(Error::new(Status::LedgerCorrupt));
-        }
-        let mut hb = [0u8; core::mem::size_of::<FileHeader>()];
-        std::os::unix::fs::FileExt::read_exact_at(&file, &mut hb, 0).map_err(|e| io(&e))?;
-        let header =
-            FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
-        header.validate()?;
-        // SAFETY: mapping FILE_SIZE bytes of a file we just checked is
-        // exactly that long, shared and read-write; the result is checked.
+impl Shared {
+    fn map(file: File, dev: u64, ino: u64) -> Result<Shared> {
+        // SAFETY: mapping FILE_SIZE bytes of a file checked to be exactly
+        // that long, shared and read-write; the result is checked.
         let base = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
@@ -249,12 +295,332 @@ impl LedgerFile {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(io(&std::io::Error::last_os_error()));
+            return Err(last_os_error());
         }
-        Ok(LedgerFile {
+        Ok(Shared {
+            file,
             base: base.cast(),
+            dev,
+            ino,
+            owner: AtomicU32::new(pid()),
+            held: (0..NSLOTS).map(|_| AtomicU8::new(0)).collect(),
+            inherited: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The `held` map, emptied first in a forked child (it holds none of
+    /// its parent's locks).
+    fn held(&self) -> &[AtomicU8] {
+        let me = pid();
+        if self.owner.load(Ordering::Acquire) != me {
+            for h in self.held.iter() {
+                h.store(0, Ordering::Relaxed);
+            }
+            self.owner.store(me, Ordering::Release);
+        }
+        &self.held
+    }
+
+    fn holds_any(&self) -> bool {
+        self.held().iter().any(|h| h.load(Ordering::Relaxed) != 0)
+    }
+}
+
+/// Files this process has open, one entry per (device, inode).
+static OPEN: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
+
+/// A mapped ledger file.
+pub struct LedgerFile {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    header: FileHeader,
+}
+
+impl std::fmt::Debug for LedgerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerFile")
+            .field("path", &self.path)
+            .field("dev", &self.shared.dev)
+            .field("ino", &self.shared.ino)
+            .finish()
+    }
+}
+
+/// `<path>.anchor`.
+pub fn anchor_for(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(ANCHOR_SUFFIX);
+    PathBuf::from(p)
+}
+
+fn stat_id(path: &Path) -> Result<Option<(u64, u64)>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::with_errno(Status::LedgerUnsafe, libc::ELOOP)),
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&e)),
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // Tells ledgers apart in reports only: time and pid serve.
+        return now_secs().rotate_left(20) ^ u64::from(pid());
+    }
+    u64::from_ne_bytes(b)
+}
+
+impl LedgerFile {
+    /// The default path: `<run dir>/admission.ledger`.
+    pub fn default_path() -> PathBuf {
+        crate::reservoir::run_dir().join(LEDGER_FILE_NAME)
+    }
+
+    /// Open the ledger at `path` for the VMM reservoir, creating it (and
+    /// its directory) if it does not exist.
+    pub fn open_or_create(path: &Path) -> Result<LedgerFile> {
+        Self::open_or_create_for(path, PoolId::default())
+    }
+
+    /// Open the ledger at `path`, creating it for `pool` if it does not
+    /// exist. An existing ledger for another pool is INVALID_ARGUMENT.
+    pub fn open_or_create_for(path: &Path, pool: PoolId) -> Result<LedgerFile> {
+        let name_len = path.file_name().map(|n| n.len()).unwrap_or(0);
+        if name_len == 0 || name_len > MAX_NAME {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        let anchor = anchor_for(path);
+        for _ in 0..8 {
+            let here = stat_id(path)?;
+            let anchored = stat_id(&anchor)?;
+            match (here, anchored) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::new(Status::LedgerReplaced));
+                }
+                (Some(_), Some(_)) => {}
+                (Some(_), None) => {
+                    // A version-1 ledger, or an anchor someone removed.
+                    if Self::retire_v1(path, pool)? {
+                        continue;
+                    }
+                    match std::fs::hard_link(path, &anchor) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io(&e)),
+                    }
+                    continue;
+                }
+                (None, Some(_)) => {
+                    // The name was unlinked while the anchor kept the file
+                    // (and its claims): restore the name.
+                    match std::fs::hard_link(&anchor, path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&e)),
+                    }
+                    continue;
+                }
+                (None, None) => {
+                    Self::create(path, &anchor, pool)?;
+                    continue;
+                }
+            }
+            let f = Self::open_existing(path)?;
+            let want = f.header.pool();
+            if want != Some(pool) {
+                return Err(Error::new(Status::InvalidArgument));
+            }
+            return Ok(f);
+        }
+        // Names appearing and vanishing under us without end.
+        Err(Error::new(Status::LedgerReplaced))
+    }
+
+    /// Create the file under a temporary name, write all of it, and link
+    /// it into place as the anchor and then the name; losing the race to
+    /// another creator is fine.
+    fn create(path: &Path, anchor: &Path, pool: PoolId) -> Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir)
+                .map_err(|e| io(&e))?;
+        }
+        let tmp = Self::write_new(&dir, pool)?;
+        let result = match std::fs::hard_link(&tmp, anchor) {
+            Ok(()) => match std::fs::hard_link(anchor, path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(io(&e)),
+            },
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io(&e)),
+        };
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// A complete new ledger file under a short temporary name in `dir`
+    /// (it fits whatever the ledger's name is): written to the last byte,
+    /// so a full file system is an error here and never a SIGBUS later.
+    fn write_new(dir: &Path, pool: PoolId) -> Result<PathBuf> {
+        let tmp = dir.join(format!(".vmmresv.{}.{:x}.tmp", pid(), random_u64() & 0xffff_ffff));
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| io(&e))?;
+        let result = (|| {
+            let mut block = vec![0u8; HEADER_SIZE];
+            let header = FileHeader::new(now_secs(), random_u64(), pool);
+            block[..core::mem::size_of::<FileHeader>()].copy_from_slice(header.as_bytes());
+            f.write_all_at(&block, 0).map_err(|e| io(&e))?;
+            let zeros = vec![0u8; 64 * 1024];
+            let mut off = HEADER_SIZE;
+            while off < FILE_SIZE {
+                let n = zeros.len().min(FILE_SIZE - off);
+                f.write_all_at(&zeros[..n], off as u64).map_err(|e| io(&e))?;
+                off += n;
+            }
+            f.sync_data().map_err(|e| io(&e))
+        })();
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// A version-1 ledger at `path`: replaced (true) if no claim is in it,
+    /// else LEDGER_VERSION. False if `path` is not a version-1 ledger.
+    fn retire_v1(path: &Path, pool: PoolId) -> Result<bool> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(io(&e)),
+        };
+        let mut head = [0u8; 12];
+        if file.read_exact_at(&mut head, 0).is_err()
+            || head[..8] != MAGIC
+            || u32::from_le_bytes([head[8], head[9], head[10], head[11]]) != 1
+        {
+            return Ok(false);
+        }
+        // Version 1: 8192 slots; totals (claimed: low 36 bits) at 128,
+        // 256, 320; slot state words (state: low 3 bits) every 64 bytes
+        // from 4096. Any claim in it, live or not, keeps it: its liveness
+        // was the pid's, which this library no longer reads.
+        const V1_NSLOTS: usize = 8192;
+        let mut all = vec![0u8; HEADER_SIZE + V1_NSLOTS * SLOT_SIZE];
+        file.read_exact_at(&mut all, 0).map_err(|e| io(&e))?;
+        let word = |off: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&all[off..off + 8]);
+            u64::from_le_bytes(b)
+        };
+        let in_use = [TOTAL_OFFSET, TRANSIENT_TOTAL_OFFSET, ARC_TOTAL_OFFSET]
+            .iter()
+            .any(|&o| word(o) & ((1 << 36) - 1) != 0)
+            || (0..V1_NSLOTS).any(|i| word(HEADER_SIZE + i * SLOT_SIZE) & 7 != 0);
+        if in_use {
+            return Err(Error::new(Status::LedgerVersion));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = Self::write_new(&dir, pool)?;
+        let anchor = anchor_for(path);
+        let r = match std::fs::hard_link(&tmp, &anchor) {
+            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| io(&e)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io(&e)),
+        };
+        let _ = std::fs::remove_file(&tmp);
+        r.map(|()| true)
+    }
+
+    fn open_existing(path: &Path) -> Result<LedgerFile> {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        // Files no handle and no lock needs any more are let go (closing
+        // their descriptor drops nothing: this process holds no lock there).
+        open.retain(|s| Arc::strong_count(s) > 1 || s.holds_any());
+        let id = stat_id(path)?.ok_or(Error::new(Status::LedgerReplaced))?;
+        if let Some(s) = open.iter().find(|s| (s.dev, s.ino) == id) {
+            let mut hb = [0u8; core::mem::size_of::<FileHeader>()];
+            s.file.read_exact_at(&mut hb, 0).map_err(|e| io(&e))?;
+            let header =
+                FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
+            header.validate()?;
+            return Ok(LedgerFile {
+                shared: s.clone(),
+                path: path.to_path_buf(),
+                header,
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| io(&e))?;
+        let meta = file.metadata().map_err(|e| io(&e))?;
+        if (meta.dev(), meta.ino()) != id {
+            return Err(Error::new(Status::LedgerReplaced));
+        }
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if !meta.file_type().is_file() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
+            return Err(Error::new(Status::LedgerUnsafe));
+        }
+        let mut hb = [0u8; core::mem::size_of::<FileHeader>()];
+        if meta.len() < hb.len() as u64 {
+            return Err(Error::new(Status::LedgerCorrupt));
+        }
+        file.read_exact_at(&mut hb, 0).map_err(|e| io(&e))?;
+        let header =
+            FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
+        header.validate()?;
+        if meta.len() != FILE_SIZE as u64 || meta.blocks().saturating_mul(512) < FILE_SIZE as u64
+        {
+            // Short, or sparse (a hole would SIGBUS on a full file system):
+            // not a file this library wrote.
+            return Err(Error::new(Status::LedgerCorrupt));
+        }
+        let shared = Arc::new(Shared::map(file, id.0, id.1)?);
+        open.push(shared.clone());
+        Ok(LedgerFile {
+            shared,
             path: path.to_path_buf(),
-            _file: file,
+            header,
         })
     }
 
@@ -263,38 +629,237 @@ impl LedgerFile {
         &self.path
     }
 
+    /// The header it was opened with.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// The path (and its anchor) still name this file: else
+    /// LEDGER_REPLACED. One `stat` on each admission.
+    pub fn check_identity(&self) -> Result<()> {
+        match stat_id(&self.path)? {
+            Some(id) if id == (self.shared.dev, self.shared.ino) => Ok(()),
+            _ => Err(Error::new(Status::LedgerReplaced)),
+        }
+    }
+
+    /// The descriptor every handle of this process shares.
+    pub fn raw_fd(&self) -> RawFd {
+        self.shared.file.as_raw_fd()
+    }
+
+    /// The kernel side of the protocol for this file, for this process.
+    pub fn world(&self) -> FileWorld<'_> {
+        FileWorld {
+            shared: &self.shared,
+        }
+    }
+
+    /// The descriptor every handle of this process shares, made to survive
+    /// an exec (for a hand-off); returns its number.
+    pub fn keep_across_exec(&self) -> Result<RawFd> {
+        let fd = self.shared.file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this process owns; the result is
+        // checked.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(last_os_error());
+        }
+        Ok(fd)
+    }
+
+    /// Take over descriptor `fd`, inherited across an exec, if it is this
+    /// file: marked close-on-exec again and kept open (closing it would
+    /// drop this process's locks). False if `fd` is not this file.
+    pub fn adopt_inherited(&self, fd: RawFd) -> Result<bool> {
+        if fd < 0 || fd == self.shared.file.as_raw_fd() {
+            return Ok(fd >= 0);
+        }
+        // SAFETY: fstat into a zeroed stat of our own; F_GETFD first tells
+        // whether the number is an open descriptor at all.
+        let (open, st) = unsafe {
+            let mut st: libc::stat = core::mem::zeroed();
+            (
+                libc::fcntl(fd, libc::F_GETFD) >= 0 && libc::fstat(fd, &mut st) == 0,
+                st,
+            )
+        };
+        if !open || (st.st_dev as u64, st.st_ino as u64) != (self.shared.dev, self.shared.ino) {
+            return Ok(false);
+        }
+        // SAFETY: the descriptor is open and is this file; setting its
+        // close-on-exec flag is checked.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(last_os_error());
+        }
+        let mut kept = self
+            .shared
+            .inherited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !kept.iter().any(|f| f.as_raw_fd() == fd) {
+            // SAFETY: an open descriptor of this file that nothing else in
+            // this process claims (it came across the exec); owned from
+            // here on and never closed while the process lives.
+            kept.push(unsafe { File::from_raw_fd(fd) });
+        }
+        Ok(true)
+    }
+
     /// The protocol over the mapped words.
     pub fn ledger(&self) -> Ledger<'_> {
+        let base = self.shared.base;
         // SAFETY: base is a live, page-aligned MAP_SHARED mapping of
-        // FILE_SIZE bytes (until Drop). The offsets are 8-aligned (the four
-        // words) and 64-aligned (the slots, which are repr(C) AtomicU64s,
-        // so any bit pattern is a valid value), all inside the mapping; the
-        // memory is only accessed through these atomics.
+        // FILE_SIZE bytes (while self holds the Arc). The offsets are
+        // 8-aligned (the four words) and 64-aligned (the slots, which are
+        // repr(C) AtomicU64s, so any bit pattern is a valid value), all
+        // inside the mapping; the memory is only accessed through atomics.
         unsafe {
-            let word = |off: usize| &*(self.base.add(off) as *const AtomicU64);
-            let slots =
-                std::slice::from_raw_parts(self.base.add(HEADER_SIZE) as *const Slot, NSLOTS);
+            let word = |off: usize| &*(base.add(off) as *const AtomicU64);
+            let slots = std::slice::from_raw_parts(base.add(HEADER_SIZE) as *const Slot, NSLOTS);
             Ledger::new(
                 [
                     word(TOTAL_OFFSET),
                     word(TRANSIENT_TOTAL_OFFSET),
                     word(ARC_TOTAL_OFFSET),
                 ],
-                word(RECONCILER_OFFSET),
+                word(SPILLED_OFFSET),
                 slots,
             )
         }
     }
+
+    /// Drop this process's locks on slots that are free (a claim handed to
+    /// another process that committed it): they hold nothing and keep the
+    /// slot from being taken.
+    pub fn drop_stale_locks(&self) -> Result<()> {
+        let l = self.ledger();
+        let w = self.world();
+        for (i, h) in self.shared.held().iter().enumerate() {
+            if h.load(Ordering::Relaxed) != 0 && l.is_free(i)? {
+                w.unlock(i, Role::Holder);
+                w.unlock(i, Role::Adopter);
+            }
+        }
+        Ok(())
+    }
 }
 
-impl Drop for LedgerFile {
-    fn drop(&mut self) {
-        // SAFETY: base/FILE_SIZE is the mapping made in open_existing, and
-        // no reference into it outlives &self.
-        unsafe {
-            libc::munmap(self.base.cast(), FILE_SIZE);
+/// [`World`] over a ledger file: POSIX record locks on the slots' bytes.
+pub struct FileWorld<'a> {
+    shared: &'a Shared,
+}
+
+fn lock_byte(slot: usize, role: Role) -> libc::off_t {
+    let k = match role {
+        Role::Holder => 0,
+        Role::Adopter => 1,
+    };
+    (LOCK_BASE + 2 * slot as u64 + k) as libc::off_t
+}
+
+fn bit(role: Role) -> u8 {
+    match role {
+        Role::Holder => 1,
+        Role::Adopter => 2,
+    }
+}
+
+impl FileWorld<'_> {
+    fn fcntl_lock(&self, cmd: libc::c_int, typ: libc::c_int, start: libc::off_t, len: libc::off_t) -> std::io::Result<libc::flock> {
+        // SAFETY: a zeroed flock is a valid value; its fields are set below.
+        let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+        fl.l_type = typ as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        fl.l_start = start;
+        fl.l_len = len;
+        loop {
+            // SAFETY: fcntl with a record-lock command on our descriptor
+            // and a flock we own; the result is checked.
+            let r = unsafe { libc::fcntl(self.shared.file.as_raw_fd(), cmd, &mut fl) };
+            if r != -1 {
+                return Ok(fl);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
         }
     }
+
+}
+
+impl World for FileWorld<'_> {
+    fn lock(&self, slot: usize, role: Role) -> super::ledger::Result<bool> {
+        let held = self.shared.held();
+        let cell = held.get(slot).ok_or(Error::new(Status::InvalidArgument))?;
+        if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
+            return Ok(false); // another thread of this process has it
+        }
+        match self.fcntl_lock(libc::F_SETLK, libc::F_WRLCK, lock_byte(slot, role), 1) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                cell.fetch_and(!bit(role), Ordering::AcqRel);
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+                    _ => Err(io(&e)),
+                }
+            }
+        }
+    }
+
+    fn unlock(&self, slot: usize, role: Role) {
+        let held = self.shared.held();
+        let Some(cell) = held.get(slot) else { return };
+        if cell.load(Ordering::Acquire) & bit(role) == 0 {
+            return;
+        }
+        // An unlock cannot fail for a range we locked; if it did, the lock
+        // would only keep a free slot from being reused until we exit.
+        let _ = self.fcntl_lock(libc::F_SETLK, libc::F_UNLCK, lock_byte(slot, role), 1);
+        cell.fetch_and(!bit(role), Ordering::AcqRel);
+    }
+
+    fn mine(&self, slot: usize) -> bool {
+        self.shared
+            .held()
+            .get(slot)
+            .is_some_and(|c| c.load(Ordering::Acquire) != 0)
+    }
+
+    fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
+        let fl = self
+            .fcntl_lock(libc::F_GETLK, libc::F_WRLCK, lock_byte(slot, Role::Holder), 2)
+            .map_err(|e| io(&e))?;
+        Ok(fl.l_type as libc::c_int != libc::F_UNLCK)
+    }
+
+    fn pid(&self) -> u32 {
+        pid()
+    }
+
+    fn origin(&self) -> u64 {
+        zone_id()
+    }
+
+    fn now_secs(&self) -> u64 {
+        now_secs()
+    }
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+fn zone_id() -> u64 {
+    extern "C" {
+        fn getzoneid() -> i32;
+    }
+    // SAFETY: getzoneid(3C) takes nothing and cannot fail.
+    u64::try_from(unsafe { getzoneid() }).unwrap_or(0)
+}
+
+#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+fn zone_id() -> u64 {
+    0
 }
 
 #[cfg(test)]
@@ -303,8 +868,9 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_detects_tampering() {
-        let h = FileHeader::new(1_700_000_000);
+        let h = FileHeader::new(1_700_000_000, 7, PoolId::default());
         h.validate().unwrap();
+        assert_eq!(h.pool(), Some(PoolId::default()));
         let mut bad = h;
         bad.nslots += 1;
         assert_eq!(bad.validate().unwrap_err().status(), Status::LedgerCorrupt);
@@ -314,5 +880,8 @@ mod tests {
         let mut bad = h;
         bad.created += 1; // check no longer matches
         assert_eq!(bad.validate().unwrap_err().status(), Status::LedgerCorrupt);
+        let mut bad = h;
+        bad.version = 1;
+        assert_eq!(bad.validate().unwrap_err().status(), Status::LedgerVersion);
     }
 }

@@ -15,22 +15,23 @@
 //! when the reservoir is short, [`Preference::Prefer`] downgrades to
 //! running without it, [`Preference::Never`] does not ask it.
 
+#[doc(hidden)]
+pub mod fake;
 pub mod file;
+pub mod handoff;
 pub mod ledger;
 pub mod local;
-pub mod owner;
 pub mod vm;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use self::file::LedgerFile;
-use self::ledger::{ClaimInfo, ClaimOutcome, Host, Pool, ReconcileReport};
-use self::owner::Owner;
+use self::ledger::{ClaimInfo, ClaimOutcome, Pool, ReconcileReport, World};
 use crate::arc::guard::Refusal;
 use crate::arc::reserve::{self as arc_reserve, Applied, ArcPolicy, Reservation};
 use crate::arc::{LinuxArcFacts, TargetReport};
 use crate::pages::{self, PageSize, PAGESIZE};
-use crate::reservoir::{Reservoir, ReservoirQuery};
+use crate::reservoir::{Kernel, Reservoir, ReservoirQuery};
 use crate::status::{Error, Status};
 
 /// Result of admission calls.
@@ -98,6 +99,10 @@ pub enum Reason {
     /// memory state (guest outside the reservoir + page_t + overhead;
     /// [`Admission::admit_vm`]).
     MemoryState = 6,
+    /// Another process holds this VM's claim (it is starting this VM now):
+    /// nothing was claimed; that process commits or aborts it, or hands it
+    /// over ([`Admission::handoff`]). (Since 1.2.)
+    HeldElsewhere = 7,
 }
 
 /// An admission decision with the figures behind it.
@@ -167,6 +172,11 @@ pub struct Reconciliation {
     /// allocated without a claim, a resize stopped part-way). 0 when the
     /// two agree.
     pub claims_beyond_free_bytes: u64,
+    /// Pending transient claims (bytes) beyond the room the kernel's limit
+    /// leaves for transient memory (limit − free − alloc − transient): the
+    /// reservoir grew, or transient memory was taken, outside admission.
+    /// 0 when they fit.
+    pub transient_beyond_room_bytes: u64,
 }
 
 /// Parse a VM UUID in its canonical text form
@@ -202,7 +212,7 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
 
 /// Where a UUID's claim starts looking for a slot: spreads claims so the
 /// slot search stays short however many are live.
-fn hint(uuid: &[u8; 16]) -> usize {
+pub(crate) fn hint(uuid: &[u8; 16]) -> usize {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
     for b in uuid {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
@@ -214,10 +224,21 @@ fn bytes(pages: u64) -> u64 {
     pages.saturating_mul(PAGESIZE)
 }
 
+pub use crate::reservoir::RunDirOrigin as LedgerOrigin;
+
+/// What admissions read capacity from.
+enum Device {
+    /// The reservoir device.
+    Reservoir(Reservoir),
+    /// Another kernel (tests and benchmarks: one that answers from memory).
+    Kernel(Box<dyn Kernel + Send + Sync>, PathBuf),
+}
+
 /// The admission point of one host: the reservoir and the claim ledger.
 pub struct Admission {
-    reservoir: Reservoir,
+    device: Device,
     file: LedgerFile,
+    origin: LedgerOrigin,
     /// Read once per decision; a mutex so set_arc needs only &self.
     arc: std::sync::Mutex<Option<ArcHost>>,
     /// What admit_vm applies.
@@ -230,26 +251,79 @@ pub struct Admission {
 
 impl Admission {
     /// Open (creating if needed) the ledger at `ledger_path` (default
-    /// `admission.ledger` in the run directory `reservoir` was opened with)
-    /// for admissions against `reservoir`.
+    /// `admission.ledger` in the run directory `reservoir` was opened
+    /// with: [`crate::reservoir::run_dir_setting`]) for admissions against
+    /// `reservoir`.
     pub fn open(reservoir: Reservoir, ledger_path: Option<&Path>) -> Result<Admission> {
-        let file = match ledger_path {
-            Some(p) => LedgerFile::open_or_create(p)?,
-            None => LedgerFile::open_or_create(&reservoir.run_dir().join(file::LEDGER_FILE_NAME))?,
+        let (path, origin) = match ledger_path {
+            Some(p) => (p.to_path_buf(), LedgerOrigin::Argument),
+            None => (
+                reservoir.run_dir().join(file::LEDGER_FILE_NAME),
+                reservoir.run_dir_origin(),
+            ),
         };
+        Self::open_on(Device::Reservoir(reservoir), &path, origin)
+    }
+
+    /// Admissions against `kernel` (anything that answers the reservoir
+    /// query: tests and benchmarks), with the ledger at `ledger_path`.
+    pub fn open_with_kernel(
+        kernel: Box<dyn Kernel + Send + Sync>,
+        ledger_path: &Path,
+    ) -> Result<Admission> {
+        let dir = ledger_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::open_on(
+            Device::Kernel(kernel, dir),
+            ledger_path,
+            LedgerOrigin::Argument,
+        )
+    }
+
+    fn open_on(device: Device, path: &Path, origin: LedgerOrigin) -> Result<Admission> {
+        let file = LedgerFile::open_or_create(path)?;
+        // On open: reclaim what dead holders left and check the totals.
+        let l = file.ledger();
+        match l.reconcile(&file.world()) {
+            Ok(_) => {}
+            Err(e) if e.status() == Status::Busy => {}
+            Err(e) => return Err(e),
+        }
         Ok(Admission {
             host_path: vm::host_path_for(file.path()),
-            reservoir,
+            device,
             file,
+            origin,
             arc: std::sync::Mutex::new(None),
             policy: std::sync::Mutex::new(vm::AdmissionPolicy::default()),
             host_file: std::sync::OnceLock::new(),
         })
     }
 
-    /// The reservoir admissions are checked against.
-    pub fn reservoir(&self) -> &Reservoir {
-        &self.reservoir
+    /// The reservoir admissions are checked against (None for a handle
+    /// opened on another kernel).
+    pub fn reservoir(&self) -> Option<&Reservoir> {
+        match &self.device {
+            Device::Reservoir(r) => Some(r),
+            Device::Kernel(..) => None,
+        }
+    }
+
+    /// A fresh reading of the reservoir.
+    pub fn query(&self) -> Result<ReservoirQuery> {
+        match &self.device {
+            Device::Reservoir(r) => r.query(),
+            Device::Kernel(k, _) => crate::reservoir::query_with(k.as_ref()),
+        }
+    }
+
+    fn run_dir(&self) -> &Path {
+        match &self.device {
+            Device::Reservoir(r) => r.run_dir(),
+            Device::Kernel(_, d) => d,
+        }
     }
 
     /// The ledger file.
@@ -257,59 +331,44 @@ impl Admission {
         self.file.path()
     }
 
-    fn me() -> Result<Owner> {
-        Owner::current().ok_or(Error::with_errno(Status::Io, libc::ESRCH))
+    /// Where the ledger's path came from.
+    pub fn ledger_origin(&self) -> LedgerOrigin {
+        self.origin
+    }
+
+    /// The ledger file's header (its backend and pool, its instance).
+    pub fn ledger_header(&self) -> &file::FileHeader {
+        self.file.header()
     }
 
     /// Admit one VM start: `guest_bytes` of memory for VM `uuid`.
     ///
-    /// Dead claimants (and a reconcile that died half-way) are repaired
-    /// first. A UUID that already holds a live claim gets
-    /// `AlreadyAdmitted` without a second charge.
+    /// A UUID whose claim this process holds gets `AlreadyAdmitted` without
+    /// a second charge; one whose claim another process holds is refused
+    /// with `HeldElsewhere`. Dead holders standing in the way are
+    /// reclaimed before anything is refused.
     pub fn admit(&self, uuid: &[u8; 16], guest_bytes: u64, pref: Preference) -> Result<Verdict> {
         let pages = pages::btopr(guest_bytes, PageSize::Base4K);
         if pages == 0 || pages > ledger::MAX_PAGES {
             return Err(Error::new(Status::InvalidArgument));
         }
-        let me = Self::me()?;
+        self.file.check_identity()?;
         let l = self.file.ledger();
-        let mut survey = l.survey(&Host, Some(uuid))?;
-        if survey.dead_owners || survey.stalled {
-            match l.reconcile(&Host, me) {
-                Ok(_) => {}
-                // Another process is reconciling: its result serves us too.
-                Err(e) if e.status() == Status::Busy => {}
-                Err(e) => return Err(e),
+        let world = self.file.world();
+        if let Some(c) = l.find(uuid, hint(uuid), &[Pool::Reservoir, Pool::Transient])? {
+            if matches!(c.state, ledger::SlotState::Claimed | ledger::SlotState::Reserving) {
+                return self.already(&l, &world, &c);
             }
-            survey = l.survey(&Host, Some(uuid))?;
-        }
-        if let Some(c) = survey.found {
-            let q = self.reservoir.query()?;
-            let others = l.total(c.pool).claimed.saturating_sub(c.pages);
-            return Ok(Verdict {
-                decision: if c.pool == Pool::Reservoir {
-                    Decision::UseReservoir
-                } else {
-                    Decision::NoReservoir
-                },
-                reason: Reason::AlreadyAdmitted,
-                charged_bytes: bytes(c.pages),
-                shortfall_bytes: 0,
-                free_bytes: q.free,
-                pending_bytes: bytes(others),
-                arc: None,
-            });
         }
         let mut free = 0u64;
         if pref != Preference::Never {
             let mut capacity = || -> Result<u64> {
-                let q = self.reservoir.query()?;
+                let q = self.query()?;
                 free = q.free;
                 Ok(pages::btop(q.free, PageSize::Base4K))
             };
             let outcome = l.claim(
-                &Host,
-                me,
+                &world,
                 *uuid,
                 Pool::Reservoir,
                 pages,
@@ -347,6 +406,36 @@ impl Admission {
         self.transient(uuid, pages, Reason::ReservoirNotWanted, 0)
     }
 
+    /// The answer for a VM whose claim already exists.
+    fn already(&self, l: &ledger::Ledger<'_>, world: &dyn World, c: &ClaimInfo) -> Result<Verdict> {
+        let q = self.query()?;
+        let others = l.claimed(c.pool).saturating_sub(c.pages);
+        if !world.mine(c.slot) {
+            return Ok(Verdict {
+                decision: Decision::Refuse,
+                reason: Reason::HeldElsewhere,
+                charged_bytes: 0,
+                shortfall_bytes: 0,
+                free_bytes: q.free,
+                pending_bytes: bytes(others),
+                arc: None,
+            });
+        }
+        Ok(Verdict {
+            decision: if c.pool == Pool::Reservoir {
+                Decision::UseReservoir
+            } else {
+                Decision::NoReservoir
+            },
+            reason: Reason::AlreadyAdmitted,
+            charged_bytes: bytes(c.pages),
+            shortfall_bytes: 0,
+            free_bytes: q.free,
+            pending_bytes: bytes(others),
+            arc: None,
+        })
+    }
+
     /// The no-reservoir path, claimed like the reservoir path against the
     /// room the kernel leaves for transient memory (vmmr_add refuses
     /// free + alloc + transient + new > limit), read after the transient
@@ -359,21 +448,16 @@ impl Admission {
         why_not_reservoir: Reason,
         reservoir_shortfall: u64,
     ) -> Result<Verdict> {
-        let me = Self::me()?;
         let l = self.file.ledger();
+        let world = self.file.world();
         let mut free = 0u64;
         let mut capacity = || -> Result<u64> {
-            let q = self.reservoir.query()?;
+            let q = self.query()?;
             free = q.free;
-            let used = q
-                .free
-                .saturating_add(q.alloc)
-                .saturating_add(q.alloc_transient);
-            Ok(pages::btop(q.limit.saturating_sub(used), PageSize::Base4K))
+            Ok(pages::btop(transient_room(&q), PageSize::Base4K))
         };
         let outcome = l.claim(
-            &Host,
-            me,
+            &world,
             *uuid,
             Pool::Transient,
             pages,
@@ -410,7 +494,7 @@ impl Admission {
             return Ok(verdict);
         };
         // OS-8005: the VM's memory comes out of the ARC; reserve it there.
-        match arc_reserve::reserve(&l, &Host, me, uuid, bytes(pages), &host.policy) {
+        match arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy) {
             Ok(Reservation::Reserved(r)) => {
                 let goal = r.target.target_bytes.saturating_add(r.target.slack_bytes);
                 verdict.arc = Some(ArcVerdict {
@@ -471,14 +555,12 @@ impl Admission {
         bytes: u64,
         policy: &ArcPolicy,
     ) -> Result<Reservation> {
-        let me = Self::me()?;
-        arc_reserve::reserve(&self.file.ledger(), &Host, me, uuid, bytes, policy)
+        arc_reserve::reserve(&self.file.ledger(), &self.file.world(), uuid, bytes, policy)
     }
 
     /// Release VM `uuid`'s ARC reservation (on destroy); 0 if it had none.
     pub fn arc_release(&self, uuid: &[u8; 16]) -> Result<u64> {
-        let me = Self::me()?;
-        arc_reserve::release(&self.file.ledger(), &Host, me, uuid)
+        arc_reserve::release(&self.file.ledger(), &self.file.world(), uuid)
     }
 
     /// The ARC target the reservations imply now.
@@ -495,34 +577,24 @@ impl Admission {
         facts: &LinuxArcFacts,
         root: &Path,
     ) -> Result<Applied> {
-        arc_reserve::apply_linux(
-            &self.file.ledger(),
-            policy,
-            facts,
-            root,
-            self.reservoir.run_dir(),
-        )
+        arc_reserve::apply_linux(&self.file.ledger(), policy, facts, root, self.run_dir())
     }
 
     fn release_in(&self, uuid: &[u8; 16], pools: &[Pool]) -> Result<u64> {
-        let me = Self::me()?;
         let l = self.file.ledger();
-        let c = l.find(uuid, pools)?.ok_or(Error::new(Status::NotFound))?;
-        if c.owner != me {
-            return Err(Error::new(Status::NotFound));
-        }
-        l.release(&Host, me, c.slot).map(bytes)
+        let c = l
+            .find(uuid, hint(uuid), pools)?
+            .ok_or(Error::new(Status::NotFound))?;
+        l.release(&self.file.world(), c.slot).map(bytes)
     }
 
     fn release(&self, uuid: &[u8; 16]) -> Result<u64> {
-        // The host-memory claim first. While a reconcile holds the host
-        // ledger (BUSY) the call fails with the ledger claim intact, and a
-        // retry does both. A host ledger that cannot be used at all
-        // (corrupt, unsafe) holds no claim anyone can count (admit_vm
-        // refuses to work with it), so it must not keep the ledger claim —
-        // reservoir memory — from being released.
+        // The host-memory claim first. A host ledger that cannot be used
+        // at all (corrupt, unsafe) holds no claim anyone can count
+        // (admit_vm refuses to work with it), so it must not keep the
+        // ledger claim — reservoir memory — from being released.
         match self.release_host(uuid) {
-            Err(e) if e.status() == Status::Busy => return Err(e),
+            Err(e) if e.status() == Status::NotHolder => return Err(e),
             Ok(()) | Err(_) => {}
         }
         self.release_in(uuid, &[Pool::Reservoir, Pool::Transient])
@@ -531,7 +603,7 @@ impl Admission {
     /// The VM now holds its reservoir memory (bhyve allocated it): drop the
     /// claim. Call only after the allocation: until then the claim is what
     /// keeps another VM from taking the same memory. Returns the bytes the
-    /// claim held.
+    /// claim held. NOT_HOLDER if another process holds it.
     pub fn commit(&self, uuid: &[u8; 16]) -> Result<u64> {
         self.release(uuid)
     }
@@ -548,22 +620,35 @@ impl Admission {
 
     /// Pending claimed bytes of a pool (its total in the ledger).
     pub fn pending_bytes(&self, pool: Pool) -> u64 {
-        bytes(self.file.ledger().total(pool).claimed)
+        bytes(self.file.ledger().claimed(pool))
     }
 
-    /// Recompute the ledger from its live claims (reclaiming the dead) and
-    /// compare it with a fresh reservoir query.
+    /// Reclaim dead holders' claims, check every total against the live
+    /// claims (repairing one that does not add up) and compare the result
+    /// with a fresh reservoir query.
     pub fn reconcile(&self) -> Result<Reconciliation> {
-        let me = Self::me()?;
-        let report = self.file.ledger().reconcile(&Host, me)?;
-        let q = self.reservoir.query()?;
+        self.file.drop_stale_locks()?;
+        let report = self.file.ledger().reconcile(&self.file.world())?;
+        let q = self.query()?;
         Ok(Reconciliation {
             ledger: report,
             reservoir: q,
             claims_beyond_free_bytes: bytes(report.claimed_after[Pool::Reservoir as usize])
                 .saturating_sub(q.free),
+            transient_beyond_room_bytes: bytes(report.claimed_after[Pool::Transient as usize])
+                .saturating_sub(transient_room(&q)),
         })
     }
+}
+
+/// Room the kernel's limit leaves for transient memory:
+/// limit − (free + alloc + transient) (vmmr_add's check).
+pub fn transient_room(q: &ReservoirQuery) -> u64 {
+    let used = q
+        .free
+        .saturating_add(q.alloc)
+        .saturating_add(q.alloc_transient);
+    q.limit.saturating_sub(used)
 }
 
 #[cfg(test)]

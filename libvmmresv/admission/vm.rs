@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file::LedgerFile;
-use super::ledger::{ClaimOutcome, Host, Pool, Refused};
+use super::ledger::{ClaimOutcome, Pool, Refused, World};
 use super::{bytes, hint, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
 use crate::pages::{self, PageSize};
@@ -182,7 +182,7 @@ impl Admission {
         // the one admit makes.
         let running = match policy.overhead.kind {
             OverheadKind::Pooled => {
-                let q = self.reservoir.query()?;
+                let q = self.query()?;
                 q.alloc.saturating_add(q.alloc_transient)
             }
             _ => 0,
@@ -227,7 +227,11 @@ impl Admission {
         // The memory-state rule, as a claim: host bytes against the reading
         // less the floor.
         let capacity = pages::btop(available.saturating_sub(floor_bytes), PageSize::Base4K);
-        let claim = self.host_claim(uuid, pages::btopr(host_bytes, PageSize::Base4K), capacity);
+        let claim = self.host_claim(
+            uuid,
+            pages::btopr(host_bytes, PageSize::Base4K),
+            &mut || Ok(capacity),
+        );
         let refused = match claim {
             Ok(HostClaim::Held { others }) => {
                 finish(&mut out, bytes(others));
@@ -280,7 +284,7 @@ impl Admission {
     }
 
     /// The host ledger, opened (created if needed) on first use.
-    fn host_ledger(&self) -> Result<&LedgerFile> {
+    pub(super) fn host_ledger(&self) -> Result<&LedgerFile> {
         if let Some(f) = self.host_file.get() {
             return Ok(f);
         }
@@ -291,7 +295,7 @@ impl Admission {
 
     /// The host ledger if this handle opened it or it exists on disk (no
     /// host claim can exist otherwise).
-    fn host_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
+    pub(super) fn host_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
         if self.host_file.get().is_none() && !self.host_path.exists() {
             return Ok(None);
         }
@@ -303,7 +307,7 @@ impl Admission {
     /// is its error (LEDGER_CORRUPT, LEDGER_UNSAFE), not a 0.
     pub fn host_pending(&self) -> Result<u64> {
         Ok(match self.host_ledger_if_exists()? {
-            Some(f) => bytes(f.ledger().total(Pool::Reservoir).claimed),
+            Some(f) => bytes(f.ledger().claimed(Pool::Reservoir)),
             None => 0,
         })
     }
@@ -313,43 +317,34 @@ impl Admission {
         let Some(f) = self.host_ledger_if_exists()? else {
             return Ok(());
         };
-        let me = Self::me()?;
         let l = f.ledger();
-        match l.find(uuid, &[Pool::Reservoir])? {
-            Some(c) if c.owner == me => l.release(&Host, me, c.slot).map(|_| ()),
-            _ => Ok(()),
+        match l.find(uuid, hint(uuid), &[Pool::Reservoir])? {
+            Some(c) => l.release(&f.world(), c.slot).map(|_| ()),
+            None => Ok(()),
         }
     }
 
     /// Claim `pages` of host memory for `uuid` against `capacity` pages
     /// (the reading less the floor), after reclaiming dead claimants.
-    fn host_claim(&self, uuid: &[u8; 16], pages: u64, capacity: u64) -> Result<HostClaim> {
-        let me = Self::me()?;
-        let l = self.host_ledger()?.ledger();
-        let mut survey = l.survey(&Host, Some(uuid))?;
-        if survey.dead_owners || survey.stalled {
-            match l.reconcile(&Host, me) {
-                Ok(_) => {}
-                Err(e) if e.status() == Status::Busy => {}
-                Err(e) => return Err(e),
+    fn host_claim(
+        &self,
+        uuid: &[u8; 16],
+        pages: u64,
+        capacity: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<HostClaim> {
+        let f = self.host_ledger()?;
+        f.check_identity()?;
+        let l = f.ledger();
+        let world = f.world();
+        if let Some(c) = l.find(uuid, hint(uuid), &[Pool::Reservoir])? {
+            if world.mine(c.slot) {
+                // Already claimed (a retried start): not charged twice.
+                let others = l.claimed(Pool::Reservoir).saturating_sub(c.pages);
+                return Ok(HostClaim::Held { others });
             }
-            survey = l.survey(&Host, Some(uuid))?;
+            return Err(Error::new(Status::NotHolder));
         }
-        if let Some(c) = survey.found {
-            // Already claimed (a retried start): not charged twice.
-            let others = l.total(Pool::Reservoir).claimed.saturating_sub(c.pages);
-            return Ok(HostClaim::Held { others });
-        }
-        let mut cap = || -> Result<u64> { Ok(capacity) };
-        match l.claim(
-            &Host,
-            me,
-            *uuid,
-            Pool::Reservoir,
-            pages,
-            hint(uuid),
-            &mut cap,
-        )? {
+        match l.claim(&world, *uuid, Pool::Reservoir, pages, hint(uuid), capacity)? {
             ClaimOutcome::Claimed { others, .. } => Ok(HostClaim::Held { others }),
             ClaimOutcome::Refused(r) => Ok(HostClaim::Refused(r)),
         }

@@ -2,11 +2,11 @@
 //! kept by the library instead of the kernel).
 //!
 //! Reservations live in the admission ledger's `Pool::Arc`: the same shared
-//! file, the same lock-free claim protocol, the same reclaim of a dead owner
-//! (pid + start time) and the same hostile-file rules. A VM's reservation
-//! is keyed by its UUID, held by the process that made it (zhyve, and after
-//! exec its bhyve: same pid, same start time) and released on destroy —
-//! explicitly, or when that process dies.
+//! file, the same lock-free claim protocol, the same reclaim of a dead
+//! holder (the kernel's record locks) and the same hostile-file rules. A
+//! VM's reservation is keyed by its UUID, held by the process that made it
+//! (zhyve, and after a hand-off its bhyve) and released on destroy —
+//! explicitly, or when its last holder dies.
 //!
 //! The claim's capacity is the guard's: `ceiling - arc_c_min` in pages, so
 //! the ledger's "claimed + request <= capacity" is exactly
@@ -16,8 +16,8 @@
 use super::guard::{
     guard, target, ArcLimits, Ceiling, GuardInputs, Refusal, TargetInputs, TargetReport,
 };
+use crate::admission::hint;
 use crate::admission::ledger::{ClaimOutcome, Ledger, Pool, World};
-use crate::admission::owner::Owner;
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 
@@ -62,7 +62,7 @@ pub fn current_target(ledger: &Ledger<'_>, policy: &ArcPolicy) -> Result<TargetR
     target(&TargetInputs {
         limits: policy.limits,
         ceiling: policy.ceiling,
-        arc_virt_machine_reserved: ledger.total(Pool::Arc).claimed,
+        arc_virt_machine_reserved: ledger.claimed(Pool::Arc),
         slack: policy.slack,
     })
 }
@@ -72,7 +72,6 @@ pub fn current_target(ledger: &Ledger<'_>, policy: &ArcPolicy) -> Result<TargetR
 pub fn reserve(
     ledger: &Ledger<'_>,
     world: &dyn World,
-    me: Owner,
     uuid: &[u8; 16],
     request_bytes: u64,
     policy: &ArcPolicy,
@@ -80,7 +79,7 @@ pub fn reserve(
     if policy.limits.arc_c_min > policy.limits.arc_c_max {
         return Err(Error::new(Status::InvalidArgument));
     }
-    if let Some(c) = ledger.find(uuid, &[Pool::Arc])? {
+    if let Some(c) = ledger.find(uuid, hint(uuid), &[Pool::Arc])? {
         return Ok(Reservation::Reserved(Reserved {
             bytes: bytes(c.pages),
             already: true,
@@ -92,16 +91,12 @@ pub fn reserve(
         return Err(Error::new(Status::InvalidArgument));
     }
     let capacity = inputs.ceiling.saturating_sub(inputs.arc_c_min);
-    let hint = usize::from(uuid[15])
-        .wrapping_mul(31)
-        .wrapping_add(usize::from(uuid[14]));
     let outcome = ledger.claim(
         world,
-        me,
         *uuid,
         Pool::Arc,
         inputs.request,
-        hint,
+        hint(uuid),
         &mut || Ok(capacity),
     )?;
     match outcome {
@@ -116,7 +111,7 @@ pub fn reserve(
             // the caller gets an error and nothing is held. (Found by the
             // ledger_file fuzz target.)
             Err(e) => {
-                let _ = ledger.release(world, me, slot);
+                let _ = ledger.release(world, slot);
                 Err(e)
             }
         },
@@ -139,22 +134,17 @@ pub fn reserve(
 /// Release VM `uuid`'s reservation (on destroy). Idempotent: a VM with no
 /// reservation releases 0 bytes. A reservation held by another live
 /// process is `NotFound` (it is reclaimed when that process dies).
-pub fn release(
-    ledger: &Ledger<'_>,
-    world: &dyn World,
-    me: Owner,
-    uuid: &[u8; 16],
-) -> Result<u64, Error> {
-    match ledger.find(uuid, &[Pool::Arc])? {
+pub fn release(ledger: &Ledger<'_>, world: &dyn World, uuid: &[u8; 16]) -> Result<u64, Error> {
+    match ledger.find(uuid, hint(uuid), &[Pool::Arc])? {
         None => Ok(0),
-        Some(c) if c.owner == me => ledger.release(world, me, c.slot).map(bytes),
+        Some(c) if world.mine(c.slot) => ledger.release(world, c.slot).map(bytes),
         Some(_) => Err(Error::new(Status::NotFound)),
     }
 }
 
 /// Pages → bytes of the ledger's total (for reports).
 pub fn reserved_bytes(ledger: &Ledger<'_>) -> u64 {
-    pages::ptob(ledger.total(Pool::Arc).claimed, PageSize::Base4K).unwrap_or(u64::MAX)
+    pages::ptob(ledger.claimed(Pool::Arc), PageSize::Base4K).unwrap_or(u64::MAX)
 }
 
 /// Name of the file (in the run directory) that remembers `zfs_arc_max`
@@ -223,7 +213,7 @@ pub fn apply_linux(
     };
     let io =
         |e: std::io::Error| Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(libc::EIO));
-    if ledger.total(Pool::Arc).claimed > 0 {
+    if ledger.claimed(Pool::Arc) > 0 {
         let t = current_target(ledger, policy)?;
         let value = zfs_arc_max_for(&t, facts).map_err(|_| Error::new(Status::Refused))?;
         let original = match remembered {

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 mod admit_vm;
 mod boot;
+mod handoff;
 mod policy;
 mod report;
 
@@ -757,6 +758,10 @@ pub const VMMRESV_REASON_ARC_GUARD: u32 = 5;
 /// host's free memory below the configured memory state, by
 /// `shortfall_bytes`.
 pub const VMMRESV_REASON_MEMORY_STATE: u32 = 6;
+/// `reason` (ABI 1.2): another process holds this VM's claim (it is
+/// starting this VM now); nothing was claimed. That process commits or
+/// aborts it, or hands it over (vmmresv_handoff()).
+pub const VMMRESV_REASON_HELD_ELSEWHERE: u32 = 7;
 
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_REQUIRE, Preference::Require as u32);
 static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_PREFER, Preference::Prefer as u32);
@@ -783,6 +788,10 @@ static_assertions::const_assert_eq!(
 );
 static_assertions::const_assert_eq!(VMMRESV_REASON_ARC_GUARD, Reason::ArcGuard as u32);
 static_assertions::const_assert_eq!(VMMRESV_REASON_MEMORY_STATE, Reason::MemoryState as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_REASON_HELD_ELSEWHERE,
+    Reason::HeldElsewhere as u32
+);
 
 /// An admission decision and the figures behind it.
 #[repr(C)]

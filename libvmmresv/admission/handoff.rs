@@ -1,0 +1,266 @@
+//! Handing a claim to another program: a launcher that forks and execs
+//! bhyve (or execs it in place) passes the VM's claims on, and bhyve — which
+//! links the library — adopts them and commits once its memory is
+//! allocated. The claim lives while any holder lives.
+//!
+//! The token is text, for an environment variable
+//! ([`HANDOFF_ENV`]) or an argument:
+//! `vmmresv-handoff-1;pid=P;uuid=U;fd=F;hfd=H;l=S.G,…;h=S.G,…` — the
+//! holder's pid, the VM's UUID (32 hex digits), the ledger descriptors
+//! (`-1` for none) made to survive exec, and each claim as slot.generation
+//! in the admission ledger (`l`) and the host-memory ledger (`h`).
+//!
+//! After a fork the new process takes each slot's adopter lock, while the
+//! launcher still holds its own: from then on either keeps the claim
+//! alive. After an exec in place the process already holds its locks — if
+//! the ledger descriptor survived the exec, which is what [`Admission::handoff_fds`]
+//! arranges; adopting re-registers them and closes the descriptor on the
+//! next exec again.
+
+use std::os::fd::RawFd;
+
+use super::file::LedgerFile;
+use super::ledger::{Ledger, Pool, Role, World};
+use super::{hint, Admission, Result};
+use crate::status::{Error, Status};
+
+/// The environment variable the stand-ins pass the token in.
+pub const HANDOFF_ENV: &str = "VMMRESV_HANDOFF";
+const PREFIX: &str = "vmmresv-handoff-1";
+
+/// A parsed token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The process that made it.
+    pub pid: u32,
+    /// The VM.
+    pub uuid: [u8; 16],
+    /// The admission ledger's descriptor in that process.
+    pub fd: RawFd,
+    /// The host ledger's descriptor, or -1.
+    pub host_fd: RawFd,
+    /// Claims in the admission ledger: (slot, generation).
+    pub ledger: Vec<(usize, u64)>,
+    /// Claims in the host ledger.
+    pub host: Vec<(usize, u64)>,
+}
+
+fn bad() -> Error {
+    Error::new(Status::InvalidArgument)
+}
+
+fn slots(v: &[(usize, u64)]) -> String {
+    v.iter()
+        .map(|(s, g)| format!("{}.{}", s, g))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_slots(s: &str) -> Result<Vec<(usize, u64)>> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|p| {
+            let (a, b) = p.split_once('.').ok_or_else(bad)?;
+            Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+        })
+        .collect()
+}
+
+impl Token {
+    /// The text form.
+    pub fn render(&self) -> String {
+        let hex: String = self.uuid.iter().map(|b| format!("{:02x}", b)).collect();
+        format!(
+            "{};pid={};uuid={};fd={};hfd={};l={};h={}",
+            PREFIX,
+            self.pid,
+            hex,
+            self.fd,
+            self.host_fd,
+            slots(&self.ledger),
+            slots(&self.host)
+        )
+    }
+
+    /// Parse the text form (strictly: every field, in order).
+    pub fn parse(text: &str) -> Result<Token> {
+        let mut f = text.split(';');
+        if f.next() != Some(PREFIX) {
+            return Err(bad());
+        }
+        let mut field = |name: &str| -> Result<&str> {
+            let kv = f.next().ok_or_else(bad)?;
+            kv.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .ok_or_else(bad)
+        };
+        let pid = field("pid")?.parse().map_err(|_| bad())?;
+        let hex = field("uuid")?;
+        let fd = field("fd")?.parse().map_err(|_| bad())?;
+        let host_fd = field("hfd")?.parse().map_err(|_| bad())?;
+        let ledger = parse_slots(field("l")?)?;
+        let host = parse_slots(field("h")?)?;
+        if f.next().is_some() || hex.len() != 32 || ledger.len() + host.len() > 8 {
+            return Err(bad());
+        }
+        let mut uuid = [0u8; 16];
+        for (i, b) in uuid.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        Ok(Token {
+            pid,
+            uuid,
+            fd,
+            host_fd,
+            ledger,
+            host,
+        })
+    }
+}
+
+/// This process's claims for `uuid` in `l`: NotHolder if another process
+/// holds one.
+fn held(l: &Ledger<'_>, w: &dyn World, uuid: &[u8; 16], pools: &[Pool]) -> Result<Vec<(usize, u64)>> {
+    let mut out = Vec::new();
+    for p in pools {
+        if let Some(c) = l.find(uuid, hint(uuid), &[*p])? {
+            if !w.mine(c.slot) {
+                return Err(Error::new(Status::NotHolder));
+            }
+            out.push((c.slot, c.word.gen));
+        }
+    }
+    Ok(out)
+}
+
+fn adopt_all(f: &LedgerFile, t: &Token, list: &[(usize, u64)], inherited: bool) -> Result<()> {
+    let l = f.ledger();
+    let w = f.world();
+    for (k, (slot, gen)) in list.iter().enumerate() {
+        if let Err(e) = l.adopt(&w, *slot, *gen, &t.uuid, inherited) {
+            // Give back what this call took (after an exec in place the
+            // holder locks were ours before: keep those).
+            if !inherited {
+                for (s, _) in &list[..k] {
+                    w.unlock(*s, Role::Adopter);
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+impl Admission {
+    /// The hand-off token for VM `uuid`'s claims held by this process
+    /// (admission claim, ARC reservation, host-memory claim). NotFound if
+    /// it holds none, NotHolder if another process holds them. Nothing
+    /// changes until [`Admission::handoff_fds`].
+    pub fn handoff_token(&self, uuid: &[u8; 16]) -> Result<Token> {
+        let l = self.file.ledger();
+        let ledger = held(
+            &l,
+            &self.file.world(),
+            uuid,
+            &[Pool::Reservoir, Pool::Transient, Pool::Arc],
+        )?;
+        let (host, host_fd) = match self.host_ledger_if_exists()? {
+            Some(h) => (
+                held(&h.ledger(), &h.world(), uuid, &[Pool::Reservoir])?,
+                h.raw_fd(),
+            ),
+            None => (Vec::new(), -1),
+        };
+        if ledger.is_empty() && host.is_empty() {
+            return Err(Error::new(Status::NotFound));
+        }
+        Ok(Token {
+            pid: std::process::id(),
+            uuid: *uuid,
+            fd: self.file.raw_fd(),
+            host_fd: if host.is_empty() { -1 } else { host_fd },
+            ledger,
+            host,
+        })
+    }
+
+    /// Make the ledger descriptors survive an exec (for a hand-off to the
+    /// program this process is about to exec, in place or after a fork).
+    pub fn handoff_fds(&self, t: &Token) -> Result<()> {
+        self.file.keep_across_exec()?;
+        if t.host_fd >= 0 {
+            if let Some(h) = self.host_ledger_if_exists()? {
+                h.keep_across_exec()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The token for `uuid`, with the descriptors made to survive exec.
+    pub fn handoff(&self, uuid: &[u8; 16]) -> Result<String> {
+        let t = self.handoff_token(uuid)?;
+        self.handoff_fds(&t)?;
+        Ok(t.render())
+    }
+
+    /// Become a holder of the claims a token names: after a fork (the
+    /// launcher still holds them) or after an exec in place (this process
+    /// held them before the exec, and they survived it only if the ledger
+    /// descriptor did). NotFound if a claim is gone or nobody holds it;
+    /// Busy if another process adopted it; InvalidArgument for a malformed
+    /// token.
+    pub fn adopt(&self, text: &str) -> Result<Token> {
+        let t = Token::parse(text)?;
+        self.file.check_identity()?;
+        let inherited = t.pid == std::process::id();
+        if inherited && !self.file.adopt_inherited(t.fd)? {
+            // The exec closed the descriptor: the locks went with it.
+            return Err(Error::new(Status::NotFound));
+        }
+        adopt_all(&self.file, &t, &t.ledger, inherited)?;
+        if !t.host.is_empty() {
+            let h = self.host_ledger()?;
+            if inherited && !h.adopt_inherited(t.host_fd)? {
+                return Err(Error::new(Status::NotFound));
+            }
+            adopt_all(h, &t, &t.host, inherited)?;
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_garbage() {
+        let t = Token {
+            pid: 42,
+            uuid: [0xab; 16],
+            fd: 7,
+            host_fd: -1,
+            ledger: vec![(3, 9), (100, 1)],
+            host: vec![],
+        };
+        assert_eq!(Token::parse(&t.render()).unwrap(), t);
+        for bad in [
+            "",
+            "vmmresv-handoff-2;pid=1",
+            &t.render().replace("pid=42", "pid=x"),
+            &(t.render() + ";extra=1"),
+            &t.render().replace("uuid=ab", "uuid=zz"),
+            &t.render().replace("l=3.9", "l=3"),
+        ] {
+            assert_eq!(
+                Token::parse(bad).unwrap_err().status(),
+                Status::InvalidArgument,
+                "{:?}",
+                bad
+            );
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! ABI 1.2: handing a VM's claims to the program that allocates its
+//! memory (vmmresv_handoff(3VMMRESV)), and where the ledger's path came
+//! from.
+
+use core::ffi::{c_char, CStr};
+
+use super::{
+    boundary, checked, fail, ok, put, put_nul_terminated, uuid_arg, vmmresv_admission, Status,
+};
+use crate::status::Error;
+
+/// Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
+/// ARC reservation, host-memory claim) held by this process into `buf`
+/// (`buf_len` bytes, NUL-terminated), and make the ledger descriptors
+/// survive an exec. Give the token to the program that will allocate the
+/// VM's memory (conventionally in the environment variable
+/// VMMRESV_HANDOFF) and have it call vmmresv_adopt(). `*needed` (may be
+/// NULL) receives the bytes the token needs including the NUL; if
+/// `buf_len` is smaller, nothing is written or changed and BUFFER_TOO_SMALL
+/// is returned (`buf` may be NULL when `buf_len` is 0).
+/// VMMRESV_HANDOFF_BUFSIZE bytes always suffice. NOT_FOUND if this process
+/// holds no claim for the VM, NOT_HOLDER if another process holds it.
+#[no_mangle]
+pub extern "C" fn vmmresv_handoff(
+    admission_handle: *const vmmresv_admission,
+    vm_uuid: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> Status {
+    boundary(|| {
+        let a = match checked(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        let uuid = match uuid_arg(vm_uuid) {
+            Ok(u) => u,
+            Err(e) => return fail(e),
+        };
+        let token = match a.inner.handoff_token(&uuid) {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        let text = token.render();
+        if !needed.is_null() {
+            put(needed, text.len() + 1);
+        }
+        if buf_len < text.len() + 1 {
+            return fail(Error::new(Status::BufferTooSmall));
+        }
+        if buf.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        if let Err(e) = a.inner.handoff_fds(&token) {
+            return fail(e);
+        }
+        put_nul_terminated(text.as_bytes(), buf);
+        ok()
+    })
+}
+
+/// Bytes that always hold a hand-off token and its NUL.
+pub const VMMRESV_HANDOFF_BUFSIZE: usize = 512;
+
+/// Make this process a holder of the claims `token` names (made by
+/// vmmresv_handoff() in the launcher): after a fork and exec, the launcher
+/// and this process both hold them until one commits or aborts, and the
+/// claims live while either lives; after an exec in place, this process
+/// goes on holding them. Then vmmresv_commit()/vmmresv_abort() work here.
+/// NOT_FOUND if a claim is gone or nobody holds it any more (or, after an
+/// exec in place, the ledger descriptor did not survive it), BUSY if
+/// another process adopted it already, INVALID_ARGUMENT for a malformed
+/// token, LEDGER_REPLACED if the ledger is not the one the handle opened.
+#[no_mangle]
+pub extern "C" fn vmmresv_adopt(
+    admission_handle: *mut vmmresv_admission,
+    token: *const c_char,
+) -> Status {
+    boundary(|| {
+        let a = match checked(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if token.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        // SAFETY: non-null; the C contract is a NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(token) };
+        let Ok(text) = text.to_str() else {
+            return fail(Error::new(Status::InvalidArgument));
+        };
+        match a.inner.adopt(text) {
+            Ok(_) => ok(),
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Where the admission handle's ledger path came from: `*origin` receives
+/// VMMRESV_LEDGER_ORIGIN_DEFAULT or _CONFIG (the host-wide setting every
+/// launcher shares), or _ENVIRONMENT or _ARGUMENT (an override for this
+/// process: two ledgers for one host protect nothing).
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_ledger_origin(
+    admission_handle: *const vmmresv_admission,
+    origin: *mut u32,
+) -> Status {
+    boundary(|| {
+        let a = match checked(admission_handle) {
+            Ok(a) => a,
+            Err(s) => return fail(Error::new(s)),
+        };
+        if origin.is_null() {
+            return fail(Error::new(Status::NullArgument));
+        }
+        put(origin, a.inner.ledger_origin() as u32);
+        ok()
+    })
+}
+
+/// `origin`: the built-in default run directory.
+pub const VMMRESV_LEDGER_ORIGIN_DEFAULT: u32 = 0;
+/// `origin`: `run_dir=` in the host's config file.
+pub const VMMRESV_LEDGER_ORIGIN_CONFIG: u32 = 1;
+/// `origin`: the VMMRESV_RUNDIR environment variable (an override).
+pub const VMMRESV_LEDGER_ORIGIN_ENVIRONMENT: u32 = 2;
+/// `origin`: a path given to vmmresv_admission_open() (an override).
+pub const VMMRESV_LEDGER_ORIGIN_ARGUMENT: u32 = 3;
+
+use crate::reservoir::RunDirOrigin;
+static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_DEFAULT, RunDirOrigin::Default as u32);
+static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_CONFIG, RunDirOrigin::Config as u32);
+static_assertions::const_assert_eq!(
+    VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
+    RunDirOrigin::Environment as u32
+);
+static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_ARGUMENT, RunDirOrigin::Argument as u32);
+static_assertions::const_assert!(VMMRESV_HANDOFF_BUFSIZE > 17 + 5 + 8 + 38 + 16 + 16 + 8 * 20 + 8);
