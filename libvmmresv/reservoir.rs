@@ -122,6 +122,17 @@ pub struct ReservoirQuery {
 }
 
 impl ReservoirQuery {
+    /// Room the kernel's limit leaves for transient memory (VMs created
+    /// without the reservoir): limit − (free + alloc + transient), as
+    /// `vmmr_add` checks it.
+    pub fn transient_room(&self) -> u64 {
+        let used = self
+            .free
+            .saturating_add(self.alloc)
+            .saturating_add(self.alloc_transient);
+        self.limit.saturating_sub(used)
+    }
+
     /// The reservoir's size as `SET_TARGET` counts it: free + alloc
     /// (transient excluded). Saturates rather than wrap on a kernel answer
     /// that could not be real.
@@ -475,7 +486,18 @@ impl Reservoir {
         let _lock = self
             .lock()
             .map_err(|e| ResizeError::new(e, self.reached_now()))?;
-        resize_on_signal(self, plan, on_signal, progress)
+        // Pending admission claims were checked against the room a resize
+        // changes: hold the change in the ledger first, like a claim.
+        let mut hold = ResizeHold::open(self.run_dir())
+            .map_err(|e| ResizeError::new(e, self.reached_now()))?;
+        let planned = |q: &ReservoirQuery| -> Result<Option<(u64, u64)>> {
+            let p = plan(q)?;
+            if let Some((target, _)) = p {
+                hold.take(self, q.size(), target)?;
+            }
+            Ok(p)
+        };
+        resize_on_signal(self, planned, on_signal, progress)
     }
 
     /// Take the resize lock: a fresh open file description with an
@@ -483,6 +505,82 @@ impl Reservoir {
     /// process dies.
     fn lock(&self) -> Result<File> {
         lock_file(&self.lock_path)
+    }
+}
+
+/// A resize's hold on the admission ledger of its run directory (if one
+/// exists): a grow takes room under the limit that pending transient
+/// claims were admitted against, a shrink takes free memory that pending
+/// reservoir claims were admitted against — so the change is claimed first,
+/// in the same pool and by the same protocol as a VM's claim, and refused
+/// (`Status::Refused`) when it would take what a pending claim holds.
+/// Released when dropped, after the resize: by then the kernel accounts
+/// the change.
+struct ResizeHold {
+    file: Option<crate::admission::file::LedgerFile>,
+    slot: Option<usize>,
+}
+
+/// The UUID a resize's hold is recorded under (no VM has it: version 4
+/// UUIDs have 0x4 in byte 6).
+const RESIZE_HOLD_UUID: [u8; 16] = *b"vmmresv:resize\0\0";
+
+impl ResizeHold {
+    fn open(run_dir: &Path) -> Result<ResizeHold> {
+        use crate::admission::file::{LedgerFile, LEDGER_FILE_NAME};
+        let path = run_dir.join(LEDGER_FILE_NAME);
+        // No ledger: no admission ever claimed here, nothing to respect.
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(ResizeHold {
+                file: None,
+                slot: None,
+            });
+        }
+        Ok(ResizeHold {
+            file: Some(LedgerFile::open_or_create(&path)?),
+            slot: None,
+        })
+    }
+
+    fn take(&mut self, k: &dyn Kernel, size: u64, target: u64) -> Result<()> {
+        use crate::admission::ledger::{ClaimOutcome, Pool};
+        let Some(f) = &self.file else { return Ok(()) };
+        if self.slot.is_some() || target == size {
+            return Ok(());
+        }
+        let (pool, bytes) = if target > size {
+            (Pool::Transient, target - size)
+        } else {
+            (Pool::Reservoir, size - target)
+        };
+        let pages = pages::btopr(bytes, pages::PageSize::Base4K);
+        let mut capacity = || -> Result<u64> {
+            let q = query_with(k)?;
+            let room = match pool {
+                Pool::Transient => q.transient_room(),
+                _ => q.free,
+            };
+            Ok(pages::btop(room, pages::PageSize::Base4K))
+        };
+        match f
+            .ledger()
+            .claim(&f.world(), RESIZE_HOLD_UUID, pool, pages, 0, &mut capacity)?
+        {
+            ClaimOutcome::Claimed { slot, .. } => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            ClaimOutcome::Refused(_) => Err(Error::new(Status::Refused)),
+        }
+    }
+}
+
+impl Drop for ResizeHold {
+    fn drop(&mut self) {
+        if let (Some(f), Some(slot)) = (&self.file, self.slot) {
+            // If this fails the hold dies with this process (its lock).
+            let _ = f.ledger().release(&f.world(), slot);
+        }
     }
 }
 

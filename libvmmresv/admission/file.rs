@@ -387,11 +387,6 @@ fn random_u64() -> u64 {
 }
 
 impl LedgerFile {
-    /// The default path: `<run dir>/admission.ledger`.
-    pub fn default_path() -> PathBuf {
-        crate::reservoir::run_dir().join(LEDGER_FILE_NAME)
-    }
-
     /// Open the ledger at `path` for the VMM reservoir, creating it (and
     /// its directory) if it does not exist.
     pub fn open_or_create(path: &Path) -> Result<LedgerFile> {

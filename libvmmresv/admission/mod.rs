@@ -653,11 +653,7 @@ impl Admission {
 /// Room the kernel's limit leaves for transient memory:
 /// limit − (free + alloc + transient) (vmmr_add's check).
 pub fn transient_room(q: &ReservoirQuery) -> u64 {
-    let used = q
-        .free
-        .saturating_add(q.alloc)
-        .saturating_add(q.alloc_transient);
-    q.limit.saturating_sub(used)
+    q.transient_room()
 }
 
 #[cfg(test)]
