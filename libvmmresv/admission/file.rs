@@ -688,7 +688,11 @@ impl LedgerFile {
                 st,
             )
         };
-        if !open || (st.st_dev as u64, st.st_ino as u64) != (self.shared.dev, self.shared.ino) {
+        // st_dev and st_ino are u64 on Linux and illumos LP64 alike, but
+        // libc spells them differently per platform.
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64);
+        if !open || id != (self.shared.dev, self.shared.ino) {
             return Ok(false);
         }
         // SAFETY: the descriptor is open and is this file; setting its
@@ -762,6 +766,12 @@ fn lock_byte(slot: usize, role: Role) -> libc::off_t {
     (LOCK_BASE + 2 * slot as u64 + k) as libc::off_t
 }
 
+// The lock types are c_int on Linux and c_short on illumos.
+#[allow(clippy::unnecessary_cast)]
+const WRLCK: i32 = libc::F_WRLCK as i32;
+#[allow(clippy::unnecessary_cast)]
+const UNLCK: i32 = libc::F_UNLCK as i32;
+
 fn bit(role: Role) -> u8 {
     match role {
         Role::Holder => 1,
@@ -779,7 +789,7 @@ impl FileWorld<'_> {
     ) -> std::io::Result<libc::flock> {
         // SAFETY: a zeroed flock is a valid value; its fields are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
-        fl.l_type = typ as _;
+        fl.l_type = typ as _; // c_short on every platform; F_* fit
         fl.l_whence = libc::SEEK_SET as _;
         fl.l_start = start;
         fl.l_len = len;
@@ -805,7 +815,7 @@ impl World for FileWorld<'_> {
         if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
             return Ok(false); // another thread of this process has it
         }
-        match self.fcntl_lock(libc::F_SETLK, libc::F_WRLCK, lock_byte(slot, role), 1) {
+        match self.fcntl_lock(libc::F_SETLK, WRLCK, lock_byte(slot, role), 1) {
             Ok(_) => Ok(true),
             Err(e) => {
                 cell.fetch_and(!bit(role), Ordering::AcqRel);
@@ -825,7 +835,7 @@ impl World for FileWorld<'_> {
         }
         // An unlock cannot fail for a range we locked; if it did, the lock
         // would only keep a free slot from being reused until we exit.
-        let _ = self.fcntl_lock(libc::F_SETLK, libc::F_UNLCK, lock_byte(slot, role), 1);
+        let _ = self.fcntl_lock(libc::F_SETLK, UNLCK, lock_byte(slot, role), 1);
         cell.fetch_and(!bit(role), Ordering::AcqRel);
     }
 
@@ -838,14 +848,9 @@ impl World for FileWorld<'_> {
 
     fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
         let fl = self
-            .fcntl_lock(
-                libc::F_GETLK,
-                libc::F_WRLCK,
-                lock_byte(slot, Role::Holder),
-                2,
-            )
+            .fcntl_lock(libc::F_GETLK, WRLCK, lock_byte(slot, Role::Holder), 2)
             .map_err(|e| io(&e))?;
-        Ok(fl.l_type as libc::c_int != libc::F_UNLCK)
+        Ok(i32::from(fl.l_type) != UNLCK)
     }
 
     fn pid(&self) -> u32 {
