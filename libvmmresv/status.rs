@@ -149,7 +149,9 @@ impl Status {
             Status::BufferTooSmall => "buffer too small\0",
             Status::Overflow => "size arithmetic would overflow\0",
             Status::ParseSize => "invalid size string\0",
-            Status::Permission => "permission denied (resizing the reservoir needs sys_config)\0",
+            Status::Permission => {
+                "permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)\0"
+            }
             Status::ResizeInProgress => "a reservoir resize is already in progress\0",
             Status::NoSpace => {
                 "not enough space: beyond the reservoir limit, or more than its free memory\0"
