@@ -34,7 +34,7 @@
 /**
  * Minor version: grows when functions are added (in a new version node).
  */
-#define VMMRESV_VERSION_MINOR 1
+#define VMMRESV_VERSION_MINOR 2
 
 /**
  * Patch version: fixes only.
@@ -1608,9 +1608,14 @@ vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admi
  * ARC gives back, for a NO_RESERVOIR start with an ARC host set) less the
  * floor state's free memory, together with the host claims of every
  * other start not yet committed; so starts that read free memory at the
- * same moment cannot both pass on the same memory. Take the reading just
- * before the call: a start that committed before the reading was taken
- * but after its memory was counted cannot be seen. Otherwise the decision
+ * same moment cannot both pass on the same memory. With `host` NULL
+ * (since ABI 1.2) the library reads the host's memory itself
+ * (/proc/meminfo on Linux, libkstat `unix:0:system_pages` on illumos),
+ * and reads it again inside the claim, after the total it is applied to,
+ * so no start that committed meanwhile can be missed. With a caller's
+ * reading, that reading is used: take it just before the call (a start
+ * that committed before it was taken but after its memory was counted
+ * cannot be seen). If the rule refuses, the decision
  * is REFUSE with
  * VMMRESV_REASON_MEMORY_STATE and the shortfall, and the claim (and any
  * ARC reservation) is given back before the call returns. A retried
@@ -1874,7 +1879,7 @@ vmmresv_status vmmresv_host_read_kstat(const char *path,
 
 /**
  * The host capacity report, as one JSON object (schema
- * "vmmresv-report/1", described in vmmresv_report(3VMMRESV)): reservoir
+ * "vmmresv-report/2", described in vmmresv_report(3VMMRESV)): reservoir
  * figures and pending claims, the ARC, the headroom breakdown (physical
  * memory less 120% of unlockable pages, the ARC floor and each named
  * input of `inputs`), the peers' sizing rules, the memory state, the

@@ -47,7 +47,7 @@ pub use reservoir::*;
 /// their signature and meaning for every 1.x release.
 pub const VMMRESV_VERSION_MAJOR: u32 = 1;
 /// Minor version: grows when functions are added (in a new version node).
-pub const VMMRESV_VERSION_MINOR: u32 = 1;
+pub const VMMRESV_VERSION_MINOR: u32 = 2;
 /// Patch version: fixes only.
 pub const VMMRESV_VERSION_PATCH: u32 = 0;
 
