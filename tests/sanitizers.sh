@@ -214,7 +214,7 @@ USAGE='Usage: rsrvrctl [-a add] [-r remove] [-q]
 '
 EPERM='permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)'
 NODEV='no vmm device (is the vmm driver loaded?)'
-ENOSPC='not enough space: beyond the reservoir limit, or more than its free memory'
+ENOSPC='not enough space: beyond the reservoir limit, more than its free memory, or a full file system (ENOSPC)'
 
 echo "== canary: a report must fail the run"
 new_host canary

@@ -343,6 +343,8 @@ reason_name(uint32_t r)
 		return ("arc_guard");
 	case VMMRESV_REASON_MEMORY_STATE:
 		return ("memory_state");
+	case VMMRESV_REASON_HELD_ELSEWHERE:
+		return ("held_elsewhere");
 	default:
 		return ("?");
 	}
