@@ -10,6 +10,9 @@
 //! does not fit beside it is refused (or the call fails with a status) and
 //! is never admitted on top of it.
 
+// The Linux emulator and namespaces: Linux only.
+#![cfg(target_os = "linux")]
+
 mod common;
 #[path = "common/launcher.rs"]
 mod launcher;

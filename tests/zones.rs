@@ -28,6 +28,9 @@
 //! processes with another start time), takes the live claimant for dead and
 //! reclaims its claim. What each one showed is written in its comment.
 
+// The Linux emulator and namespaces: Linux only.
+#![cfg(target_os = "linux")]
+
 mod common;
 #[path = "common/launcher.rs"]
 mod launcher;
