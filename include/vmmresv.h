@@ -34,7 +34,7 @@
 /**
  * Minor version: grows when functions are added (in a new version node).
  */
-#define VMMRESV_VERSION_MINOR 1
+#define VMMRESV_VERSION_MINOR 2
 
 /**
  * Patch version: fixes only.
@@ -149,6 +149,13 @@
 #define VMMRESV_REASON_MEMORY_STATE 6
 
 /**
+ * `reason` (ABI 1.2): another process holds this VM's claim (it is
+ * starting this VM now); nothing was claimed. That process commits or
+ * aborts it, or hands it over (vmmresv_handoff()).
+ */
+#define VMMRESV_REASON_HELD_ELSEWHERE 7
+
+/**
  * `kind` of a vmmresv_boot_setting: a percentage of the kernel's limit.
  */
 #define VMMRESV_BOOT_PERCENT 1
@@ -162,6 +169,31 @@
  * The default boot setting (RFD 185): this percentage of the limit.
  */
 #define VMMRESV_BOOT_DEFAULT_PERCENT 75
+
+/**
+ * Bytes that always hold a hand-off token and its NUL.
+ */
+#define VMMRESV_HANDOFF_BUFSIZE 512
+
+/**
+ * `origin`: the built-in default run directory.
+ */
+#define VMMRESV_LEDGER_ORIGIN_DEFAULT 0
+
+/**
+ * `origin`: `run_dir=` in the host's config file.
+ */
+#define VMMRESV_LEDGER_ORIGIN_CONFIG 1
+
+/**
+ * `origin`: the VMMRESV_RUNDIR environment variable (an override).
+ */
+#define VMMRESV_LEDGER_ORIGIN_ENVIRONMENT 2
+
+/**
+ * `origin`: a path given to vmmresv_admission_open() (an override).
+ */
+#define VMMRESV_LEDGER_ORIGIN_ARGUMENT 3
 
 /**
  * Overhead model: the same overhead for every VM (EVE-OS, 600 MiB).
@@ -230,6 +262,32 @@
  * Sizing profile: Triton CNAPI, 85% of RAM - the VMs' caps.
  */
 #define VMMRESV_PROFILE_CNAPI 3
+
+/**
+ * `vmmresv_reservoir_resize()` op: resize to `bytes` (free + alloc), as
+ * `vmmresv_reservoir_set_target()`.
+ */
+#define VMMRESV_RESIZE_TARGET 0
+
+/**
+ * `vmmresv_reservoir_resize()` op: grow by `bytes`, as
+ * `vmmresv_reservoir_add()`.
+ */
+#define VMMRESV_RESIZE_ADD 1
+
+/**
+ * `vmmresv_reservoir_resize()` op: shrink by `bytes` (clamped to the
+ * size), as `vmmresv_reservoir_remove()`.
+ */
+#define VMMRESV_RESIZE_REMOVE 2
+
+/**
+ * `vmmresv_reservoir_resize()` flag: the first time the kernel stops the
+ * resize for a signal (EINTR), return VMMRESV_STATUS_INTERRUPTED with the
+ * size reached instead of resuming. Without it a signal never ends the
+ * call (only a progress callback's nonzero answer does).
+ */
+#define VMMRESV_RESIZE_STOP_ON_SIGNAL 1
 
 /**
  * Result of every `vmmresv_*` call that can fail.
@@ -362,6 +420,23 @@ enum vmmresv_status
    * time).
    */
   VMMRESV_STATUS_TIMEOUT = 7028,
+  /**
+   * The admission ledger file was renamed over, replaced or removed
+   * while in use: the path no longer names the file this handle (or
+   * its anchor) holds. Nothing was admitted. (Since 1.2.)
+   */
+  VMMRESV_STATUS_LEDGER_REPLACED = 7029,
+  /**
+   * The admission ledger file has another layout version and claims
+   * in use; it is neither read nor replaced. (Since 1.2.)
+   */
+  VMMRESV_STATUS_LEDGER_VERSION = 7030,
+  /**
+   * Another process holds this VM's claim: only a holder (the process
+   * that admitted it, or one that adopted it) can commit or abort it.
+   * (Since 1.2.)
+   */
+  VMMRESV_STATUS_NOT_HOLDER = 7031,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1426,8 +1501,10 @@ vmmresv_status vmmresv_arc_apply_linux(struct vmmresv_admission *admission_handl
 /**
  * illumos: apply VM `vm_name`'s ARC reservation of `bytes` with OS-8005's
  * per-VM ioctl (VM_ARC_RESV on /dev/vmm/`vm_name`), where the kernel has
- * it (2021-era illumos-joyent). UNSUPPORTED on every other kernel (the
- * ioctl answers ENOTTY): illumos has no run-time zfs_arc_max, and the
+ * it (illumos-joyent, in either of its two encodings: by value, or a
+ * pointer to a size_t, chosen by the kernel's interface version or else
+ * by trying each). UNSUPPORTED on every other kernel (the ioctl answers
+ * ENOTTY): illumos has no run-time zfs_arc_max, and the
  * library reports that rather than pretend. NO_DEVICE if the VM does not
  * exist; OUT_OF_MEMORY if that kernel's own guard refuses.
  */
@@ -1531,9 +1608,14 @@ vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admi
  * ARC gives back, for a NO_RESERVOIR start with an ARC host set) less the
  * floor state's free memory, together with the host claims of every
  * other start not yet committed; so starts that read free memory at the
- * same moment cannot both pass on the same memory. Take the reading just
- * before the call: a start that committed before the reading was taken
- * but after its memory was counted cannot be seen. Otherwise the decision
+ * same moment cannot both pass on the same memory. With `host` NULL
+ * (since ABI 1.2) the library reads the host's memory itself
+ * (/proc/meminfo on Linux, libkstat `unix:0:system_pages` on illumos),
+ * and reads it again inside the claim, after the total it is applied to,
+ * so no start that committed meanwhile can be missed. With a caller's
+ * reading, that reading is used: take it just before the call (a start
+ * that committed before it was taken but after its memory was counted
+ * cannot be seen). If the rule refuses, the decision
  * is REFUSE with
  * VMMRESV_REASON_MEMORY_STATE and the shortfall, and the claim (and any
  * ARC reservation) is given back before the call returns. A retried
@@ -1600,6 +1682,48 @@ vmmresv_status vmmresv_boot_target(const struct vmmresv_reservoir *reservoir,
                                    const char *setting,
                                    uint64_t chunk_bytes,
                                    struct vmmresv_boot_plan *out);
+
+/**
+ * Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
+ * ARC reservation, host-memory claim) held by this process into `buf`
+ * (`buf_len` bytes, NUL-terminated), and make the ledger descriptors
+ * survive an exec. Give the token to the program that will allocate the
+ * VM's memory (conventionally in the environment variable
+ * VMMRESV_HANDOFF) and have it call vmmresv_adopt(). `*needed` (may be
+ * NULL) receives the bytes the token needs including the NUL; if
+ * `buf_len` is smaller, nothing is written or changed and BUFFER_TOO_SMALL
+ * is returned (`buf` may be NULL when `buf_len` is 0).
+ * VMMRESV_HANDOFF_BUFSIZE bytes always suffice. NOT_FOUND if this process
+ * holds no claim for the VM, NOT_HOLDER if another process holds it.
+ */
+vmmresv_status vmmresv_handoff(const struct vmmresv_admission *admission_handle,
+                               const char *vm_uuid,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *needed);
+
+/**
+ * Make this process a holder of the claims `token` names (made by
+ * vmmresv_handoff() in the launcher): after a fork and exec, the launcher
+ * and this process both hold them until one commits or aborts, and the
+ * claims live while either lives; after an exec in place, this process
+ * goes on holding them. Then vmmresv_commit()/vmmresv_abort() work here.
+ * NOT_FOUND if a claim is gone or nobody holds it any more (or, after an
+ * exec in place, the ledger descriptor did not survive it), BUSY if
+ * another process adopted it already, INVALID_ARGUMENT for a malformed
+ * token, LEDGER_REPLACED if the ledger is not the one the handle opened.
+ */
+vmmresv_status vmmresv_adopt(struct vmmresv_admission *admission_handle,
+                             const char *token);
+
+/**
+ * Where the admission handle's ledger path came from: `*origin` receives
+ * VMMRESV_LEDGER_ORIGIN_DEFAULT or _CONFIG (the host-wide setting every
+ * launcher shares), or _ENVIRONMENT or _ARGUMENT (an override for this
+ * process: two ledgers for one host protect nothing).
+ */
+vmmresv_status vmmresv_admission_ledger_origin(const struct vmmresv_admission *admission_handle,
+                                               uint32_t *origin);
 
 /**
  * Fill `*out` with the documents' numbers: fixed 600 MiB, proportional
@@ -1755,7 +1879,7 @@ vmmresv_status vmmresv_host_read_kstat(const char *path,
 
 /**
  * The host capacity report, as one JSON object (schema
- * "vmmresv-report/1", described in vmmresv_report(3VMMRESV)): reservoir
+ * "vmmresv-report/2", described in vmmresv_report(3VMMRESV)): reservoir
  * figures and pending claims, the ARC, the headroom breakdown (physical
  * memory less 120% of unlockable pages, the ARC floor and each named
  * input of `inputs`), the peers' sizing rules, the memory state, the
@@ -1778,6 +1902,35 @@ vmmresv_status vmmresv_report_json(const struct vmmresv_admission *admission_han
                                    char *buf,
                                    size_t buf_len,
                                    size_t *needed);
+
+/**
+ * Resize the reservoir: `op` VMMRESV_RESIZE_TARGET (to `bytes`),
+ * VMMRESV_RESIZE_ADD (by `bytes`) or VMMRESV_RESIZE_REMOVE (by `bytes`,
+ * clamped to the size), in steps of `chunk_bytes` (0 = one step; for add
+ * and remove at most `bytes`), exactly as `vmmresv_reservoir_set_target()`,
+ * `_add()` and `_remove()` do — except for what a signal does.
+ *
+ * The kernel stops a resize with EINTR when a signal is pending: before
+ * its first step too (nothing done, even with `chunk_bytes` 0), and in
+ * the middle of a step that waits for memory (that step is undone). Steps
+ * completed stay. With `flags` VMMRESV_RESIZE_STOP_ON_SIGNAL the call
+ * then returns VMMRESV_STATUS_INTERRUPTED (vmmresv_last_errno() EINTR)
+ * and `*reached` says where the reservoir stands, which may be where it
+ * started; `progress` (may be NULL) is still called first, and its answer
+ * does not matter. With `flags` 0 the resize resumes, after calling
+ * `progress`, which may cancel — the VMMRESV_1.0 functions' behaviour.
+ *
+ * Errors: INVALID_ARGUMENT (unknown `op` or `flags` bit), INTERRUPTED,
+ * and those of `vmmresv_reservoir_set_target()`.
+ */
+vmmresv_status vmmresv_reservoir_resize(const struct vmmresv_reservoir *reservoir,
+                                        uint32_t op,
+                                        uint64_t bytes,
+                                        uint64_t chunk_bytes,
+                                        uint32_t flags,
+                                        vmmresv_progress_fn progress,
+                                        void *arg,
+                                        uint64_t *reached);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -122,6 +122,117 @@ pub fn read_kstat(path: &Path) -> Result<HostMemory, Error> {
     parse_system_pages(&read_text(path)?)
 }
 
+/// This host's memory now, from the platform's own counters:
+/// `/proc/meminfo` on Linux, libkstat's `unix:0:system_pages` on illumos.
+/// What admission reads inside a host-memory claim, after the total the
+/// claim is applied to.
+pub fn read_now() -> Result<HostMemory, Error> {
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    {
+        kstat::system_pages()
+    }
+    #[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+    {
+        read_linux(None)
+    }
+}
+
+/// libkstat(3LIB): `unix:0:system_pages` `physmem` and `freemem` (pages of
+/// PAGESIZE; `KSTAT_DATA_ULONG`, 64-bit on LP64). Layouts from illumos-gate
+/// `usr/src/uts/common/sys/kstat.h` (`kstat_named_t`: a 31-byte name, a
+/// data_type byte, then an 8-byte-aligned 16-byte value union).
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod kstat {
+    use super::HostMemory;
+    use crate::pages::{self, PageSize};
+    use crate::status::{Error, Status};
+    use core::ffi::{c_char, c_int, c_void};
+
+    #[repr(C)]
+    struct KstatNamed {
+        name: [c_char; 31],
+        data_type: u8,
+        value: [u64; 2],
+    }
+
+    /// `KSTAT_DATA_UINT64`, which is `KSTAT_DATA_ULONG` on LP64.
+    const KSTAT_DATA_UINT64: u8 = 4;
+
+    #[link(name = "kstat")]
+    extern "C" {
+        fn kstat_open() -> *mut c_void;
+        fn kstat_close(kc: *mut c_void) -> c_int;
+        fn kstat_lookup(
+            kc: *mut c_void,
+            module: *const c_char,
+            instance: c_int,
+            name: *const c_char,
+        ) -> *mut c_void;
+        fn kstat_read(kc: *mut c_void, ksp: *mut c_void, buf: *mut c_void) -> c_int;
+        fn kstat_data_lookup(ksp: *mut c_void, name: *const c_char) -> *mut c_void;
+    }
+
+    fn named(ksp: *mut c_void, name: &[u8]) -> Result<u64, Error> {
+        // SAFETY: ksp is a kstat read by kstat_read; name is NUL-terminated;
+        // the result is checked for NULL and read as kstat.h lays it out.
+        unsafe {
+            let p = kstat_data_lookup(ksp, name.as_ptr().cast()) as *const KstatNamed;
+            if p.is_null() {
+                return Err(Error::new(Status::MalformedInput));
+            }
+            let n = &*p;
+            if n.data_type != KSTAT_DATA_UINT64 {
+                return Err(Error::new(Status::MalformedInput));
+            }
+            Ok(n.value[0])
+        }
+    }
+
+    pub fn system_pages() -> Result<HostMemory, Error> {
+        // SAFETY: kstat_open/lookup/read/close as libkstat documents them;
+        // every pointer is checked before use and the chain is closed on
+        // every path.
+        unsafe {
+            let kc = kstat_open();
+            if kc.is_null() {
+                return Err(Error::with_errno(
+                    Status::Io,
+                    std::io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO),
+                ));
+            }
+            let result = (|| {
+                let ksp = kstat_lookup(
+                    kc,
+                    b"unix\0".as_ptr().cast(),
+                    0,
+                    b"system_pages\0".as_ptr().cast(),
+                );
+                if ksp.is_null() || kstat_read(kc, ksp, core::ptr::null_mut()) == -1 {
+                    return Err(Error::with_errno(
+                        Status::Io,
+                        std::io::Error::last_os_error()
+                            .raw_os_error()
+                            .unwrap_or(libc::EIO),
+                    ));
+                }
+                let physmem = pages::ptob(named(ksp, b"physmem\0")?, PageSize::Base4K)?;
+                let freemem = pages::ptob(named(ksp, b"freemem\0")?, PageSize::Base4K)?;
+                if freemem > physmem {
+                    return Err(Error::new(Status::MalformedInput));
+                }
+                Ok(HostMemory {
+                    physmem_bytes: physmem,
+                    free_bytes: freemem,
+                })
+            })();
+            kstat_close(kc);
+            result
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -1,6 +1,6 @@
 //! libvmmresv: the memory decision a bhyve host makes when a VM starts.
 //!
-//! Modules, one per concept (see ../shared/DESIGN.md):
+//! Modules, one per concept:
 //! - [`pages`]: page arithmetic, size strings, `page_t` overhead (pure).
 //! - [`sys`]: the kernel's `repr(C)` structs and ioctl numbers.
 //! - [`reservoir`]: the VMM reservoir behind `/dev/vmmctl`.
@@ -34,5 +34,5 @@ pub mod sys;
 
 pub mod ffi;
 
-pub use reservoir::{Progress, Reservoir, ReservoirQuery, ResizeError};
+pub use reservoir::{OnSignal, Progress, Reservoir, ReservoirQuery, ResizeError, ResizeOp};
 pub use status::{Error, Status};

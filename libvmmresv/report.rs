@@ -28,7 +28,7 @@ use crate::reservoir::{self, ReservoirQuery};
 use crate::status::{Error, Status};
 
 /// The value of the report's `"schema"` field.
-pub const SCHEMA: &str = "vmmresv-report/1";
+pub const SCHEMA: &str = "vmmresv-report/2";
 
 /// What the report needs besides the reservoir, the ledger and the policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub struct ArcFigures {
 }
 
 /// Everything the report says, before serialisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     /// The inputs it was computed from.
     pub inputs: ReportInputs,
@@ -166,6 +166,26 @@ pub struct Report {
     pub with_reservoir: Largest,
     /// Largest VM without it.
     pub without_reservoir: Largest,
+    /// The admission ledger the figures come from (None for a report
+    /// built from figures alone).
+    pub ledger: Option<LedgerFigures>,
+}
+
+/// Which admission ledger a report read: one host has one ledger, so an
+/// override shows here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerFigures {
+    /// Its path.
+    pub path: String,
+    /// Where the path came from (`default`, `config`, `environment`,
+    /// `argument`).
+    pub origin: &'static str,
+    /// Whether that is the host-wide setting (not an override).
+    pub host_wide: bool,
+    /// The kernel pool its header names (`vmm-reservoir`, `linux-hugetlb`).
+    pub backend: &'static str,
+    /// The header's random instance (tells two ledgers apart).
+    pub instance: u64,
 }
 
 /// The largest page count `p ≤ max` with `fits(p)`, for `fits` true up to
@@ -380,6 +400,7 @@ pub fn build(
         state: states::state(&thresholds, host.free_bytes),
         with_reservoir,
         without_reservoir,
+        ledger: None,
     })
 }
 
@@ -473,6 +494,13 @@ impl Report {
                 "with_reservoir": largest_json(&self.with_reservoir),
                 "without_reservoir": largest_json(&self.without_reservoir),
             },
+            "ledger": self.ledger.as_ref().map(|l| json!({
+                "path": l.path,
+                "origin": l.origin,
+                "host_wide": l.host_wide,
+                "backend": l.backend,
+                "instance": format!("{:016x}", l.instance),
+            })),
         })
     }
 
@@ -499,7 +527,19 @@ impl Admission {
         if inputs.arc.is_none() {
             inputs.arc = self.arc_host();
         }
-        build(&q, &pending, &self.policy(), &inputs)
+        let mut r = build(&q, &pending, &self.policy(), &inputs)?;
+        let h = self.ledger_header();
+        r.ledger = Some(LedgerFigures {
+            path: self.ledger_path().display().to_string(),
+            origin: self.ledger_origin().name(),
+            host_wide: self.ledger_origin().host_wide(),
+            backend: match h.pool().map(|p| p.backend) {
+                Some(crate::admission::file::Backend::LinuxHugetlb) => "linux-hugetlb",
+                _ => "vmm-reservoir",
+            },
+            instance: h.instance,
+        });
+        Ok(r)
     }
 }
 

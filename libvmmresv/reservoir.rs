@@ -1,9 +1,14 @@
 //! The VMM reservoir behind `/dev/vmmctl`: open, query, resize.
 //!
-//! What the kernel gives (vmm_reservoir.c, ../shared/FACTS.md §1): a query
+//! What the kernel gives (illumos-gate `usr/src/uts/intel/io/vmm/
+//! vmm_reservoir.c`: `vmmr_ioctl`, `vmmr_set_target`, `vmmr_add`): a query
 //! of four counters and an absolute `SET_TARGET` that grows or shrinks in
-//! chunks, may be interrupted between chunks (EINTR, with the size reached),
-//! and refuses a second concurrent resize (EALREADY). What it does not give:
+//! chunks and refuses a second concurrent resize (EALREADY). A pending
+//! signal stops it with EINTR and the size reached: `vmmr_set_target`
+//! checks `issig()` at the top of every pass — so before the first chunk
+//! too, with no progress at all, even for chunk 0 — and `vmmr_add` can be
+//! interrupted while it waits for pages (`page_xresv`), rolling that chunk
+//! back. What is done stays done. What it does not give:
 //! a relative add or remove. rsrvrctl builds those as query-then-set, and two
 //! concurrent `rsrvrctl -a` lose an addition (illumos-omnios#1306).
 //!
@@ -117,6 +122,17 @@ pub struct ReservoirQuery {
 }
 
 impl ReservoirQuery {
+    /// Room the kernel's limit leaves for transient memory (VMs created
+    /// without the reservoir): limit − (free + alloc + transient), as
+    /// `vmmr_add` checks it.
+    pub fn transient_room(&self) -> u64 {
+        let used = self
+            .free
+            .saturating_add(self.alloc)
+            .saturating_add(self.alloc_transient);
+        self.limit.saturating_sub(used)
+    }
+
     /// The reservoir's size as `SET_TARGET` counts it: free + alloc
     /// (transient excluded). Saturates rather than wrap on a kernel answer
     /// that could not be real.
@@ -144,6 +160,31 @@ pub enum Progress {
     /// Stop here; the call returns `Status::Interrupted` with the size
     /// reached.
     Cancel,
+}
+
+/// What a resize does when the kernel stops it for a signal (EINTR).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnSignal {
+    /// Resume from the size the kernel reached (after asking the progress
+    /// callback, if any, which may cancel). The long-standing behaviour,
+    /// and what rsrvrctl -s does.
+    #[default]
+    Resume,
+    /// Stop at the first EINTR: the call returns `Status::Interrupted`
+    /// with the size reached (after reporting it to the progress callback,
+    /// if any, whatever it answers). What rsrvrctl -a and -r do.
+    Stop,
+}
+
+/// Which resize: to an absolute size, or relative to the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeOp {
+    /// To this size (free + alloc), as `SET_TARGET` itself.
+    Target(u64),
+    /// Grow by this many bytes (rsrvrctl -a).
+    Add(u64),
+    /// Shrink by this many bytes, clamped to the size (rsrvrctl -r).
+    Remove(u64),
 }
 
 /// A resize that did not reach its target: why, and where the reservoir
@@ -344,7 +385,7 @@ impl Reservoir {
         chunk: u64,
         progress: Option<ProgressFn<'_>>,
     ) -> core::result::Result<u64, ResizeError> {
-        self.resize(|_| Ok(Some((target, chunk))), progress)
+        self.resize(ResizeOp::Target(target), chunk, OnSignal::Resume, progress)
     }
 
     /// Grow the reservoir by `bytes` (rsrvrctl -a): target = current +
@@ -356,16 +397,7 @@ impl Reservoir {
         chunk: u64,
         progress: Option<ProgressFn<'_>>,
     ) -> core::result::Result<u64, ResizeError> {
-        self.resize(
-            |q| {
-                let target = q
-                    .size()
-                    .checked_add(bytes)
-                    .ok_or(Error::new(Status::Overflow))?;
-                Ok(Some((target, chunk.min(bytes))))
-            },
-            progress,
-        )
+        self.resize(ResizeOp::Add(bytes), chunk, OnSignal::Resume, progress)
     }
 
     /// Shrink the reservoir by `bytes` (rsrvrctl -r), clamped to its
@@ -378,17 +410,49 @@ impl Reservoir {
         chunk: u64,
         progress: Option<ProgressFn<'_>>,
     ) -> core::result::Result<u64, ResizeError> {
-        self.resize(
-            |q| {
-                let cur = q.size();
-                if cur == 0 {
-                    return Ok(None);
-                }
-                let clamped = bytes.min(cur);
-                Ok(Some((cur - clamped, chunk.min(bytes))))
-            },
-            progress,
-        )
+        self.resize(ResizeOp::Remove(bytes), chunk, OnSignal::Resume, progress)
+    }
+
+    /// Any of the three resizes, choosing what a signal does: with
+    /// [`OnSignal::Stop`] the first EINTR ends the call with
+    /// `Status::Interrupted` and the size reached (no callback needed);
+    /// with [`OnSignal::Resume`] it is [`set_target`](Self::set_target),
+    /// [`add`](Self::add) or [`remove`](Self::remove).
+    pub fn resize(
+        &self,
+        op: ResizeOp,
+        chunk: u64,
+        on_signal: OnSignal,
+        progress: Option<ProgressFn<'_>>,
+    ) -> core::result::Result<u64, ResizeError> {
+        match op {
+            ResizeOp::Target(target) => {
+                self.resize_planned(|_| Ok(Some((target, chunk))), on_signal, progress)
+            }
+            ResizeOp::Add(bytes) => self.resize_planned(
+                |q| {
+                    let target = q
+                        .size()
+                        .checked_add(bytes)
+                        .ok_or(Error::new(Status::Overflow))?;
+                    Ok(Some((target, chunk.min(bytes))))
+                },
+                on_signal,
+                progress,
+            ),
+            ResizeOp::Remove(bytes) => self.resize_planned(
+                |q| {
+                    let cur = q.size();
+                    if cur == 0 {
+                        return Ok(None);
+                    }
+                    let clamped = bytes.min(cur);
+                    Ok(Some((cur - clamped, chunk.min(bytes))))
+                },
+                on_signal,
+                progress,
+            ),
+        }
     }
 
     /// RFD 185's default target for this host: 75% of the kernel's limit,
@@ -405,9 +469,10 @@ impl Reservoir {
     /// The common resize path: gate on the interface version, take the
     /// resize lock, let `plan` turn a fresh query into (target, chunk) —
     /// or nothing to do — then drive SET_TARGET to completion.
-    fn resize(
+    fn resize_planned(
         &self,
         plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
+        on_signal: OnSignal,
         progress: Option<ProgressFn<'_>>,
     ) -> core::result::Result<u64, ResizeError> {
         if !self.can_resize() {
@@ -421,7 +486,18 @@ impl Reservoir {
         let _lock = self
             .lock()
             .map_err(|e| ResizeError::new(e, self.reached_now()))?;
-        resize_with(self, plan, progress)
+        // Pending admission claims were checked against the room a resize
+        // changes: hold the change in the ledger first, like a claim.
+        let mut hold = ResizeHold::open(self.run_dir())
+            .map_err(|e| ResizeError::new(e, self.reached_now()))?;
+        let planned = |q: &ReservoirQuery| -> Result<Option<(u64, u64)>> {
+            let p = plan(q)?;
+            if let Some((target, _)) = p {
+                hold.take(self, q.size(), target)?;
+            }
+            Ok(p)
+        };
+        resize_on_signal(self, planned, on_signal, progress)
     }
 
     /// Take the resize lock: a fresh open file description with an
@@ -429,6 +505,82 @@ impl Reservoir {
     /// process dies.
     fn lock(&self) -> Result<File> {
         lock_file(&self.lock_path)
+    }
+}
+
+/// A resize's hold on the admission ledger of its run directory (if one
+/// exists): a grow takes room under the limit that pending transient
+/// claims were admitted against, a shrink takes free memory that pending
+/// reservoir claims were admitted against — so the change is claimed first,
+/// in the same pool and by the same protocol as a VM's claim, and refused
+/// (`Status::Refused`) when it would take what a pending claim holds.
+/// Released when dropped, after the resize: by then the kernel accounts
+/// the change.
+struct ResizeHold {
+    file: Option<crate::admission::file::LedgerFile>,
+    slot: Option<usize>,
+}
+
+/// The UUID a resize's hold is recorded under (no VM has it: version 4
+/// UUIDs have 0x4 in byte 6).
+const RESIZE_HOLD_UUID: [u8; 16] = *b"vmmresv:resize\0\0";
+
+impl ResizeHold {
+    fn open(run_dir: &Path) -> Result<ResizeHold> {
+        use crate::admission::file::{LedgerFile, LEDGER_FILE_NAME};
+        let path = run_dir.join(LEDGER_FILE_NAME);
+        // No ledger: no admission ever claimed here, nothing to respect.
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(ResizeHold {
+                file: None,
+                slot: None,
+            });
+        }
+        Ok(ResizeHold {
+            file: Some(LedgerFile::open_or_create(&path)?),
+            slot: None,
+        })
+    }
+
+    fn take(&mut self, k: &dyn Kernel, size: u64, target: u64) -> Result<()> {
+        use crate::admission::ledger::{ClaimOutcome, Pool};
+        let Some(f) = &self.file else { return Ok(()) };
+        if self.slot.is_some() || target == size {
+            return Ok(());
+        }
+        let (pool, bytes) = if target > size {
+            (Pool::Transient, target - size)
+        } else {
+            (Pool::Reservoir, size - target)
+        };
+        let pages = pages::btopr(bytes, pages::PageSize::Base4K);
+        let mut capacity = || -> Result<u64> {
+            let q = query_with(k)?;
+            let room = match pool {
+                Pool::Transient => q.transient_room(),
+                _ => q.free,
+            };
+            Ok(pages::btop(room, pages::PageSize::Base4K))
+        };
+        match f
+            .ledger()
+            .claim(&f.world(), RESIZE_HOLD_UUID, pool, pages, 0, &mut capacity)?
+        {
+            ClaimOutcome::Claimed { slot, .. } => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            ClaimOutcome::Refused(_) => Err(Error::new(Status::Refused)),
+        }
+    }
+}
+
+impl Drop for ResizeHold {
+    fn drop(&mut self) {
+        if let (Some(f), Some(slot)) = (&self.file, self.slot) {
+            // If this fails the hold dies with this process (its lock).
+            let _ = f.ledger().release(&f.world(), slot);
+        }
     }
 }
 
@@ -491,6 +643,20 @@ pub fn query_with(k: &dyn Kernel) -> Result<ReservoirQuery> {
 pub fn resize_with(
     k: &dyn Kernel,
     plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
+    progress: Option<ProgressFn<'_>>,
+) -> core::result::Result<u64, ResizeError> {
+    resize_on_signal(k, plan, OnSignal::Resume, progress)
+}
+
+/// [`resize_with`], choosing what an EINTR does: [`OnSignal::Resume`]
+/// resumes (the callback may cancel), [`OnSignal::Stop`] stops there. An
+/// EINTR may come with no progress at all (the kernel checks for a signal
+/// before the first chunk, and rolls back a chunk interrupted while it
+/// waited for pages): the size reached is then where the call began.
+pub fn resize_on_signal(
+    k: &dyn Kernel,
+    plan: impl FnOnce(&ReservoirQuery) -> Result<Option<(u64, u64)>>,
+    on_signal: OnSignal,
     mut progress: Option<ProgressFn<'_>>,
 ) -> core::result::Result<u64, ResizeError> {
     let reached_now = || query_with(k).ok().map(|q| q.size());
@@ -524,13 +690,15 @@ pub fn resize_with(
             // there.
             Err(libc::EINTR) => {
                 let reached = req.vrt_result_sz;
-                if let Some(cb) = progress.as_mut() {
-                    if cb(reached, target) == Progress::Cancel {
-                        return Err(ResizeError::new(
-                            Error::with_errno(Status::Interrupted, libc::EINTR),
-                            Some(reached),
-                        ));
-                    }
+                let answer = match progress.as_mut() {
+                    Some(cb) => cb(reached, target),
+                    None => Progress::Continue,
+                };
+                if answer == Progress::Cancel || on_signal == OnSignal::Stop {
+                    return Err(ResizeError::new(
+                        Error::with_errno(Status::Interrupted, libc::EINTR),
+                        Some(reached),
+                    ));
                 }
             }
             // ENOSPC, ENOMEM, EALREADY, ...: the kernel does not copy the
@@ -690,6 +858,62 @@ mod tests {
             size: 0.into(),
         };
         assert_eq!(resize_with(&k, |_| Ok(None), None), Ok(0));
+    }
+
+    /// The kernel checks for a signal before the first chunk, so EINTR can
+    /// come with nothing done (even with chunk 0), and a chunk interrupted
+    /// in page_xresv is rolled back: the size reached is where the call
+    /// began. Resume retries from there; Stop reports it.
+    #[test]
+    fn eintr_with_no_progress_resumes_or_stops() {
+        let gib = 1u64 << 30;
+        let k = Script {
+            answers: vec![(libc::EINTR, 2 * gib), (libc::EINTR, 2 * gib), (0, 4 * gib)].into(),
+            size: (2 * gib).into(),
+        };
+        let mut seen = Vec::new();
+        let mut cb = |r: u64, t: u64| {
+            seen.push((r, t));
+            Progress::Continue
+        };
+        let got = resize_with(&k, |_| Ok(Some((4 * gib, 0))), Some(&mut cb));
+        assert_eq!(got, Ok(4 * gib));
+        assert_eq!(seen, [(2 * gib, 4 * gib), (2 * gib, 4 * gib)]);
+        // Stop, without a callback: the first EINTR ends the call where it
+        // began; the second answer is never asked for.
+        let k = Script {
+            answers: vec![(libc::EINTR, 2 * gib), (0, 4 * gib)].into(),
+            size: (2 * gib).into(),
+        };
+        let e = resize_on_signal(&k, |_| Ok(Some((4 * gib, 0))), OnSignal::Stop, None).unwrap_err();
+        assert_eq!(
+            (e.error.status(), e.error.errno(), e.reached),
+            (Status::Interrupted, Some(libc::EINTR), Some(2 * gib))
+        );
+        assert_eq!(k.answers.borrow().len(), 1);
+        // Stop with a callback that says continue: still stops, after
+        // reporting.
+        let k = Script {
+            answers: vec![(libc::EINTR, 3 * gib), (0, 4 * gib)].into(),
+            size: (2 * gib).into(),
+        };
+        let mut n = 0;
+        let mut cb = |_: u64, _: u64| {
+            n += 1;
+            Progress::Continue
+        };
+        let e = resize_on_signal(
+            &k,
+            |_| Ok(Some((4 * gib, gib))),
+            OnSignal::Stop,
+            Some(&mut cb),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.error.status(), e.reached),
+            (Status::Interrupted, Some(3 * gib))
+        );
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -149,10 +149,12 @@ impl Status {
             Status::BufferTooSmall => "buffer too small\0",
             Status::Overflow => "size arithmetic would overflow\0",
             Status::ParseSize => "invalid size string\0",
-            Status::Permission => "permission denied (resizing the reservoir needs sys_config)\0",
+            Status::Permission => {
+                "permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)\0"
+            }
             Status::ResizeInProgress => "a reservoir resize is already in progress\0",
             Status::NoSpace => {
-                "not enough space: beyond the reservoir limit, or more than its free memory\0"
+                "not enough space: beyond the reservoir limit, more than its free memory, or a full file system (ENOSPC)\0"
             }
             Status::Unaligned => "size or chunk is not page-aligned\0",
             Status::OutOfMemory => "the kernel could not find enough memory\0",
@@ -178,7 +180,7 @@ impl Status {
                 "the admission ledger file was replaced, renamed or removed while in use\0"
             }
             Status::LedgerVersion => {
-                "the admission ledger file has another layout version and claims in use\0"
+                "the admission ledger file is of another layout (version 1 with claims in use, or newer) than this library's version 2\0"
             }
             Status::NotHolder => "another process holds this VM's claim\0",
         }

@@ -8,7 +8,9 @@
 //! pointer casts or hand-written shuffling.
 //!
 //! Sources: illumos-gate@09ea9c53 `usr/src/uts/intel/sys/vmm_dev.h`,
-//! `sys/vmm.h`; ../shared/FACTS.md §1.
+//! `sys/vmm.h`, `usr/src/uts/intel/io/vmm/vmm_sol_dev.c`; for `VM_ARC_RESV`
+//! the two illumos-joyent OS-8005 trees' `usr/src/uts/i86pc/sys/vmm_dev.h`
+//! and `vmm_sol_dev.c`.
 
 #![allow(non_camel_case_types)]
 
@@ -40,13 +42,27 @@ pub const VMM_RESV_QUERY: i32 = VMMCTL_IOC_BASE | 0x10;
 /// version 9 the same number was `VMM_RESV_ADD`, taking a size by value.
 pub const VMM_RESV_SET_TARGET: i32 = VMMCTL_IOC_BASE | 0x11;
 
-/// `VM_ARC_RESV = _IOW('v', IOCNUM_ARC_RESV = 258, uint64_t)` on a VM's
-/// own device (/dev/vmm/<name>), illumos-joyent's OS-8005 kernels only: the
-/// length is passed *by value* as the ioctl argument. illumos `_IOW(x, y,
-/// t)` is `IOC_IN | (sizeof (t) & IOCPARM_MASK) << 16 | x << 8 | y`, and
-/// 258 overflows into the 'v' byte (0x7600 | 0x102 = 0x7702), as the kernel
-/// computes it too. Source: research/arc.md §1.3 (joyent vmm_dev.h).
-pub const VM_ARC_RESV: i32 = (0x8000_0000u32 | (8 << 16) | ((b'v' as u32) << 8) | 258) as i32;
+/// `VMM_IOC_BASE = ('v' << 16) | ('m' << 8)`: a VM instance device's
+/// "other" ioctls (illumos-gate `sys/vmm_dev.h`).
+pub const VMM_IOC_BASE: i32 = ((b'v' as i32) << 16) | ((b'm' as i32) << 8);
+
+/// OS-8005's per-VM ARC reservation as the early (2020) illumos-joyent tree
+/// defines it: `VM_ARC_RESV = _IOW('v', IOCNUM_ARC_RESV = 258, uint64_t)`
+/// on the VM's own device (/dev/vmm/<name>), its `vmm_sol_dev.c` handing
+/// the ioctl's argument itself to `vm_arc_resv()`: the length goes **by
+/// value**. illumos `_IOW(x, y, t)` is `IOC_IN | (sizeof (t) &
+/// IOCPARM_MASK) << 16 | x << 8 | y`, and 258 overflows into the 'v' byte
+/// (0x7600 | 0x102 = 0x7702), as the kernel computes it too.
+pub const VM_ARC_RESV_BY_VALUE: i32 =
+    (0x8000_0000u32 | (8 << 16) | ((b'v' as u32) << 8) | 258) as i32;
+
+/// OS-8005's per-VM ARC reservation as the later illumos-joyent tree (the
+/// one numbered from `VMM_IOC_BASE`, matching the merged `vmm.c`) defines
+/// it: `VM_ARC_RESV (VMM_IOC_BASE | 0xfe)`, whose `vmm_sol_dev.c` case
+/// `ddi_copyin`s a `size_t` from the argument: a **pointer** to the length.
+/// Neither kernel knows the other's number (ENOTTY), and neither does
+/// upstream illumos, where `VMM_IOC_BASE | 0xfe` is unassigned.
+pub const VM_ARC_RESV_COPYIN: i32 = VMM_IOC_BASE | 0xfe;
 
 /// The interface version this library was written against.
 pub const VMM_CURRENT_INTERFACE_VERSION: u32 = 18;
@@ -126,7 +142,8 @@ const_assert_eq!(VMM_RESV_QUERY, 0x564D10);
 const_assert_eq!(VMM_RESV_SET_TARGET, 0x564D11);
 const_assert_eq!(VMM_INTERFACE_VERSION, 0x564D04);
 const_assert_eq!(VMM_CREATE_VM, 0x564D01);
-const_assert_eq!(VM_ARC_RESV as u32, 0x8008_7702);
+const_assert_eq!(VM_ARC_RESV_BY_VALUE as u32, 0x8008_7702);
+const_assert_eq!(VM_ARC_RESV_COPYIN, 0x766DFE);
 
 /// What the query ioctl writes into: larger than `vmm_resv_query` and zeroed,
 /// because one public fork (grwilson/oxide-illumos "rawmem") grew the struct
@@ -166,11 +183,13 @@ impl Default for QueryBuf {
 /// size the kernel uses for `req` (for `VMM_RESV_QUERY`: at least 48 bytes,
 /// see [`QueryBuf`]), and nothing else may access it during the call.
 pub unsafe fn ioctl(fd: BorrowedFd<'_>, req: i32, arg: *mut libc::c_void) -> Result<i32, i32> {
-    // The request parameter is c_int on illumos and c_ulong in glibc; the
-    // numbers are small positive ints, so the conversion is lossless.
+    // The request parameter is c_int on illumos and c_ulong in glibc. Go
+    // through u32 so an `_IOW` number with the top bit set (0x80087702)
+    // is zero-extended into a c_ulong, not sign-extended; on illumos the
+    // round trip gives the same int back.
     // SAFETY: the caller guarantees `arg` is valid for `req` (see # Safety);
     // `fd` is a live descriptor for the duration of the borrow.
-    let rv = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
+    let rv = unsafe { libc::ioctl(fd.as_raw_fd(), req as u32 as _, arg) };
     if rv < 0 {
         Err(std::io::Error::last_os_error()
             .raw_os_error()
@@ -180,17 +199,47 @@ pub unsafe fn ioctl(fd: BorrowedFd<'_>, req: i32, arg: *mut libc::c_void) -> Res
     }
 }
 
-/// OS-8005's per-VM ARC reservation: ask the kernel of an open VM device
-/// to reserve `bytes` of ARC room (the length goes by value, not through a
-/// pointer). The errno on failure; ENOTTY where the kernel has no such
-/// ioctl (every kernel but 2021-era illumos-joyent).
-pub fn vm_arc_resv(fd: BorrowedFd<'_>, bytes: u64) -> Result<(), i32> {
-    // The by-value argument: an integer in the pointer's place, as
-    // vmmapi's vm_arc_resv() passes it.
+/// `VMM_INTERFACE_VERSION` on any vmm descriptor (ctl or instance): the
+/// version the kernel answers (the ioctl's return value), or the errno.
+/// Kernels before interface version 6 answer it on the ctl device only,
+/// and kernels older than the version itself (OS-8005's 2020 tree) not at
+/// all: ENOTTY.
+pub fn interface_version(fd: BorrowedFd<'_>) -> Result<i32, i32> {
+    loop {
+        // SAFETY: VMM_INTERFACE_VERSION takes no argument and reads none;
+        // a null pointer is what the kernel ignores. `fd` is live for the
+        // borrow.
+        match unsafe { ioctl(fd, VMM_INTERFACE_VERSION, core::ptr::null_mut()) } {
+            Err(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// OS-8005's per-VM ARC reservation on the early kernel
+/// ([`VM_ARC_RESV_BY_VALUE`]): the length in the argument's place, as that
+/// tree's `vm_arc_resv()` in libvmmapi passes it. The errno on failure;
+/// ENOTTY where the kernel has no such ioctl.
+pub fn vm_arc_resv_by_value(fd: BorrowedFd<'_>, bytes: u64) -> Result<(), i32> {
+    // An integer in the pointer's place: this kernel reads the argument
+    // as the length and never dereferences it.
     let arg = bytes as usize as *mut libc::c_void;
-    // SAFETY: VM_ARC_RESV reads its argument as a number and never
-    // dereferences it; `fd` is live for the borrow.
-    unsafe { ioctl(fd, VM_ARC_RESV, arg) }.map(|_| ())
+    // SAFETY: VM_ARC_RESV_BY_VALUE reads its argument as a number; `fd` is
+    // live for the borrow. Callers send it only to a kernel that may be
+    // the by-value one (see arc::reserve::apply_illumos).
+    unsafe { ioctl(fd, VM_ARC_RESV_BY_VALUE, arg) }.map(|_| ())
+}
+
+/// OS-8005's per-VM ARC reservation on the later kernel
+/// ([`VM_ARC_RESV_COPYIN`]): a pointer to a `size_t` holding the length,
+/// which that kernel `ddi_copyin`s. The errno on failure; ENOTTY where
+/// the kernel has no such ioctl.
+pub fn vm_arc_resv_copyin(fd: BorrowedFd<'_>, bytes: u64) -> Result<(), i32> {
+    // size_t is 64 bits here (LP64 asserted above).
+    let mut len: u64 = bytes;
+    // SAFETY: `len` is a live, aligned size_t on this frame for the whole
+    // call; the kernel reads (at most) those 8 bytes. `fd` is live.
+    unsafe { ioctl(fd, VM_ARC_RESV_COPYIN, (&mut len as *mut u64).cast()) }.map(|_| ())
 }
 
 #[cfg(test)]

@@ -104,14 +104,13 @@ fn scenario(role: &str) {
             println!("RESULT held");
         }
         "after_hold" => {
-            // The claim of the exited process was reclaimed when this
-            // handle opened the ledger (the kernel dropped the holder's
-            // lock when it exited); this admission needs all of the
-            // reservoir.
+            // The claim of the exited process (the kernel dropped its lock
+            // when it exited) is reclaimed by this admission, which needs
+            // all of the reservoir.
             let free = a.query().unwrap().free;
             assert_eq!(
                 a.pending_bytes(Pool::Reservoir),
-                0,
+                GIB,
                 "the dead claim is still counted"
             );
             let v = a.admit(&uuid(11), free, Preference::Require).unwrap();
@@ -125,8 +124,9 @@ fn scenario(role: &str) {
             a.reservoir().unwrap().set_target(4 * GIB, 0, None).unwrap();
             a.admit(&uuid(20), 3 * GIB, Preference::Require).unwrap();
             // Memory leaves the reservoir outside admission: an operator
-            // shrinks it under a pending claim.
-            a.reservoir().unwrap().set_target(GIB, 0, None).unwrap();
+            // shrinks it under a pending claim, with a resize that does not
+            // see this ledger (another run directory).
+            outside().set_target(GIB, 0, None).unwrap();
             let r = a.reconcile().unwrap();
             assert_eq!(r.ledger.claimed_after[0], 3 * GIB / 4096);
             assert_eq!(r.ledger.live_claims, 1);
@@ -138,8 +138,49 @@ fn scenario(role: &str) {
             a.abort(&uuid(20)).unwrap();
             println!("RESULT ok");
         }
+        "resize" => {
+            // Issue: `rsrvrctl -a 4096` succeeded while an 11 GiB
+            // no-reservoir claim was pending, and that VM's allocation was
+            // then refused (seen: the grow went through). A resize through
+            // the library now holds its change in the ledger first.
+            let r = a.reservoir().unwrap();
+            r.set_target(4 * GIB, 0, None).unwrap();
+            let room = a.query().unwrap().transient_room();
+            let v = a.admit(&uuid(30), room - GIB, Preference::Never).unwrap();
+            assert_eq!(v.decision, Decision::NoReservoir);
+            let e = r.add(2 * GIB, 0, None).unwrap_err();
+            assert_eq!(e.error.status(), Status::Refused);
+            assert_eq!(a.query().unwrap().size(), 4 * GIB, "nothing grown");
+            r.add(GIB / 2, 0, None).unwrap();
+            // A shrink may not take free memory a pending reservoir claim
+            // was admitted against.
+            let v = a.admit(&uuid(31), 3 * GIB, Preference::Require).unwrap();
+            assert_eq!(v.decision, Decision::UseReservoir);
+            let e = r.set_target(GIB, 0, None).unwrap_err();
+            assert_eq!(e.error.status(), Status::Refused);
+            r.set_target(4 * GIB, 0, None).unwrap();
+            // A grow outside admission: reconcile says the transient pool
+            // no longer fits, by how much.
+            outside().add(2 * GIB, 0, None).unwrap();
+            let rc = a.reconcile().unwrap();
+            // Pending: room − 1 GiB (rounded up to a page); room now: the
+            // room at 4 GiB less the 2 GiB grown.
+            let beyond = rc.transient_beyond_room_bytes;
+            assert!((GIB..GIB + 4096).contains(&beyond), "{}", beyond);
+            a.abort(&uuid(30)).unwrap();
+            a.abort(&uuid(31)).unwrap();
+            println!("RESULT ok");
+        }
         other => panic!("unknown role {}", other),
     }
+}
+
+/// The reservoir through a run directory with no ledger: a resize that
+/// sees no claims (an operator's tool that predates the ledger).
+fn outside() -> Reservoir {
+    let dir = std::env::temp_dir().join(format!("vmmresv-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Reservoir::open_at(std::path::Path::new("/dev/vmmctl"), Some(&dir)).unwrap()
 }
 
 fn as_child() -> bool {
@@ -181,6 +222,23 @@ fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
     assert!(o.status.success(), "{:?}", o);
     assert_eq!(run(&host, t, "hold"), ["held"]);
     assert_eq!(run(&host, t, "after_hold"), ["ok"]);
+}
+
+#[test]
+fn a_resize_respects_pending_claims_of_both_pools() {
+    if as_child() {
+        return;
+    }
+    let host = EmuHost::new("adm-resize", 16 * GIB);
+    assert_eq!(
+        run(
+            &host,
+            "a_resize_respects_pending_claims_of_both_pools",
+            "resize"
+        ),
+        ["ok"]
+    );
+    assert_eq!(host.stat("allocs_refused"), 0);
 }
 
 #[test]

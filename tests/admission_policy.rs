@@ -543,7 +543,7 @@ fn zhyve() -> &'static std::path::Path {
 
 fn bhyve() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", false))
+    BIN.get_or_init(|| build_c("bhyve", true))
 }
 
 /// `<scratch>/root/proc/meminfo` saying `free` of HOST is available.

@@ -47,7 +47,7 @@ fn zhyve() -> &'static Path {
 
 fn bhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", false))
+    BIN.get_or_init(|| build_c("bhyve", true))
 }
 
 /// A 16 GiB host with a 4 GiB reservoir, set through the rsrvrctl port.

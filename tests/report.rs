@@ -12,7 +12,7 @@ use common::{build_c, kernel_limit, root, stderr, stdout, EmuHost, Scratch};
 use serde_json::Value;
 use vmmresv::admission::vm::AdmissionPolicy;
 use vmmresv::host::HostMemory;
-use vmmresv::report::{build, Pending, ReportInputs};
+use vmmresv::report::{build, LedgerFigures, Pending, ReportInputs};
 use vmmresv::ReservoirQuery;
 
 const GIB: u64 = 1 << 30;
@@ -244,14 +244,21 @@ fn schema_refuses_broken_reports() {
         reference_vcpus: 4,
         ..ReportInputs::default()
     };
-    let good = build(
+    let mut good = build(
         &q,
         &Pending::default(),
         &AdmissionPolicy::default(),
         &inputs,
     )
-    .unwrap()
-    .to_value();
+    .unwrap();
+    good.ledger = Some(LedgerFigures {
+        path: "/var/run/vmmresv/admission.ledger".into(),
+        origin: "default",
+        host_wide: true,
+        backend: "vmm-reservoir",
+        instance: 0x0123_4567_89ab_cdef,
+    });
+    let good = good.to_value();
     assert!(
         schema_errors(&good).is_empty(),
         "{:#?}",
@@ -305,7 +312,17 @@ fn schema_refuses_broken_reports() {
         ),
         (
             "wrong schema",
-            Box::new(|v| v["schema"] = "vmmresv-report/2".into()),
+            Box::new(|v| v["schema"] = "vmmresv-report/1".into()),
+        ),
+        (
+            "ledger without its origin",
+            Box::new(|v| {
+                v["ledger"].as_object_mut().unwrap().remove("origin");
+            }),
+        ),
+        (
+            "ledger origin unknown",
+            Box::new(|v| v["ledger"]["origin"] = "guess".into()),
         ),
     ];
     for (what, f) in broken {

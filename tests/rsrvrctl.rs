@@ -4,7 +4,8 @@
 //! emulator of tests/emu) with exact checks of its stdout, stderr, exit
 //! status and of the emulator's state afterwards.
 //!
-//! The original's behaviour: /work/shared/research/illumos-reservoir.md §3.
+//! The original's behaviour: illumos-gate `usr/src/cmd/rsrvrctl/rsrvrctl.c`
+//! (`main`, `do_add`, `do_remove`, `do_set`).
 
 mod common;
 
@@ -268,6 +269,61 @@ fn interrupted_resize_resumes_to_the_target() {
     // Shrinking is interrupted and resumed the same way.
     assert_eq!(ok(&host, &["-s", "2048", "-c", "2048"]), "");
     assert_eq!(host.stat("free"), 2 * GIB);
+    assert_quiescent(&host);
+}
+
+/// The original's -a and -r do not retry: any SET_TARGET error, EINTR
+/// included, is `err(1, "Could not add %zu bytes to reservoir")`. The
+/// kernel's EINTR may come after some chunks (they stay), before the first
+/// one (nothing done, even with chunk 0), or inside a growth chunk (that
+/// chunk undone). Seen failing before the port used
+/// VMMRESV_RESIZE_STOP_ON_SIGNAL: it resumed silently and exited 0.
+#[test]
+fn add_and_remove_fail_on_eintr_as_the_original() {
+    let mut host = EmuHost::new("rsrvrctl-eintr-ar", HOST);
+    host.set("VMMEMU_EINTR_AFTER_CHUNKS", "1");
+    let err = fails(&host, &["-a", "2048", "-c", "512"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not add {} bytes to reservoir: Interrupted system call\n\
+             rsrvrctl: reservoir size is now 512 MiB\n",
+            2048 * MIB
+        )
+    );
+    assert_eq!(host.stat("free"), 512 * MIB);
+    // Before the first pass: nothing done, even with chunk 0.
+    host.set("VMMEMU_EINTR_AFTER_CHUNKS", "0");
+    let err = fails(&host, &["-a", "1024"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not add {} bytes to reservoir: Interrupted system call\n\
+             rsrvrctl: reservoir size is now 512 MiB\n",
+            1024 * MIB
+        )
+    );
+    let err = fails(&host, &["-r", "256"]);
+    assert_eq!(
+        err,
+        format!(
+            "rsrvrctl: Could not remove {} bytes from reservoir: Interrupted system call\n\
+             rsrvrctl: reservoir size is now 512 MiB\n",
+            256 * MIB
+        )
+    );
+    // Inside a growth chunk: that chunk is undone.
+    host.set("VMMEMU_EINTR_IN_ADD", "1");
+    fails(&host, &["-a", "1024", "-c", "256"]);
+    assert_eq!(host.stat("free"), 512 * MIB);
+    assert_eq!(host.stat("adding"), 0);
+    // -s still resumes through all of these.
+    host.set(
+        "VMMEMU_EINTR_LIMIT",
+        &(host.stat("eintr_given") + 3).to_string(),
+    );
+    assert_eq!(ok(&host, &["-s", "1024"]), "");
+    assert_eq!(host.stat("free"), GIB);
     assert_quiescent(&host);
 }
 

@@ -75,7 +75,7 @@ libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
 build rsrvrctl "${libflags[@]}" || exit 1
 build zhyve "${libflags[@]}" || exit 1
 build report "${libflags[@]}" || exit 1
-build bhyve || exit 1
+build bhyve "${libflags[@]}" || exit 1
 
 # The canary programs (see the header comment).
 cat > "$tmp/canary_asan.c" <<'EOF'
@@ -212,9 +212,9 @@ USAGE='Usage: rsrvrctl [-a add] [-r remove] [-q]
 	-q query reservoir state
 	-b <SETTING> apply a boot-time setting (N%, a size, or default)
 '
-EPERM='permission denied (resizing the reservoir needs sys_config)'
+EPERM='permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)'
 NODEV='no vmm device (is the vmm driver loaded?)'
-ENOSPC='not enough space: beyond the reservoir limit, or more than its free memory'
+ENOSPC='not enough space: beyond the reservoir limit, more than its free memory, or a full file system (ENOSPC)'
 
 echo "== canary: a report must fail the run"
 new_host canary
@@ -323,7 +323,7 @@ meminfo 1048576
 run "zhyve -R -m 1024 with 1 GiB free: refused by the memory state" 0 '*' "" "$Z" -R "$host/root" -m 1024 -u "$U" "$B"
 if grep -q 'refuse (memory_state)' "$tmp/out"; then pass "  the rule named: memory_state"; else fail "  no memory_state refusal"; sed 's/^/    | /' "$tmp/out"; fi
 run "report -R -d 1024 -c 2: the JSON report" 0 '*' "" "$out/report" -R "$host/root" -d 1024 -c 2
-if grep -q '"schema":"vmmresv-report/1"' "$tmp/out" && grep -q '"driver_dma_bytes":1073741824' "$tmp/out"; then
+if grep -q '"schema":"vmmresv-report/2"' "$tmp/out" && grep -q '"driver_dma_bytes":1073741824' "$tmp/out"; then
     pass "  report has its schema and the named input"
 else fail "  report text"; sed 's/^/    | /' "$tmp/out"; fi
 expect "  emulator: the VM allocated and destroyed, nothing left" vm_count=0 alloc=0 \

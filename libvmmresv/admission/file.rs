@@ -62,9 +62,12 @@ pub type Result<T> = core::result::Result<T, Error>;
 pub const LEDGER_FILE_NAME: &str = "admission.ledger";
 /// Appended to a ledger's name for its anchor (a second link to it).
 pub const ANCHOR_SUFFIX: &str = ".anchor";
-/// The longest ledger file name: room for `.host` and the anchor suffix
-/// within the 255 bytes a file name may have.
+/// The longest ledger file name a caller may choose: room for `.host` (the
+/// host-memory ledger beside it) and the anchor suffix within the 255
+/// bytes a file name may have.
 pub const MAX_NAME: usize = 255 - ".host".len() - ANCHOR_SUFFIX.len();
+/// The longest name the file layer takes (its anchor must fit).
+const MAX_FILE_NAME: usize = 255 - ANCHOR_SUFFIX.len();
 /// "VMMRLDG" and a NUL.
 pub const MAGIC: [u8; 8] = *b"VMMRLDG\0";
 /// Layout version of this file.
@@ -256,6 +259,11 @@ struct Shared {
     owner: AtomicU32,
     /// Per slot: bit 0 holder byte, bit 1 adopter byte.
     held: Box<[AtomicU8]>,
+    /// Slots whose claims this process handed over: its locks on them
+    /// outlive the claim if the adopter ends it, and are dropped once the
+    /// slot is free (no other thread of this process can take such a slot
+    /// while its bit is set, so this never drops a lock being taken).
+    handed: Mutex<Vec<usize>>,
     /// Descriptors of this file inherited across an exec (a hand-off):
     /// they carry nothing, but closing one would drop every lock this
     /// process holds on the file, so they stay open.
@@ -304,6 +312,7 @@ impl Shared {
             ino,
             owner: AtomicU32::new(pid()),
             held: (0..NSLOTS).map(|_| AtomicU8::new(0)).collect(),
+            handed: Mutex::new(Vec::new()),
             inherited: Mutex::new(Vec::new()),
         })
     }
@@ -387,11 +396,6 @@ fn random_u64() -> u64 {
 }
 
 impl LedgerFile {
-    /// The default path: `<run dir>/admission.ledger`.
-    pub fn default_path() -> PathBuf {
-        crate::reservoir::run_dir().join(LEDGER_FILE_NAME)
-    }
-
     /// Open the ledger at `path` for the VMM reservoir, creating it (and
     /// its directory) if it does not exist.
     pub fn open_or_create(path: &Path) -> Result<LedgerFile> {
@@ -402,7 +406,7 @@ impl LedgerFile {
     /// exist. An existing ledger for another pool is INVALID_ARGUMENT.
     pub fn open_or_create_for(path: &Path, pool: PoolId) -> Result<LedgerFile> {
         let name_len = path.file_name().map(|n| n.len()).unwrap_or(0);
-        if name_len == 0 || name_len > MAX_NAME {
+        if name_len == 0 || name_len > MAX_FILE_NAME {
             return Err(Error::new(Status::InvalidArgument));
         }
         let anchor = anchor_for(path);
@@ -549,7 +553,12 @@ impl LedgerFile {
         // was the pid's, which this library no longer reads.
         const V1_NSLOTS: usize = 8192;
         let mut all = vec![0u8; HEADER_SIZE + V1_NSLOTS * SLOT_SIZE];
-        file.read_exact_at(&mut all, 0).map_err(|e| io(&e))?;
+        file.read_exact_at(&mut all, 0)
+            .map_err(|e| match e.kind() {
+                // Shorter than a version-1 ledger: not one.
+                ErrorKind::UnexpectedEof => Error::new(Status::LedgerCorrupt),
+                _ => io(&e),
+            })?;
         let word = |off: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&all[off..off + 8]);
@@ -645,9 +654,27 @@ impl LedgerFile {
     /// The path (and its anchor) still name this file: else
     /// LEDGER_REPLACED. One `stat` on each admission.
     pub fn check_identity(&self) -> Result<()> {
+        let mine = (self.shared.dev, self.shared.ino);
         match stat_id(&self.path)? {
-            Some(id) if id == (self.shared.dev, self.shared.ino) => Ok(()),
-            _ => Err(Error::new(Status::LedgerReplaced)),
+            Some(id) if id == mine => Ok(()),
+            Some(_) => Err(Error::new(Status::LedgerReplaced)),
+            None => {
+                // The name was unlinked; if the anchor is still this file,
+                // put the name back (as an open would) and go on.
+                let anchor = anchor_for(&self.path);
+                if stat_id(&anchor)? != Some(mine) {
+                    return Err(Error::new(Status::LedgerReplaced));
+                }
+                match std::fs::hard_link(&anchor, &self.path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io(&e)),
+                }
+                match stat_id(&self.path)? {
+                    Some(id) if id == mine => Ok(()),
+                    _ => Err(Error::new(Status::LedgerReplaced)),
+                }
+            }
         }
     }
 
@@ -693,7 +720,11 @@ impl LedgerFile {
                 st,
             )
         };
-        if !open || (st.st_dev as u64, st.st_ino as u64) != (self.shared.dev, self.shared.ino) {
+        // st_dev and st_ino are u64 on Linux and illumos LP64 alike, but
+        // libc spells them differently per platform.
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64);
+        if !open || id != (self.shared.dev, self.shared.ino) {
             return Ok(false);
         }
         // SAFETY: the descriptor is open and is this file; setting its
@@ -738,18 +769,33 @@ impl LedgerFile {
         }
     }
 
-    /// Drop this process's locks on slots that are free (a claim handed to
-    /// another process that committed it): they hold nothing and keep the
+    /// Remember that this process handed the claims in `slots` over.
+    pub fn note_handed(&self, slots: impl IntoIterator<Item = usize>) {
+        let mut h = self.shared.handed.lock().unwrap_or_else(|p| p.into_inner());
+        for s in slots {
+            if !h.contains(&s) {
+                h.push(s);
+            }
+        }
+    }
+
+    /// Drop this process's locks on handed-over slots that are free again
+    /// (the adopter committed or aborted): they hold nothing and keep the
     /// slot from being taken.
     pub fn drop_stale_locks(&self) -> Result<()> {
         let l = self.ledger();
         let w = self.world();
-        for (i, h) in self.shared.held().iter().enumerate() {
-            if h.load(Ordering::Relaxed) != 0 && l.is_free(i)? {
+        let mut h = self.shared.handed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keep = Vec::new();
+        for &i in h.iter() {
+            if l.is_free(i)? {
                 w.unlock(i, Role::Holder);
                 w.unlock(i, Role::Adopter);
+            } else {
+                keep.push(i);
             }
         }
+        *h = keep;
         Ok(())
     }
 }
@@ -766,6 +812,12 @@ fn lock_byte(slot: usize, role: Role) -> libc::off_t {
     };
     (LOCK_BASE + 2 * slot as u64 + k) as libc::off_t
 }
+
+// The lock types are c_int on Linux and c_short on illumos.
+#[allow(clippy::unnecessary_cast)]
+const WRLCK: i32 = libc::F_WRLCK as i32;
+#[allow(clippy::unnecessary_cast)]
+const UNLCK: i32 = libc::F_UNLCK as i32;
 
 fn bit(role: Role) -> u8 {
     match role {
@@ -784,7 +836,7 @@ impl FileWorld<'_> {
     ) -> std::io::Result<libc::flock> {
         // SAFETY: a zeroed flock is a valid value; its fields are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
-        fl.l_type = typ as _;
+        fl.l_type = typ as _; // c_short on every platform; F_* fit
         fl.l_whence = libc::SEEK_SET as _;
         fl.l_start = start;
         fl.l_len = len;
@@ -810,7 +862,7 @@ impl World for FileWorld<'_> {
         if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
             return Ok(false); // another thread of this process has it
         }
-        match self.fcntl_lock(libc::F_SETLK, libc::F_WRLCK, lock_byte(slot, role), 1) {
+        match self.fcntl_lock(libc::F_SETLK, WRLCK, lock_byte(slot, role), 1) {
             Ok(_) => Ok(true),
             Err(e) => {
                 cell.fetch_and(!bit(role), Ordering::AcqRel);
@@ -830,7 +882,7 @@ impl World for FileWorld<'_> {
         }
         // An unlock cannot fail for a range we locked; if it did, the lock
         // would only keep a free slot from being reused until we exit.
-        let _ = self.fcntl_lock(libc::F_SETLK, libc::F_UNLCK, lock_byte(slot, role), 1);
+        let _ = self.fcntl_lock(libc::F_SETLK, UNLCK, lock_byte(slot, role), 1);
         cell.fetch_and(!bit(role), Ordering::AcqRel);
     }
 
@@ -843,14 +895,9 @@ impl World for FileWorld<'_> {
 
     fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
         let fl = self
-            .fcntl_lock(
-                libc::F_GETLK,
-                libc::F_WRLCK,
-                lock_byte(slot, Role::Holder),
-                2,
-            )
+            .fcntl_lock(libc::F_GETLK, WRLCK, lock_byte(slot, Role::Holder), 2)
             .map_err(|e| io(&e))?;
-        Ok(fl.l_type as libc::c_int != libc::F_UNLCK)
+        Ok(i32::from(fl.l_type) != UNLCK)
     }
 
     fn pid(&self) -> u32 {

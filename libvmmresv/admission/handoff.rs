@@ -195,9 +195,12 @@ impl Admission {
     /// Make the ledger descriptors survive an exec (for a hand-off to the
     /// program this process is about to exec, in place or after a fork).
     pub fn handoff_fds(&self, t: &Token) -> Result<()> {
+        self.mark_handed_off();
+        self.file.note_handed(t.ledger.iter().map(|(s, _)| *s));
         self.file.keep_across_exec()?;
         if t.host_fd >= 0 {
             if let Some(h) = self.host_ledger_if_exists()? {
+                h.note_handed(t.host.iter().map(|(s, _)| *s));
                 h.keep_across_exec()?;
             }
         }

@@ -247,6 +247,10 @@ pub struct Admission {
     /// path (`<ledger>.host`).
     host_file: std::sync::OnceLock<LedgerFile>,
     host_path: std::path::PathBuf,
+    /// This process handed a claim over: its own locks on it linger after
+    /// the adopter commits (the slot is free, the lock still ours), and
+    /// are dropped before the next admission.
+    handed_off: std::sync::atomic::AtomicBool,
 }
 
 impl Admission {
@@ -283,13 +287,23 @@ impl Admission {
     }
 
     fn open_on(device: Device, path: &Path, origin: LedgerOrigin) -> Result<Admission> {
+        // The caller's name must leave room for the host ledger's beside it.
+        if path.file_name().map(|n| n.len()).unwrap_or(0) > file::MAX_NAME {
+            return Err(Error::new(Status::InvalidArgument));
+        }
         let file = LedgerFile::open_or_create(path)?;
-        // On open: reclaim what dead holders left and check the totals.
+        // On open: check each total against the slots (repairing one that
+        // does not add up). Not a reclaim: a process that exec()ed in
+        // place still holds the record locks of its claims, and neither
+        // its map of them nor F_GETLK (which never reports the caller's own
+        // locks) can tell until it adopts them (vmmresv_adopt).
         let l = file.ledger();
-        match l.reconcile(&file.world()) {
-            Ok(_) => {}
-            Err(e) if e.status() == Status::Busy => {}
-            Err(e) => return Err(e),
+        for p in Pool::ALL {
+            match l.check_total(p) {
+                Ok(_) => {}
+                Err(e) if e.status() == Status::Busy => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Admission {
             host_path: vm::host_path_for(file.path()),
@@ -299,6 +313,7 @@ impl Admission {
             arc: std::sync::Mutex::new(None),
             policy: std::sync::Mutex::new(vm::AdmissionPolicy::default()),
             host_file: std::sync::OnceLock::new(),
+            handed_off: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -353,6 +368,12 @@ impl Admission {
             return Err(Error::new(Status::InvalidArgument));
         }
         self.file.check_identity()?;
+        if self
+            .handed_off
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.drop_stale_locks()?;
+        }
         let l = self.file.ledger();
         let world = self.file.world();
         if let Some(c) = l.find(uuid, hint(uuid), &[Pool::Reservoir, Pool::Transient])? {
@@ -630,7 +651,7 @@ impl Admission {
     /// claims (repairing one that does not add up) and compare the result
     /// with a fresh reservoir query.
     pub fn reconcile(&self) -> Result<Reconciliation> {
-        self.file.drop_stale_locks()?;
+        self.drop_stale_locks()?;
         let report = self.file.ledger().reconcile(&self.file.world())?;
         let q = self.query()?;
         Ok(Reconciliation {
@@ -644,14 +665,27 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// Drop this process's locks on slots that are free again (claims it
+    /// handed over and the adopter committed), in both ledgers.
+    fn drop_stale_locks(&self) -> Result<()> {
+        self.file.drop_stale_locks()?;
+        if let Some(h) = self.host_file.get() {
+            h.drop_stale_locks()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn mark_handed_off(&self) {
+        self.handed_off
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Room the kernel's limit leaves for transient memory:
 /// limit − (free + alloc + transient) (vmmr_add's check).
 pub fn transient_room(q: &ReservoirQuery) -> u64 {
-    let used = q
-        .free
-        .saturating_add(q.alloc)
-        .saturating_add(q.alloc_transient);
-    q.limit.saturating_sub(used)
+    q.transient_room()
 }
 
 #[cfg(test)]

@@ -173,6 +173,35 @@ impl Admission {
         pref: Preference,
         host: &HostMemory,
     ) -> Result<VmVerdict> {
+        self.admit_vm_with(uuid, vm, pref, host, None)
+    }
+
+    /// [`Admission::admit_vm`] reading the host's memory itself
+    /// ([`crate::host::read_now`]: `/proc/meminfo`, libkstat on illumos):
+    /// once for the thresholds, and again inside the host-memory claim,
+    /// after the total it is applied to — as the reservoir path re-queries
+    /// the kernel — so no start that committed before the claim can be
+    /// missed.
+    pub fn admit_vm_reading(
+        &self,
+        uuid: &[u8; 16],
+        vm: &VmSpec,
+        pref: Preference,
+    ) -> Result<VmVerdict> {
+        let host = crate::host::read_now()?;
+        self.admit_vm_with(uuid, vm, pref, &host, Some(&crate::host::read_now))
+    }
+
+    /// The common path: `host` for the thresholds and the figures, and
+    /// `reread` (if given) for the capacity inside the claim.
+    fn admit_vm_with(
+        &self,
+        uuid: &[u8; 16],
+        vm: &VmSpec,
+        pref: Preference,
+        host: &HostMemory,
+        reread: Option<&dyn Fn() -> Result<HostMemory>>,
+    ) -> Result<VmVerdict> {
         if host.free_bytes > host.physmem_bytes {
             return Err(Error::new(Status::InvalidArgument));
         }
@@ -225,13 +254,33 @@ impl Admission {
             return Ok(out);
         }
         // The memory-state rule, as a claim: host bytes against the reading
+        // (taken again here, after the total, when the library reads it)
         // less the floor.
-        let capacity = pages::btop(available.saturating_sub(floor_bytes), PageSize::Base4K);
+        let mut last_free = host.free_bytes;
+        let mut capacity = || -> Result<u64> {
+            if let Some(read) = reread {
+                let h = read()?;
+                last_free = h.free_bytes;
+            }
+            let available = last_free.saturating_add(arc_shrink);
+            Ok(pages::btop(
+                available.saturating_sub(floor_bytes),
+                PageSize::Base4K,
+            ))
+        };
         let claim = self.host_claim(
             uuid,
             pages::btopr(host_bytes, PageSize::Base4K),
-            &mut || Ok(capacity),
+            &mut capacity,
         );
+        // The figures follow the reading the decision used.
+        let available = last_free.saturating_add(arc_shrink);
+        out.free_bytes = last_free;
+        let finish = |out: &mut VmVerdict, pending: u64| {
+            out.pending_bytes = pending;
+            out.free_after_bytes = available.saturating_sub(pending).saturating_sub(host_bytes);
+            out.state_after = states::state(&thresholds, out.free_after_bytes);
+        };
         let refused = match claim {
             Ok(HostClaim::Held { others }) => {
                 finish(&mut out, bytes(others));
@@ -390,5 +439,76 @@ mod tests {
         assert_eq!(c.total(), 4096 * 1025 + 1025 * 120 + 600 * MIB);
         assert_eq!(c.host_bytes(Decision::UseReservoir), 1025 * 120 + 600 * MIB);
         assert_eq!(c.host_bytes(Decision::NoReservoir), c.total());
+    }
+
+    /// A reservoir that answers from memory: 8 GiB free.
+    struct Kernel8G;
+
+    impl crate::reservoir::Kernel for Kernel8G {
+        fn resv_query(&self) -> core::result::Result<crate::sys::vmm_resv_query, i32> {
+            Ok(crate::sys::vmm_resv_query {
+                vrq_free_sz: 8 << 30,
+                vrq_alloc_sz: 0,
+                vrq_alloc_transient_sz: 0,
+                vrq_limit: 16 << 30,
+            })
+        }
+        fn resv_set_target(
+            &self,
+            _: &mut crate::sys::vmm_resv_target,
+        ) -> core::result::Result<(), i32> {
+            Err(libc::ENOTTY)
+        }
+    }
+
+    /// Issue: the host-memory claim was checked against the caller's
+    /// reading, taken before the claim's total. When the library reads, it
+    /// reads again inside the claim, and that reading decides: here the
+    /// first reading has room and the one inside the claim does not.
+    #[test]
+    #[cfg_attr(miri, ignore)] // files
+    fn the_host_reading_inside_the_claim_decides() {
+        let dir = std::env::temp_dir().join(format!(
+            "vmmresv-vm-reread-{}-{}",
+            std::process::id(),
+            line!()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a =
+            Admission::open_with_kernel(Box::new(Kernel8G), &dir.join("admission.ledger")).unwrap();
+        let before = HostMemory {
+            physmem_bytes: 64 << 30,
+            free_bytes: 32 << 30,
+        };
+        let inside = || -> Result<HostMemory> {
+            Ok(HostMemory {
+                physmem_bytes: 64 << 30,
+                free_bytes: 1 << 30,
+            })
+        };
+        let u = [7u8; 16];
+        let vm = |guest: u64, vcpus: u32| VmSpec {
+            guest_bytes: guest,
+            vcpus,
+            ..VmSpec::default()
+        };
+        let v = a
+            .admit_vm_with(
+                &u,
+                &vm(1 << 30, 1),
+                Preference::Require,
+                &before,
+                Some(&inside),
+            )
+            .unwrap();
+        assert_eq!(v.verdict.reason, Reason::MemoryState);
+        assert_eq!(v.free_bytes, 1 << 30, "the figures follow the reading used");
+        // The caller's reading alone admits it.
+        let v = a
+            .admit_vm_with(&u, &vm(1 << 30, 1), Preference::Require, &before, None)
+            .unwrap();
+        assert_eq!(v.verdict.decision, Decision::UseReservoir);
+        a.abort(&u).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -242,23 +242,95 @@ pub fn apply_linux(
     }
 }
 
+/// The two public encodings of OS-8005's `VM_ARC_RESV` (illumos-joyent;
+/// see [`crate::sys::VM_ARC_RESV_BY_VALUE`] and
+/// [`crate::sys::VM_ARC_RESV_COPYIN`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArcResvAbi {
+    /// The early (2020) tree: `_IOW('v', 258, uint64_t)` = 0x80087702, the
+    /// length passed by value.
+    ByValue,
+    /// The later tree: `VMM_IOC_BASE | 0xfe` = 0x766DFE, a pointer to a
+    /// `size_t` the kernel copies in.
+    Copyin,
+}
+
+/// Which encodings to try, in order, given what the VM device said to
+/// `VMM_INTERFACE_VERSION` (its version, or the errno).
+///
+/// - A kernel that tells its interface version has the `VMM_IOC_BASE`
+///   numbering (the version ioctl came after the renumbering), so the
+///   2020 `_IOW` encoding cannot exist there: only the pointer form, and
+///   its ENOTTY (every kernel but that illumos-joyent tree) is the answer.
+/// - A kernel that does not tell (ENOTTY: older than the version ioctl,
+///   or before version 6 on an instance device) is tried with each, by
+///   value first. Each OS-8005 kernel answers the other's number with
+///   ENOTTY before reading anything, so the length only ever reaches the
+///   kernel that reads a length and the pointer the one that copies in.
+/// - Any other error from the version query is not a decision: it is
+///   reported (`Err(errno)`, 0 for a device answering version 0, which is
+///   not vmm), and nothing is sent.
+pub fn arc_resv_plan(version: Result<i32, i32>) -> Result<&'static [ArcResvAbi], i32> {
+    match version {
+        Ok(v) if v > 0 => Ok(&[ArcResvAbi::Copyin]),
+        // vmm versions start at 1: a device answering 0 is not vmm.
+        Ok(_) => Err(0),
+        Err(libc::ENOTTY) => Ok(&[ArcResvAbi::ByValue, ArcResvAbi::Copyin]),
+        Err(e) => Err(e),
+    }
+}
+
 /// On illumos, apply a VM's reservation with OS-8005's per-VM ioctl on its
 /// device (`/dev/vmm/<vm_name>`, or `vm_device` if given), where the kernel
-/// has it (2021-era illumos-joyent); elsewhere (ENOTTY)
-/// `Status::Unsupported` — illumos has no run-time `zfs_arc_max`, and the
-/// library does not pretend. ENOMEM is the kernel's own guard refusing.
-pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<(), Error> {
+/// has it (illumos-joyent, in either of its two encodings: see
+/// [`arc_resv_plan`]); elsewhere (ENOTTY) `Status::Unsupported` — illumos
+/// has no run-time `zfs_arc_max`, and the library does not pretend.
+/// ENOMEM is the kernel's own guard refusing. Returns the encoding the
+/// kernel took.
+pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<ArcResvAbi, Error> {
     use std::os::fd::AsFd;
+    let os = |errno: i32| Error::with_errno(crate::reservoir::status_of_errno(errno), errno);
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(vm_device)
-        .map_err(|e| {
-            let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            Error::with_errno(crate::reservoir::status_of_errno(errno), errno)
-        })?;
-    crate::sys::vm_arc_resv(f.as_fd(), bytes).map_err(|errno| match errno {
-        libc::ENOTTY => Error::with_errno(Status::Unsupported, errno),
-        e => Error::with_errno(crate::reservoir::status_of_errno(e), e),
-    })
+        .map_err(|e| os(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let plan = arc_resv_plan(crate::sys::interface_version(f.as_fd())).map_err(|e| match e {
+        0 => Error::new(Status::NotVmmDevice),
+        e => os(e),
+    })?;
+    for abi in plan {
+        let sent = match abi {
+            ArcResvAbi::ByValue => crate::sys::vm_arc_resv_by_value(f.as_fd(), bytes),
+            ArcResvAbi::Copyin => crate::sys::vm_arc_resv_copyin(f.as_fd(), bytes),
+        };
+        match sent {
+            Ok(()) => return Ok(*abi),
+            // Not this kernel's number: try the next encoding, if any.
+            Err(libc::ENOTTY) => continue,
+            Err(e) => return Err(os(e)),
+        }
+    }
+    Err(Error::with_errno(Status::Unsupported, libc::ENOTTY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arc_resv_encoding_follows_the_interface_version() {
+        // A kernel that tells its version has the VMM_IOC_BASE numbering:
+        // the pointer form only, never a length by value.
+        assert_eq!(arc_resv_plan(Ok(18)), Ok(&[ArcResvAbi::Copyin][..]));
+        assert_eq!(arc_resv_plan(Ok(1)), Ok(&[ArcResvAbi::Copyin][..]));
+        // One that does not tell: each, by value first.
+        assert_eq!(
+            arc_resv_plan(Err(libc::ENOTTY)),
+            Ok(&[ArcResvAbi::ByValue, ArcResvAbi::Copyin][..])
+        );
+        // Not vmm, or the query failed: nothing is sent.
+        assert_eq!(arc_resv_plan(Ok(0)), Err(0));
+        assert_eq!(arc_resv_plan(Err(libc::ENXIO)), Err(libc::ENXIO));
+    }
 }

@@ -173,9 +173,14 @@ pub extern "C" fn vmmresv_admission_set_policy(
 /// ARC gives back, for a NO_RESERVOIR start with an ARC host set) less the
 /// floor state's free memory, together with the host claims of every
 /// other start not yet committed; so starts that read free memory at the
-/// same moment cannot both pass on the same memory. Take the reading just
-/// before the call: a start that committed before the reading was taken
-/// but after its memory was counted cannot be seen. Otherwise the decision
+/// same moment cannot both pass on the same memory. With `host` NULL
+/// (since ABI 1.2) the library reads the host's memory itself
+/// (/proc/meminfo on Linux, libkstat `unix:0:system_pages` on illumos),
+/// and reads it again inside the claim, after the total it is applied to,
+/// so no start that committed meanwhile can be missed. With a caller's
+/// reading, that reading is used: take it just before the call (a start
+/// that committed before it was taken but after its memory was counted
+/// cannot be seen). If the rule refuses, the decision
 /// is REFUSE with
 /// VMMRESV_REASON_MEMORY_STATE and the shortfall, and the claim (and any
 /// ARC reservation) is given back before the call returns. A retried
@@ -219,11 +224,15 @@ pub extern "C" fn vmmresv_admit_vm(
             Ok(s) => s,
             Err(s) => return fail(Error::new(s)),
         };
-        let host = match host_arg(host) {
-            Ok(h) => h,
-            Err(e) => return fail(e),
+        let verdict = if host.is_null() {
+            a.inner.admit_vm_reading(&uuid, &spec, pref)
+        } else {
+            match host_arg(host) {
+                Ok(h) => a.inner.admit_vm(&uuid, &spec, pref, &h),
+                Err(e) => return fail(e),
+            }
         };
-        match a.inner.admit_vm(&uuid, &spec, pref, &host) {
+        match verdict {
             Ok(v) => {
                 put(out, v.into());
                 ok()

@@ -30,7 +30,7 @@ use crate::arc::snapshot::HostSnapshot;
 use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
 use crate::arc::{desfree_slack, ArcReader, LinuxArcFacts};
 use crate::pages::{self, PageSize};
-use crate::reservoir::{self, Progress, Reservoir, ReservoirQuery, ResizeError};
+use crate::reservoir::{Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 use std::time::Duration;
 
@@ -39,12 +39,15 @@ mod boot;
 mod handoff;
 mod policy;
 mod report;
+mod reservoir;
+
+pub use reservoir::*;
 
 /// Major version of the C ABI. Functions of version node VMMRESV_1.0 keep
 /// their signature and meaning for every 1.x release.
 pub const VMMRESV_VERSION_MAJOR: u32 = 1;
 /// Minor version: grows when functions are added (in a new version node).
-pub const VMMRESV_VERSION_MINOR: u32 = 1;
+pub const VMMRESV_VERSION_MINOR: u32 = 2;
 /// Patch version: fixes only.
 pub const VMMRESV_VERSION_PATCH: u32 = 0;
 
@@ -432,7 +435,7 @@ fn resize(
             _ => Progress::Continue,
         }
     };
-    let cb_opt: Option<reservoir::ProgressFn<'_>> = if progress.is_some() {
+    let cb_opt: Option<crate::reservoir::ProgressFn<'_>> = if progress.is_some() {
         Some(&mut cb)
     } else {
         None
@@ -584,7 +587,12 @@ pub extern "C" fn vmmresv_default_target_for(
     chunk_bytes: u64,
     out: *mut u64,
 ) -> Status {
-    boundary(|| out_result(out, reservoir::default_target_for(limit_bytes, chunk_bytes)))
+    boundary(|| {
+        out_result(
+            out,
+            crate::reservoir::default_target_for(limit_bytes, chunk_bytes),
+        )
+    })
 }
 
 /// Store a pure function's result through `out`.
@@ -1418,8 +1426,10 @@ pub extern "C" fn vmmresv_arc_apply_linux(
 
 /// illumos: apply VM `vm_name`'s ARC reservation of `bytes` with OS-8005's
 /// per-VM ioctl (VM_ARC_RESV on /dev/vmm/`vm_name`), where the kernel has
-/// it (2021-era illumos-joyent). UNSUPPORTED on every other kernel (the
-/// ioctl answers ENOTTY): illumos has no run-time zfs_arc_max, and the
+/// it (illumos-joyent, in either of its two encodings: by value, or a
+/// pointer to a size_t, chosen by the kernel's interface version or else
+/// by trying each). UNSUPPORTED on every other kernel (the ioctl answers
+/// ENOTTY): illumos has no run-time zfs_arc_max, and the
 /// library reports that rather than pretend. NO_DEVICE if the VM does not
 /// exist; OUT_OF_MEMORY if that kernel's own guard refuses.
 #[no_mangle]
@@ -1435,7 +1445,7 @@ pub extern "C" fn vmmresv_arc_apply_illumos(vm_name: *const c_char, bytes: u64) 
         }
         let dev = Path::new("/dev/vmm").join(std::ffi::OsStr::from_bytes(name));
         match crate::arc::reserve::apply_illumos(&dev, bytes) {
-            Ok(()) => ok(),
+            Ok(_) => ok(),
             Err(e) => fail(e),
         }
     })

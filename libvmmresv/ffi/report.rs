@@ -133,7 +133,7 @@ fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -
 }
 
 /// The host capacity report, as one JSON object (schema
-/// "vmmresv-report/1", described in vmmresv_report(3VMMRESV)): reservoir
+/// "vmmresv-report/2", described in vmmresv_report(3VMMRESV)): reservoir
 /// figures and pending claims, the ARC, the headroom breakdown (physical
 /// memory less 120% of unlockable pages, the ARC floor and each named
 /// input of `inputs`), the peers' sizing rules, the memory state, the

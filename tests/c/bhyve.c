@@ -2,16 +2,22 @@
 /*
  * bhyve.c: a stand-in for illumos bhyve(8), only as far as a VM's memory
  * goes, for the admission tests (tests/admission_race.rs,
- * tests/admission_faults.rs).  It does not link libvmmresv: like the real
- * bhyve (through libvmmapi) it talks to /dev/vmmctl and /dev/vmm/<name>
- * with ioctl(2), which the LD_PRELOAD emulator of tests/emu provides on
- * Linux.
+ * tests/admission_faults.rs).  Like the real bhyve (through libvmmapi) it
+ * talks to /dev/vmmctl and /dev/vmm/<name> with ioctl(2), which the
+ * LD_PRELOAD emulator of tests/emu provides on Linux.  It links
+ * libvmmresv for one thing: when its launcher hands it the VM's admission
+ * claim (VMMRESV_HANDOFF in the environment, from vmmresv_handoff()), it
+ * adopts the claim before creating the VM and commits it once
+ * vm_setup_memory() has the memory (or aborts it if the kernel refused),
+ * so the claim lives while this process does, whatever happens to the
+ * launcher.  The VM's name is its UUID.  VMMRESV_LEDGER names the ledger
+ * when the launcher was given one.
  *
  *   bhyve [-o memory.use_reservoir=true|false] -m <MiB> [-R <ready-fd>]
  *         [-D <ms>] <vmname>
  *
- * What the real one does, and this one too
- * (/work/shared/research/illumos-reservoir.md section 4.1, 4.2):
+ * What the real one does, and this one too (illumos-gate
+ * usr/src/cmd/bhyve/bhyverun.c and usr/src/lib/libvmmapi/common/vmmapi.c):
  *  - "-o memory.use_reservoir=true" is the only way to ask for the
  *    reservoir: VMM_CREATE_VM then carries VCF_RESERVOIR_MEM (do_open()).
  *  - vm_create() opens /dev/vmmctl O_EXCL|O_RDWR for the one ioctl and
@@ -37,11 +43,12 @@
  *  - Any other -o key is ignored (the real bhyve has many).
  *
  * Exit status: 0 the VM ran and was destroyed; 4 memory allocation
- * refused (ENOMEM); 1 any other error; 2 usage.
+ * refused (ENOMEM); 1 any other error (a hand-off that cannot be adopted
+ * included: no VM is created then); 2 usage.
  *
- * The ioctl numbers and structs are defined here from FACTS.md section 1
- * (illumos sys/vmm_dev.h, interface version 18, LP64); the real bhyve gets
- * them from <sys/vmm_dev.h>.
+ * The ioctl numbers and structs are defined here from illumos
+ * sys/vmm_dev.h (interface version 18, LP64); the real bhyve gets them
+ * from <sys/vmm_dev.h>.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -56,6 +63,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "vmmresv.h"
 
 /* sys/vmm_dev.h: plain int ioctl numbers, not _IOW()-style. */
 #define	VMMCTL_IOC_BASE		(('V' << 16) | ('M' << 8))	/* 0x564D00 */
@@ -89,6 +98,56 @@ struct vm_memseg {
 
 static const char *progname = "bhyve";
 
+/* The adopted claim, if the launcher handed one over. */
+static vmmresv_reservoir *resv;
+static vmmresv_admission *adm;
+
+/*
+ * Adopt the claim in VMMRESV_HANDOFF, if any: 0, or 1 (message printed;
+ * the VM must not be created without its claim).
+ */
+static int
+adopt_claim(void)
+{
+	const char *tok = getenv("VMMRESV_HANDOFF");
+	vmmresv_status st;
+
+	if (tok == NULL)
+		return (0);
+	if ((st = vmmresv_reservoir_open(NULL, NULL, &resv)) !=
+	    VMMRESV_STATUS_OK ||
+	    (st = vmmresv_admission_open(resv, getenv("VMMRESV_LEDGER"),
+	    &adm)) != VMMRESV_STATUS_OK ||
+	    (st = vmmresv_adopt(adm, tok)) != VMMRESV_STATUS_OK) {
+		(void) fprintf(stderr, "%s: cannot adopt the admission claim: "
+		    "%s (status %u)\n", progname, vmmresv_strerror(st),
+		    (unsigned)st);
+		return (1);
+	}
+	/* Ours now: not for any program we might start. */
+	(void) unsetenv("VMMRESV_HANDOFF");
+	return (0);
+}
+
+/* Commit (the VM holds its memory) or abort the adopted claim. */
+static int
+settle_claim(const char *name, int commit)
+{
+	vmmresv_status st;
+
+	if (adm == NULL)
+		return (0);
+	st = commit ? vmmresv_commit(adm, name, NULL) :
+	    vmmresv_abort(adm, name, NULL);
+	if (st != VMMRESV_STATUS_OK) {
+		(void) fprintf(stderr, "%s: %s: %s (status %u)\n", progname,
+		    commit ? "vmmresv_commit" : "vmmresv_abort",
+		    vmmresv_strerror(st), (unsigned)st);
+		return (1);
+	}
+	return (0);
+}
+
 static void
 usage(void)
 {
@@ -121,7 +180,7 @@ vm_create(const char *name, uint64_t flags)
 	int fd, err = 0;
 
 	(void) memset(&req, 0, sizeof (req));
-	(void) strncpy(req.name, name, VM_MAX_NAMELEN);
+	(void) snprintf(req.name, sizeof (req.name), "%s", name);
 	req.flags = flags;
 	fd = open(VMM_CTL_DEV, O_RDWR | O_EXCL | O_CLOEXEC);
 	if (fd < 0)
@@ -203,6 +262,8 @@ main(int argc, char **argv)
 	if (strlen(name) == 0 || strlen(name) >= VM_MAX_NAMELEN)
 		usage();
 	memsize = (unsigned long long)mib << 20;
+	if (adopt_claim() != 0)
+		return (1);
 
 	if ((err = vm_create(name, flags)) != 0) {
 		(void) fprintf(stderr, "%s: Unable to create VM %s: %s\n",
@@ -230,6 +291,7 @@ main(int argc, char **argv)
 			(void) fprintf(stderr, "Unable to allocate memory "
 			    "(%llu), retrying in 1 second\n", memsize);
 			destroy(vmfd);
+			(void) settle_claim(name, 0);
 			return (EXIT_NOMEM);
 		}
 		(void) fprintf(stderr, "%s: VM_ALLOC_MEMSEG: %s\n", progname,
@@ -238,7 +300,12 @@ main(int argc, char **argv)
 		return (1);
 	}
 
-	/* The VM holds its memory: tell the launcher. */
+	/* The VM holds its memory: the kernel accounts it now. */
+	if (settle_claim(name, 1) != 0) {
+		destroy(vmfd);
+		return (1);
+	}
+	/* Tell the launcher. */
 	if (ready_fd >= 0) {
 		ssize_t w;
 		do {
@@ -262,5 +329,7 @@ main(int argc, char **argv)
 			break;
 	}
 	destroy(vmfd);
+	vmmresv_admission_close(adm);
+	vmmresv_reservoir_close(resv);
 	return (0);
 }

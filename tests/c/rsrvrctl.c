@@ -3,8 +3,7 @@
  * rsrvrctl.c: a port of illumos /usr/lib/rsrvrctl onto libvmmresv.
  *
  * The original (illumos-gate usr/src/cmd/rsrvrctl/rsrvrctl.c, "Copyright
- * 2023 Oxide Computer Company"; summarised in
- * /work/shared/research/illumos-reservoir.md section 3) talks to
+ * 2023 Oxide Computer Company") talks to
  * /dev/vmmctl with ioctl(2).  This port knows nothing of the device: every
  * operation goes through the library's C ABI (vmmresv.h), which is the
  * point -- it is the library's first C consumer, built only against the
@@ -24,7 +23,11 @@
  *    ("rsrvrctl: Could not add N bytes to reservoir: <reason>", ...);
  *  - -r clamps to the current size and does nothing (exit 0) on an empty
  *    reservoir; -s resumes after each interruption until the target is
- *    reached (the library's resize loop does what the original's did).
+ *    reached (the library's resize loop does what the original's did);
+ *    -a and -r do not: the kernel's EINTR fails them, exit 1, "Could not
+ *    add N bytes to reservoir: Interrupted system call" (the original
+ *    err()ed on any error), through vmmresv_reservoir_resize() with
+ *    VMMRESV_RESIZE_STOP_ON_SIGNAL.
  *
  * Deliberately different:
  *  - Garbage sizes are refused.  The original's strtoul had no end check
@@ -159,6 +162,9 @@ reason(vmmresv_status st, char *buf, size_t len)
 		(void) snprintf(buf, len, "%s (%s)", msg, strerror(e));
 		return (buf);
 	}
+	/* The kernel's EINTR, worded as the original's err(3) worded it. */
+	if (st == VMMRESV_STATUS_INTERRUPTED && e == EINTR)
+		return (strerror(e));
 	return (msg);
 }
 
@@ -299,7 +305,9 @@ do_add(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk)
 	char buf[256];
 	vmmresv_status st;
 
-	st = vmmresv_reservoir_add(h, sz, chunk, NULL, NULL, &reached);
+	/* As the original: no retry after EINTR (err(1, ...) on any error). */
+	st = vmmresv_reservoir_resize(h, VMMRESV_RESIZE_ADD, sz, chunk,
+	    VMMRESV_RESIZE_STOP_ON_SIGNAL, NULL, NULL, &reached);
 	if (st != VMMRESV_STATUS_OK) {
 		warnx_("Could not add %" PRIu64 " bytes to reservoir: %s", sz,
 		    reason(st, buf, sizeof (buf)));
@@ -327,7 +335,8 @@ do_remove(vmmresv_reservoir *h, uint64_t sz, uint64_t chunk)
 	    q.free_bytes + q.alloc_bytes < clamped)
 		clamped = q.free_bytes + q.alloc_bytes;
 
-	st = vmmresv_reservoir_remove(h, sz, chunk, NULL, NULL, &reached);
+	st = vmmresv_reservoir_resize(h, VMMRESV_RESIZE_REMOVE, sz, chunk,
+	    VMMRESV_RESIZE_STOP_ON_SIGNAL, NULL, NULL, &reached);
 	if (st != VMMRESV_STATUS_OK) {
 		warnx_("Could not remove %" PRIu64 " bytes from reservoir: %s",
 		    clamped, reason(st, buf, sizeof (buf)));

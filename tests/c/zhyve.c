@@ -7,7 +7,7 @@
  * zhyve will just outright fail").  Built only against include/vmmresv.h
  * and linked only with -lvmmresv: it is a C consumer of the admission ABI.
  *
- *   zhyve [-q] [-n count] [--no-ledger] [-p require|prefer|never]
+ *   zhyve [-q] [-x] [-n count] [--no-ledger] [-p require|prefer|never]
  *         [-l ledger-path] [-D ms] [-H ms] [-B ms]
  *         [-R root [-M model] [-F floor] [-c vcpus]] -u <uuid> -m <MiB>
  *         <path-to-bhyve>
@@ -19,11 +19,18 @@
  *   REFUSE        -> print the reason and shortfall, do not launch (RFD 185)
  *   USE_RESERVOIR -> launch bhyve with -o memory.use_reservoir=true
  *   NO_RESERVOIR  -> launch bhyve without it
+ *   the claim is handed to bhyve (vmmresv_handoff(), VMMRESV_HANDOFF in
+ *   its environment): bhyve adopts it and commits it once it holds the
+ *   VM's memory (until then the claim is what keeps another VM from
+ *   taking the same memory), and it lives while either process does;
  *   then wait for bhyve's ready byte (the VM holds its memory) or its exit:
- *   ready -> vmmresv_commit (only now: until bhyve allocated, the claim is
- *            what keeps another VM from taking the same memory);
- *   exit  -> vmmresv_abort, counted as "launch failed";
+ *   exit  -> vmmresv_abort (NOT_FOUND if bhyve gave it back itself),
+ *            counted as "launch failed";
  *   finally close bhyve's stdin (the VM stops and is destroyed), waitpid.
+ *
+ * -x is the real zhyve's shape: one VM, and zhyve exec()s bhyve in its own
+ * process after handing the claim over (the ledger descriptor survives
+ * the exec, so the claim never lapses); bhyve commits it.
  *
  * --no-ledger is the world as it is today: query, and launch with the
  * reservoir if free >= size, else do not launch (no admit/commit).  Two
@@ -32,6 +39,7 @@
  *
  * Options:
  *   -q        print only the summary line (and errors)
+ *   -x        exec bhyve in place (one VM; no summary line)
  *   -n count  VM starts, one after another (default 1)
  *   -p pref   require (default) | prefer | never
  *   -l path   the admission ledger (default: the library's,
@@ -59,10 +67,13 @@
  * or system error (message on stderr, with the vmmresv status number);
  * 2 usage.
  *
- * Deliberately different from the real zhyve: the real one exec()s bhyve
- * in its own process (zhyve is the zone's init); this one forks bhyve
- * (posix_spawn) and stays, so that it can commit once bhyve holds its
- * memory and run many VM starts in one process.
+ * Without -x, deliberately different from the real zhyve: the real one
+ * exec()s bhyve in its own process (zhyve is the zone's init); this one
+ * forks bhyve (posix_spawn) and stays, so that it can run many VM starts
+ * in one process.
+ *
+ * A ledger that is not the host-wide one (VMMRESV_RUNDIR or -l) is named
+ * on stderr: two ledgers for one host protect nothing.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -98,6 +109,7 @@ struct opts {
 	int		quiet;
 	uint32_t	preference;
 	const char	*ledger_path;
+	int		exec_bhyve;	/* -x */
 	const char	*uuid;
 	long long	mib;
 	long long	delay_ms;
@@ -119,7 +131,7 @@ struct counts {
 static void
 usage(void)
 {
-	(void) fprintf(stderr, "Usage: %s [-q] [-n count] [--no-ledger] "
+	(void) fprintf(stderr, "Usage: %s [-q] [-x] [-n count] [--no-ledger] "
 	    "[-p require|prefer|never] [-l ledger-path] [-D ms] [-H ms] "
 	    "[-B ms] [-R root [-M model] [-F floor] [-c vcpus]] "
 	    "-u <uuid> -m <MiB> <path-to-bhyve>\n", progname);
@@ -221,6 +233,10 @@ parse(int argc, char **argv, struct opts *o)
 			o->quiet = 1;
 			continue;
 		}
+		if (strcmp(a, "-x") == 0) {
+			o->exec_bhyve = 1;
+			continue;
+		}
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
@@ -288,7 +304,8 @@ parse(int argc, char **argv, struct opts *o)
 			usage();
 		}
 	}
-	if (i != argc - 1 || o->uuid == NULL || o->mib < 0)
+	if (i != argc - 1 || o->uuid == NULL || o->mib < 0 ||
+	    (o->exec_bhyve && (o->count != 1 || !o->ledger)))
 		usage();
 	o->bhyve = argv[i];
 }
@@ -326,6 +343,8 @@ reason_name(uint32_t r)
 		return ("arc_guard");
 	case VMMRESV_REASON_MEMORY_STATE:
 		return ("memory_state");
+	case VMMRESV_REASON_HELD_ELSEWHERE:
+		return ("held_elsewhere");
 	default:
 		return ("?");
 	}
@@ -372,13 +391,63 @@ struct bhyve {
  * write end, whose number bhyve is given with -R; its stdin is a pipe.
  * Returns 0 or an errno.
  */
+/*
+ * bhyve's arguments (-R <rfd> unless rfd is NULL) into args (16 slots).
+ */
+static void
+bhyve_args(const struct opts *o, int use_reservoir, const char *name,
+    char *mib, size_t mlen, char *rfd, char *dly, size_t dlen, char **args)
+{
+	int n = 0;
+
+	(void) snprintf(mib, mlen, "%lld", o->mib);
+	(void) snprintf(dly, dlen, "%lld", o->delay_ms);
+	args[n++] = (char *)o->bhyve;
+	if (use_reservoir) {
+		args[n++] = "-o";
+		args[n++] = "memory.use_reservoir=true";
+	}
+	args[n++] = "-m";
+	args[n++] = mib;
+	if (rfd != NULL) {
+		args[n++] = "-R";
+		args[n++] = rfd;
+	}
+	if (o->delay_ms > 0) {
+		args[n++] = "-D";
+		args[n++] = dly;
+	}
+	args[n++] = (char *)name;
+	args[n] = NULL;
+}
+
+/*
+ * Put the hand-off token (and the ledger's path, if -l named one) in the
+ * environment bhyve gets; NULL takes them out again.  0 or an errno.
+ */
+static int
+handoff_env(const struct opts *o, const char *token)
+{
+	if (token == NULL) {
+		(void) unsetenv("VMMRESV_HANDOFF");
+		(void) unsetenv("VMMRESV_LEDGER");
+		return (0);
+	}
+	if (setenv("VMMRESV_HANDOFF", token, 1) != 0)
+		return (errno);
+	if (o->ledger_path != NULL &&
+	    setenv("VMMRESV_LEDGER", o->ledger_path, 1) != 0)
+		return (errno);
+	return (0);
+}
+
 static int
 launch(const struct opts *o, int use_reservoir, const char *name,
-    struct bhyve *b)
+    const char *token, struct bhyve *b)
 {
 	char mib[32], rfd[32], dly[32];
 	char *args[16];
-	int in[2], rd[2], n = 0, err;
+	int in[2], rd[2], err;
 	posix_spawn_file_actions_t fa;
 
 	if (pipe(in) != 0)
@@ -395,24 +464,9 @@ launch(const struct opts *o, int use_reservoir, const char *name,
 		close_pair(rd);
 		return (err);
 	}
-	(void) snprintf(mib, sizeof (mib), "%lld", o->mib);
 	(void) snprintf(rfd, sizeof (rfd), "%d", rd[1]);
-	(void) snprintf(dly, sizeof (dly), "%lld", o->delay_ms);
-	args[n++] = (char *)o->bhyve;
-	if (use_reservoir) {
-		args[n++] = "-o";
-		args[n++] = "memory.use_reservoir=true";
-	}
-	args[n++] = "-m";
-	args[n++] = mib;
-	args[n++] = "-R";
-	args[n++] = rfd;
-	if (o->delay_ms > 0) {
-		args[n++] = "-D";
-		args[n++] = dly;
-	}
-	args[n++] = (char *)name;
-	args[n] = NULL;
+	bhyve_args(o, use_reservoir, name, mib, sizeof (mib), rfd, dly,
+	    sizeof (dly), args);
 
 	if ((err = posix_spawn_file_actions_init(&fa)) != 0) {
 		close_pair(in);
@@ -422,7 +476,10 @@ launch(const struct opts *o, int use_reservoir, const char *name,
 	/* in[0] != 0: stdin is open (main makes sure), so dup2 is real. */
 	err = posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
 	if (err == 0)
+		err = handoff_env(o, token);
+	if (err == 0)
 		err = posix_spawn(&b->pid, o->bhyve, &fa, NULL, args, environ);
+	(void) handoff_env(o, NULL);
 	(void) posix_spawn_file_actions_destroy(&fa);
 	(void) close(in[0]);
 	(void) close(rd[1]);
@@ -490,11 +547,18 @@ run_vm(const struct opts *o, vmmresv_admission *adm, const char *uuid,
 {
 	struct bhyve b;
 	vmmresv_status st;
-	char how[48];
+	char how[48], token[VMMRESV_HANDOFF_BUFSIZE];
 	int err, status;
 
 	n->admitted++;
-	if ((err = launch(o, use_reservoir, uuid, &b)) != 0) {
+	if (claimed && (st = vmmresv_handoff(adm, uuid, token, sizeof (token),
+	    NULL)) != VMMRESV_STATUS_OK) {
+		lib_fail("vmmresv_handoff", st);
+		(void) vmmresv_abort(adm, uuid, NULL);
+		return (1);
+	}
+	if ((err = launch(o, use_reservoir, uuid, claimed ? token : NULL,
+	    &b)) != 0) {
 		/*
 		 * posix_spawn reports an exec failure here (glibc) or as exit
 		 * 127 of the child (elsewhere): a failed launch either way.
@@ -510,13 +574,10 @@ run_vm(const struct opts *o, vmmresv_admission *adm, const char *uuid,
 		return (0);
 	}
 	if (wait_ready(&b)) {
-		/* bhyve allocated: the kernel accounts the memory now. */
-		if (claimed && (st = vmmresv_commit(adm, uuid, NULL)) !=
-		    VMMRESV_STATUS_OK) {
-			lib_fail("vmmresv_commit", st);
-			(void) finish(&b);
-			return (1);
-		}
+		/*
+		 * bhyve allocated and committed the claim it adopted: the
+		 * kernel accounts the memory now.
+		 */
 		if (o->hold_ms > 0)
 			sleep_ms(o->hold_ms);
 		status = finish(&b);
@@ -528,10 +589,13 @@ run_vm(const struct opts *o, vmmresv_admission *adm, const char *uuid,
 		}
 		return (0);
 	}
-	/* bhyve went away without its memory. */
+	/*
+	 * bhyve went away without its memory.  If it adopted the claim it
+	 * gave it back itself (NOT_FOUND here).
+	 */
 	status = finish(&b);
 	if (claimed && (st = vmmresv_abort(adm, uuid, NULL)) !=
-	    VMMRESV_STATUS_OK) {
+	    VMMRESV_STATUS_OK && st != VMMRESV_STATUS_NOT_FOUND) {
 		lib_fail("vmmresv_abort", st);
 		return (1);
 	}
@@ -541,6 +605,39 @@ run_vm(const struct opts *o, vmmresv_admission *adm, const char *uuid,
 		    uuid, how);
 	n->launch_failed++;
 	return (0);
+}
+
+/*
+ * The real zhyve's way: hand the claim over and become bhyve.  Returns
+ * only on failure (1), after giving the claim back.
+ */
+static int
+exec_vm(const struct opts *o, vmmresv_admission *adm, const char *uuid,
+    int use_reservoir)
+{
+	char mib[32], dly[32], token[VMMRESV_HANDOFF_BUFSIZE];
+	char *args[16];
+	vmmresv_status st;
+	int err;
+
+	if ((st = vmmresv_handoff(adm, uuid, token, sizeof (token), NULL)) !=
+	    VMMRESV_STATUS_OK) {
+		lib_fail("vmmresv_handoff", st);
+		(void) vmmresv_abort(adm, uuid, NULL);
+		return (1);
+	}
+	bhyve_args(o, use_reservoir, uuid, mib, sizeof (mib), NULL, dly,
+	    sizeof (dly), args);
+	if ((err = handoff_env(o, token)) == 0) {
+		(void) fflush(stdout);
+		(void) execv(o->bhyve, args);
+		err = errno;
+	}
+	(void) handoff_env(o, NULL);
+	(void) fprintf(stderr, "%s: cannot exec %s: %s\n", progname, o->bhyve,
+	    strerror(err));
+	(void) vmmresv_abort(adm, uuid, NULL);
+	return (1);
 }
 
 /* One VM start with admission.  0, or 1 on a library/system error. */
@@ -604,6 +701,9 @@ start_admitted(const struct opts *o, vmmresv_reservoir *r,
 		    d.free_bytes, d.pending_bytes);
 		(void) fflush(stdout);
 	}
+	if (o->exec_bhyve && d.decision != VMMRESV_DECISION_REFUSE)
+		return (exec_vm(o, adm, uuid,
+		    d.decision == VMMRESV_DECISION_USE_RESERVOIR));
 	switch (d.decision) {
 	case VMMRESV_DECISION_REFUSE:
 		/* RFD 185: do not launch a VM that cannot get its memory. */
@@ -701,6 +801,18 @@ main(int argc, char **argv)
 		lib_fail("vmmresv_admission_open", st);
 		vmmresv_reservoir_close(r);
 		return (1);
+	}
+	if (o.ledger) {
+		uint32_t origin = VMMRESV_LEDGER_ORIGIN_DEFAULT;
+
+		(void) vmmresv_admission_ledger_origin(adm, &origin);
+		if (origin == VMMRESV_LEDGER_ORIGIN_ENVIRONMENT ||
+		    origin == VMMRESV_LEDGER_ORIGIN_ARGUMENT)
+			(void) fprintf(stderr, "%s: note: admission ledger "
+			    "from %s, not the host-wide setting (two ledgers "
+			    "for one host protect nothing)\n", progname,
+			    origin == VMMRESV_LEDGER_ORIGIN_ARGUMENT ? "-l" :
+			    "VMMRESV_RUNDIR");
 	}
 	if (o.ledger && o.host_root != NULL) {
 		vmmresv_policy p;

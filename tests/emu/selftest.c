@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +30,7 @@ int __openat_2(int, const char *, int);
 #define SENTINEL ((size_t)0x5e5e5e5e5e5e5e5eULL)
 
 static const char *scratch, *ctl_prog;
+static pid_t ns_mid;	/* the middle process of spawn_ns_resizer */
 static int failures, checks;
 static const char *section = "";
 
@@ -142,7 +144,8 @@ fresh(const char *name, const char *physmem, const char *ppm)
 	    "VMMEMU_PHYSMEM", "VMMEMU_PAGES_PP_MAXIMUM", "VMMEMU_VERSION",
 	    "VMMEMU_UNPRIVILEGED", "VMMEMU_QUERY_SIZE",
 	    "VMMEMU_ENOMEM_AFTER", "VMMEMU_CHUNK_DELAY_US",
-	    "VMMEMU_EINTR_AFTER_CHUNKS" };
+	    "VMMEMU_EINTR_AFTER_CHUNKS", "VMMEMU_EINTR_IN_ADD",
+	    "VMMEMU_EINTR_LIMIT", "VMMEMU_ARC_RESV" };
 	for (size_t i = 0; i < sizeof (vars) / sizeof (vars[0]); i++)
 		unsetenv(vars[i]);
 	if (physmem != NULL)
@@ -851,13 +854,64 @@ t_eintr(void)
 	CHECK_EQ(calls, 4);
 	CHECK_EQ(r, 0);
 
-	/* Chunk 0 is one step: nothing to interrupt between chunks. */
+	/* Chunk 0 is one step: with N = 1 it completes before the check. */
 	CHECK_OK(set_target(fd, GiB, 0, &r));
 	CHECK_EQ(r, GiB);
 	/* The resize is not left active after EINTR. */
 	CHECK_ERR(set_target(fd, 0, 512 * MiB, &r), EINTR);
 	CHECK_EQ(r, 512 * MiB);
 	CHECK(state().target_sz == VMMR_TARGET_INACTIVE);
+
+	/*
+	 * vmmr_set_target checks issig() at the top of every pass, the first
+	 * included: EINTR with no progress at all, even with chunk 0, and
+	 * the result copied out (the size it started from).
+	 */
+	setenv("VMMEMU_EINTR_AFTER_CHUNKS", "0", 1);
+	r = SENTINEL;
+	CHECK_ERR(set_target(fd, 2 * GiB, 0, &r), EINTR);
+	CHECK_EQ(r, 512 * MiB);
+	r = SENTINEL;
+	CHECK_ERR(set_target(fd, 0, 128 * MiB, &r), EINTR);
+	CHECK_EQ(r, 512 * MiB);
+	CHECK_EQ(query(fd).vrq_free_sz, 512 * MiB);
+	CHECK(state().target_sz == VMMR_TARGET_INACTIVE);
+	/* ...and the equal target still returns at once. */
+	CHECK_OK(set_target(fd, 512 * MiB, 0, &r));
+
+	/* VMMEMU_EINTR_LIMIT: K signals in all, then the calls go through. */
+	uint64_t given = state().eintr_given;
+	setenv("VMMEMU_EINTR_LIMIT", "0", 1);
+	CHECK_OK(set_target(fd, GiB, 0, &r));
+	char lim[32];
+	snprintf(lim, sizeof (lim), "%" PRIu64, given + 2);
+	setenv("VMMEMU_EINTR_LIMIT", lim, 1);
+	CHECK_ERR(set_target(fd, 2 * GiB, 0, &r), EINTR);
+	CHECK_ERR(set_target(fd, 2 * GiB, 0, &r), EINTR);
+	CHECK_EQ(r, GiB);
+	CHECK_OK(set_target(fd, 2 * GiB, 0, &r));
+	CHECK_EQ(r, 2 * GiB);
+	CHECK_EQ(state().eintr_given, given + 2);
+	unsetenv("VMMEMU_EINTR_LIMIT");
+
+	/*
+	 * vmmr_add interrupted inside a chunk (page_xresv's wait): that chunk
+	 * is rolled back, earlier ones stay.  Chunk 0: nothing happens.
+	 */
+	setenv("VMMEMU_EINTR_IN_ADD", "1", 1);
+	uint64_t grown = state().grown_total;
+	CHECK_ERR(set_target(fd, 3 * GiB, 0, &r), EINTR);
+	CHECK_EQ(r, 2 * GiB);
+	CHECK_EQ(state().adding_sz, 0);
+	CHECK_EQ(state().grown_total, grown);
+	setenv("VMMEMU_EINTR_AFTER_CHUNKS", "2", 1);
+	CHECK_ERR(set_target(fd, 3 * GiB, 256 * MiB, &r), EINTR);
+	CHECK_EQ(r, 2 * GiB + 512 * MiB);
+	CHECK_EQ(state().adding_sz, 0);
+	/* A shrink chunk cannot be interrupted: seen at the next pass. */
+	CHECK_ERR(set_target(fd, 0, 256 * MiB, &r), EINTR);
+	CHECK_EQ(r, 2 * GiB);
+	unsetenv("VMMEMU_EINTR_IN_ADD");
 	unsetenv("VMMEMU_EINTR_AFTER_CHUNKS");
 	CHECK_OK(set_target(fd, 0, 0, &r));
 	close(fd);
@@ -993,6 +1047,170 @@ t_dead_resizer(void)
 	REQUIRE(waitpid(pid, &ws, 0) == pid);
 	CHECK_OK(set_target(fd, 0, 0, &r));
 	CHECK_EQ(r, 0);
+	close(fd);
+	check_invariants();
+}
+
+/*
+ * Liveness across PID namespaces (launchers run each in its own PID and
+ * mount namespace, sharing the state file).  A grandchild made by
+ * unshare(CLONE_NEWPID | CLONE_NEWNS) + fork is pid 1 in its namespace:
+ * a pid-based check from outside sees our own init there -- "alive" for
+ * ever -- and one from inside sees no such pid as outside resizers.
+ * Seen failing with the pid-based bookkeeping this replaced: after the
+ * namespaced resizer was SIGKILLed, SET_TARGET kept answering EALREADY.
+ * Forks a resizer in a new namespace; returns its pid as seen from here
+ * (0 and a note if namespaces are not allowed).  In the child: set
+ * target, chunk with a per-chunk delay, exit 0 if reached, 2 on EALREADY.
+ */
+static pid_t
+spawn_ns_resizer(size_t target, size_t chunk, const char *delay_us)
+{
+	int p[2];
+	REQUIRE(pipe(p) == 0);
+	pid_t mid = fork();
+	REQUIRE(mid >= 0);
+	if (mid == 0) {
+		close(p[0]);
+		pid_t inner = -1;
+		if (unshare(CLONE_NEWPID | CLONE_NEWNS) == 0 &&
+		    (inner = fork()) == 0) {
+			close(p[1]);
+			setenv("VMMEMU_CHUNK_DELAY_US", delay_us, 1);
+			int fd = open(VMM_CTL_DEV, O_RDWR | O_EXCL | O_CLOEXEC);
+			size_t r;
+			int rc = set_target(fd, target, chunk, &r);
+			_exit(rc == 0 && r == target ? 0 :
+			    rc != 0 && errno == EALREADY ? 2 : 1);
+		}
+		(void) !write(p[1], &inner, sizeof (inner));
+		/* Wait so the grandchild is reaped here, not left to init. */
+		int ws;
+		if (inner > 0 && waitpid(inner, &ws, 0) == inner &&
+		    WIFEXITED(ws))
+			_exit(WEXITSTATUS(ws));
+		_exit(inner > 0 ? 3 : 4);
+	}
+	close(p[1]);
+	pid_t inner = -1;
+	REQUIRE(read(p[0], &inner, sizeof (inner)) == (ssize_t)sizeof (inner));
+	close(p[0]);
+	if (inner <= 0) {
+		int ws;
+		(void) waitpid(mid, &ws, 0);
+		fprintf(stderr, "note [%s]: no PID namespaces here (%s); "
+		    "skipped\n", section, strerror(EPERM));
+		return (0);
+	}
+	/* Reaped through mid; the caller waits for mid. */
+	ns_mid = mid;
+	return (inner);
+}
+
+static void
+t_namespaces(void)
+{
+	size_t r;
+	int ws;
+
+	fresh("namespaces", NULL, NULL);
+	int fd = ctl_open();
+
+	/* Inner resizer, killed mid-chunk: seen as gone from outside. */
+	pid_t pid = spawn_ns_resizer(256 * MiB, 0, "60000000");
+	if (pid == 0) {
+		close(fd);
+		return;
+	}
+	CHECK(wait_state(adding_is, 256 * MiB));
+	/* It recorded its own namespace's pid: 1. */
+	CHECK_EQ(state().resizer_pid, 1);
+	CHECK_ERR(set_target(fd, 512 * MiB, 0, &r), EALREADY);
+	char out[65536];
+	CHECK_EQ(run_ctl("show", out, sizeof (out)), 0);
+	CHECK_EQ(show_val(out, "target_active"), 1);
+	REQUIRE(kill(pid, SIGKILL) == 0);
+	REQUIRE(waitpid(ns_mid, &ws, 0) == ns_mid);
+	CHECK_EQ(run_ctl("show", out, sizeof (out)), 0);
+	CHECK_EQ(show_val(out, "target_active"), 0);
+	/* Not EALREADY for ever; its in-flight chunk is rolled back. */
+	CHECK_OK(set_target(fd, 128 * MiB, 0, &r));
+	CHECK_EQ(r, 128 * MiB);
+	CHECK_EQ(state().adding_sz, 0);
+	CHECK_EQ(query(fd).vrq_free_sz, 128 * MiB);
+
+	/* Outer resizer alive: a resizer inside a namespace is refused. */
+	pid_t outer = spawn_resizer(384 * MiB, 0, "3000000");
+	CHECK(wait_state(adding_is, 256 * MiB));
+	pid = spawn_ns_resizer(0, 0, "0");
+	CHECK(pid > 0);
+	REQUIRE(waitpid(ns_mid, &ws, 0) == ns_mid);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+	REQUIRE(waitpid(outer, &ws, 0) == outer);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+	/* Two namespaces, both pid 1: one resize each, one after the other. */
+	pid = spawn_ns_resizer(512 * MiB, 64 * MiB, "100000");
+	pid_t first = ns_mid;
+	CHECK(wait_state(adding_is, 64 * MiB));
+	pid = spawn_ns_resizer(0, 0, "0");
+	REQUIRE(waitpid(ns_mid, &ws, 0) == ns_mid);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+	REQUIRE(waitpid(first, &ws, 0) == first);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	CHECK_EQ(query(fd).vrq_free_sz, 512 * MiB);
+	CHECK_OK(set_target(fd, 0, 0, &r));
+	close(fd);
+	check_invariants();
+}
+
+/* OS-8005's VM_ARC_RESV: the early kernel, the later one, neither. */
+static void
+t_arc_resv(void)
+{
+	fresh("arc-resv", NULL, NULL);
+	int fd = ctl_open();
+	CHECK_OK(create_vm(fd, "avm", 0));
+	int ifd = inst_open("avm");
+	uint64_t len = 3 * MiB + 1;
+
+	/* Neither (upstream): both numbers ENOTTY, version answered. */
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_BYVALUE, (void *)(uintptr_t)GiB),
+	    ENOTTY);
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_COPYIN, &len), ENOTTY);
+	CHECK_EQ(ioctl(ifd, VMM_INTERFACE_VERSION, 0), 18);
+
+	/* The early tree: the length by value; no version on instances. */
+	setenv("VMMEMU_ARC_RESV", "byvalue", 1);
+	CHECK_ERR(ioctl(ifd, VMM_INTERFACE_VERSION, 0), ENOTTY);
+	CHECK_EQ(ioctl(fd, VMM_INTERFACE_VERSION, 0), 18);
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_COPYIN, &len), ENOTTY);
+	CHECK_OK(ioctl(ifd, VM_ARC_RESV_BYVALUE, (void *)(uintptr_t)len));
+	CHECK_EQ(state().arc_resv_pages, 769);	/* rounded up */
+
+	/* The later tree: a pointer to a size_t; a length there is EFAULT. */
+	setenv("VMMEMU_ARC_RESV", "copyin", 1);
+	CHECK_EQ(ioctl(ifd, VMM_INTERFACE_VERSION, 0), 18);
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_BYVALUE, (void *)(uintptr_t)GiB),
+	    ENOTTY);
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_COPYIN, (void *)(uintptr_t)4096),
+	    EFAULT);
+	len = GiB;
+	CHECK_OK(ioctl(ifd, VM_ARC_RESV_COPYIN, &len));
+	CHECK_EQ(state().arc_resv_pages, 769 + 262144);
+	CHECK_EQ(state().arc_ioctls_byvalue, 3);
+	CHECK_EQ(state().arc_ioctls_copyin, 4);
+	char out[65536];
+	CHECK_EQ(run_ctl("show", out, sizeof (out)), 0);
+	CHECK(strstr(out, "vm=avm flags=0 mem=0 arc_resv=262913\n") != NULL);
+	CHECK_EQ(show_val(out, "arc_resv_pages"), 262913);
+	setenv("VMMEMU_ARC_RESV", "bogus", 1);
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_COPYIN, &len), EIO);
+	unsetenv("VMMEMU_ARC_RESV");
+	/* A destroyed instance: ENXIO, as for every instance command. */
+	CHECK_OK(destroy_vm(fd, "avm"));
+	CHECK_ERR(ioctl(ifd, VM_ARC_RESV_COPYIN, &len), ENXIO);
+	close(ifd);
 	close(fd);
 	check_invariants();
 }
@@ -1194,9 +1412,9 @@ t_vms(void)
 	CHECK_EQ(h.allocs_refused, 3);
 
 	CHECK_EQ(run_ctl("show", out, sizeof (out)), 0);
-	CHECK(strstr(out, "vm=resv flags=1 mem=269484032\n") != NULL);
-	CHECK(strstr(out, "vm=trans flags=0 mem=531628032\n") != NULL);
-	CHECK(strstr(out, "vm=odd flags=131 mem=0\n") != NULL);
+	CHECK(strstr(out, "vm=resv flags=1 mem=269484032 arc_resv=0\n") != NULL);
+	CHECK(strstr(out, "vm=trans flags=0 mem=531628032 arc_resv=0\n") != NULL);
+	CHECK(strstr(out, "vm=odd flags=131 mem=0 arc_resv=0\n") != NULL);
 	CHECK_EQ(show_val(out, "vm_count"), 3);
 	CHECK_EQ(show_val(out, "alloc"), 257 * MiB);
 	CHECK_EQ(show_val(out, "alloc_transient"), 507 * MiB);
@@ -1435,6 +1653,8 @@ main(int argc, char **argv)
 	t_eintr();
 	t_concurrent();
 	t_dead_resizer();
+	t_namespaces();
+	t_arc_resv();
 	t_legacy();
 	t_vms();
 	t_threads_procs();

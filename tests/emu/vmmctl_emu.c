@@ -14,8 +14,8 @@
  * The reservoir follows illumos usr/src/uts/intel/io/vmm/vmm_reservoir.c
  * (vmmr_add, vmmr_remove, vmmr_set_target, vmmr_ioctl, vmmr_alloc,
  * vmmr_free) and vmm_sol_dev.c (vmm_open, vmm_ioctl, vmm_ctl_ioctl,
- * vmmdev_do_vm_create/destroy), as summarised in
- * /work/shared/research/illumos-reservoir.md sections 1 and 2.  Its state
+ * vmmdev_do_vm_create/destroy), and OS-8005's VM_ARC_RESV follows the two
+ * illumos-joyent trees' usr/src/uts/i86pc/io/vmm/vmm_sol_dev.c.  Its state
  * lives in the file VMMEMU_STATE, shared by every process of one test and
  * locked with flock() wherever the kernel holds vmmr_lock.  Simplifications
  * are marked "SIMPLIFIED" below and listed in README.md.
@@ -93,9 +93,59 @@ static struct emu_fd fdtab[EMU_MAX_FDS];
 static size_t fdtab_n;
 static pthread_mutex_t fdtab_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Descriptors of the state file that hold a liveness lock (vmmemu.h) for
+ * an operation running in some thread.  A fork() copies them into the
+ * child, and an OFD lock lives while any copy does: a child outliving a
+ * dead resizer would keep its resize "alive".  So the child closes its
+ * copies (the parent's locks stay, held by the parent's own copies).
+ */
+#define EMU_MAX_LIVE_FDS	64
+static int live_fds[EMU_MAX_LIVE_FDS];
+static size_t live_n;
+
 static void fork_prepare(void) { (void) pthread_mutex_lock(&fdtab_mu); }
 static void fork_parent(void) { (void) pthread_mutex_unlock(&fdtab_mu); }
-static void fork_child(void) { (void) pthread_mutex_unlock(&fdtab_mu); }
+static void
+fork_child(void)
+{
+	for (size_t i = 0; i < live_n; i++)
+		(void) emu_sys_close(live_fds[i]);
+	live_n = 0;
+	(void) pthread_mutex_unlock(&fdtab_mu);
+}
+
+/* Note fd as holding liveness locks (idempotent).  0 or EIO when full. */
+static int
+live_fd_register(int fd)
+{
+	int err = 0;
+	(void) pthread_mutex_lock(&fdtab_mu);
+	size_t i;
+	for (i = 0; i < live_n && live_fds[i] != fd; i++)
+		;
+	if (i == live_n) {
+		if (live_n < EMU_MAX_LIVE_FDS)
+			live_fds[live_n++] = fd;
+		else
+			err = EIO;
+	}
+	(void) pthread_mutex_unlock(&fdtab_mu);
+	return (err);
+}
+
+static void
+live_fd_unregister(int fd)
+{
+	(void) pthread_mutex_lock(&fdtab_mu);
+	for (size_t i = 0; i < live_n; i++) {
+		if (live_fds[i] == fd) {
+			live_fds[i] = live_fds[--live_n];
+			break;
+		}
+	}
+	(void) pthread_mutex_unlock(&fdtab_mu);
+}
 
 /* ISO C has no object->function pointer conversion; memcpy is exact. */
 static void
@@ -606,25 +656,37 @@ close(int fd)
 /* The reservoir: vmm_reservoir.c                                      */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Take an in-flight slot for bytes, and its liveness lock on fd (our open
+ * of the state file, kept until the addition is over).  The slot number,
+ * or -1 if none is free or the lock cannot be taken (the addition is then
+ * untracked: SIMPLIFIED, it leaks if we die now).
+ */
 static int
-inflight_add(struct vmmemu_hdr *h, uint64_t bytes)
+inflight_add(struct vmmemu_hdr *h, int fd, uint64_t bytes)
 {
 	for (int i = 0; i < VMMEMU_MAX_INFLIGHT; i++) {
-		if (h->inflight[i].pid == 0) {
+		if (!h->inflight[i].in_use) {
+			if (vmmemu_live_set(fd, VMMEMU_LIVE_INFLIGHT(i),
+			    F_WRLCK) != 0)
+				return (-1);
+			h->inflight[i].in_use = 1;
 			h->inflight[i].pid = getpid();
 			h->inflight[i].bytes = bytes;
 			return (i);
 		}
 	}
-	return (-1);	/* SIMPLIFIED: untracked; leaks if we die now */
+	return (-1);
 }
 
 static void
-inflight_remove(struct vmmemu_hdr *h, int slot)
+inflight_remove(struct vmmemu_hdr *h, int fd, int slot)
 {
-	if (slot >= 0 && h->inflight[slot].pid == getpid()) {
+	if (slot >= 0) {
+		h->inflight[slot].in_use = 0;
 		h->inflight[slot].pid = 0;
 		h->inflight[slot].bytes = 0;
+		(void) vmmemu_live_set(fd, VMMEMU_LIVE_INFLIGHT(slot), F_UNLCK);
 	}
 }
 
@@ -639,11 +701,15 @@ inflight_remove(struct vmmemu_hdr *h, int slot)
  *    kernel, that is only discovered after the lock was dropped, so the
  *    doomed bytes count against the limit meanwhile;
  *  - else free_sz += sz.  adding_sz -= sz either way.
- * SIMPLIFIED: no EINTR from inside page_xresv() (the kernel can be
- * interrupted while waiting for availrmem); no per-page zeroing.
+ *  - interrupt != 0: a signal arrives while page_xresv() waits for
+ *    availrmem (its vmmr_resv_wait callback, delay_sig(), returns 0): the
+ *    call takes the lock again, gives back adding_sz and returns EINTR,
+ *    the chunk undone.
+ * SIMPLIFIED: no per-page zeroing; the interruption is injected, not a
+ * real signal (VMMEMU_EINTR_IN_ADD).
  */
 static int
-resv_add(struct vmmemu_state *st, uint64_t sz)
+resv_add(struct vmmemu_state *st, uint64_t sz, int interrupt)
 {
 	struct vmmemu_hdr *h = &st->h;
 	uint64_t delay_us, enomem_after;
@@ -670,7 +736,7 @@ resv_add(struct vmmemu_state *st, uint64_t sz)
 		return (ENOSPC);
 
 	h->adding_sz += sz;
-	int slot = inflight_add(h, sz);
+	int slot = inflight_add(h, st->fd, sz);
 	if ((err = vmmemu_state_write_hdr(st)) != 0)
 		return (err);
 
@@ -681,7 +747,12 @@ resv_add(struct vmmemu_state *st, uint64_t sz)
 		return (err);
 
 	h->adding_sz -= (sz <= h->adding_sz) ? sz : h->adding_sz;
-	inflight_remove(h, slot);
+	inflight_remove(h, st->fd, slot);
+	if (interrupt) {
+		h->eintr_given++;
+		err = vmmemu_state_write_hdr(st);
+		return (err != 0 ? err : EINTR);
+	}
 	if (enomem_set && (h->grown_total > enomem_after ||
 	    sz > enomem_after - h->grown_total)) {
 		err = vmmemu_state_write_hdr(st);
@@ -709,23 +780,75 @@ resv_remove(struct vmmemu_state *st, uint64_t sz)
 }
 
 /*
+ * Injected signals (SIMPLIFIED: a real signal does not interrupt the
+ * emulator).  VMMEMU_EINTR_AFTER_CHUNKS=N, when set (0 included): a signal
+ * is pending once this call has completed N chunks.  vmmr_set_target
+ * looks for one at the top of every pass, the first too, so N = 0 stops
+ * the call before anything is done, even with chunk 0.  With
+ * VMMEMU_EINTR_IN_ADD=1 it arrives instead while the next growth chunk
+ * waits in page_xresv(), which undoes that chunk; a shrink chunk cannot
+ * be interrupted, so there it is seen at the top of the next pass.
+ * VMMEMU_EINTR_LIMIT=K: at most K signals from this state, ever.
+ */
+struct emu_eintr {
+	int		set;
+	uint64_t	after;
+	int		in_add;
+	int		limited;
+	uint64_t	limit;
+};
+
+static int
+emu_env_set(const char *name)
+{
+	const char *v = getenv(name);
+	return (v != NULL && *v != '\0');
+}
+
+static int
+emu_eintr_config(struct emu_eintr *e)
+{
+	e->set = emu_env_set("VMMEMU_EINTR_AFTER_CHUNKS");
+	e->in_add = vmmemu_env_flag("VMMEMU_EINTR_IN_ADD");
+	e->limited = emu_env_set("VMMEMU_EINTR_LIMIT");
+	if (emu_env_u64("VMMEMU_EINTR_AFTER_CHUNKS", &e->after) != 0 ||
+	    emu_env_u64("VMMEMU_EINTR_LIMIT", &e->limit) != 0)
+		return (EIO);
+	return (0);
+}
+
+static int
+emu_eintr_due(const struct emu_eintr *e, const struct vmmemu_hdr *h,
+    uint64_t chunks)
+{
+	return (e->set && chunks >= e->after &&
+	    (!e->limited || h->eintr_given < e->limit));
+}
+
+/*
  * vmmr_set_target(target_sz, chunk_sz, &result).  Returns an errno and
- * sets *resp = alloc + free as reached.
+ * sets *resp = alloc + free as reached.  While the target is set, this
+ * call holds the resizer's liveness lock (vmmemu.h) on its open of the
+ * state file, so a resizer that dies -- in any PID namespace -- is seen
+ * as gone by the next caller.
  */
 static int
 resv_set_target(size_t target, size_t chunk, size_t *resp)
 {
 	struct vmmemu_state st;
-	uint64_t eintr_after;
-	int err;
+	struct emu_eintr ei;
+	int err, live = 0;
 
-	if (emu_env_u64("VMMEMU_EINTR_AFTER_CHUNKS", &eintr_after) != 0)
-		return (EIO);
+	if ((err = emu_eintr_config(&ei)) != 0)
+		return (err);
 	if ((err = vmmemu_state_open(&st, 0)) != 0)
 		return (err);
 	struct vmmemu_hdr *h = &st.h;
+	if ((err = live_fd_register(st.fd)) != 0)
+		goto out;
 
-	if (vmmemu_reap_dead(h) && (err = vmmemu_state_write_hdr(&st)) != 0)
+	if (vmmemu_reap_dead(st.fd, h) &&
+	    (err = vmmemu_state_write_hdr(&st)) != 0)
 		goto out;
 
 	size_t current = h->alloc_sz + h->free_sz;
@@ -749,6 +872,13 @@ resv_set_target(size_t target, size_t chunk, size_t *resp)
 		err = EALREADY;
 		goto out;
 	}
+	if (vmmemu_live_set(st.fd, VMMEMU_LIVE_RESIZER, F_WRLCK) != 0) {
+		vmmemu_warn("cannot take the resizer's liveness lock: %s",
+		    strerror(errno));
+		err = EIO;
+		goto out;
+	}
+	live = 1;
 	h->target_sz = target;
 	h->resizer_pid = getpid();
 	if ((err = vmmemu_state_write_hdr(&st)) != 0)
@@ -756,12 +886,10 @@ resv_set_target(size_t target, size_t chunk, size_t *resp)
 
 	uint64_t chunks = 0;
 	do {
-		/*
-		 * The kernel checks issig() here, between chunks.  Emulated
-		 * by VMMEMU_EINTR_AFTER_CHUNKS=N: a signal arrives after N
-		 * completed chunks of this call.
-		 */
-		if (eintr_after != 0 && chunks >= eintr_after) {
+		const int due = emu_eintr_due(&ei, h, chunks);
+		/* issig(JUSTLOOKING), then issig(FORREAL): at every pass. */
+		if (due && (!ei.in_add || current > target)) {
+			h->eintr_given++;
 			err = EINTR;
 			break;
 		}
@@ -775,7 +903,7 @@ resv_set_target(size_t target, size_t chunk, size_t *resp)
 			req = target - current;
 			if (chunk != 0 && req > chunk)
 				req = chunk;
-			err = resv_add(&st, req);
+			err = resv_add(&st, req, due);
 		}
 		if (err == 0)
 			chunks++;
@@ -791,6 +919,9 @@ resv_set_target(size_t target, size_t chunk, size_t *resp)
 	}
 	*resp = current;
 out:
+	if (live)
+		(void) vmmemu_live_set(st.fd, VMMEMU_LIVE_RESIZER, F_UNLCK);
+	live_fd_unregister(st.fd);
 	vmmemu_state_close(&st);
 	return (err);
 }
@@ -816,15 +947,18 @@ resv_legacy(unsigned long cmd, uintptr_t arg)
 	}
 	if ((err = vmmemu_state_open(&st, 0)) != 0)
 		return (err);
-	if (vmmemu_reap_dead(&st.h) &&
+	if ((err = live_fd_register(st.fd)) != 0)
+		goto out;
+	if (vmmemu_reap_dead(st.fd, &st.h) &&
 	    (err = vmmemu_state_write_hdr(&st)) != 0)
 		goto out;
 	/* SIMPLIFIED: a zero size is accepted as a no-op addition. */
 	if (cmd == VMM_RESV_ADD_LEGACY)
-		err = (arg == 0) ? 0 : resv_add(&st, arg);
+		err = (arg == 0) ? 0 : resv_add(&st, arg, 0);
 	else
 		err = resv_remove(&st, arg);
 out:
+	live_fd_unregister(st.fd);
 	vmmemu_state_close(&st);
 	return (err);
 }
@@ -1078,7 +1212,8 @@ inst_alloc_memseg(const struct emu_fd *ent, void *arg)
 		goto out;
 	}
 
-	if (vmmemu_reap_dead(h) && (err = vmmemu_state_write_hdr(&st)) != 0)
+	if (vmmemu_reap_dead(st.fd, h) &&
+	    (err = vmmemu_state_write_hdr(&st)) != 0)
 		goto out;
 	if (!vm->transient) {
 		/* vmmr_alloc: sz > vmmr_free_sz -> ENOSPC, no waiting. */
@@ -1143,6 +1278,86 @@ inst_destroy_self(const struct emu_fd *ent)
 	return (err);
 }
 
+/*
+ * Which OS-8005 kernel is emulated (VMMEMU_ARC_RESV): 0 none (upstream
+ * illumos: both numbers are ENOTTY), 1 the early tree (by value; it
+ * predates VMM_INTERFACE_VERSION, so instance fds do not answer it), 2 the
+ * later tree (copyin).  -1 for a bad value (reported).
+ */
+enum { ARC_NONE = 0, ARC_BYVALUE = 1, ARC_COPYIN = 2 };
+
+static int
+emu_arc_kernel(void)
+{
+	const char *s = getenv("VMMEMU_ARC_RESV");
+
+	if (s == NULL || *s == '\0' || strcmp(s, "none") == 0)
+		return (ARC_NONE);
+	if (strcmp(s, "byvalue") == 0)
+		return (ARC_BYVALUE);
+	if (strcmp(s, "copyin") == 0)
+		return (ARC_COPYIN);
+	vmmemu_warn("bad value VMMEMU_ARC_RESV=\"%s\"", s);
+	return (-1);
+}
+
+/*
+ * VM_ARC_RESV on an instance fd, in either encoding.  Every call is
+ * counted by number, known or not, so tests can tell what was sent.  The
+ * kernel that knows the number runs vm_arc_resv(): pages =
+ * roundup2(len, PAGE_SIZE) >> PAGE_SHIFT (wrapping as the kernel's does),
+ * added to the VM's arc_resv and to arc_virt_machine_reserved.
+ * SIMPLIFIED: no ARC, so arc_virt_machine_reserve()'s guard never refuses
+ * (as written, comparing pages with bytes, it practically never does).
+ */
+static int
+inst_arc_resv(const struct emu_fd *ent, unsigned long cmd, void *arg)
+{
+	struct vmmemu_state st;
+	uint64_t len = 0;
+	int err, i, kernel = emu_arc_kernel();
+
+	if (kernel < 0)
+		return (EIO);
+	struct vmmemu_vm *vmtab = vmtab_alloc();
+	if (vmtab == NULL)
+		return (ENOMEM);
+	if ((err = vmmemu_state_open(&st, 0)) != 0) {
+		free(vmtab);
+		return (err);
+	}
+	if (cmd == VM_ARC_RESV_BYVALUE)
+		st.h.arc_ioctls_byvalue++;
+	else
+		st.h.arc_ioctls_copyin++;
+	if ((err = vmmemu_state_write_hdr(&st)) != 0)
+		goto out;
+	if ((err = inst_find(&st, ent, vmtab, &i)) != 0)
+		goto out;
+	if (cmd == VM_ARC_RESV_BYVALUE && kernel == ARC_BYVALUE) {
+		/* vm_arc_resv(sc->vmm_vm, (uint64_t)arg): the value itself. */
+		len = (uint64_t)(uintptr_t)arg;
+	} else if (cmd == VM_ARC_RESV_COPYIN && kernel == ARC_COPYIN) {
+		/* ddi_copyin(datap, &len, sizeof (len), md). */
+		if (emu_copyin(arg, &len, sizeof (len)) != 0) {
+			err = EFAULT;
+			goto out;
+		}
+	} else {
+		err = ENOTTY;
+		goto out;
+	}
+	uint64_t pages = (len + VMMEMU_PAGEOFFSET) / VMMEMU_PAGESIZE;
+	vmtab[i].arc_resv += pages;
+	st.h.arc_resv_pages += pages;
+	if ((err = vmmemu_state_write_vm(&st, (size_t)i, &vmtab[i])) == 0)
+		err = vmmemu_state_write_hdr(&st);
+out:
+	vmmemu_state_close(&st);
+	free(vmtab);
+	return (err);
+}
+
 /* Is the instance still there?  For commands that do nothing else. */
 static int
 inst_check(const struct emu_fd *ent)
@@ -1172,9 +1387,13 @@ emu_ioctl(const struct emu_fd *ent, unsigned long cmd, void *arg, int *rvalp)
 	const int version = emu_version();
 
 	*rvalp = 0;
-	/* "Regardless of minor (vmmctl or instance)" -- since V6. */
+	/*
+	 * "Regardless of minor (vmmctl or instance)" -- since V6; and not on
+	 * an instance of the early OS-8005 kernel, which predates it.
+	 */
 	if (cmd == VMM_INTERFACE_VERSION &&
-	    (ent->kind == EMU_CTL || version >= VMM_VERSION_INSTANCE_VERSION)) {
+	    (ent->kind == EMU_CTL || (version >= VMM_VERSION_INSTANCE_VERSION &&
+	    emu_arc_kernel() != ARC_BYVALUE))) {
 		*rvalp = version;
 		return (0);
 	}
@@ -1186,6 +1405,9 @@ emu_ioctl(const struct emu_fd *ent, unsigned long cmd, void *arg, int *rvalp)
 			return (inst_alloc_memseg(ent, arg));
 		case VM_DESTROY_SELF:
 			return (inst_destroy_self(ent));
+		case VM_ARC_RESV_BYVALUE:
+		case VM_ARC_RESV_COPYIN:
+			return (inst_arc_resv(ent, cmd, arg));
 		default: {
 			int err = inst_check(ent);
 			return (err != 0 ? err : ENOTTY);
@@ -1239,8 +1461,13 @@ ioctl(int fd, unsigned long request, ...)
 	if (!fdtab_lookup(fd, &ent))
 		return (real.ioctl(fd, request, arg));
 
+	/*
+	 * illumos's ioctl() takes an int command; a caller whose int has the
+	 * top bit set (0x80087702) may reach glibc's unsigned long sign-
+	 * extended.  The kernel reads 32 bits (Linux does the same).
+	 */
 	int saved = errno, rval;
-	int err = emu_ioctl(&ent, request, arg, &rval);
+	int err = emu_ioctl(&ent, (unsigned long)(uint32_t)request, arg, &rval);
 	if (err != 0) {
 		errno = err;
 		return (-1);

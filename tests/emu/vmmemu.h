@@ -5,8 +5,9 @@
  *
  * Three parts:
  *  1. The illumos kernel ABI being emulated (ioctl numbers, structs), taken
- *     from illumos-gate sys/vmm_dev.h and sys/vmm.h (interface version 18;
- *     see /work/shared/research/illumos-reservoir.md section 2).
+ *     from illumos-gate usr/src/uts/intel/sys/vmm_dev.h and sys/vmm.h
+ *     (interface version 18), and OS-8005's VM_ARC_RESV from the
+ *     illumos-joyent usr/src/uts/i86pc/sys/vmm_dev.h of its two trees.
  *  2. The layout of the state file (env VMMEMU_STATE) shared by every
  *     process of one test: a header holding the counters of
  *     vmm_reservoir.c, then a fixed table of VMs.
@@ -70,6 +71,14 @@
 
 #define VM_ALLOC_MEMSEG		(VMM_LOCK_IOC_BASE | 0x05)	/* 0x766C05 */
 #define VM_DESTROY_SELF		(VMM_IOC_BASE | 0x25)		/* 0x766D25 */
+/*
+ * OS-8005's VM_ARC_RESV, in its two public illumos-joyent encodings: the
+ * early tree's _IOW('v', IOCNUM_ARC_RESV = 258, uint64_t), length by
+ * value; the later tree's (VMM_IOC_BASE | 0xfe), a pointer to a size_t
+ * that vmm_sol_dev.c ddi_copyin()s.
+ */
+#define VM_ARC_RESV_BYVALUE	0x80087702UL
+#define VM_ARC_RESV_COPYIN	(VMM_IOC_BASE | 0xfe)		/* 0x766DFE */
 
 #define VMM_CTL_DEV		"/dev/vmmctl"
 #define VMM_INST_DEV_PREFIX	"/dev/vmm/"
@@ -152,15 +161,21 @@ _Static_assert(sizeof (struct vm_memseg) == 144, "vm_memseg");
 /* ------------------------------------------------------------------ */
 
 #define VMMEMU_STATE_MAGIC	UINT64_C(0x31304d454d4d5600)	/* "\0VMMEM01" */
-#define VMMEMU_STATE_VERSION	1
+#define VMMEMU_STATE_VERSION	2
 #define VMMEMU_MAX_VMS		1024
 #define VMMEMU_MAX_INFLIGHT	64
 #define VMMEMU_DEFAULT_PHYSMEM	(UINT64_C(16) << 30)
 
-/* A growth in flight with vmmr_lock dropped (vmmr_adding_sz share). */
+/*
+ * A growth in flight with vmmr_lock dropped (vmmr_adding_sz share).  Its
+ * owner holds the slot's liveness lock (below) meanwhile; pid is what the
+ * owner's getpid() said, for show only: in another PID namespace it names
+ * someone else.
+ */
 struct vmmemu_inflight {
-	int64_t		pid;		/* 0 = free slot */
+	int64_t		pid;		/* informational; 0 with bytes 0 */
 	uint64_t	bytes;
+	uint64_t	in_use;		/* 1 = taken */
 };
 
 struct vmmemu_hdr {
@@ -181,7 +196,7 @@ struct vmmemu_hdr {
 	uint64_t	alloc_sz;		/* vmmr_alloc_sz */
 	uint64_t	alloc_transient_sz;	/* vmmr_alloc_transient_sz */
 	uint64_t	target_sz;		/* vmmr_target_sz */
-	int64_t		resizer_pid;		/* who set target_sz */
+	int64_t		resizer_pid;		/* informational (see below) */
 	/* Emulator statistics. */
 	uint64_t	grown_total;		/* bytes added by SET_TARGET/ADD */
 	uint64_t	allocs_ok;
@@ -191,7 +206,11 @@ struct vmmemu_hdr {
 	uint64_t	vm_count;
 	uint64_t	next_serial;
 	struct vmmemu_inflight inflight[VMMEMU_MAX_INFLIGHT];
-	uint64_t	reserved[8];
+	uint64_t	eintr_given;		/* EINTRs injected so far */
+	uint64_t	arc_resv_pages;		/* arc_virt_machine_reserved */
+	uint64_t	arc_ioctls_byvalue;	/* 0x80087702 received */
+	uint64_t	arc_ioctls_copyin;	/* 0x766DFE received */
+	uint64_t	reserved[4];
 };
 
 struct vmmemu_vm {
@@ -204,6 +223,7 @@ struct vmmemu_vm {
 	uint64_t	seg_len[VM_MAX_MEMSEGS];	/* 0 = no segment */
 	uint32_t	seg_sysmem;	/* bit i: segment i is sysmem */
 	uint32_t	pad;
+	uint64_t	arc_resv;	/* OS-8005 vm->arc_resv, pages */
 };
 
 _Static_assert(sizeof (struct vmmemu_hdr) % 8 == 0, "hdr alignment");
@@ -414,34 +434,73 @@ vmmemu_flock(int fd, int op)
 }
 
 /*
- * Is pid alive?  kill(pid, 0) == ESRCH means gone; a zombie (killed but
- * not yet reaped) also counts as gone, since it can never finish its
- * resize.  EPERM means alive (someone else's process).
+ * Liveness, across PID namespaces.  A pid means nothing outside its own
+ * namespace (two launchers in two namespaces can both be pid 2, and
+ * kill(pid, 0) or /proc there reach a stranger or nothing), so the
+ * emulator does not ask after pids: whoever runs a resize, or has an
+ * addition in flight, holds a Linux open-file-description lock
+ * (F_OFD_SETLK) on one byte of the state file, past its end, on the
+ * descriptor it keeps open for that operation.  The kernel drops the lock
+ * when that description's last descriptor closes, process death included,
+ * whatever namespace the holder runs in, and a checker asks the kernel
+ * (F_OFD_GETLK from its own description).  OFD locks, not POSIX record
+ * locks: a POSIX lock belongs to the process and goes when the process
+ * closes any descriptor of the file, which every emulated ioctl in
+ * another thread does; an OFD lock is not touched by that.  The flock()
+ * that serialises the state is a different lock: Linux keeps flock and
+ * fcntl locks apart.
+ */
+#define VMMEMU_LIVE_OFF		((off_t)1 << 40)
+#define VMMEMU_LIVE_RESIZER	VMMEMU_LIVE_OFF
+#define VMMEMU_LIVE_INFLIGHT(i)	(VMMEMU_LIVE_OFF + 1 + (off_t)(i))
+
+/* Take (F_WRLCK) or drop (F_UNLCK) a liveness byte.  0 or an errno. */
+static inline int
+vmmemu_live_set(int fd, off_t byte, short type)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof (fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = byte;
+	fl.l_len = 1;
+	for (;;) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return (0);
+		if (errno != EINTR)
+			return (errno);
+	}
+}
+
+/*
+ * Is the liveness byte held by another open file description?  1 held,
+ * 0 free, -1 could not tell -- which callers treat as alive: an error
+ * while checking is never "dead".
  */
 static inline int
-vmmemu_pid_alive(int64_t pid)
+vmmemu_live_held(int fd, off_t byte)
 {
-	char path[64], buf[512];
-	int fd;
-	ssize_t n;
+	struct flock fl;
 
-	if (pid <= 0 || pid > INT32_MAX)
-		return (0);
-	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-		return (0);
-	snprintf(path, sizeof (path), "/proc/%" PRId64 "/stat", pid);
-	fd = VMMEMU_SYS_OPEN(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return (1);
-	n = read(fd, buf, sizeof (buf) - 1);
-	VMMEMU_SYS_CLOSE(fd);
-	if (n <= 0)
-		return (1);
-	buf[n] = '\0';
-	const char *rp = strrchr(buf, ')');
-	if (rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
-		return (0);
-	return (1);
+	memset(&fl, 0, sizeof (fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = byte;
+	fl.l_len = 1;
+	for (;;) {
+		if (fcntl(fd, F_OFD_GETLK, &fl) == 0)
+			return (fl.l_type != F_UNLCK);
+		if (errno != EINTR)
+			return (-1);
+	}
+}
+
+/* Dead for sure: free (0), not "could not tell" (-1). */
+static inline int
+vmmemu_live_gone(int fd, off_t byte)
+{
+	return (vmmemu_live_held(fd, byte) == 0);
 }
 
 static inline uint64_t
@@ -462,12 +521,15 @@ vmmemu_total(const struct vmmemu_hdr *h)
 	return (t);
 }
 
-/* Is a SET_TARGET running in a live process? */
+/*
+ * Is a SET_TARGET running in a live process?  fd: the caller's own open
+ * of the state file (not the resizer's).
+ */
 static inline int
-vmmemu_target_active(const struct vmmemu_hdr *h)
+vmmemu_target_active(int fd, const struct vmmemu_hdr *h)
 {
 	return (h->target_sz != VMMR_TARGET_INACTIVE &&
-	    vmmemu_pid_alive(h->resizer_pid));
+	    !vmmemu_live_gone(fd, VMMEMU_LIVE_RESIZER));
 }
 
 /*
@@ -478,23 +540,25 @@ vmmemu_target_active(const struct vmmemu_hdr *h)
  * rolled back.  Returns 1 if the header changed.
  */
 static inline int
-vmmemu_reap_dead(struct vmmemu_hdr *h)
+vmmemu_reap_dead(int fd, struct vmmemu_hdr *h)
 {
 	int changed = 0;
 
 	if (h->target_sz != VMMR_TARGET_INACTIVE &&
-	    !vmmemu_pid_alive(h->resizer_pid)) {
+	    vmmemu_live_gone(fd, VMMEMU_LIVE_RESIZER)) {
 		h->target_sz = VMMR_TARGET_INACTIVE;
 		h->resizer_pid = 0;
 		changed = 1;
 	}
 	for (int i = 0; i < VMMEMU_MAX_INFLIGHT; i++) {
 		struct vmmemu_inflight *f = &h->inflight[i];
-		if (f->pid != 0 && !vmmemu_pid_alive(f->pid)) {
+		if (f->in_use &&
+		    vmmemu_live_gone(fd, VMMEMU_LIVE_INFLIGHT(i))) {
 			h->adding_sz -= (f->bytes <= h->adding_sz) ?
 			    f->bytes : h->adding_sz;
 			f->pid = 0;
 			f->bytes = 0;
+			f->in_use = 0;
 			changed = 1;
 		}
 	}

@@ -44,7 +44,7 @@ show(void)
 	}
 	/* Read-only: a dead resizer is shown as inactive, not cleaned up. */
 	const struct vmmemu_hdr *h = &st.h;
-	const int active = vmmemu_target_active(h);
+	const int active = vmmemu_target_active(st.fd, h);
 	printf("free=%" PRIu64 "\n", h->free_sz);
 	printf("alloc=%" PRIu64 "\n", h->alloc_sz);
 	printf("alloc_transient=%" PRIu64 "\n", h->alloc_transient_sz);
@@ -64,11 +64,16 @@ show(void)
 	printf("pages_pp_maximum=%" PRIu64 "\n", h->pages_pp_maximum);
 	if (active)
 		printf("target=%" PRIu64 "\n", h->target_sz);
+	printf("eintr_given=%" PRIu64 "\n", h->eintr_given);
+	printf("arc_resv_pages=%" PRIu64 "\n", h->arc_resv_pages);
+	printf("arc_ioctls_byvalue=%" PRIu64 "\n", h->arc_ioctls_byvalue);
+	printf("arc_ioctls_copyin=%" PRIu64 "\n", h->arc_ioctls_copyin);
 	for (int i = 0; i < VMMEMU_MAX_VMS; i++) {
 		if (!tab[i].in_use)
 			continue;
-		printf("vm=%.*s flags=%" PRIu64 " mem=%" PRIu64 "\n",
-		    VM_MAX_NAMELEN, tab[i].name, tab[i].flags, tab[i].mem);
+		printf("vm=%.*s flags=%" PRIu64 " mem=%" PRIu64
+		    " arc_resv=%" PRIu64 "\n", VM_MAX_NAMELEN, tab[i].name,
+		    tab[i].flags, tab[i].mem, tab[i].arc_resv);
 	}
 	vmmemu_state_close(&st);
 	free(tab);
