@@ -242,8 +242,33 @@ fn last_os_error() -> Error {
     io(&std::io::Error::last_os_error())
 }
 
+/// This process's pid, cached: a claim takes and drops a few locks, each
+/// asking whose map it is. A forked child clears the cache
+/// (`pthread_atfork`), so it never answers with its parent's pid.
 fn pid() -> u32 {
-    std::process::id()
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forked() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic (async-
+        // signal-safe); it cannot fail in a way that matters here (without
+        // it, the cache is simply never cleared — so on failure, never use
+        // the cache).
+        if unsafe { libc::pthread_atfork(None, None, Some(forked)) } != 0 {
+            PID.store(u32::MAX, Ordering::Relaxed);
+        }
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        u32::MAX => std::process::id(),
+        p => p,
+    }
 }
 
 /// One ledger file as this process holds it: the one descriptor, the one
@@ -264,6 +289,11 @@ struct Shared {
     /// slot is free (no other thread of this process can take such a slot
     /// while its bit is set, so this never drops a lock being taken).
     handed: Mutex<Vec<usize>>,
+    /// The path it was first opened by.
+    path: PathBuf,
+    /// Its header, as validated at that open (never written after
+    /// creation).
+    header: FileHeader,
     /// Descriptors of this file inherited across an exec (a hand-off):
     /// they carry nothing, but closing one would drop every lock this
     /// process holds on the file, so they stay open.
@@ -289,7 +319,7 @@ impl Drop for Shared {
 }
 
 impl Shared {
-    fn map(file: File, dev: u64, ino: u64) -> Result<Shared> {
+    fn map(file: File, dev: u64, ino: u64, path: &Path, header: FileHeader) -> Result<Shared> {
         // SAFETY: mapping FILE_SIZE bytes of a file checked to be exactly
         // that long, shared and read-write; the result is checked.
         let base = unsafe {
@@ -313,6 +343,8 @@ impl Shared {
             owner: AtomicU32::new(pid()),
             held: (0..NSLOTS).map(|_| AtomicU8::new(0)).collect(),
             handed: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            header,
             inherited: Mutex::new(Vec::new()),
         })
     }
@@ -593,15 +625,10 @@ impl LedgerFile {
         open.retain(|s| Arc::strong_count(s) > 1 || s.holds_any());
         let id = stat_id(path)?.ok_or(Error::new(Status::LedgerReplaced))?;
         if let Some(s) = open.iter().find(|s| (s.dev, s.ino) == id) {
-            let mut hb = [0u8; core::mem::size_of::<FileHeader>()];
-            s.file.read_exact_at(&mut hb, 0).map_err(|e| io(&e))?;
-            let header =
-                FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
-            header.validate()?;
             return Ok(LedgerFile {
                 shared: s.clone(),
                 path: path.to_path_buf(),
-                header,
+                header: s.header,
             });
         }
         let file = OpenOptions::new()
@@ -632,12 +659,24 @@ impl LedgerFile {
             // not a file this library wrote.
             return Err(Error::new(Status::LedgerCorrupt));
         }
-        let shared = Arc::new(Shared::map(file, id.0, id.1)?);
+        let shared = Arc::new(Shared::map(file, id.0, id.1, path, header)?);
         open.push(shared.clone());
         Ok(LedgerFile {
             shared,
             path: path.to_path_buf(),
             header,
+        })
+    }
+
+    /// The ledger at `path` if this process has it open already (no system
+    /// call): a process can hold claims only in a file it opened.
+    pub fn already_open(path: &Path) -> Option<LedgerFile> {
+        let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        let s = open.iter().find(|s| s.path == path)?.clone();
+        Some(LedgerFile {
+            header: s.header,
+            shared: s,
+            path: path.to_path_buf(),
         })
     }
 

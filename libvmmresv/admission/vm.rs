@@ -363,8 +363,18 @@ impl Admission {
 
     /// Release this process's host claim for `uuid`, if it holds one.
     pub(super) fn release_host(&self, uuid: &[u8; 16]) -> Result<()> {
-        let Some(f) = self.host_ledger_if_exists()? else {
-            return Ok(());
+        // Only a host ledger this process opened can hold its claim: no
+        // file-system call on the commit of a start that made none.
+        let opened;
+        let f = match self.host_file.get() {
+            Some(f) => f,
+            None => match LedgerFile::already_open(&self.host_path) {
+                Some(f) => {
+                    opened = f;
+                    &opened
+                }
+                None => return Ok(()),
+            },
         };
         let l = f.ledger();
         match l.find(uuid, hint(uuid), &[Pool::Reservoir])? {
