@@ -212,9 +212,15 @@ fn scenario(role: &str) {
                 4 * GIB,
                 "the dead holder's reservation"
             );
-            // The next admission reclaims it.
+            // An admission that fits does no reclaiming (the hot path is
+            // O(1)); a reconcile — or a claim that would otherwise be
+            // refused — reclaims it: its holder's lock went with it.
             a.admit(&uuid(10), GIB, Preference::Never).unwrap();
+            assert_eq!(a.pending_bytes(Pool::Arc), 4 * GIB);
+            let r = a.reconcile().unwrap();
+            assert_eq!(r.ledger.reclaimed_pages, 4 * GIB / 4096);
             assert_eq!(a.pending_bytes(Pool::Arc), 0);
+            a.abort(&uuid(10)).unwrap();
             println!("RESULT ok");
         }
         "c_abi" => c_abi(&scratch),

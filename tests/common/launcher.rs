@@ -35,7 +35,7 @@ pub fn zhyve() -> &'static Path {
 /// bhyve's stand-in (tests/c/bhyve.c); it does not link the library.
 pub fn bhyve() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", false))
+    BIN.get_or_init(|| build_c("bhyve", true))
 }
 
 /// Whether this process may make PID + mount namespaces with unshare(1)
