@@ -805,8 +805,9 @@ main(void)
 /// The README's "Threads, fork and exec" promises, from C through the
 /// installed library: every descriptor the library holds is close-on-exec;
 /// a forked child can use the inherited reservoir handle, cannot commit its
-/// parent's claim, owns the claims it makes, and works on a copy of an
-/// in-process ledger; a claim survives exec and the new image commits it.
+/// parent's claim (NOT_HOLDER), owns the claims it makes, and works on a
+/// copy of an in-process ledger; a claim handed off before exec
+/// (vmmresv_handoff) survives it, and the new image adopts and commits it.
 const FORK_EXEC: &str = r#"#define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <fcntl.h>
@@ -865,6 +866,8 @@ main(int argc, char **argv)
 		/* The new image: its own handles; the claim is still ours. */
 		ok &= check("open after exec", vmmresv_reservoir_open(NULL, NULL, &r), 0);
 		ok &= check("admission_open after exec", vmmresv_admission_open(r, NULL, &a), 0);
+		ok &= getenv("VMMRESV_HANDOFF") != NULL;
+		ok &= check("adopt after exec", vmmresv_adopt(a, getenv("VMMRESV_HANDOFF")), 0);
 		ok &= check("commit after exec", vmmresv_commit(a, VM_A, &released), 0);
 		printf("exec commit released=%" PRIu64 "\n", released);
 		vmmresv_admission_close(a);
@@ -903,7 +906,7 @@ main(int argc, char **argv)
 		cok &= check("child resize", vmmresv_reservoir_add(r, 4096, 0,
 		    NULL, NULL, &reached), 0);
 		cok &= check("child commit of the parent's claim",
-		    vmmresv_commit(a, VM_A, NULL), VMMRESV_STATUS_NOT_FOUND);
+		    vmmresv_commit(a, VM_A, NULL), VMMRESV_STATUS_NOT_HOLDER);
 		cok &= check("child admit B", vmmresv_admit(a, VM_B, MIB,
 		    VMMRESV_RESERVOIR_PREFER, &dec), 0);
 		cok &= check("child abort B", vmmresv_abort(a, VM_B, &released), 0);
@@ -926,7 +929,18 @@ main(int argc, char **argv)
 	(void) fflush(stdout);
 	if (!ok)
 		return (1);
-	/* Handles are not closed: exec must not leak their descriptors. */
+	/*
+	 * Handles are not closed: exec must not leak their descriptors, except
+	 * the ledger's, which the hand-off keeps open so the claim survives.
+	 */
+	{
+		char token[VMMRESV_HANDOFF_BUFSIZE];
+
+		ok &= check("handoff", vmmresv_handoff(a, VM_A, token,
+		    sizeof (token), NULL), 0);
+		if (!ok || setenv("VMMRESV_HANDOFF", token, 1) != 0)
+			return (1);
+	}
 	(void) execl(argv[0], argv[0], "exec", (char *)NULL);
 	printf("FAIL exec\n");
 	return (1);
