@@ -277,25 +277,28 @@ Z="$out/zhyve"
 B="$out/bhyve"
 U=0badc0de-1111-4222-8333-444455556666
 run "rsrvrctl -s 4096 (the reservoir)" 0 "" "" "$R" -s 4096
+# zhyve names a ledger that is not the host-wide one (VMMRESV_RUNDIR here).
+ZNOTE="zhyve: note: admission ledger from VMMRESV_RUNDIR, not the host-wide setting (two ledgers for one host protect nothing)
+"
 run "zhyve -n 2 -m 1024: two VMs on the reservoir" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: use_reservoir (ok) charged=1073741824 shortfall=0 free=4294967296 pending=0
 zhyve: 0badc0de-1111-4222-8333-444455550001: use_reservoir (ok) charged=1073741824 shortfall=0 free=4294967296 pending=0
 zhyve: admitted=2 refused=0 launch_failed=0
-" "" "$Z" -n 2 -m 1024 -u "$U" "$B"
+" "$ZNOTE" "$Z" -n 2 -m 1024 -u "$U" "$B"
 run "zhyve -m 5000: refused (reservoir full)" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: refuse (reservoir_full) charged=0 shortfall=947912704 free=4294967296 pending=0
 zhyve: admitted=0 refused=1 launch_failed=0
-" "" "$Z" -m 5000 -u "$U" "$B"
+" "$ZNOTE" "$Z" -m 5000 -u "$U" "$B"
 run "zhyve -p prefer -m 5000: downgraded to no_reservoir" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: no_reservoir (reservoir_full) charged=5242880000 shortfall=947912704 free=4294967296 pending=0
 zhyve: admitted=1 refused=0 launch_failed=0
-" "" "$Z" -p prefer -m 5000 -u "$U" "$B"
+" "$ZNOTE" "$Z" -p prefer -m 5000 -u "$U" "$B"
 run "zhyve -p never -m 512: reservoir not wanted" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: no_reservoir (reservoir_not_wanted) charged=536870912 shortfall=0 free=4294967296 pending=0
 zhyve: admitted=1 refused=0 launch_failed=0
-" "" "$Z" -p never -m 512 -u "$U" "$B"
+" "$ZNOTE" "$Z" -p never -m 512 -u "$U" "$B"
 run "zhyve -m 1024 with a failing bhyve: abort" 3 "zhyve: 0badc0de-1111-4222-8333-444455550000: use_reservoir (ok) charged=1073741824 shortfall=0 free=4294967296 pending=0
 zhyve: 0badc0de-1111-4222-8333-444455550000: launch failed (bhyve exit 1)
 zhyve: admitted=1 refused=0 launch_failed=1
-" "" "$Z" -m 1024 -u "$U" /bin/false
+" "$ZNOTE" "$Z" -m 1024 -u "$U" /bin/false
 run "zhyve -q -n 8 -m 768: eight starts, summary only" 0 "zhyve: admitted=8 refused=0 launch_failed=0
-" "" "$Z" -q -n 8 -m 768 -u "$U" "$B"
+" "$ZNOTE" "$Z" -q -n 8 -m 768 -u "$U" "$B"
 run "zhyve --no-ledger -m 512 (today's query-and-launch)" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: use_reservoir (free 4294967296)
 zhyve: admitted=1 refused=0 launch_failed=0
 " "" "$Z" --no-ledger -m 512 -u "$U" "$B"
@@ -318,9 +321,9 @@ meminfo 8388608
 run "zhyve -R -M eve-pillar -c 2 -m 1024: admitted, charged by part" 0 "zhyve: 0badc0de-1111-4222-8333-444455550000: policy model=eve-pillar guest=1073741824 page_t=31457280 overhead=421108122 host=452565402 free=8589934592 free_after=8137369190 state_after=high floor=high floor_bytes=687194767
 zhyve: 0badc0de-1111-4222-8333-444455550000: use_reservoir (ok) charged=1073741824 shortfall=0 free=4294967296 pending=0
 zhyve: admitted=1 refused=0 launch_failed=0
-" "" "$Z" -R "$host/root" -M eve-pillar -c 2 -m 1024 -u "$U" "$B"
+" "$ZNOTE" "$Z" -R "$host/root" -M eve-pillar -c 2 -m 1024 -u "$U" "$B"
 meminfo 1048576
-run "zhyve -R -m 1024 with 1 GiB free: refused by the memory state" 0 '*' "" "$Z" -R "$host/root" -m 1024 -u "$U" "$B"
+run "zhyve -R -m 1024 with 1 GiB free: refused by the memory state" 0 '*' "$ZNOTE" "$Z" -R "$host/root" -m 1024 -u "$U" "$B"
 if grep -q 'refuse (memory_state)' "$tmp/out"; then pass "  the rule named: memory_state"; else fail "  no memory_state refusal"; sed 's/^/    | /' "$tmp/out"; fi
 run "report -R -d 1024 -c 2: the JSON report" 0 '*' "" "$out/report" -R "$host/root" -d 1024 -c 2
 if grep -q '"schema":"vmmresv-report/2"' "$tmp/out" && grep -q '"driver_dma_bytes":1073741824' "$tmp/out"; then
