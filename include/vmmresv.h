@@ -402,7 +402,8 @@ enum vmmresv_status
    */
   VMMRESV_STATUS_NOT_FOUND = 7024,
   /**
-   * The ledger is being reconciled (or a reconciler stalled); retry.
+   * The ledger changed on every try of a check (claims flowing), or a
+   * claim was adopted by another process already; retry.
    */
   VMMRESV_STATUS_BUSY = 7025,
   /**
@@ -1377,20 +1378,24 @@ void vmmresv_admission_close(struct vmmresv_admission *admission_handle);
  * `vm_uuid` (canonical 36-character text), with `preference`
  * (VMMRESV_RESERVOIR_*). `*out` receives the decision.
  *
- * USE_RESERVOIR and NO_RESERVOIR hold a claim for this process (pid +
- * start time) until vmmresv_commit() or vmmresv_abort(), or until the
- * process dies — the next admission by anyone then reclaims it. Commit
+ * USE_RESERVOIR and NO_RESERVOIR hold a claim for this process until
+ * vmmresv_commit() or vmmresv_abort(), or until the process dies (ABI 1.2:
+ * the kernel's record lock says so, in any zone; a claim can be handed to
+ * another program with vmmresv_handoff()) — an admission that needs the
+ * memory, or a reconcile, then reclaims it. Commit
  * only after bhyve allocated the VM's memory. A reservoir claim is checked
  * against the reservoir's free memory, a no-reservoir claim against the
  * room the kernel leaves for transient memory (limit - free - allocated -
  * transient), each read after every other claim it competes with, so
  * concurrent admissions, in any process, never over-admit. Admitting a
- * UUID that already holds a claim returns ALREADY_ADMITTED and charges
- * nothing twice.
+ * UUID whose claim this process holds returns ALREADY_ADMITTED and charges
+ * nothing twice; one another process holds is REFUSE with
+ * VMMRESV_REASON_HELD_ELSEWHERE (ABI 1.2).
  *
  * Errors: INVALID_ARGUMENT (bad UUID, preference or a zero size),
- * LEDGER_CORRUPT, LEDGER_FULL, BUSY (a reconcile did not finish), and the
- * reservoir query's errors.
+ * LEDGER_CORRUPT, LEDGER_FULL, LEDGER_REPLACED (the path no longer names
+ * the ledger this handle opened), BUSY (the ledger's totals changed on
+ * every try of a check), and the reservoir query's errors.
  */
 vmmresv_status vmmresv_admit(struct vmmresv_admission *admission_handle,
                              const char *vm_uuid,
@@ -1426,11 +1431,12 @@ vmmresv_status vmmresv_admission_pending(const struct vmmresv_admission *admissi
                                          uint64_t *transient_bytes);
 
 /**
- * Recompute the ledger from its live claims — removing those of dead
- * processes — and compare it with a fresh reservoir query; `*out`
- * receives the findings. Admission does the repair part by itself when it
- * sees a dead claimant; this is for operators and periodic checks.
- * BUSY if live claimants did not settle within 2 s.
+ * Reclaim the claims of dead processes, check each total against the
+ * live claims (repairing one that does not add up) and compare the result
+ * with a fresh reservoir query; `*out` receives the findings. Admission
+ * does the same by itself when a claim would otherwise be refused; this
+ * is for operators and periodic checks. Nothing waits for anyone: BUSY
+ * only if a total changed on every one of many tries (claims flowing).
  */
 vmmresv_status vmmresv_reconcile(struct vmmresv_admission *admission_handle,
                                  struct vmmresv_reconcile_report *out);
@@ -1626,8 +1632,7 @@ vmmresv_status vmmresv_admission_set_policy(const struct vmmresv_admission *admi
  * Errors: INVALID_ARGUMENT (bad UUID, preference, a zero-sized guest,
  * `vm->reserved` not 0, free above physmem), the overhead model's
  * OVERFLOW, and vmmresv_admit()'s. If giving back a refused start's claim
- * or ARC reservation fails (BUSY while a reconcile holds the ledger,
- * LEDGER_CORRUPT), that error is returned after both were attempted:
+ * or ARC reservation fails (LEDGER_CORRUPT, an I/O error), that error is returned after both were attempted:
  * finish with vmmresv_abort() and vmmresv_arc_release(), which answer
  * NOT_FOUND or 0 bytes once nothing is left.
  */

@@ -403,7 +403,11 @@ impl Reservoir {
     /// Shrink the reservoir by `bytes` (rsrvrctl -r), clamped to its
     /// current size; an empty reservoir is left alone. Only free memory can
     /// leave: asking for more gives `Status::NoSpace` after removing what
-    /// whole chunks allow.
+    /// whole chunks allow. With an admission ledger in the run directory,
+    /// a shrink that would take free memory pending reservoir claims were
+    /// admitted against (or a grow that would take the room pending
+    /// transient claims were) is `Status::Refused` before anything moves,
+    /// and an unusable ledger is its error.
     pub fn remove(
         &self,
         bytes: u64,

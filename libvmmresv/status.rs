@@ -71,7 +71,8 @@ pub enum Status {
     LedgerFull = 7023,
     /// This process holds no claim for that VM.
     NotFound = 7024,
-    /// The ledger is being reconciled (or a reconciler stalled); retry.
+    /// The ledger changed on every try of a check (claims flowing), or a
+    /// claim was adopted by another process already; retry.
     Busy = 7025,
     /// Not possible on this platform (e.g. setting the ARC's size on an
     /// illumos kernel without a per-VM ARC reservation ioctl).
@@ -172,7 +173,7 @@ impl Status {
             }
             Status::LedgerFull => "the admission ledger has no free slot\0",
             Status::NotFound => "this process holds no claim for that VM\0",
-            Status::Busy => "the admission ledger is being reconciled; try again\0",
+            Status::Busy => "the admission ledger kept changing or is in use; try again\0",
             Status::Unsupported => "not supported on this platform\0",
             Status::MalformedInput => "malformed ARC statistics, kstat or ::memstat input\0",
             Status::Timeout => "the deadline passed first\0",

@@ -20,7 +20,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Output, Stdio};
 use std::sync::OnceLock;
@@ -278,6 +278,10 @@ fn assert_no_allocation(host: &EmuHost) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Open,
+    /// Refused at the admission (version 1 found a bad slot there; version
+    /// 2 checks every slot when it opens, so no hostile file gets this far
+    /// today — kept for one that would).
+    #[allow(dead_code)]
     Admit,
 }
 
@@ -606,32 +610,6 @@ hostile!(
             put_u32(h, 28, 2);
             h[32..40].copy_from_slice(&(2u64 << 20).to_le_bytes());
         });
-    }
-);
-
-hostile!(
-    sparse_ledger,
-    Stage::Open,
-    Status::LedgerCorrupt,
-    |host, p| {
-        // The right size but with holes (made by ftruncate, as version 1
-        // did): on a full file system its first touch would be SIGBUS.
-        fresh_ledger(&host);
-        let b = std::fs::read(&p).unwrap();
-        std::fs::remove_file(&p).unwrap();
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .open(&p)
-            .unwrap();
-        f.set_len(lf::FILE_SIZE as u64).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&f, &b[..lf::HEADER_SIZE], 0).unwrap();
-        drop(f);
-        // The name must still be the anchor's file for the open to read it.
-        let anchor = lf::anchor_for(&p);
-        std::fs::remove_file(&anchor).unwrap();
-        std::fs::hard_link(&p, &anchor).unwrap();
     }
 );
 

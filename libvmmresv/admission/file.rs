@@ -450,9 +450,12 @@ impl LedgerFile {
                     return Err(Error::new(Status::LedgerReplaced));
                 }
                 (Some(_), Some(_)) => {}
-                (Some(_), None) => {
-                    // A version-1 ledger, or an anchor someone removed.
-                    if Self::retire_v1(path, pool)? {
+                (Some(id), None) => {
+                    // A version-1 ledger, or an anchor someone removed. A
+                    // file this process has open is ours (version 2), and
+                    // must not be opened and closed again: that would drop
+                    // every record lock this process holds on it.
+                    if !Self::is_open(id) && Self::retire_v1(path, pool)? {
                         continue;
                     }
                     match std::fs::hard_link(path, &anchor) {
@@ -618,6 +621,14 @@ impl LedgerFile {
         r.map(|()| true)
     }
 
+    /// Whether this process has the file with this (device, inode) open.
+    fn is_open(id: (u64, u64)) -> bool {
+        OPEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|s| (s.dev, s.ino) == id)
+    }
+
     fn open_existing(path: &Path) -> Result<LedgerFile> {
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         // Files no handle and no lock needs any more are let go (closing
@@ -654,9 +665,11 @@ impl LedgerFile {
         let header =
             FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
         header.validate()?;
-        if meta.len() != FILE_SIZE as u64 || meta.blocks().saturating_mul(512) < FILE_SIZE as u64 {
-            // Short, or sparse (a hole would SIGBUS on a full file system):
-            // not a file this library wrote.
+        // The size only: a file this library wrote has every block, but a
+        // compressing file system (ZFS) may store its zeros as holes, so
+        // the block count proves nothing. The run directory belongs on
+        // tmpfs (illumos's /var/run), where written is allocated.
+        if meta.len() != FILE_SIZE as u64 {
             return Err(Error::new(Status::LedgerCorrupt));
         }
         let shared = Arc::new(Shared::map(file, id.0, id.1, path, header)?);
@@ -821,10 +834,16 @@ impl LedgerFile {
     /// Drop this process's locks on handed-over slots that are free again
     /// (the adopter committed or aborted): they hold nothing and keep the
     /// slot from being taken.
-    pub fn drop_stale_locks(&self) -> Result<()> {
+    /// Returns how many handed-over claims are still pending; when none
+    /// is, the descriptor is close-on-exec again (a later exec of this
+    /// process must not carry claims it never handed over).
+    pub fn drop_stale_locks(&self) -> Result<usize> {
         let l = self.ledger();
         let w = self.world();
         let mut h = self.shared.handed.lock().unwrap_or_else(|p| p.into_inner());
+        if h.is_empty() {
+            return Ok(0);
+        }
         let mut keep = Vec::new();
         for &i in h.iter() {
             if l.is_free(i)? {
@@ -835,7 +854,17 @@ impl LedgerFile {
             }
         }
         *h = keep;
-        Ok(())
+        if h.is_empty() {
+            let fd = self.shared.file.as_raw_fd();
+            // SAFETY: fcntl on our own descriptor; the result is checked.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            // SAFETY: as above.
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0
+            {
+                return Err(last_os_error());
+            }
+        }
+        Ok(h.len())
     }
 }
 

@@ -224,14 +224,18 @@ impl Admission {
         let t = Token::parse(text)?;
         self.file.check_identity()?;
         let inherited = t.pid == std::process::id();
-        if inherited && !self.file.adopt_inherited(t.fd)? {
+        // After an exec in place the descriptor carries this process's
+        // locks; after a fork and exec it is an inherited copy. Either way
+        // it is taken over (close-on-exec again, never closed: closing it
+        // would drop every lock this process holds on the file).
+        if !self.file.adopt_inherited(t.fd)? && inherited {
             // The exec closed the descriptor: the locks went with it.
             return Err(Error::new(Status::NotFound));
         }
         adopt_all(&self.file, &t, &t.ledger, inherited)?;
         if !t.host.is_empty() {
             let h = self.host_ledger()?;
-            if inherited && !h.adopt_inherited(t.host_fd)? {
+            if !h.adopt_inherited(t.host_fd)? && inherited {
                 return Err(Error::new(Status::NotFound));
             }
             adopt_all(h, &t, &t.host, inherited)?;

@@ -61,8 +61,9 @@
 //! A claim that fits probes [`PROBE`] slots from its UUID's hint and makes a
 //! handful of CASes: nothing proportional to the slots or the live claims.
 //! Dead holders are reclaimed and each total is checked against its slots
-//! when a claim would otherwise be refused (then tried once more), on
-//! reconcile and on open.
+//! when a claim would otherwise be refused (then tried once more) and on
+//! reconcile; an open checks the totals but does not reclaim (a process
+//! that exec'd in place holds locks it cannot see until it adopts them).
 //!
 //! # Hostile files
 //! Every word read is validated: an unknown state, a pid or page count out

@@ -368,11 +368,11 @@ impl Admission {
             return Err(Error::new(Status::InvalidArgument));
         }
         self.file.check_identity()?;
-        if self
-            .handed_off
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        if self.handed_off.load(std::sync::atomic::Ordering::Acquire)
+            && self.drop_stale_locks()? == 0
         {
-            self.drop_stale_locks()?;
+            self.handed_off
+                .store(false, std::sync::atomic::Ordering::Release);
         }
         let l = self.file.ledger();
         let world = self.file.world();
@@ -651,7 +651,7 @@ impl Admission {
     /// claims (repairing one that does not add up) and compare the result
     /// with a fresh reservoir query.
     pub fn reconcile(&self) -> Result<Reconciliation> {
-        self.drop_stale_locks()?;
+        let _ = self.drop_stale_locks()?;
         let report = self.file.ledger().reconcile(&self.file.world())?;
         let q = self.query()?;
         Ok(Reconciliation {
@@ -668,12 +668,12 @@ impl Admission {
 impl Admission {
     /// Drop this process's locks on slots that are free again (claims it
     /// handed over and the adopter committed), in both ledgers.
-    fn drop_stale_locks(&self) -> Result<()> {
-        self.file.drop_stale_locks()?;
+    fn drop_stale_locks(&self) -> Result<usize> {
+        let mut left = self.file.drop_stale_locks()?;
         if let Some(h) = self.host_file.get() {
-            h.drop_stale_locks()?;
+            left += h.drop_stale_locks()?;
         }
-        Ok(())
+        Ok(left)
     }
 
     pub(super) fn mark_handed_off(&self) {

@@ -313,8 +313,8 @@ impl Admission {
     }
 
     /// Give back what `admit` took for a start the rule refused. Both are
-    /// attempted whatever the first does (a reconcile holding the pool
-    /// frozen is BUSY), and the first failure is reported: the caller then
+    /// attempted whatever the first does, and the first failure is
+    /// reported: the caller then
     /// retries vmmresv_abort / vmmresv_arc_release, which are idempotent.
     fn give_back(&self, uuid: &[u8; 16], arc: bool) -> Result<()> {
         let claim = self.abort(uuid);

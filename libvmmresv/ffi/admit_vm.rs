@@ -191,8 +191,7 @@ pub extern "C" fn vmmresv_admission_set_policy(
 /// Errors: INVALID_ARGUMENT (bad UUID, preference, a zero-sized guest,
 /// `vm->reserved` not 0, free above physmem), the overhead model's
 /// OVERFLOW, and vmmresv_admit()'s. If giving back a refused start's claim
-/// or ARC reservation fails (BUSY while a reconcile holds the ledger,
-/// LEDGER_CORRUPT), that error is returned after both were attempted:
+/// or ARC reservation fails (LEDGER_CORRUPT, an I/O error), that error is returned after both were attempted:
 /// finish with vmmresv_abort() and vmmresv_arc_release(), which answer
 /// NOT_FOUND or 0 bytes once nothing is left.
 #[no_mangle]

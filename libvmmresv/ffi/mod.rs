@@ -953,20 +953,24 @@ pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admissi
 /// `vm_uuid` (canonical 36-character text), with `preference`
 /// (VMMRESV_RESERVOIR_*). `*out` receives the decision.
 ///
-/// USE_RESERVOIR and NO_RESERVOIR hold a claim for this process (pid +
-/// start time) until vmmresv_commit() or vmmresv_abort(), or until the
-/// process dies — the next admission by anyone then reclaims it. Commit
+/// USE_RESERVOIR and NO_RESERVOIR hold a claim for this process until
+/// vmmresv_commit() or vmmresv_abort(), or until the process dies (ABI 1.2:
+/// the kernel's record lock says so, in any zone; a claim can be handed to
+/// another program with vmmresv_handoff()) — an admission that needs the
+/// memory, or a reconcile, then reclaims it. Commit
 /// only after bhyve allocated the VM's memory. A reservoir claim is checked
 /// against the reservoir's free memory, a no-reservoir claim against the
 /// room the kernel leaves for transient memory (limit - free - allocated -
 /// transient), each read after every other claim it competes with, so
 /// concurrent admissions, in any process, never over-admit. Admitting a
-/// UUID that already holds a claim returns ALREADY_ADMITTED and charges
-/// nothing twice.
+/// UUID whose claim this process holds returns ALREADY_ADMITTED and charges
+/// nothing twice; one another process holds is REFUSE with
+/// VMMRESV_REASON_HELD_ELSEWHERE (ABI 1.2).
 ///
 /// Errors: INVALID_ARGUMENT (bad UUID, preference or a zero size),
-/// LEDGER_CORRUPT, LEDGER_FULL, BUSY (a reconcile did not finish), and the
-/// reservoir query's errors.
+/// LEDGER_CORRUPT, LEDGER_FULL, LEDGER_REPLACED (the path no longer names
+/// the ledger this handle opened), BUSY (the ledger's totals changed on
+/// every try of a check), and the reservoir query's errors.
 #[no_mangle]
 pub extern "C" fn vmmresv_admit(
     admission_handle: *mut vmmresv_admission,
@@ -1078,11 +1082,12 @@ pub extern "C" fn vmmresv_admission_pending(
     })
 }
 
-/// Recompute the ledger from its live claims — removing those of dead
-/// processes — and compare it with a fresh reservoir query; `*out`
-/// receives the findings. Admission does the repair part by itself when it
-/// sees a dead claimant; this is for operators and periodic checks.
-/// BUSY if live claimants did not settle within 2 s.
+/// Reclaim the claims of dead processes, check each total against the
+/// live claims (repairing one that does not add up) and compare the result
+/// with a fresh reservoir query; `*out` receives the findings. Admission
+/// does the same by itself when a claim would otherwise be refused; this
+/// is for operators and periodic checks. Nothing waits for anyone: BUSY
+/// only if a total changed on every one of many tries (claims flowing).
 #[no_mangle]
 pub extern "C" fn vmmresv_reconcile(
     admission_handle: *mut vmmresv_admission,
