@@ -139,10 +139,11 @@ fn scenario(role: &str) {
             println!("RESULT ok");
         }
         "resize" => {
-            // Issue: `rsrvrctl -a 4096` succeeded while an 11 GiB
+            // Issue 13 item 5: `rsrvrctl -a 4096` succeeded while an 11 GiB
             // no-reservoir claim was pending, and that VM's allocation was
-            // then refused (seen: the grow went through). A resize through
-            // the library now holds its change in the ledger first.
+            // then refused (as reported; 1.1's resize never looked at the
+            // ledger, so the first `add` below returned Ok there). A resize
+            // through the library now holds its change in the ledger first.
             let r = a.reservoir().unwrap();
             r.set_target(4 * GIB, 0, None).unwrap();
             let room = a.query().unwrap().transient_room();
