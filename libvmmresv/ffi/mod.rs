@@ -319,7 +319,9 @@ pub extern "C" fn vmmresv_reservoir_open(
 }
 
 /// Close a handle from `vmmresv_reservoir_open()` and free it. NULL is a
-/// no-op. The handle must not be used afterwards, by any thread.
+/// no-op, and so is a handle already closed; every later call with the
+/// handle returns INVALID_ARGUMENT. Closing it while another thread still
+/// uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
     boundary(|| free_handle(reservoir))
@@ -890,9 +892,11 @@ pub extern "C" fn vmmresv_admission_open(
     })
 }
 
-/// Close an admission handle and free it; NULL is a no-op. Claims this
-/// process holds stay in the ledger (they belong to the process, not the
-/// handle) until committed, aborted, or the process exits.
+/// Close an admission handle and free it; NULL or a handle already closed
+/// is a no-op, and every later call with it returns INVALID_ARGUMENT
+/// (closing it while another thread still uses it is the caller's bug).
+/// Claims this process holds stay in the ledger (they belong to the
+/// process, not the handle) until committed, aborted, or the process exits.
 #[no_mangle]
 pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admission) {
     boundary(|| free_handle(admission_handle))
@@ -1477,7 +1481,9 @@ pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv
     })
 }
 
-/// Free a ledger; NULL is a no-op. No thread may use it afterwards.
+/// Free a ledger; NULL or a ledger already freed is a no-op, and every
+/// later call with it returns INVALID_ARGUMENT. Freeing it while another
+/// thread still uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_ledger_free(ledger: *mut vmmresv_ledger) {
     boundary(|| free_handle(ledger))
