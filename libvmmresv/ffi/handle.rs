@@ -78,14 +78,16 @@ struct Slot<T> {
 }
 
 /// Hide an address from leak checkers: `!addr` is never a user-space
-/// address. The pointer keeps its provenance; it is never dereferenced
-/// before [`reveal`] gives the address back.
+/// address. The pointer keeps its provenance (a wrapping offset, not an
+/// integer round trip: `map_addr` needs Rust 1.84, the MSRV is 1.81); it
+/// is never dereferenced before [`reveal`] gives the address back.
 fn hide<T>(p: *mut T) -> *mut T {
-    p.map_addr(|a| !a)
+    let a = p as usize;
+    p.wrapping_byte_offset((!a).wrapping_sub(a) as isize)
 }
 
 fn reveal<T>(p: *mut T) -> *mut T {
-    p.map_addr(|a| !a)
+    hide(p)
 }
 
 /// Which slots are free, and how many were ever handed out.
@@ -195,7 +197,8 @@ impl<T: Send + Sync> Table<T> {
         // Release: whoever sees the slot live sees the object stored above.
         slot.state.store(generation << 1 | LIVE, Ordering::Release);
         let h = (generation as usize) << (TAG_BITS + INDEX_BITS) | index << TAG_BITS | self.tag;
-        Ok(core::ptr::without_provenance_mut(h))
+        // A number, never dereferenced: no provenance to keep.
+        Ok(h as *mut T)
     }
 
     /// The object of a live handle. NULL gives NULL_ARGUMENT; anything but
@@ -204,7 +207,7 @@ impl<T: Send + Sync> Table<T> {
         if h.is_null() {
             return Err(Status::NullArgument);
         }
-        let (slot, live) = self.decode(h.addr())?;
+        let (slot, live) = self.decode(h as usize)?;
         if slot.state.load(Ordering::Acquire) != live {
             return Err(Status::InvalidArgument);
         }
@@ -225,7 +228,7 @@ impl<T: Send + Sync> Table<T> {
         if h.is_null() {
             return;
         }
-        let Ok((slot, live)) = self.decode(h.addr()) else {
+        let Ok((slot, live)) = self.decode(h as usize) else {
             return;
         };
         // Exactly one free of a live handle wins.
@@ -240,7 +243,7 @@ impl<T: Send + Sync> Table<T> {
             slot.obj
                 .swap(hide(core::ptr::null_mut()), Ordering::Acquire),
         );
-        let index = (h.addr() >> TAG_BITS) & INDEX_MASK;
+        let index = (h as usize >> TAG_BITS) & INDEX_MASK;
         // Recycle the slot before dropping: the drop may panic, and the
         // slot is free either way.
         if live >> 1 < GEN_MAX {
@@ -295,8 +298,8 @@ mod tests {
         let b = t.insert(Box::new(2)).unwrap();
         assert_ne!(a, b);
         assert_eq!(
-            a.addr() >> TAG_BITS & INDEX_MASK,
-            b.addr() >> TAG_BITS & INDEX_MASK
+            a as usize >> TAG_BITS & INDEX_MASK,
+            b as usize >> TAG_BITS & INDEX_MASK
         );
         assert_eq!(t.get(a), Err(Status::InvalidArgument));
         t.free(a);
@@ -316,11 +319,10 @@ mod tests {
         assert_eq!(ledgers.get(&x), Err(Status::InvalidArgument));
         assert_eq!(ledgers.get(core::ptr::null()), Err(Status::NullArgument));
         // Right tag, an index never handed out.
-        let never = core::ptr::without_provenance::<u64>(1000 << TAG_BITS | TAG_LEDGER);
+        let never = (1000 << TAG_BITS | TAG_LEDGER) as *const u64;
         assert_eq!(ledgers.get(never), Err(Status::InvalidArgument));
         // Right tag and index, wrong generation.
-        let wrong_gen =
-            core::ptr::without_provenance::<u64>(l.addr() + (1 << (TAG_BITS + INDEX_BITS)));
+        let wrong_gen = (l as usize + (1 << (TAG_BITS + INDEX_BITS))) as *const u64;
         assert_eq!(ledgers.get(wrong_gen), Err(Status::InvalidArgument));
         ledgers.free(l);
     }
@@ -355,14 +357,14 @@ mod tests {
         }
         static T: Table<Counted> = Table::new(TAG_ADMISSION);
         for _ in 0..200 {
-            let h = T.insert(Box::new(Counted)).unwrap().addr();
+            let h = T.insert(Box::new(Counted)).unwrap() as usize;
             let go = Arc::new(std::sync::Barrier::new(4));
             let threads: Vec<_> = (0..4)
                 .map(|_| {
                     let go = go.clone();
                     std::thread::spawn(move || {
                         go.wait();
-                        T.free(core::ptr::without_provenance_mut(h));
+                        T.free(h as *mut Counted);
                     })
                 })
                 .collect();
