@@ -31,8 +31,8 @@
 # ships), but ASan's malloc/free replace the process's, so the C side's
 # use of memory the library hands out (and the library's frees of it) is
 # checked, and LeakSanitizer sees the library's leaks as well as the C
-# programs' (a consumer that never closes its handle is reported, with
-# the Rust allocation's stack). What ASan cannot see is the library's own
+# programs' (a handle never closed is not one: the library's handle table
+# still holds it, as the program holding its address used to). What ASan cannot see is the library's own
 # loads and stores (say, writing past a too-small struct a caller passed):
 # valgrind memcheck, which needs no instrumentation, covers those (the
 # "valgrind memcheck" gate of .ci/run, tests/admission_race.rs).

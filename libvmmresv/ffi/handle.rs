@@ -32,11 +32,12 @@
 //! inside a call with it: that call may use the object as it is dropped.
 //! That stays the caller's bug (the man pages say so), as with free(3).
 //!
-//! Leak checkers: the table keeps each object's address bit-inverted, so
-//! LeakSanitizer and valgrind, which look for addresses in reachable
-//! memory, still report a handle that a program never frees (the number
-//! the program holds is not an address either). The buckets and the free
-//! list stay reachable from the tables (statics) and are never reported.
+//! Leak checkers: the table holds each live object's address, so
+//! LeakSanitizer and valgrind count a handle a program never frees as
+//! reachable, not leaked (as they did when the program held the object's
+//! address itself). Hiding the address from them would report every
+//! handle still open at exit, in a forked child too. The buckets and the
+//! free list stay reachable from the tables (statics).
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -72,22 +73,8 @@ struct Slot<T> {
     /// `generation << 1 | LIVE`: the generation of the slot's current (or
     /// last) object, and whether it is still live. 0 for a slot never used.
     state: AtomicU64,
-    /// The object's address, bit-inverted (see the module comment); null
-    /// when there is none.
+    /// The object's address; null when there is none.
     obj: AtomicPtr<T>,
-}
-
-/// Hide an address from leak checkers: `!addr` is never a user-space
-/// address. The pointer keeps its provenance (a wrapping offset, not an
-/// integer round trip: `map_addr` needs Rust 1.84, the MSRV is 1.81); it
-/// is never dereferenced before [`reveal`] gives the address back.
-fn hide<T>(p: *mut T) -> *mut T {
-    let a = p as usize;
-    p.wrapping_byte_offset((!a).wrapping_sub(a) as isize)
-}
-
-fn reveal<T>(p: *mut T) -> *mut T {
-    hide(p)
 }
 
 /// Which slots are free, and how many were ever handed out.
@@ -176,7 +163,7 @@ impl<T: Send + Sync> Table<T> {
                         let slots: Box<[Slot<T>]> = (0..bucket_len(b))
                             .map(|_| Slot {
                                 state: AtomicU64::new(0),
-                                obj: AtomicPtr::new(hide(core::ptr::null_mut())),
+                                obj: AtomicPtr::new(core::ptr::null_mut()),
                             })
                             .collect();
                         // Leaked on purpose: handles are checked against
@@ -193,7 +180,7 @@ impl<T: Send + Sync> Table<T> {
         // no handle.
         let slot = self.slot(index).ok_or(Status::Panic)?;
         let generation = (slot.state.load(Ordering::Relaxed) >> 1) + 1;
-        slot.obj.store(hide(Box::into_raw(obj)), Ordering::Relaxed);
+        slot.obj.store(Box::into_raw(obj), Ordering::Relaxed);
         // Release: whoever sees the slot live sees the object stored above.
         slot.state.store(generation << 1 | LIVE, Ordering::Release);
         let h = (generation as usize) << (TAG_BITS + INDEX_BITS) | index << TAG_BITS | self.tag;
@@ -211,7 +198,7 @@ impl<T: Send + Sync> Table<T> {
         if slot.state.load(Ordering::Acquire) != live {
             return Err(Status::InvalidArgument);
         }
-        let p = reveal(slot.obj.load(Ordering::Acquire));
+        let p = slot.obj.load(Ordering::Acquire);
         if p.is_null() {
             return Err(Status::InvalidArgument);
         }
@@ -239,10 +226,7 @@ impl<T: Send + Sync> Table<T> {
         {
             return;
         }
-        let p = reveal(
-            slot.obj
-                .swap(hide(core::ptr::null_mut()), Ordering::Acquire),
-        );
+        let p = slot.obj.swap(core::ptr::null_mut(), Ordering::Acquire);
         let index = (h as usize >> TAG_BITS) & INDEX_MASK;
         // Recycle the slot before dropping: the drop may panic, and the
         // slot is free either way.
