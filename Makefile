@@ -44,6 +44,7 @@ EMU_SO     := $(EMUDIR)/libvmmctl_emu.so
 EMU_CTL    := $(EMUDIR)/vmmemu_ctl
 RSRVRCTL   := $(CDIR)/rsrvrctl
 REPORT     := $(CDIR)/report
+HANDLES    := $(CDIR)/handles
 
 ifeq ($(UNAME_S),SunOS)
 # illumos ld: -M takes the same version-1 mapfile; -h sets the SONAME.
@@ -98,7 +99,7 @@ $(EMU_CTL): tests/emu/vmmemu_ctl.c tests/emu/vmmemu.h
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -O2 -g -o $@ tests/emu/vmmemu_ctl.c
 
 # C consumers, built only against include/vmmresv.h and the .so.
-c: $(RSRVRCTL) $(REPORT)
+c: $(RSRVRCTL) $(REPORT) $(HANDLES)
 
 $(RSRVRCTL): tests/c/rsrvrctl.c include/vmmresv.h lib
 	@mkdir -p $(CDIR)
@@ -108,6 +109,13 @@ $(RSRVRCTL): tests/c/rsrvrctl.c include/vmmresv.h lib
 $(REPORT): tests/c/report.c include/vmmresv.h lib
 	@mkdir -p $(CDIR)
 	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/report.c \
+		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
+
+# Use after free and double free of every handle type (tests/handles.rs
+# runs it plainly and under valgrind, tests/sanitizers.sh under ASan).
+$(HANDLES): tests/c/handles.c include/vmmresv.h lib
+	@mkdir -p $(CDIR)
+	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/handles.c \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
 # The demo: an emulated 16 GiB host; query, grow in 1 GiB chunks, add,
@@ -350,8 +358,9 @@ clean:
 # ---------------------------------------------------------------------
 # Sanitizers, the ABI baseline and Miri (CI gates of .ci/run).
 #
-#   make sanitizers    rsrvrctl, zhyve and bhyve (tests/c) built with
-#                      -fsanitize=address,undefined (LeakSanitizer at exit),
+#   make sanitizers    rsrvrctl, zhyve, report, handles and bhyve (tests/c)
+#                      built with -fsanitize=address,undefined (LeakSanitizer
+#                      at exit),
 #                      run through scenarios against the emulator; any
 #                      report fails: tests/sanitizers.sh
 #   make check-abi     target/lib/libvmmresv.so.1 against the libabigail

@@ -1194,7 +1194,9 @@ vmmresv_status vmmresv_reservoir_open(const char *device,
 
 /**
  * Close a handle from `vmmresv_reservoir_open()` and free it. NULL is a
- * no-op. The handle must not be used afterwards, by any thread.
+ * no-op, and so is a handle already closed; every later call with the
+ * handle returns INVALID_ARGUMENT. Closing it while another thread still
+ * uses it is the caller's bug.
  */
 void vmmresv_reservoir_close(struct vmmresv_reservoir *reservoir);
 
@@ -1367,9 +1369,11 @@ vmmresv_status vmmresv_admission_open(const struct vmmresv_reservoir *reservoir,
                                       struct vmmresv_admission **out);
 
 /**
- * Close an admission handle and free it; NULL is a no-op. Claims this
- * process holds stay in the ledger (they belong to the process, not the
- * handle) until committed, aborted, or the process exits.
+ * Close an admission handle and free it; NULL or a handle already closed
+ * is a no-op, and every later call with it returns INVALID_ARGUMENT
+ * (closing it while another thread still uses it is the caller's bug).
+ * Claims this process holds stay in the ledger (they belong to the
+ * process, not the handle) until committed, aborted, or the process exits.
  */
 void vmmresv_admission_close(struct vmmresv_admission *admission_handle);
 
@@ -1542,7 +1546,9 @@ vmmresv_status vmmresv_ledger_new(uint64_t capacity_pages,
                                   struct vmmresv_ledger **out);
 
 /**
- * Free a ledger; NULL is a no-op. No thread may use it afterwards.
+ * Free a ledger; NULL or a ledger already freed is a no-op, and every
+ * later call with it returns INVALID_ARGUMENT. Freeing it while another
+ * thread still uses it is the caller's bug.
  */
 void vmmresv_ledger_free(struct vmmresv_ledger *ledger);
 

@@ -4,7 +4,8 @@
 # The C consumers of libvmmresv under AddressSanitizer (+ LeakSanitizer)
 # and UndefinedBehaviorSanitizer, against the /dev/vmmctl emulator.
 #
-# tests/c/rsrvrctl.c, tests/c/zhyve.c (both linked with -lvmmresv against
+# tests/c/rsrvrctl.c, tests/c/zhyve.c, tests/c/report.c and
+# tests/c/handles.c (linked with -lvmmresv against
 # target/lib/libvmmresv.so) and tests/c/bhyve.c (which talks to the
 # emulated device directly) are built with
 #     -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -30,8 +31,8 @@
 # ships), but ASan's malloc/free replace the process's, so the C side's
 # use of memory the library hands out (and the library's frees of it) is
 # checked, and LeakSanitizer sees the library's leaks as well as the C
-# programs' (a consumer that never closes its handle is reported, with
-# the Rust allocation's stack). What ASan cannot see is the library's own
+# programs' (a handle never closed is not one: the library's handle table
+# still holds it, as the program holding its address used to). What ASan cannot see is the library's own
 # loads and stores (say, writing past a too-small struct a caller passed):
 # valgrind memcheck, which needs no instrumentation, covers those (the
 # "valgrind memcheck" gate of .ci/run, tests/admission_race.rs).
@@ -75,6 +76,7 @@ libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
 build rsrvrctl "${libflags[@]}" || exit 1
 build zhyve "${libflags[@]}" || exit 1
 build report "${libflags[@]}" || exit 1
+build handles "${libflags[@]}" || exit 1
 build bhyve "${libflags[@]}" || exit 1
 
 # The canary programs (see the header comment).
@@ -331,6 +333,17 @@ if grep -q '"schema":"vmmresv-report/2"' "$tmp/out" && grep -q '"driver_dma_byte
 else fail "  report text"; sed 's/^/    | /' "$tmp/out"; fi
 expect "  emulator: the VM allocated and destroyed, nothing left" vm_count=0 alloc=0 \
     alloc_transient=0 allocs_ok=1 allocs_refused=0 free=4294967296 limit_exceeded=0
+
+echo "== handles (use after free, double free, stale handles of every type)"
+# Every call on a freed handle must return INVALID_ARGUMENT and every
+# second free must return, with no read of freed memory and no double
+# free: ASan reports either (the library's free goes through ASan's
+# quarantine) and the program's own checks fail on a wrong status.
+new_host handles
+run "handles: freed reservoir, admission and ledger handles" 0 '*' "" "$out/handles"
+if tail -n 1 "$tmp/out" | grep -qx 'handles: [0-9]* passed, 0 failed' && ! grep -q '^FAIL' "$tmp/out"; then
+    pass "  $(tail -n 1 "$tmp/out")"
+else fail "  handles checks"; sed 's/^/    | /' "$tmp/out"; fi
 
 echo
 echo "sanitizers: $passed passed, $failed failed"

@@ -12,12 +12,12 @@
 //! documented length, the claimed total never above the capacity, and every
 //! live handle's usage equal to the model's after every call.
 //!
-//! Not exercised, because the contract makes them undefined behaviour:
-//! freed handles and unreadable pointers. Foreign memory is a
-//! 128-byte-aligned buffer of 0/1 bytes, so it can never hold the handle
-//! magic (and holds valid values for any field a reader may look at),
-//! passed as is or misaligned by 1..=127 bytes (which the library refuses
-//! before it reads anything).
+//! Not exercised here: freed handles (tests/c/handles.c checks them under
+//! ASan and valgrind) and unreadable pointers. Foreign memory is a
+//! 128-byte-aligned buffer of 0/1 bytes, passed as is or misaligned by
+//! 1..=127 bytes; the library never reads through a handle pointer (a
+//! handle names a slot of its table: ffi/handle.rs), so any of them is
+//! refused without a read.
 //! Releasing more than is claimed is a caller bug that a debug build of
 //! the library (which cargo-fuzz builds: debug assertions on) reports as a
 //! panic; the model clamps releases to what is claimed when debug

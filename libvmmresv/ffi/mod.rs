@@ -36,6 +36,7 @@ use std::time::Duration;
 
 mod admit_vm;
 mod boot;
+mod handle;
 mod handoff;
 mod policy;
 mod report;
@@ -112,12 +113,8 @@ pub type vmmresv_progress_fn =
 /// `vmmresv_reservoir_open()`, free with `vmmresv_reservoir_close()`. One
 /// handle may be used by several threads at once.
 pub struct vmmresv_reservoir {
-    magic: u64,
     inner: Reservoir,
 }
-
-/// Marks live handles so a pointer to something else is refused.
-const RESERVOIR_MAGIC: u64 = 0x766d_6d72_6573_7276; // "vmmresrv"
 
 thread_local! {
     static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
@@ -203,77 +200,50 @@ fn put_nul_terminated(text: &[u8], buf: *mut c_char) {
     }
 }
 
-/// The opaque handle types: each carries a magic number so a pointer to
-/// anything else (or to a handle already freed, most of the time) is
-/// refused with a status instead of used.
-trait Handle: Sized {
-    const MAGIC: u64;
-    fn magic(&self) -> u64;
-    fn clear_magic(&mut self);
+/// The opaque handle types. A handle given to C names a slot of its
+/// type's table (handle.rs), never the object's address: a freed, stale,
+/// foreign or wrong-typed handle is refused with a status without reading
+/// memory the library has freed, and its free is a no-op.
+trait Handle: Sized + Send + Sync + 'static {
+    fn table() -> &'static handle::Table<Self>;
 }
 
+static RESERVOIRS: handle::Table<vmmresv_reservoir> = handle::Table::new(handle::TAG_RESERVOIR);
+static ADMISSIONS: handle::Table<vmmresv_admission> = handle::Table::new(handle::TAG_ADMISSION);
+static LEDGERS: handle::Table<vmmresv_ledger> = handle::Table::new(handle::TAG_LEDGER);
+
 impl Handle for vmmresv_reservoir {
-    const MAGIC: u64 = RESERVOIR_MAGIC;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
+    fn table() -> &'static handle::Table<Self> {
+        &RESERVOIRS
     }
 }
 
 impl Handle for vmmresv_admission {
-    const MAGIC: u64 = ADMISSION_MAGIC;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
+    fn table() -> &'static handle::Table<Self> {
+        &ADMISSIONS
     }
 }
 
 impl Handle for vmmresv_ledger {
-    const MAGIC: u64 = LEDGER_MAGIC;
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
+    fn table() -> &'static handle::Table<Self> {
+        &LEDGERS
     }
 }
 
-/// A handle pointer from C, checked for NULL and for its magic.
+/// A handle from C: NULL gives NULL_ARGUMENT, anything but a live handle
+/// of type T (a freed one included) INVALID_ARGUMENT.
 fn checked<'a, T: Handle>(h: *const T) -> Result<&'a T, Status> {
-    if h.is_null() {
-        return Err(Status::NullArgument);
-    }
-    // A misaligned pointer cannot be a handle: refuse it before making a
-    // reference of it (that alone would be undefined behaviour).
-    if !h.is_aligned() {
-        return Err(Status::InvalidArgument);
-    }
-    // SAFETY: non-null, and the C contract is that `h` came from the
-    // matching open/new function and was not freed; the magic check
-    // refuses pointers to other objects that are nonetheless readable.
-    let r = unsafe { &*h };
-    if r.magic() != T::MAGIC {
-        return Err(Status::InvalidArgument);
-    }
-    Ok(r)
+    T::table().get(h)
 }
 
-/// Free a handle from C: NULL or a foreign pointer is a no-op.
+/// A new handle for C, owning `obj`.
+fn new_handle<T: Handle>(obj: T) -> Result<*mut T, Status> {
+    T::table().insert(Box::new(obj))
+}
+
+/// Free a handle from C: NULL, a freed or a foreign handle is a no-op.
 fn free_handle<T: Handle>(h: *mut T) {
-    if checked(h).is_err() {
-        return;
-    }
-    // SAFETY: checked non-null with our magic: the pointer came from
-    // Box::into_raw in the matching open/new function. Clearing the magic
-    // first makes a second free of the same pointer likelier to be refused.
-    unsafe {
-        (*h).clear_magic();
-        drop(Box::from_raw(h));
-    }
+    T::table().free(h)
 }
 
 /// A path argument: NULL means "the default".
@@ -340,21 +310,22 @@ pub extern "C" fn vmmresv_reservoir_open(
         put(out, core::ptr::null_mut());
         let dev = opt_path(device).unwrap_or(Path::new(crate::sys::VMM_CTL_DEV));
         match Reservoir::open_at(dev, opt_path(run_dir)) {
-            Ok(inner) => {
-                let b = Box::new(vmmresv_reservoir {
-                    magic: RESERVOIR_MAGIC,
-                    inner,
-                });
-                put(out, Box::into_raw(b));
-                ok()
-            }
+            Ok(inner) => match new_handle(vmmresv_reservoir { inner }) {
+                Ok(h) => {
+                    put(out, h);
+                    ok()
+                }
+                Err(s) => fail(Error::new(s)),
+            },
             Err(e) => fail(e),
         }
     })
 }
 
 /// Close a handle from `vmmresv_reservoir_open()` and free it. NULL is a
-/// no-op. The handle must not be used afterwards, by any thread.
+/// no-op, and so is a handle already closed; every later call with the
+/// handle returns INVALID_ARGUMENT. Closing it while another thread still
+/// uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
     boundary(|| free_handle(reservoir))
@@ -879,11 +850,8 @@ pub struct vmmresv_reconcile_report {
 /// Opaque: create with vmmresv_admission_open(), free with
 /// vmmresv_admission_close(). One handle may be used by several threads.
 pub struct vmmresv_admission {
-    magic: u64,
     inner: Admission,
 }
-
-const ADMISSION_MAGIC: u64 = 0x766d_6d61_646d_6974; // "vmmadmit"
 
 fn uuid_arg(p: *const c_char) -> Result<[u8; 16], Error> {
     if p.is_null() {
@@ -926,24 +894,23 @@ pub extern "C" fn vmmresv_admission_open(
             .try_clone()
             .and_then(|own| Admission::open(own, opt_path(ledger_path)));
         match res {
-            Ok(inner) => {
-                put(
-                    out,
-                    Box::into_raw(Box::new(vmmresv_admission {
-                        magic: ADMISSION_MAGIC,
-                        inner,
-                    })),
-                );
-                ok()
-            }
+            Ok(inner) => match new_handle(vmmresv_admission { inner }) {
+                Ok(h) => {
+                    put(out, h);
+                    ok()
+                }
+                Err(s) => fail(Error::new(s)),
+            },
             Err(e) => fail(e),
         }
     })
 }
 
-/// Close an admission handle and free it; NULL is a no-op. Claims this
-/// process holds stay in the ledger (they belong to the process, not the
-/// handle) until committed, aborted, or the process exits.
+/// Close an admission handle and free it; NULL or a handle already closed
+/// is a no-op, and every later call with it returns INVALID_ARGUMENT
+/// (closing it while another thread still uses it is the caller's bug).
+/// Claims this process holds stay in the ledger (they belong to the
+/// process, not the handle) until committed, aborted, or the process exits.
 #[no_mangle]
 pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admission) {
     boundary(|| free_handle(admission_handle))
@@ -1509,11 +1476,8 @@ pub extern "C" fn vmmresv_arc_wait_linux(
 /// budget); admissions across processes use vmmresv_admit(). Create with
 /// vmmresv_ledger_new(), free with vmmresv_ledger_free().
 pub struct vmmresv_ledger {
-    magic: u64,
     inner: LocalLedger,
 }
-
-const LEDGER_MAGIC: u64 = 0x766d_6d6c_6564_6772; // "vmmledgr"
 
 /// Create an in-process ledger of `capacity_pages` pages (at most 2^48 - 1).
 /// `*out` receives a handle to free with vmmresv_ledger_free(), or NULL on
@@ -1526,22 +1490,21 @@ pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv
         }
         put(out, core::ptr::null_mut());
         match LocalLedger::new(capacity_pages) {
-            Ok(inner) => {
-                put(
-                    out,
-                    Box::into_raw(Box::new(vmmresv_ledger {
-                        magic: LEDGER_MAGIC,
-                        inner,
-                    })),
-                );
-                ok()
-            }
+            Ok(inner) => match new_handle(vmmresv_ledger { inner }) {
+                Ok(h) => {
+                    put(out, h);
+                    ok()
+                }
+                Err(s) => fail(Error::new(s)),
+            },
             Err(e) => fail(e),
         }
     })
 }
 
-/// Free a ledger; NULL is a no-op. No thread may use it afterwards.
+/// Free a ledger; NULL or a ledger already freed is a no-op, and every
+/// later call with it returns INVALID_ARGUMENT. Freeing it while another
+/// thread still uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_ledger_free(ledger: *mut vmmresv_ledger) {
     boundary(|| free_handle(ledger))
@@ -1732,13 +1695,46 @@ mod tests {
 
     #[test]
     fn foreign_handle_is_refused() {
-        // Readable memory that is not a handle: the magic does not match.
+        // Readable memory that is not a handle: no table has it (and the
+        // library never reads through it).
         let fake = [0u8; 64];
         let mut q = vmmresv_query::default();
         assert_eq!(
             vmmresv_reservoir_query(fake.as_ptr().cast(), &mut q),
             Status::InvalidArgument
         );
+        vmmresv_reservoir_close(fake.as_ptr().cast_mut().cast());
+    }
+
+    #[test]
+    fn freed_ledger_is_refused_and_free_twice_is_a_no_op() {
+        let mut l: *mut vmmresv_ledger = core::ptr::null_mut();
+        assert_eq!(vmmresv_ledger_new(10, &mut l), Status::Ok);
+        vmmresv_ledger_free(l);
+        let mut short = u64::MAX;
+        assert_eq!(
+            vmmresv_ledger_claim(l, 1, &mut short),
+            Status::InvalidArgument
+        );
+        assert_eq!(vmmresv_ledger_release(l, 1), Status::InvalidArgument);
+        vmmresv_ledger_free(l);
+        // A ledger created after it is not reached through it.
+        let mut l2: *mut vmmresv_ledger = core::ptr::null_mut();
+        assert_eq!(vmmresv_ledger_new(3, &mut l2), Status::Ok);
+        assert_eq!(
+            vmmresv_ledger_claim(l, 1, &mut short),
+            Status::InvalidArgument
+        );
+        vmmresv_ledger_free(l);
+        let (mut c, mut cap) = (u64::MAX, 0u64);
+        assert_eq!(vmmresv_ledger_usage(l2, &mut c, &mut cap), Status::Ok);
+        assert_eq!((c, cap), (0, 3));
+        // Nor is a ledger taken for an admission handle.
+        assert_eq!(
+            vmmresv_admission_pending(l2.cast(), &mut c, &mut cap),
+            Status::InvalidArgument
+        );
+        vmmresv_ledger_free(l2);
     }
 
     #[test]

@@ -1,0 +1,361 @@
+//! The opaque handles of the C ABI, and how a freed one is told apart from
+//! a live one without reading memory the library has given back.
+//!
+//! A handle the library gives C is not the address of the object: it is a
+//! number (in a pointer-sized, never-dereferenced value) that names a slot
+//! of a per-type table, with the slot's generation and a tag for the type:
+//!
+//! ```text
+//!   bit 63 ........ 28 27 ......... 4 3 .. 0
+//!   |   generation    |  slot index  | tag  |
+//! ```
+//!
+//! Each slot is a state word (`generation << 1 | live`) and the address of
+//! the boxed object, both atomic. The slots live in buckets that are
+//! allocated once and never freed, so checking a handle reads only the
+//! library's own live memory, whatever the caller passes:
+//!
+//! - a call checks the tag, finds the slot (if the index was ever handed
+//!   out) and compares its state word with the handle's generation, live:
+//!   one atomic load, then one more for the object;
+//! - a free swaps the state word from live to freed with a compare-and-swap
+//!   (of two frees of one handle, at once or not, exactly one wins), then
+//!   drops the object and puts the slot on the free list;
+//! - reusing the slot bumps its generation, so a stale handle (an older
+//!   generation) never reaches the new object. A slot whose generation
+//!   cannot grow any more is retired, never reused.
+//!
+//! So a freed, stale, foreign or wrong-typed handle gives
+//! `VMMRESV_STATUS_INVALID_ARGUMENT` (a free of one does nothing), never a
+//! read of freed memory, a double free or another handle's object. What
+//! this cannot make safe is a handle freed while another thread is still
+//! inside a call with it: that call may use the object as it is dropped.
+//! That stays the caller's bug (the man pages say so), as with free(3).
+//!
+//! Leak checkers: the table holds each live object's address, so
+//! LeakSanitizer and valgrind count a handle a program never frees as
+//! reachable, not leaked (as they did when the program held the object's
+//! address itself). Hiding the address from them would report every
+//! handle still open at exit, in a forked child too. The buckets and the
+//! free list stay reachable from the tables (statics).
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::status::Status;
+
+/// Bits of the type tag (the low bits of every handle).
+const TAG_BITS: u32 = 4;
+/// Bits of the slot index: at most 2^24 - 1 live handles of one type.
+const INDEX_BITS: u32 = 24;
+/// Bits of the generation: the rest of the pointer-sized value.
+const GEN_BITS: u32 = usize::BITS - TAG_BITS - INDEX_BITS;
+const TAG_MASK: usize = (1 << TAG_BITS) - 1;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+/// The last generation a handle can carry; a slot that reached it retires.
+const GEN_MAX: u64 = (1u64 << GEN_BITS) - 1;
+
+/// The first bucket holds 2^FIRST_BITS slots, each next one twice as many
+/// as the one before: enough buckets for every index, and a small first
+/// allocation for the common process that holds a handle or two.
+const FIRST_BITS: u32 = 5;
+const BUCKETS: usize = (INDEX_BITS + 1 - FIRST_BITS) as usize;
+
+const LIVE: u64 = 1;
+
+/// The tags: nonzero and odd, so no pointer to an aligned object (a
+/// foreign pointer) and no handle of another type matches.
+pub(super) const TAG_RESERVOIR: usize = 0x3;
+pub(super) const TAG_ADMISSION: usize = 0x5;
+pub(super) const TAG_LEDGER: usize = 0x7;
+
+struct Slot<T> {
+    /// `generation << 1 | LIVE`: the generation of the slot's current (or
+    /// last) object, and whether it is still live. 0 for a slot never used.
+    state: AtomicU64,
+    /// The object's address; null when there is none.
+    obj: AtomicPtr<T>,
+}
+
+/// Which slots are free, and how many were ever handed out.
+struct Alloc {
+    free: Vec<u32>,
+    next: u32,
+}
+
+/// One table per handle type.
+pub(super) struct Table<T> {
+    tag: usize,
+    /// Bucket b holds 2^(FIRST_BITS + b) slots; allocated on first use,
+    /// never freed or moved.
+    buckets: [AtomicPtr<Slot<T>>; BUCKETS],
+    alloc: Mutex<Alloc>,
+}
+
+/// Bucket and offset of slot `index`.
+fn locate(index: usize) -> (usize, usize) {
+    let j = index + (1 << FIRST_BITS);
+    let top = usize::BITS - 1 - j.leading_zeros();
+    let b = (top - FIRST_BITS) as usize;
+    (b, j - (1 << top))
+}
+
+fn bucket_len(b: usize) -> usize {
+    1 << (FIRST_BITS as usize + b)
+}
+
+impl<T> Table<T> {
+    pub(super) const fn new(tag: usize) -> Table<T> {
+        Table {
+            tag,
+            buckets: [const { AtomicPtr::new(core::ptr::null_mut()) }; BUCKETS],
+            alloc: Mutex::new(Alloc {
+                free: Vec::new(),
+                next: 0,
+            }),
+        }
+    }
+}
+
+// Send + Sync: an object is used by any thread that holds its handle and
+// dropped by whichever thread frees it.
+impl<T: Send + Sync> Table<T> {
+    /// The slot of `index`, if its bucket exists.
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        let (b, off) = locate(index);
+        let bucket = self.buckets.get(b)?.load(Ordering::Acquire);
+        if bucket.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null bucket pointer was stored (Release) by
+        // `insert` from a leaked allocation of bucket_len(b) initialized
+        // slots, never freed; off < bucket_len(b) by `locate`.
+        Some(unsafe { &*bucket.add(off) })
+    }
+
+    /// Split a handle into (slot, expected state word), refusing anything
+    /// that is not a handle of this table's type.
+    fn decode(&self, h: usize) -> Result<(&Slot<T>, u64), Status> {
+        if h & TAG_MASK != self.tag {
+            return Err(Status::InvalidArgument);
+        }
+        let index = (h >> TAG_BITS) & INDEX_MASK;
+        let generation = (h >> (TAG_BITS + INDEX_BITS)) as u64;
+        let slot = self.slot(index).ok_or(Status::InvalidArgument)?;
+        Ok((slot, generation << 1 | LIVE))
+    }
+
+    /// Register a new object; the handle to give C.
+    ///
+    /// Errors: OUT_OF_MEMORY when 2^24 - 1 handles of this type are live.
+    pub(super) fn insert(&self, obj: Box<T>) -> Result<*mut T, Status> {
+        let index = {
+            let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
+            match a.free.pop() {
+                Some(i) => i as usize,
+                None => {
+                    let i = a.next as usize;
+                    if i > INDEX_MASK {
+                        return Err(Status::OutOfMemory);
+                    }
+                    let (b, off) = locate(i);
+                    if off == 0 {
+                        let slots: Box<[Slot<T>]> = (0..bucket_len(b))
+                            .map(|_| Slot {
+                                state: AtomicU64::new(0),
+                                obj: AtomicPtr::new(core::ptr::null_mut()),
+                            })
+                            .collect();
+                        // Leaked on purpose: handles are checked against
+                        // these slots for as long as the process runs.
+                        let p = Box::into_raw(slots).cast::<Slot<T>>();
+                        self.buckets[b].store(p, Ordering::Release);
+                    }
+                    a.next += 1;
+                    i
+                }
+            }
+        };
+        // This thread owns the slot now: it is on no free list and live in
+        // no handle.
+        let slot = self.slot(index).ok_or(Status::Panic)?;
+        let generation = (slot.state.load(Ordering::Relaxed) >> 1) + 1;
+        slot.obj.store(Box::into_raw(obj), Ordering::Relaxed);
+        // Release: whoever sees the slot live sees the object stored above.
+        slot.state.store(generation << 1 | LIVE, Ordering::Release);
+        let h = (generation as usize) << (TAG_BITS + INDEX_BITS) | index << TAG_BITS | self.tag;
+        // A number, never dereferenced: no provenance to keep.
+        Ok(h as *mut T)
+    }
+
+    /// The object of a live handle. NULL gives NULL_ARGUMENT; anything but
+    /// a live handle of this type gives INVALID_ARGUMENT.
+    pub(super) fn get<'a>(&self, h: *const T) -> Result<&'a T, Status> {
+        if h.is_null() {
+            return Err(Status::NullArgument);
+        }
+        let (slot, live) = self.decode(h as usize)?;
+        if slot.state.load(Ordering::Acquire) != live {
+            return Err(Status::InvalidArgument);
+        }
+        let p = slot.obj.load(Ordering::Acquire);
+        if p.is_null() {
+            return Err(Status::InvalidArgument);
+        }
+        // SAFETY: the slot was live in the handle's generation: `p` came
+        // from Box::into_raw in `insert` and is dropped only by `free`
+        // after it marks the slot freed. A free by another thread during
+        // this call is the caller's bug (module comment, man pages).
+        Ok(unsafe { &*p })
+    }
+
+    /// Free a live handle's object; NULL, a freed, stale or foreign handle
+    /// is a no-op.
+    pub(super) fn free(&self, h: *mut T) {
+        if h.is_null() {
+            return;
+        }
+        let Ok((slot, live)) = self.decode(h as usize) else {
+            return;
+        };
+        // Exactly one free of a live handle wins.
+        if slot
+            .state
+            .compare_exchange(live, live & !LIVE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let p = slot.obj.swap(core::ptr::null_mut(), Ordering::Acquire);
+        let index = (h as usize >> TAG_BITS) & INDEX_MASK;
+        // Recycle the slot before dropping: the drop may panic, and the
+        // slot is free either way.
+        if live >> 1 < GEN_MAX {
+            let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
+            a.free.push(index as u32);
+        }
+        if !p.is_null() {
+            // SAFETY: `p` came from Box::into_raw in `insert`; the
+            // compare-and-swap above made this the only free of it, and the
+            // slot no longer leads to it.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_covers_every_index_once() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate((1 << FIRST_BITS) - 1), (0, (1 << FIRST_BITS) - 1));
+        assert_eq!(locate(1 << FIRST_BITS), (1, 0));
+        let (b, off) = locate(INDEX_MASK);
+        assert!(b < BUCKETS);
+        assert!(off < bucket_len(b));
+        // Consecutive indices walk the buckets without a gap.
+        let mut prev = locate(0);
+        for i in 1..5000 {
+            let cur = locate(i);
+            if cur.0 == prev.0 {
+                assert_eq!(cur.1, prev.1 + 1);
+            } else {
+                assert_eq!((cur.0, cur.1), (prev.0 + 1, 0));
+                assert_eq!(prev.1 + 1, bucket_len(prev.0));
+            }
+            prev = cur;
+        }
+    }
+
+    #[test]
+    fn freed_and_stale_handles_are_refused() {
+        let t: Table<u64> = Table::new(TAG_LEDGER);
+        let a = t.insert(Box::new(1)).unwrap();
+        assert_eq!(*t.get(a).unwrap(), 1);
+        t.free(a);
+        assert_eq!(t.get(a), Err(Status::InvalidArgument));
+        t.free(a); // a no-op
+                   // The slot is reused with the next generation: the old handle
+                   // does not reach the new object, and its free does not free it.
+        let b = t.insert(Box::new(2)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            a as usize >> TAG_BITS & INDEX_MASK,
+            b as usize >> TAG_BITS & INDEX_MASK
+        );
+        assert_eq!(t.get(a), Err(Status::InvalidArgument));
+        t.free(a);
+        assert_eq!(*t.get(b).unwrap(), 2);
+        t.free(b);
+    }
+
+    #[test]
+    fn foreign_and_wrong_type_handles_are_refused() {
+        let ledgers: Table<u64> = Table::new(TAG_LEDGER);
+        let others: Table<u64> = Table::new(TAG_ADMISSION);
+        let l = ledgers.insert(Box::new(7)).unwrap();
+        assert_eq!(others.get(l), Err(Status::InvalidArgument));
+        others.free(l);
+        assert_eq!(*ledgers.get(l).unwrap(), 7);
+        let x = 5u64;
+        assert_eq!(ledgers.get(&x), Err(Status::InvalidArgument));
+        assert_eq!(ledgers.get(core::ptr::null()), Err(Status::NullArgument));
+        // Right tag, an index never handed out.
+        let never = (1000 << TAG_BITS | TAG_LEDGER) as *const u64;
+        assert_eq!(ledgers.get(never), Err(Status::InvalidArgument));
+        // Right tag and index, wrong generation.
+        let wrong_gen = (l as usize + (1 << (TAG_BITS + INDEX_BITS))) as *const u64;
+        assert_eq!(ledgers.get(wrong_gen), Err(Status::InvalidArgument));
+        ledgers.free(l);
+    }
+
+    #[test]
+    fn many_handles_grow_the_buckets() {
+        let t: Table<usize> = Table::new(TAG_RESERVOIR);
+        let hs: Vec<_> = (0..300).map(|i| t.insert(Box::new(i)).unwrap()).collect();
+        for (i, h) in hs.iter().enumerate() {
+            assert_eq!(*t.get(*h).unwrap(), i);
+        }
+        for h in &hs {
+            t.free(*h);
+        }
+        for h in &hs {
+            assert_eq!(t.get(*h), Err(Status::InvalidArgument));
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "many threads: slow under Miri")]
+    fn concurrent_frees_free_once() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        static T: Table<Counted> = Table::new(TAG_ADMISSION);
+        for _ in 0..200 {
+            let h = T.insert(Box::new(Counted)).unwrap() as usize;
+            let go = Arc::new(std::sync::Barrier::new(4));
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let go = go.clone();
+                    std::thread::spawn(move || {
+                        go.wait();
+                        T.free(h as *mut Counted);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        assert_eq!(DROPS.load(Ordering::Relaxed), 200);
+    }
+}
