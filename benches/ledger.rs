@@ -39,10 +39,9 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vmmresv::admission::file::LedgerFile;
-use vmmresv::admission::ledger::{ClaimOutcome, Host, Ledger, Pool, NSLOTS};
+use vmmresv::admission::file::{FileWorld, LedgerFile};
+use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
 use vmmresv::admission::local::LocalLedger;
-use vmmresv::admission::owner::Owner;
 
 /// Pages per claim in the single-threaded groups.
 const PAGES: u64 = 1;
@@ -216,6 +215,11 @@ impl SharedFile {
     fn ledger(&self) -> Ledger<'_> {
         self.file.as_ref().expect("open until drop").ledger()
     }
+
+    /// This process, as the ledger's record locks see it.
+    fn world(&self) -> FileWorld<'_> {
+        self.file.as_ref().expect("open until drop").world()
+    }
 }
 
 impl Drop for SharedFile {
@@ -223,11 +227,6 @@ impl Drop for SharedFile {
         self.file = None; // unmap first
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// This process, as the ledger records its claims.
-fn me() -> Owner {
-    Owner::current().expect("read this process's start time from /proc")
 }
 
 /// Where a UUID's claim starts looking for a free slot: the same hash as
@@ -250,17 +249,15 @@ fn uuid(tag: u8, n: u32) -> [u8; 16] {
     u
 }
 
-/// One claim+release on the shared ledger: a slot taken and recorded (owner,
+/// One claim+release on the shared ledger: a slot taken and recorded (pid,
 /// UUID, pages, time, check word), the pool's total updated, then both
 /// undone. The capacity reading is a constant here; in admission it is the
 /// reservoir query, measured apart from the ledger.
 #[inline]
-fn shared_claim_release(l: &Ledger<'_>, me: Owner, uuid: [u8; 16], hint: usize) -> bool {
-    match l.claim(&Host, me, uuid, Pool::Reservoir, PAGES, hint, &mut || {
-        Ok(ROOMY)
-    }) {
+fn shared_claim_release(l: &Ledger<'_>, me: &FileWorld<'_>, uuid: [u8; 16], hint: usize) -> bool {
+    match l.claim(me, uuid, Pool::Reservoir, PAGES, hint, &mut || Ok(ROOMY)) {
         Ok(ClaimOutcome::Claimed { slot, .. }) => {
-            let pages = l.release(&Host, me, slot).expect("release our own claim");
+            let pages = l.release(me, slot).expect("release our own claim");
             pages == PAGES
         }
         Ok(ClaimOutcome::Refused(r)) => panic!("roomy ledger refused a claim: {r:?}"),
@@ -301,13 +298,13 @@ fn uncontended(c: &mut Criterion) {
 
     let shared = SharedFile::new("uncontended");
     let l = shared.ledger();
-    let me = me();
+    let me = shared.world();
     let u = uuid(0, 0);
     let h = hint(&u);
     g.bench_function("shared_ledger", |b| {
-        b.iter(|| shared_claim_release(&l, me, black_box(u), black_box(h)))
+        b.iter(|| shared_claim_release(&l, &me, black_box(u), black_box(h)))
     });
-    assert_eq!(l.total(Pool::Reservoir).claimed, 0);
+    assert_eq!(l.claimed(Pool::Reservoir), 0);
     assert!(l.claims().expect("readable ledger").is_empty());
 
     g.bench_function("getppid", |b| {
@@ -491,7 +488,7 @@ const ROTATION: u32 = 256;
 fn live_claims(c: &mut Criterion) {
     let shared = SharedFile::new("live");
     let l = shared.ledger();
-    let me = me();
+    let me = shared.world();
     let probes: Vec<([u8; 16], usize)> = (0..ROTATION)
         .map(|n| {
             let u = uuid(2, n);
@@ -505,26 +502,24 @@ fn live_claims(c: &mut Criterion) {
         let mut held = Vec::with_capacity(live as usize);
         for n in 0..live {
             let u = uuid(1, n);
-            match l.claim(&Host, me, u, Pool::Reservoir, PAGES, hint(&u), &mut || {
-                Ok(ROOMY)
-            }) {
+            match l.claim(&me, u, Pool::Reservoir, PAGES, hint(&u), &mut || Ok(ROOMY)) {
                 Ok(ClaimOutcome::Claimed { slot, .. }) => held.push(slot),
                 other => panic!("filling the ledger: {other:?}"),
             }
         }
-        assert_eq!(l.total(Pool::Reservoir).claimed, u64::from(live) * PAGES);
+        assert_eq!(l.claimed(Pool::Reservoir), u64::from(live) * PAGES);
         g.bench_with_input(BenchmarkId::new("shared_ledger", live), &live, |b, _| {
             let mut k = 0usize;
             b.iter(|| {
                 let (u, h) = probes[k % probes.len()];
                 k = k.wrapping_add(1);
-                shared_claim_release(&l, me, black_box(u), black_box(h))
+                shared_claim_release(&l, &me, black_box(u), black_box(h))
             })
         });
         for slot in held {
-            l.release(&Host, me, slot).expect("release a fill claim");
+            l.release(&me, slot).expect("release a fill claim");
         }
-        assert_eq!(l.total(Pool::Reservoir).claimed, 0);
+        assert_eq!(l.claimed(Pool::Reservoir), 0);
     }
     assert!(l.claims().expect("readable ledger").is_empty());
     g.finish();

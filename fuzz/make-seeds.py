@@ -100,29 +100,37 @@ def ops(pool=0, pages=256, hint=0, caps=(0, 0, 0, 0), release=0, reconcile=True,
     return b.ljust(64, b"\0")
 
 
-def slot(idx, state, pid_sel, start_sel, pages, uuid=0, pool=0, gen=1, check_sel=0):
-    """pid_sel: 0 this process, 2 pid 1, 3 MAX_PID (never exists), 4 pid 0.
-    start_sel: 0 the right start time, 2 a wrong one.
+def slot(idx, state, pages, uuid=0, pool=0, gen=1, check_sel=0, pid_sel=1, spill=False, origin=0):
+    """pid_sel: 0 pid 0, 1 this process, 2 MAX_PID (only the record locks
+    say who lives: nobody holds one on a fresh file).
     check_sel: 0 right check word, 6 wrong."""
     return (
         u16(idx)
         + u8(state)
-        + u8(pid_sel)
-        + u8(start_sel)
+        + u8((pid_sel << 1) | int(spill))
+        + u16(gen)
         + size(pages)
         + u8(uuid)
         + u32(1_700_000_000)
+        + u8(origin)
         + u8(pool)
-        + u16(gen)
         + u8(check_sel)
     )
 
 
-def structured(totals, stamp_tag, slots, stamp_arg=0):
+def total(tag=0, delta=0, epoch=1, last=0):
+    """tag & 3: 0 the slots' sum, 1 below it by delta, 2 above it, 3 raw;
+    (tag >> 2) & 3: 0 names no slot, 1 the last apply of slot `last` of the
+    image (an index into the slots given), 2 its last release, 3 the raw
+    13-bit value `last` (above 4096: a total that does not decode)."""
+    return (tag, delta, epoch, last)
+
+
+def structured(totals, slots):
     b = b""
-    for tag, delta, epoch in totals:
-        b += u8(tag) + u16(delta) + u16(epoch)
-    b += u8(stamp_tag) + u64(stamp_arg) + u8(len(slots))
+    for tag, delta, epoch, last in totals:
+        b += u8(tag) + u16(delta) + u16(epoch) + u16(last)
+    b += u8(len(slots))
     for s in slots:
         b += s
     return b
@@ -130,7 +138,7 @@ def structured(totals, stamp_tag, slots, stamp_arg=0):
 
 def ledger_file():
     t = "ledger_file"
-    consistent = [(0, 0, 1), (0, 0, 1), (0, 0, 1)]
+    consistent = [total(), total(), total()]
     # 5/0: no file; the library creates an empty ledger.
     write(t, "missing-file", u8(5) + u8(0) + ops() + u8(0))
     # 5/1..4: a directory, a FIFO, a symlink, a group-writable ledger.
@@ -138,90 +146,99 @@ def ledger_file():
         write(t, name, u8(5) + u8(0) + ops() + u8(n))
     # 2: a valid header, no edits: an empty ledger.
     write(t, "valid-empty", u8(2) + u8(0) + ops(pages=1024) + u8(0) + u8(0))
-    # 2: one header byte changed, check recomputed (bad version).
-    write(t, "bad-version", u8(2) + u8(0) + ops() + u8(1) + u8(8) + u8(2) + u8(1))
+    # 2: the version byte changed to 1, check recomputed: a version-1
+    # ledger of the wrong size.
+    write(t, "bad-version", u8(2) + u8(0) + ops() + u8(1) + u8(8) + u8(3) + u8(1))
+    # 2: the backend changed to 2 (Linux hugetlb), check recomputed: a
+    # ledger for another pool.
+    write(t, "other-backend", u8(2) + u8(0) + ops() + u8(1) + u8(28) + u8(3) + u8(1))
     # 1: a header-sized prefix of garbage.
-    write(t, "garbage-header", u8(1) + u8(0) + ops() + b"VMMRLDG\0" + b"\xff" * 48)
+    write(t, "garbage-header", u8(1) + u8(0) + ops() + b"VMMRLDG\0" + b"\xff" * 72)
     # 0: a short file.
-    write(t, "short-file", u8(0) + u8(0) + ops() + b"VMMRLDG\0\x01\0\0\0")
-    # 4: a live claim of this process in slot 7, totals consistent; the
-    # fuzz claim goes to pool 0 and the arbitrary release hits slot 7.
+    write(t, "short-file", u8(0) + u8(0) + ops() + b"VMMRLDG\0\x02\0\0\0")
+    # 4: a claim recording this process's pid in slot 7 (but nobody holds
+    # its lock: dead); the arbitrary release hits it (NOT_HOLDER).
     write(
         t,
-        "own-claim",
+        "dead-claim-own-pid",
         u8(4) + u8(0) + ops(pages=16, hint=7, release=7)
-        + structured(consistent, 0, [slot(7, 3, 0, 0, 4096, uuid=1)]),
+        + structured(consistent, [slot(7, 3, 4096, uuid=1)]),
     )
-    # 4: a dead owner's claim (MAX_PID) and a busy slot of pid 1: reconcile
-    # frees the dead one.
+    # 4: a dead holder's claim and a busy slot: the claim that does not fit
+    # reclaims them, and so does reconcile.
     write(
         t,
-        "dead-owner",
-        u8(4) + u8(0) + ops(pages=8)
-        + structured(consistent, 0, [slot(3, 3, 3, 0, 512, uuid=2), slot(4, 1, 2, 0, 1)]),
+        "dead-in-the-way",
+        u8(4) + u8(0) + ops(pages=8, caps=(3, 3, 3, 3))
+        + structured(consistent, [slot(3, 3, 60000, uuid=2, pid_sel=2), slot(4, 1, 1, pid_sel=2)]),
     )
-    # 4: our claim for UUID_A (uuid selector 0) in the transient pool: found.
+    # 4: a holder dead after its CAS on the total: RESERVING, named by the
+    # total's last apply (helped to CLAIMED, then reclaimed).
     write(
         t,
-        "found-uuid",
-        u8(4) + u8(0) + ops(pool=1, pages=4)
-        + structured(consistent, 0, [slot(100, 3, 0, 0, 64, uuid=0, pool=1)]),
-    )
-    # 4: a total frozen by a live reconciler (this process, stamped now).
-    write(
-        t,
-        "frozen-live-reconciler",
+        "dead-after-apply",
         u8(4) + u8(0) + ops(pages=4)
-        + structured([(4, 0, 9), (0, 0, 1), (0, 0, 1)], 2, [slot(9, 3, 0, 0, 10, uuid=3)]),
+        + structured([total(tag=1 << 2, last=0), total(), total()], [slot(9, 2, 10, uuid=3)]),
     )
-    # 4: a total larger than its slots (survey: corrupt).
+    # 4: a holder dead inside its release, after the total's CAS: RELEASING,
+    # named by the last release, the total already without it.
+    write(
+        t,
+        "dead-after-release-cas",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured([total(tag=1 | (2 << 2), delta=10, last=0), total(), total()], [slot(9, 4, 10, uuid=3)]),
+    )
+    # 4: RELEASING in the reservoir pool, named by the transient total's
+    # last release (the slot was reused by another pool since); the claim
+    # goes to the transient pool.
+    write(
+        t,
+        "named-by-another-pool",
+        u8(4) + u8(0) + ops(pool=1, pages=4)
+        + structured([total(), total(tag=2 << 2, last=0), total()], [slot(0, 4, 10, uuid=3)]),
+    )
+    # 4: a total naming a slot beyond the ledger: it does not decode.
+    write(
+        t,
+        "total-last-out-of-range",
+        u8(4) + u8(0) + ops(pages=4)
+        + structured([total(tag=3 << 2, last=5000), total(), total()], []),
+    )
+    # 4: a total larger than its slots (repaired by the claim it blocks).
     write(
         t,
         "total-too-large",
-        u8(4) + u8(0) + ops(pages=4)
-        + structured([(2, 100, 1), (0, 0, 1), (0, 0, 1)], 0, [slot(1, 3, 0, 0, 10, uuid=4)]),
+        u8(4) + u8(0) + ops(pages=4, caps=(3, 3, 3, 3))
+        + structured([total(tag=2, delta=100), total(), total()], [slot(1, 3, 10, uuid=4)]),
     )
     # 4: a slot with a wrong check word.
     write(
         t,
         "bad-check",
         u8(4) + u8(0) + ops(pages=4)
-        + structured(consistent, 0, [slot(2, 3, 0, 0, 10, uuid=5, check_sel=6)]),
+        + structured(consistent, [slot(2, 3, 10, uuid=5, check_sel=6)]),
     )
-    # 4: our RESERVING slot (a claim mid-way): reconcile waits, then Busy.
+    # 4: a FREE slot with the spill bit set (invalid).
     write(
         t,
-        "own-reserving",
+        "free-with-spill",
         u8(4) + u8(0) + ops(pages=4)
-        + structured(consistent, 0, [slot(5, 2, 0, 0, 10, uuid=6)]),
+        + structured(consistent, [slot(2, 0, 10, uuid=5, pid_sel=0, spill=True)]),
     )
-    # 4: an ARC reservation beside a live ARC reservation of this process
-    # (pool 2), then its release.
+    # 4: an ARC reservation beside a dead ARC reservation (pool 2), then its
+    # release.
     write(
         t,
         "arc-reserve",
         u8(4) + u8(0) + ops(pages=4, arc=(0x11, G, 8 * G, 0, 0, 2 * G))
-        + structured(consistent, 0, [slot(40, 3, 0, 0, 1024, uuid=0x22, pool=2)]),
+        + structured(consistent, [slot(40, 3, 1024, uuid=0x22, pool=2)]),
     )
     # 4: an ARC reservation the guard refuses (c_min 7G of c_max 8G).
     write(
         t,
         "arc-refused",
         u8(4) + u8(0) + ops(pages=4, arc=(0x11, 7 * G, 8 * G, 0, 0, 2 * G))
-        + structured(consistent, 0, []),
-    )
-    # 4: this process's ARC reservation for the UUID in slot 3, an invalid
-    # slot (bad check word) at 10: reserve() reports the existing one
-    # (find stops at it), a new UUID would be LEDGER_CORRUPT.
-    write(
-        t,
-        "arc-already-before-invalid",
-        u8(4) + u8(0) + ops(pages=4, arc=(0x11, G, 8 * G, 0, 0, 2 * G))
-        + structured(
-            consistent,
-            0,
-            [slot(3, 3, 0, 0, 1024, uuid=0x11, pool=2), slot(10, 3, 0, 0, 1, uuid=5, check_sel=6)],
-        ),
+        + structured(consistent, []),
     )
     # Reproducer of a library bug (fuzz/README.md, "Findings"): on a fresh
     # ledger, reserve 2 GiB of ARC with c_min 1G, c_max 8G and a slack of
@@ -233,22 +250,34 @@ def ledger_file():
         u8(5) + u8(0) + ops(pages=4, reconcile=False, arc=(0x11, G, 8 * G, 0, 2**64 - 1, 2 * G)) + u8(0),
         prefix="repro-",
     )
-    # Reproducer of a library bug (fuzz/README.md, "Findings"): slot 8191
-    # holds a claim and the claim's hint is usize::MAX: take_slot's
-    # `hint + k` overflows (a panic with overflow checks on).
+    # Reproducer of a library bug (fuzz/README.md, "Findings"): the last
+    # slot holds a claim and the claim's hint is usize::MAX: the slot
+    # search's `hint + k` overflowed.
     write(
         t,
         "ledger-hint-overflow",
         u8(4) + u8(0) + ops(pages=4, hint=2**64 - 1, reconcile=False)
-        + structured(consistent, 0, [slot(8191, 3, 0, 0, 10, uuid=9)]),
+        + structured(consistent, [slot(4095, 3, 10, uuid=9)]),
         prefix="repro-",
     )
-    # 3: a valid header, raw totals words and one raw slot.
+    # Reproducer of a library bug (found by this target on the v2 layout):
+    # the reservoir total names FREE slot 0 as its last apply; the claim
+    # takes slot 0, helps itself to CLAIMED (its pages not in the total),
+    # fails on its capacity reading, and leaves the slot CLAIMED with nobody
+    # holding it (a reclaim then takes off pages that were never added).
+    write(
+        t,
+        "total-names-free-slot",
+        u8(4) + u8(0) + ops(pages=4, hint=0, caps=(2, 2, 2, 2), reconcile=False)
+        + structured([total(tag=1 << 2, last=0), total(), total()], [slot(0, 0, 4, pid_sel=0)]),
+        prefix="repro-",
+    )
+    # 3: a valid header, raw totals and spill words and one raw slot.
     write(
         t,
         "raw-slot",
         u8(3) + u8(0) + ops() + u64(5) + u64(0) + u64(0) + u64(0) + u16(0)
-        + u64(3 | (1 << 3)) + u64(1) + u64(5) + u64(0) * 5,
+        + u64(3 | (1 << 4)) + u64(0) + u64(5) + u64(0) * 5,
     )
 
 

@@ -86,21 +86,41 @@ impl<'a> FakeWorld<'a> {
 impl World for FakeWorld<'_> {
     fn lock(&self, slot: usize, role: Role) -> Result<bool> {
         let mut l = self.ledger.locks.lock().unwrap_or_else(|p| p.into_inner());
-        match l.get(&(slot, role)) {
-            // A real process's second thread finds its own bit set: the
-            // same answer.
-            Some(_) => Ok(false),
-            None => {
-                l.insert((slot, role), self.id);
-                Ok(true)
-            }
+        // The holder takes both bytes, the adopter its own. A real
+        // process's second thread finds its own bit set: the same answer as
+        // another process's lock.
+        let keys: &[Role] = match role {
+            Role::Holder => &[Role::Holder, Role::Adopter],
+            Role::Adopter => &[Role::Adopter],
+        };
+        if keys.iter().any(|r| l.contains_key(&(slot, *r))) {
+            return Ok(false);
         }
+        for r in keys {
+            l.insert((slot, *r), self.id);
+        }
+        Ok(true)
     }
 
     fn unlock(&self, slot: usize, role: Role) {
         let mut l = self.ledger.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if l.get(&(slot, role)) == Some(&self.id) {
-            l.remove(&(slot, role));
+        let keys: &[Role] = match role {
+            Role::Holder => &[Role::Holder, Role::Adopter],
+            Role::Adopter => &[Role::Adopter],
+        };
+        for r in keys {
+            if l.get(&(slot, *r)) == Some(&self.id) {
+                l.remove(&(slot, *r));
+            }
+        }
+    }
+
+    fn share(&self, slot: usize) {
+        let mut l = self.ledger.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if l.get(&(slot, Role::Holder)) == Some(&self.id)
+            && l.get(&(slot, Role::Adopter)) == Some(&self.id)
+        {
+            l.remove(&(slot, Role::Adopter));
         }
     }
 

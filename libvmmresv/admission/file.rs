@@ -873,12 +873,14 @@ pub struct FileWorld<'a> {
     shared: &'a Shared,
 }
 
-fn lock_byte(slot: usize, role: Role) -> libc::off_t {
-    let k = match role {
-        Role::Holder => 0,
-        Role::Adopter => 1,
-    };
-    (LOCK_BASE + 2 * slot as u64 + k) as libc::off_t
+/// The first byte and length a role locks: the holder both of the slot's
+/// bytes, the adopter the second.
+fn lock_range(slot: usize, role: Role) -> (libc::off_t, libc::off_t) {
+    let first = (LOCK_BASE + 2 * slot as u64) as libc::off_t;
+    match role {
+        Role::Holder => (first, 2),
+        Role::Adopter => (first + 1, 1),
+    }
 }
 
 // The lock types are c_int on Linux and c_short on illumos.
@@ -930,7 +932,8 @@ impl World for FileWorld<'_> {
         if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
             return Ok(false); // another thread of this process has it
         }
-        match self.fcntl_lock(libc::F_SETLK, WRLCK, lock_byte(slot, role), 1) {
+        let (start, len) = lock_range(slot, role);
+        match self.fcntl_lock(libc::F_SETLK, WRLCK, start, len) {
             Ok(_) => Ok(true),
             Err(e) => {
                 cell.fetch_and(!bit(role), Ordering::AcqRel);
@@ -950,8 +953,19 @@ impl World for FileWorld<'_> {
         }
         // An unlock cannot fail for a range we locked; if it did, the lock
         // would only keep a free slot from being reused until we exit.
-        let _ = self.fcntl_lock(libc::F_SETLK, UNLCK, lock_byte(slot, role), 1);
+        let (start, len) = lock_range(slot, role);
+        let _ = self.fcntl_lock(libc::F_SETLK, UNLCK, start, len);
         cell.fetch_and(!bit(role), Ordering::AcqRel);
+    }
+
+    fn share(&self, slot: usize) {
+        let held = self.shared.held();
+        let Some(cell) = held.get(slot) else { return };
+        if cell.load(Ordering::Acquire) & bit(Role::Holder) == 0 {
+            return;
+        }
+        let (start, len) = lock_range(slot, Role::Adopter);
+        let _ = self.fcntl_lock(libc::F_SETLK, UNLCK, start, len);
     }
 
     fn mine(&self, slot: usize) -> bool {
@@ -963,7 +977,7 @@ impl World for FileWorld<'_> {
 
     fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
         let fl = self
-            .fcntl_lock(libc::F_GETLK, WRLCK, lock_byte(slot, Role::Holder), 2)
+            .fcntl_lock(libc::F_GETLK, WRLCK, lock_range(slot, Role::Holder).0, 2)
             .map_err(|e| io(&e))?;
         Ok(i32::from(fl.l_type) != UNLCK)
     }

@@ -144,6 +144,9 @@ fn held(
 fn adopt_all(f: &LedgerFile, t: &Token, list: &[(usize, u64)], inherited: bool) -> Result<()> {
     let l = f.ledger();
     let w = f.world();
+    // If the launcher ends the claim, this process's lock lingers on the
+    // free slot: dropped at its next admission or reconcile.
+    f.note_handed(list.iter().map(|(s, _)| *s));
     for (k, (slot, gen)) in list.iter().enumerate() {
         if let Err(e) = l.adopt(&w, *slot, *gen, &t.uuid, inherited) {
             // Give back what this call took (after an exec in place the
@@ -196,10 +199,19 @@ impl Admission {
     /// program this process is about to exec, in place or after a fork).
     pub fn handoff_fds(&self, t: &Token) -> Result<()> {
         self.mark_handed_off();
+        // Let go of each slot's adopter byte for the adopter to take.
+        let w = self.file.world();
+        for (s, _) in &t.ledger {
+            w.share(*s);
+        }
         self.file.note_handed(t.ledger.iter().map(|(s, _)| *s));
         self.file.keep_across_exec()?;
         if t.host_fd >= 0 {
             if let Some(h) = self.host_ledger_if_exists()? {
+                let w = h.world();
+                for (s, _) in &t.host {
+                    w.share(*s);
+                }
                 h.note_handed(t.host.iter().map(|(s, _)| *s));
                 h.keep_across_exec()?;
             }
@@ -232,6 +244,7 @@ impl Admission {
             // The exec closed the descriptor: the locks went with it.
             return Err(Error::new(Status::NotFound));
         }
+        self.mark_handed_off();
         adopt_all(&self.file, &t, &t.ledger, inherited)?;
         if !t.host.is_empty() {
             let h = self.host_ledger()?;

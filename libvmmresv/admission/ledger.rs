@@ -429,11 +429,18 @@ pub struct ReconcileReport {
 }
 
 /// A slot's two lock bytes.
+///
+/// The taker locks *both* (one call: it fails if anyone holds either, so a
+/// lock left on a free slot — an adopter's after the launcher committed —
+/// keeps the slot from being taken rather than keeping the next claim in it
+/// alive). A holder handing its claim over lets go of the adopter byte
+/// ([`World::share`]) for the adopter to take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// The process that took the slot.
+    /// The process that took the slot: both bytes, or the first after a
+    /// hand-off.
     Holder,
-    /// A process the claim was handed to (fork + exec).
+    /// A process the claim was handed to (fork + exec): the second byte.
     Adopter,
 }
 
@@ -444,8 +451,11 @@ pub trait World {
     /// Take this process's lock on `slot`'s byte for `role`: `Ok(false)`
     /// if another process (or another thread of this one) holds it.
     fn lock(&self, slot: usize, role: Role) -> Result<bool>;
-    /// Drop this process's lock on `slot`'s byte for `role`.
+    /// Drop this process's lock on `slot`'s byte(s) for `role`.
     fn unlock(&self, slot: usize, role: Role);
+    /// As `slot`'s holder, let go of its adopter byte (a hand-off), keeping
+    /// the holder byte.
+    fn share(&self, slot: usize);
     /// Whether this process holds a lock on `slot` (either role).
     fn mine(&self, slot: usize) -> bool;
     /// Whether another process holds a lock on `slot` (either role). An
@@ -678,11 +688,12 @@ impl<'a> Ledger<'a> {
         let w = Word::unpack(raw)?;
         match (op, w.state) {
             (Op::Apply, SlotState::Reserving) | (Op::Release, SlotState::Releasing) => {
-                // The slot's pool must be the total's: else the word names
-                // a slot that never touched it (a hostile file).
+                // A slot of another pool: the operation named finished long
+                // ago and the slot was reused since (reusing it in this
+                // pool would have changed this total). Nothing to help.
                 let p = s.pool.load(Relaxed);
                 if Pool::from_raw(p) != Some(pool) {
-                    return Err(corrupt());
+                    return Ok(());
                 }
                 let to = if op == Op::Apply {
                     w.with(SlotState::Claimed)
@@ -746,7 +757,12 @@ impl<'a> Ledger<'a> {
         match result {
             Ok(ClaimOutcome::Claimed { .. }) => {}
             _ => {
-                self.free_slot(i, reserving);
+                // Never applied. A total that (falsely) named this slot may
+                // have had it helped to CLAIMED: free it from there too, or
+                // a later reclaim would take out pages never put in.
+                if !self.free_slot(i, reserving) {
+                    self.free_slot(i, reserving.with(SlotState::Claimed));
+                }
                 self.drop_locks(world, i);
             }
         }
@@ -769,6 +785,11 @@ impl<'a> Ledger<'a> {
         loop {
             let raw = total.load(Acquire);
             let t = Total::unpack(raw)?;
+            if t.last == Some((i, Op::Apply)) {
+                // Our claim is not in the total yet: a word that says it
+                // is was not written by this protocol.
+                return Err(corrupt());
+            }
             self.help(pool, &t)?;
             // The capacity reading is taken after the total it is checked
             // against: the heart of the protocol.
@@ -1390,12 +1411,40 @@ mod tests {
         );
         let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
         m.slots[slot].poke_word(w.with(SlotState::Reserving).pack());
+        // Naming a slot of another pool is what a finished operation looks
+        // like once the slot was reused: nothing to help, nothing moved.
+        let out = l
+            .claim(&a, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(10))
+            .unwrap();
+        assert!(matches!(out, ClaimOutcome::Claimed { .. }), "{:?}", out);
         assert_eq!(
-            l.claim(&a, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(10))
+            Word::unpack(m.slots[slot].peek_word()).unwrap().state,
+            SlotState::Reserving
+        );
+        // A total that names the claimant's own slot as applied, before
+        // it is: not this protocol's word. The claim fails and its slot is
+        // freed, not left CLAIMED for a reclaim to subtract.
+        let b = FakeWorld::process(&m, 2);
+        let (i, _) = l.take_slot(&b, 3).unwrap();
+        b.unlock(i, Role::Holder);
+        m.slots[i].poke_word(0);
+        m.totals[1].store(
+            Total {
+                claimed: 0,
+                last: Some((i, Op::Apply)),
+                epoch: 9,
+            }
+            .pack(),
+            Relaxed,
+        );
+        assert_eq!(
+            l.claim(&b, uuid(3), Pool::Transient, 1, 3, &mut || Ok(10))
                 .unwrap_err()
                 .status(),
             Status::LedgerCorrupt
         );
+        assert!(l.is_free(i).unwrap());
+        assert!(!b.mine(i));
     }
 
     #[test]
@@ -1489,6 +1538,14 @@ mod tests {
                 .status(),
             Status::NotFound
         );
+        // The parent has not shared the adopter byte yet: taken.
+        assert_eq!(
+            l.adopt(&child, slot, gen, &uuid(1), false)
+                .unwrap_err()
+                .status(),
+            Status::Busy
+        );
+        parent.share(slot);
         l.adopt(&child, slot, gen, &uuid(1), false).unwrap();
         m.kill(1);
         l.reconcile(&other).unwrap();
@@ -1503,6 +1560,7 @@ mod tests {
             panic!()
         };
         let gen = l.read(slot).unwrap().unwrap().word.gen;
+        p2.share(slot);
         m.kill(4);
         let c2 = FakeWorld::process(&m, 5);
         assert_eq!(
