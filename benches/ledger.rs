@@ -21,7 +21,7 @@
 //!   Before timing, each runs once with a check after every admitted claim
 //!   that the claimed total is within the capacity, and 0 at the end.
 //! - `live_claims`: claim+release on the shared ledger file with 1, 64 and
-//!   4096 other live claims.
+//!   2048 other live claims (half the ledger's 4096 slots).
 //! - `c_abi`: claim+release of [`LocalLedger`] from Rust, the same through
 //!   the C ABI from C code through `target/lib/libvmmresv.so.1`, and (for
 //!   reference) the `extern "C"` functions called from Rust, linked
@@ -497,7 +497,7 @@ fn live_claims(c: &mut Criterion) {
         .collect();
     let mut g = c.benchmark_group("live_claims");
     g.throughput(Throughput::Elements(1));
-    for live in [1u32, 64, 4096] {
+    for live in [1u32, 64, 2048] {
         // Fill: `live` claims of distinct VMs, each at its own hint.
         let mut held = Vec::with_capacity(live as usize);
         for n in 0..live {
@@ -827,8 +827,8 @@ const GOALS: &[Goal] = &[
         bound: 0.25,
     },
     Goal {
-        what: "4096 live claims / 1 live claim",
-        num: "live_claims/shared_ledger/4096",
+        what: "2048 live claims / 1 live claim",
+        num: "live_claims/shared_ledger/2048",
         den: "live_claims/shared_ledger/1",
         at_most: true,
         bound: 1.5,
@@ -857,7 +857,7 @@ const IDS: &[&str] = &[
     "contended_2_threads/local_ledger",
     "live_claims/shared_ledger/1",
     "live_claims/shared_ledger/64",
-    "live_claims/shared_ledger/4096",
+    "live_claims/shared_ledger/2048",
     "c_abi/rust_local_ledger",
     "c_abi/c_through_so",
     "c_abi/rust_extern_c_static",
