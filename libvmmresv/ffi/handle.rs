@@ -117,6 +117,34 @@ impl<T> Table<T> {
     }
 }
 
+/// The tables the library hands out handles from are statics and are never
+/// dropped; a table that is (a unit test's) gives back its buckets and any
+/// object still in them.
+impl<T> Drop for Table<T> {
+    fn drop(&mut self) {
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            let p = bucket.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: `p` came from Box::into_raw of a boxed slice of
+            // bucket_len(b) slots in `insert`; &mut self: no handle use is
+            // in flight; each live object came from Box::into_raw.
+            unsafe {
+                let slots = Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, bucket_len(b)));
+                for s in slots.iter() {
+                    if s.state.load(Ordering::Relaxed) & LIVE != 0 {
+                        let o = s.obj.load(Ordering::Relaxed);
+                        if !o.is_null() {
+                            drop(Box::from_raw(o));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 // Send + Sync: an object is used by any thread that holds its handle and
 // dropped by whichever thread frees it.
 impl<T: Send + Sync> Table<T> {
