@@ -1078,13 +1078,18 @@ impl<'a> Ledger<'a> {
         // After our lock: still the same claim, and (handed over by another
         // process) still held by it — else a reclaimer may have found it
         // dead before our lock was there, and is taking it.
-        let same = matches!(self.read(slot), Ok(Some(a)) if a.word == c.word);
-        let handed = inherited || matches!(world.others_hold(slot), Ok(true));
-        if !same || !handed {
-            world.unlock(slot, role);
-            return Err(Error::new(Status::NotFound));
+        let checked = (|| -> Result<bool> {
+            let same = matches!(self.read(slot)?, Some(a) if a.word == c.word);
+            Ok(same && (inherited || world.others_hold(slot)?))
+        })();
+        match checked {
+            Ok(true) => Ok(c),
+            // An error asking is an error, not "nobody holds it".
+            Ok(false) | Err(_) => {
+                world.unlock(slot, role);
+                checked.and(Err(Error::new(Status::NotFound)))
+            }
         }
-        Ok(c)
     }
 }
 
