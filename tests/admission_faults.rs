@@ -921,6 +921,14 @@ fn killed_zhyve_whose_bhyve_lives_on() {
         assert!(Instant::now() < deadline, "zhyve launched no bhyve");
         std::thread::sleep(Duration::from_millis(5));
     };
+    // bhyve adopts the claim first thing, then creates its VM: once the VM
+    // exists, both hold the claim. (Killed before that, zhyve takes the
+    // claim with it, and bhyve, unable to adopt, creates nothing: the
+    // window a fork+exec hand-off leaves.)
+    while host.stat("vm_count") < 1 {
+        assert!(Instant::now() < deadline, "bhyve created no VM");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     z.kill().unwrap();
     z.wait().unwrap();
 
