@@ -534,11 +534,16 @@ impl ResizeHold {
         use crate::admission::file::{LedgerFile, LEDGER_FILE_NAME};
         let path = run_dir.join(LEDGER_FILE_NAME);
         // No ledger: no admission ever claimed here, nothing to respect.
-        if std::fs::symlink_metadata(&path).is_err() {
-            return Ok(ResizeHold {
-                file: None,
-                slot: None,
-            });
+        // Any other answer (EACCES, EMFILE…) is an error, not "no ledger".
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ResizeHold {
+                    file: None,
+                    slot: None,
+                })
+            }
+            Err(e) => return Err(io_error(&e)),
+            Ok(_) => {}
         }
         Ok(ResizeHold {
             file: Some(LedgerFile::open_or_create(&path)?),

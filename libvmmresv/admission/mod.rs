@@ -478,7 +478,7 @@ impl Admission {
         let mut capacity = || -> Result<u64> {
             let q = self.query()?;
             free = q.free;
-            Ok(pages::btop(transient_room(&q), PageSize::Base4K))
+            Ok(pages::btop(q.transient_room(), PageSize::Base4K))
         };
         let outcome = l.claim(
             &world,
@@ -660,7 +660,7 @@ impl Admission {
             claims_beyond_free_bytes: bytes(report.claimed_after[Pool::Reservoir as usize])
                 .saturating_sub(q.free),
             transient_beyond_room_bytes: bytes(report.claimed_after[Pool::Transient as usize])
-                .saturating_sub(transient_room(&q)),
+                .saturating_sub(q.transient_room()),
         })
     }
 }
@@ -680,12 +680,6 @@ impl Admission {
         self.handed_off
             .store(true, std::sync::atomic::Ordering::Release);
     }
-}
-
-/// Room the kernel's limit leaves for transient memory:
-/// limit − (free + alloc + transient) (vmmr_add's check).
-pub fn transient_room(q: &ReservoirQuery) -> u64 {
-    q.transient_room()
 }
 
 #[cfg(test)]
