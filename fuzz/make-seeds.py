@@ -414,7 +414,8 @@ def policy():
           + consumer(100, 0, -1) + consumer(100, 0, -1) + consumer(100, 0, -1)
           + consumer(3, 5, -2))
     # overhead: KIND PARAMS(FLAGS ...) HOST N (SPEC LIMIT USAGE)*N NEWFLAG [SPEC]
-    # Seed 003: a 12.5% pool of 6400 MiB, A uses 500 MiB, B arrives: A stuck.
+    # The EVE-OS proposal's stuck VM: a 12.5% pool of 6400 MiB, A uses
+    # 500 MiB, B arrives: A stuck.
     write(t, "overhead-pooled-stuck", u8(1) + u8(2) + u16(1 << 2) + bp(1250) + size(6400 * M)
           + u8(1) + spec(4 * G, 2) + size(600 * M) + size(500 * M) + u8(1) + spec(4 * G, 2))
     write(t, "overhead-eve-mmio", u8(1) + u8(4) + u16(0) + size(0) + u8(0) + u8(1)

@@ -4,8 +4,8 @@
 //! - A process that dies holding a claim must not keep that memory from the
 //!   next VM: the next admission (by anyone) reclaims it, judged by pid and
 //!   start time, a zombie counting as dead.
-//! - The ledger file is shared, untrusted input (DESIGN.md "Semantics that
-//!   must hold"): a truncated, foreign, wrong-version, inconsistent,
+//! - The ledger file is shared, untrusted input (docs/ledger.md, "Hostile
+//!   files"): a truncated, foreign, wrong-version, inconsistent,
 //!   oversized, group/other-writable, foreign-owned, symlinked or garbage
 //!   file gives a clear status — never a crash, never an admission — and is
 //!   left as it was.

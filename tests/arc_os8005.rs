@@ -404,8 +404,9 @@ fn requests_below_arc_c_min_are_refused() {
         })
     ));
     assert_eq!(small.guard(Ceiling::ArcCMax).unwrap().headroom, 9_758);
-    // Physical memory as the ceiling (DESIGN.md's wording): 1045110 pages,
-    // admitted too — physmem alone does not see what the kernel holds.
+    // Physical memory as the ceiling (docs/kernel.md, "The library's ARC
+    // guard"): 1045110 pages, admitted too — physmem alone does not see
+    // what the kernel holds.
     let phys = small.host.physmem.unwrap();
     assert!(small.guard(Ceiling::Physmem(phys)).is_ok());
 }

@@ -4,7 +4,7 @@
 //! On SmartOS/Triton, OmniOS and Oxide each VM's launcher runs in a zone of
 //! its own, and a zone's /proc shows only that zone's processes; the one
 //! ledger is a global-zone directory lofs-mounted into each zone
-//! (DESIGN.md, "Where VMs really run"). The Linux analog used here: each
+//! (docs/zones.md). The Linux analog used here: each
 //! launcher in its own PID + mount namespace (`unshare --pid --fork --mount
 //! --mount-proc`), with the host's ledger directory — which also holds the
 //! /dev/vmmctl emulator's state file — bind-mounted at a different path in

@@ -7,7 +7,7 @@
 //! or the start failed, it releases them ([`LocalLedger::release`]). A claim
 //! that does not fit is refused with the shortfall ([`Refused`]). The ledger
 //! **never over-admits**: the claimed total never exceeds the capacity in
-//! force (DESIGN.md, "Admission never over-admits").
+//! force (docs/ledger.md, "What the ledger is for").
 //!
 //! # CAS loop, not fetch_add + undo
 //!

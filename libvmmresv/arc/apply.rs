@@ -6,9 +6,10 @@
 //! (`MIN_ARC_MAX`, = `DMU_MAX_ACCESS`), **below all memory**
 //! (`arc_all_memory()`, arcstats `memory_all_bytes`) and **above
 //! `arc_c_min`**; otherwise it logs "ignoring tunable zfs_arc_max" and keeps
-//! the old limit (`arc_tuning_update()` in `module/zfs/arc.c`,
-//! research/arc.md §2.2). Writing such a value would look like success and
-//! change nothing, so it is refused here with the reason instead. 0 means
+//! the old limit (`arc_tuning_update()` in `module/zfs/arc.c`;
+//! docs/kernel.md, "Changing the ARC at run time"). Writing such a value
+//! would look like success and change nothing, so it is refused here with
+//! the reason instead. 0 means
 //! "default" and cannot be restored while the module is loaded (zfs.4);
 //! to undo a change, write back the `c_max` read from arcstats before it.
 //!

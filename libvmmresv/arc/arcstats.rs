@@ -1,8 +1,8 @@
 //! ARC statistics: Linux `/proc/spl/kstat/zfs/arcstats` and illumos
 //! `kstat -p zfs:0:arcstats` text.
 //!
-//! **Linux** (OpenZFS `module/os/linux/spl/spl-kstat.c`, research/arc.md
-//! §3.2): line 1 is the kstat header `"%d %d 0x%02x %d %d %lld %lld"`
+//! **Linux** (OpenZFS `module/os/linux/spl/spl-kstat.c`; docs/kernel.md,
+//! "arcstats"): line 1 is the kstat header `"%d %d 0x%02x %d %d %lld %lld"`
 //! (kid, type, flags, ndata, data_size, crtime, snaptime); line 2 is
 //! `"%-31s %-4s %s"` of `name type data`; then one `"%-31s %-4d "` + value
 //! line per statistic. Data types (`include/os/linux/spl/sys/kstat.h`):
@@ -505,7 +505,7 @@ impl ArcReader {
 mod tests {
     use super::*;
 
-    /// FACTS.md §3 / openzfs/zfs#14686 header and name line, #1779 and #9548
+    /// docs/kernel.md, "arcstats": openzfs/zfs#14686 header and name line, #1779 and #9548
     /// sizing lines (the header's ndata set to the 5 lines kept here).
     const SAMPLE: &str = "9 1 0x01 5 1360 4026867198 8436358124041
 name                            type data

@@ -62,7 +62,8 @@ impl ArcLimits {
 pub enum Ceiling {
     /// `arc_c_max`, as the illumos-joyent OS-8005 code does (the default).
     ArcCMax,
-    /// Physical memory, as DESIGN.md's guard states it.
+    /// Physical memory, as the library's guard is stated (docs/kernel.md,
+    /// "The library's ARC guard").
     Physmem(u64),
     /// Any budget the caller sets, e.g.
     /// [`super::snapshot::HostSnapshot::vm_and_arc_budget`].
@@ -229,7 +230,8 @@ pub fn guard(inputs: &GuardInputs) -> Result<Admitted, Refusal> {
 /// memory used by a bhyve instance". Both are expressible: `page_t` adds
 /// `pages::page_t_overhead_bytes(guest_bytes)` (120 bytes per 4 KiB page),
 /// `overhead_bytes` whatever the caller's overhead model says (the OS-8005
-/// seed shows 17 MiB and 32 MiB of VMM memory beyond guest RAM).
+/// ticket's `::memstat` tables show 17 MiB and 32 MiB of VMM memory beyond
+/// guest RAM).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmDemand {
     /// Guest RAM (bhyve `-m`).
@@ -356,7 +358,7 @@ pub fn target(inputs: &TargetInputs) -> Result<TargetReport, Error> {
 /// desfree >= 0` ("We add desfree to keep us out of particularly dire
 /// circumstances"), and the ticket gives desfree as 1/128 of RAM by default.
 /// Newer illumos clamps lotsfree (so desfree) to 8 MiB..1 GiB; 1/128 is the
-/// older, larger margin (research/arc.md §2.1, clamp UNVERIFIED).
+/// older, larger margin (docs/sources.md, "ARC"; the clamp is UNVERIFIED).
 pub fn desfree_slack(physmem_bytes: u64) -> u64 {
     physmem_bytes / 128
 }
@@ -412,7 +414,7 @@ fn fraction(a: u64, num: u64, den: u64) -> u64 {
 
 /// illumos `arc_init()` defaults for `allmem` bytes
 /// (omniosorg/illumos-omnios and TritonDataCenter/illumos-joyent
-/// `usr/src/uts/common/fs/zfs/arc.c`, research/arc.md §2.1):
+/// `usr/src/uts/common/fs/zfs/arc.c`; docs/kernel.md, "ARC limits"):
 ///
 /// - `arc_c_min = MIN(MAX(allmem / 64, 64 MiB), 1 GiB)`
 /// - `arc_c_max = MAX(allmem * 3 / 4, allmem >= 1 GiB ? allmem - 1 GiB :

@@ -11,8 +11,9 @@
 //! any VM, so a VM can grow before reclaim catches up.
 //!
 //! [`sizing`] reproduces three peers' rules for the reservoir size
-//! (research/peers.md): RFD 185's 75% of the kernel limit, omicron's
-//! earmark-and-percentage, and Triton CNAPI's provisionable memory.
+//! (docs/sources.md, "Headroom and peer sizing"): RFD 185's 75% of the
+//! kernel limit, omicron's earmark-and-percentage, and Triton CNAPI's
+//! provisionable memory.
 
 use super::{bp_floor, sat_u64};
 use crate::pages::{self, PageSize, PAGESIZE, PAGESIZE_2M, PAGE_T_SIZE};
@@ -86,7 +87,7 @@ pub fn headroom(i: &HeadroomInputs) -> Headroom {
     }
 }
 
-/// The kernel's limit is physmem − 1.2 × pages_pp_maximum (FACTS §1): recover the unlockable bytes from it.
+/// The kernel's limit is physmem − 1.2 × pages_pp_maximum (docs/kernel.md, "The reservoir limit"): recover the unlockable bytes from it.
 ///
 /// The kernel computes `(physmem·10 − pp·12) · PAGESIZE / 10` in pages,
 /// rounding down, so `physmem − limit` is 1.2 × pp rounded up, less than a
@@ -266,7 +267,7 @@ mod tests {
         });
         assert_eq!(h.unlockable_120_bytes, p * PAGESIZE - limit);
         assert_eq!(h.safe_max_bytes, limit / PAGESIZE * PAGESIZE);
-        // About 95% of RAM (FACTS §1).
+        // About 95% of RAM (docs/kernel.md, "The reservoir limit").
         assert_eq!(limit * 100 / (p * PAGESIZE), 95);
         assert_eq!(unlockable_from_limit(GIB, 2 * GIB), 0);
     }

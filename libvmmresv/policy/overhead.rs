@@ -2,19 +2,20 @@
 //! heap, page tables, device buffers, binaries).
 //!
 //! Nobody can predict it exactly (EVE-OS: "we do not have a reliable way to
-//! predict how much memory QEMU will require"), so each peer ships a model:
+//! predict how much memory QEMU will require"), so each peer ships a model
+//! (sources and quotes: docs/sources.md, "VM overhead models"):
 //!
 //! | kind | overhead | source |
 //! |---|---|---|
-//! | [`Fixed`](OverheadKind::Fixed) | 600 MiB for every VM | EVE-OS, "found experimentally" (seed 003) |
-//! | [`Proportional`](OverheadKind::Proportional) | 30% of guest RAM | EVE-OS proposal (seed 003) |
-//! | [`Pooled`](OverheadKind::Pooled) | 25% of host memory spread over the VMs by guest RAM | Roman Shaposhnik's proposal (seed 003) |
-//! | [`Vmadm`](OverheadKind::Vmadm) | 1280 MiB, or cap − guest but at least 256 MiB | smartos-live `BHYVE_MEM_OVERHEAD` (FACTS §2) |
-//! | [`EvePillar`](OverheadKind::EvePillar) | 350 MiB + 2.5% RAM + 20 MiB + 3 MiB/vCPU + 1% MMIO | lf-edge/eve `vmm_overhead.go` (FACTS §4) |
+//! | [`Fixed`](OverheadKind::Fixed) | 600 MiB for every VM | EVE-OS proposal "Proportional QEMU memory overhead allocation": "found experimentally" |
+//! | [`Proportional`](OverheadKind::Proportional) | 30% of guest RAM | the same EVE-OS proposal |
+//! | [`Pooled`](OverheadKind::Pooled) | 25% of host memory spread over the VMs by guest RAM | Roman Shaposhnik's alternative, in the same proposal |
+//! | [`Vmadm`](OverheadKind::Vmadm) | 1280 MiB, or cap − guest but at least 256 MiB | smartos-live `proptable.js` `BHYVE_MEM_OVERHEAD`, `BHYVE_MIN_MEM_OVERHEAD` |
+//! | [`EvePillar`](OverheadKind::EvePillar) | 350 MiB + 2.5% RAM + 20 MiB + 3 MiB/vCPU + 1% MMIO | lf-edge/eve `pkg/pillar/hypervisor/vmm_overhead.go` |
 //!
 //! The pooled model changes every VM's limit when one starts, and a limit
-//! cannot go below what the VM already uses (cgroups: EBUSY; seed 003's
-//! `qemu_a` with 500 MiB in use and a new limit of 400 MiB).
+//! cannot go below what the VM already uses (cgroups: EBUSY; the EVE-OS
+//! proposal's `qemu_a` with 500 MiB in use and a new limit of 400 MiB).
 //! [`recalculate`] therefore never lowers a limit below usage and lists
 //! such VMs as [`Stuck`], so the caller can refuse the new VM rather than
 //! kill an old one.
@@ -511,8 +512,8 @@ mod tests {
         assert_eq!(p.overhead(&vm(u64::MAX, 1), &NO_POOL).unwrap(), u64::MAX);
     }
 
-    /// Seed 003's example: A's limit is 600 MiB and it uses 500 MiB; B
-    /// arrives and the pool would give A 400 MiB.
+    /// The EVE-OS proposal's example: A's limit is 600 MiB and it uses
+    /// 500 MiB; B arrives and the pool would give A 400 MiB.
     #[test]
     fn recalculation_keeps_a_busy_vm_and_reports_it() {
         let mut m = model(OverheadKind::Pooled);

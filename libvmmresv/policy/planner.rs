@@ -1,6 +1,6 @@
 //! The needy/greedy reclaim planner of the KVM Forum 2021 talk ("Lessons
-//! learned building a production memory-overcommit solution", seed 004):
-//! "a VM can be needy: (significant) swapping → needs more memory ... or
+//! learned building a production memory-overcommit solution";
+//! docs/sources.md, "Reclaim planner and smoothing"): "a VM can be needy: (significant) swapping → needs more memory ... or
 //! greedy: has unused memory"; "reclaim proportionally from greedy VMs".
 //!
 //! Here a consumer (a VM, the ARC, a cache) has a size it may shrink from,

@@ -1,13 +1,14 @@
 //! VMware's minFree sliding scale and its memory states.
 //!
 //! ESXi keeps some physical memory free ("MinFreePct reserved: 6% (to as low
-//! as 1% for large VMs)", seed 002) and reacts as free memory falls through
-//! fractions of that reserve: high (≥ 100%), soft (64%, ballooning), hard
-//! (32%, swapping to compression, SSD, disk), low (16%, "repeatedly swap";
-//! allocations block below it). A host planner can use the same ladder to
-//! say how tight memory is before it admits another VM. vSphere 6 added a
-//! "clear" state above high; the seed and FACTS describe the 5.x ladder,
-//! which is what is modelled here.
+//! as 1% for large VMs)", in the VMware talk "Overcommitment, VMTrack, and
+//! Preallocation"; docs/sources.md, "Memory states (minFree)") and reacts
+//! as free memory falls through fractions of that reserve: high (≥ 100%),
+//! soft (64%, ballooning), hard (32%, swapping to compression, SSD, disk),
+//! low (16%, "repeatedly swap"; allocations block below it). A host planner
+//! can use the same ladder to say how tight memory is before it admits
+//! another VM. vSphere 6 added a "clear" state above high; the talk and the
+//! write-ups describe the 5.x ladder, which is what is modelled here.
 
 use super::{bp_ceil, sat_u64, BP_ONE};
 
@@ -37,12 +38,12 @@ pub struct MinFreeScale {
 ///
 /// Why these breakpoints: vSphere 5 replaced the flat 6% of older ESX
 /// (which kept 6 GB idle on a 100 GB host) with this scale, as the public
-/// VMware community write-ups collected in FACTS.md §4 give it; seed 002
-/// (a VMware memory-management talk) says the same in short: "6% (to as low
-/// as 1% for large VMs)". The bands double in width (4, 8, 16 GiB) as the
-/// rate halves, so the reserve grows with the host but ever more slowly: a
-/// 100 GiB host keeps 0.24 + 0.32 + 0.32 + 0.72 = 1.6 GiB, the "about
-/// 1.6 GB" FACTS quotes.
+/// VMware community write-ups give it (docs/sources.md, "Memory states
+/// (minFree)"); the VMware talk "Overcommitment, VMTrack, and Preallocation"
+/// says the same in short: "6% (to as low as 1% for large VMs)". The bands
+/// double in width (4, 8, 16 GiB) as the rate halves, so the reserve grows
+/// with the host but ever more slowly: a 100 GiB host keeps 0.24 + 0.32 +
+/// 0.32 + 0.72 = 1.6 GiB, the "about 1.6 GB" the write-ups quote.
 impl Default for MinFreeScale {
     fn default() -> Self {
         MinFreeScale {
@@ -146,8 +147,8 @@ impl MemState {
         }
     }
 
-    /// The state's threshold in basis points of minFree (seed 002: "64% of
-    /// minFreePct, 32%, 16%").
+    /// The state's threshold in basis points of minFree (the VMware talk:
+    /// "64% of minFreePct, 32%, 16%").
     pub fn threshold_bp(self) -> u32 {
         match self {
             MemState::High => BP_ONE,
@@ -229,7 +230,8 @@ mod tests {
     #[test]
     fn min_free_of_the_documents() {
         let s = MinFreeScale::default();
-        // FACTS §4: a 100 GB host keeps about 1.6 GB free.
+        // docs/sources.md, "Memory states (minFree)": a 100 GB host keeps
+        // about 1.6 GB free.
         let m = s.min_free(100 * GIB);
         assert_eq!(m, 16 * GIB / 10);
         assert_eq!(m / 1_000_000, 1717, "1.6 GiB is 1.7 decimal GB");

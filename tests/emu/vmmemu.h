@@ -65,7 +65,7 @@
 #define VMM_CHECK_IOMMU		(VMMCTL_IOC_BASE | 0x05)
 #define VMM_RESV_QUERY		(VMMCTL_IOC_BASE | 0x10)
 #define VMM_RESV_SET_TARGET	(VMMCTL_IOC_BASE | 0x11)
-/* Pre-V9 meaning of 0x11 and 0x12: size passed BY VALUE (research 1.12). */
+/* Pre-V9 meaning of 0x11 and 0x12: size passed BY VALUE (docs/kernel.md). */
 #define VMM_RESV_ADD_LEGACY	(VMMCTL_IOC_BASE | 0x11)
 #define VMM_RESV_REMOVE_LEGACY	(VMMCTL_IOC_BASE | 0x12)
 
