@@ -37,7 +37,8 @@ pub const PAGESIZE_1G: u64 = 1 << 30;
 /// Source: oxidecomputer/omicron sled-agent hard-codes `PAGE_T_SIZE = 120`
 /// ("the last time page_t changed was illumos-gate commit a5652762e5 from
 /// 2006"). Every 4 KiB page of physical memory costs one `page_t` of kernel
-/// memory that can never go to a VM, so reservoir sizing must subtract it.
+/// memory that can never go to a VM, so reservoir sizing must subtract it
+/// (docs/kernel.md, "page_t").
 pub const PAGE_T_SIZE: u64 = 120;
 
 /// Longest text [`format_size`] can produce: 22 bytes, for

@@ -10,7 +10,8 @@
 //! Sources: illumos-gate@09ea9c53 `usr/src/uts/intel/sys/vmm_dev.h`,
 //! `sys/vmm.h`, `usr/src/uts/intel/io/vmm/vmm_sol_dev.c`; for `VM_ARC_RESV`
 //! the two illumos-joyent OS-8005 trees' `usr/src/uts/i86pc/sys/vmm_dev.h`
-//! and `vmm_sol_dev.c`.
+//! and `vmm_sol_dev.c`. What each ioctl does, how it fails and why the
+//! library sends what it sends: docs/kernel.md.
 
 #![allow(non_camel_case_types)]
 

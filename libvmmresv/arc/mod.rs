@@ -1,5 +1,6 @@
 //! The ZFS ARC and VM memory (OS-8005, "bhyve memory pressure needs to
-//! target ARC better").
+//! target ARC better"). The kernel and OpenZFS facts used here, with their
+//! sources: docs/kernel.md, from "OS-8005: the per-VM ARC ledger" on.
 //!
 //! A VM started without the VMM reservoir takes its memory from whatever
 //! the host has free, and on a ZFS host most of that is the ARC, which

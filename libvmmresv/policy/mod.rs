@@ -18,6 +18,9 @@
 //! that cannot be represented is `Status::Overflow` or, where the function
 //! is documented to saturate, the nearest representable value.
 //! Percentages are in basis points ([`BP_ONE`] = 100%), so 2.5% is exact.
+//!
+//! Where every default number comes from (document, file, quote):
+//! docs/sources.md.
 
 #![deny(
     unsafe_code,
