@@ -6,7 +6,7 @@
 
 use core::ffi::{c_char, CStr};
 
-use super::{boundary, checked, fail, ok, put, vmmresv_reservoir};
+use super::boundary::{c_str, checked, export, out, vmmresv_reservoir};
 use crate::boot::{self, BootSetting, BootTarget};
 use crate::status::{Error, Status};
 
@@ -112,17 +112,13 @@ pub extern "C" fn vmmresv_boot_setting_parse(
     text: *const c_char,
     out: *mut vmmresv_boot_setting,
 ) -> Status {
-    boundary(|| {
+    export(|| {
         if text.is_null() || out.is_null() {
-            return fail(Error::new(Status::NullArgument));
+            return Err(Error::new(Status::NullArgument));
         }
-        match setting_arg(text) {
-            Ok(s) => {
-                put(out, s.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+        let s = setting_arg(text)?;
+        out.set(s.into());
+        Ok(())
     })
 }
 
@@ -142,17 +138,12 @@ pub extern "C" fn vmmresv_boot_target_for(
     chunk_bytes: u64,
     out: *mut vmmresv_boot_plan,
 ) -> Status {
-    boundary(|| {
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        match setting_arg(setting).and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes)) {
-            Ok(t) => {
-                put(out, t.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+    export(|| {
+        let out = out!(out)?;
+        let t =
+            setting_arg(setting).and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes))?;
+        out.set(t.into());
+        Ok(())
     })
 }
 
@@ -171,31 +162,18 @@ pub extern "C" fn vmmresv_boot_target(
     chunk_bytes: u64,
     out: *mut vmmresv_boot_plan,
 ) -> Status {
-    boundary(|| {
-        let r = match checked(reservoir) {
-            Ok(r) => r,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
+    export(|| {
+        let r = checked(reservoir)?;
+        let out = out!(out)?;
         // Parse before querying: a bad setting is the caller's error
         // whatever the device says.
-        let s = match setting_arg(setting) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        match r
+        let s = setting_arg(setting)?;
+        let t = r
             .inner
             .query()
-            .and_then(|q| boot::boot_target(s, q.limit, chunk_bytes))
-        {
-            Ok(t) => {
-                put(out, t.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+            .and_then(|q| boot::boot_target(s, q.limit, chunk_bytes))?;
+        out.set(t.into());
+        Ok(())
     })
 }
 

@@ -4,10 +4,10 @@
 
 use core::ffi::{c_char, CStr};
 
-use super::{
-    boundary, checked, fail, ok, put, put_nul_terminated, uuid_arg, vmmresv_admission, Status,
+use super::boundary::{
+    c_str, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
 };
-use crate::status::Error;
+use crate::status::{Error, Status};
 
 /// Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
 /// ARC reservation, host-memory claim) held by this process into `buf`
@@ -28,34 +28,21 @@ pub extern "C" fn vmmresv_handoff(
     buf_len: usize,
     needed: *mut usize,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let uuid = match uuid_arg(vm_uuid) {
-            Ok(u) => u,
-            Err(e) => return fail(e),
-        };
-        let token = match a.inner.handoff_token(&uuid) {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
+    export(|| {
+        let a = checked(admission_handle)?;
+        let uuid = uuid_arg!(vm_uuid)?;
+        let token = a.inner.handoff_token(&uuid)?;
         let text = token.render();
-        if !needed.is_null() {
-            put(needed, text.len() + 1);
-        }
+        opt_out!(needed).set(text.len() + 1);
         if buf_len < text.len() + 1 {
-            return fail(Error::new(Status::BufferTooSmall));
+            return Err(Error::new(Status::BufferTooSmall));
         }
-        if buf.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
+        let buf = out!(buf)?;
         if let Err(e) = a.inner.handoff_fds(&token) {
-            return fail(e);
+            return Err(e);
         }
         put_nul_terminated(text.as_bytes(), buf);
-        ok()
+        Ok(())
     })
 }
 
@@ -76,23 +63,16 @@ pub extern "C" fn vmmresv_adopt(
     admission_handle: *mut vmmresv_admission,
     token: *const c_char,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if token.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
+    export(|| {
+        let a = checked(admission_handle)?;
+        let token = out!(token)?;
         // SAFETY: non-null; the C contract is a NUL-terminated string.
         let text = unsafe { CStr::from_ptr(token) };
         let Ok(text) = text.to_str() else {
-            return fail(Error::new(Status::InvalidArgument));
+            return Err(Error::new(Status::InvalidArgument));
         };
-        match a.inner.adopt(text) {
-            Ok(_) => ok(),
-            Err(e) => fail(e),
-        }
+        a.inner.adopt(text)?;
+        Ok(())
     })
 }
 
@@ -105,16 +85,11 @@ pub extern "C" fn vmmresv_admission_ledger_origin(
     admission_handle: *const vmmresv_admission,
     origin: *mut u32,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if origin.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        put(origin, a.inner.ledger_origin() as u32);
-        ok()
+    export(|| {
+        let a = checked(admission_handle)?;
+        let origin = out!(origin)?;
+        origin.set(a.inner.ledger_origin() as u32);
+        Ok(())
     })
 }
 

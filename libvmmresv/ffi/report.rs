@@ -2,59 +2,14 @@
 
 use core::ffi::c_char;
 
-use super::{
-    arc_host_arg, boundary, checked, fail, ok, opt_path, out_result, put, put_nul_terminated,
-    vmmresv_admission, vmmresv_arc_host,
+use super::boundary::{
+    c_str, checked, export, opt_path, opt_read, out, read_in, text_buf, vmmresv_admission,
+    vmmresv_arc_host, vmmresv_host_memory, NullBuf,
 };
 use crate::admission::ArcHost;
 use crate::host::{self, HostMemory};
 use crate::report::ReportInputs;
 use crate::status::{Error, Status};
-
-/// A host's memory: how much there is and how much is free, in bytes.
-/// Fill it with vmmresv_host_read_linux() or vmmresv_host_read_kstat(), or
-/// from any other source the caller trusts.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct vmmresv_host_memory {
-    /// Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
-    pub physmem_bytes: u64,
-    /// Memory a new VM can have without reclaiming anything (Linux
-    /// `MemAvailable`, illumos `freemem`). At most `physmem_bytes`.
-    pub free_bytes: u64,
-}
-
-impl From<HostMemory> for vmmresv_host_memory {
-    fn from(h: HostMemory) -> Self {
-        vmmresv_host_memory {
-            physmem_bytes: h.physmem_bytes,
-            free_bytes: h.free_bytes,
-        }
-    }
-}
-
-impl From<vmmresv_host_memory> for HostMemory {
-    fn from(h: vmmresv_host_memory) -> Self {
-        HostMemory {
-            physmem_bytes: h.physmem_bytes,
-            free_bytes: h.free_bytes,
-        }
-    }
-}
-
-/// A `const vmmresv_host_memory *` argument, copied.
-pub(super) fn host_arg(host: *const vmmresv_host_memory) -> Result<HostMemory, Error> {
-    if host.is_null() {
-        return Err(Error::new(Status::NullArgument));
-    }
-    // SAFETY: non-null; the C contract is that it points to a readable
-    // vmmresv_host_memory. Copied out at once.
-    let h: HostMemory = unsafe { host.read() }.into();
-    if h.free_bytes > h.physmem_bytes {
-        return Err(Error::new(Status::InvalidArgument));
-    }
-    Ok(h)
-}
 
 /// Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
 /// and `MemAvailable`. MALFORMED_INPUT if either is missing, repeated, not
@@ -64,7 +19,10 @@ pub extern "C" fn vmmresv_host_read_linux(
     root: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| out_result(out, host::read_linux(opt_path(root)).map(Into::into)))
+    boundary(|| {
+        out!(out)?.set(host::read_linux(opt_path!(root)).map(Into::into)?);
+        Ok(())
+    })
 }
 
 /// Read a file holding illumos `kstat -p unix:0:system_pages` output (the
@@ -76,11 +34,14 @@ pub extern "C" fn vmmresv_host_read_kstat(
     path: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| {
-        let Some(p) = opt_path(path) else {
-            return fail(Error::new(Status::NullArgument));
+    export(|| {
+        let Some(p) = opt_path!(path) else {
+            return Err(Error::new(Status::NullArgument));
         };
-        out_result(out, host::read_kstat(p).map(Into::into))
+        {
+            out!(out)?.set(host::read_kstat(p).map(Into::into)?);
+            Ok(())
+        }
     })
 }
 
@@ -116,20 +77,18 @@ pub struct vmmresv_report_inputs {
 /// needed-size protocol of vmmresv_size_format().
 fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> Status {
     let Some(want) = text.len().checked_add(1) else {
-        return fail(Error::new(Status::Overflow));
+        return Err(Error::new(Status::Overflow));
     };
-    if !needed.is_null() {
-        put(needed, want);
-    }
+    opt_out!(needed).set(want);
     // A NULL buffer is only a size question when it claims no room.
     if buf.is_null() && buf_len != 0 {
-        return fail(Error::new(Status::NullArgument));
+        return Err(Error::new(Status::NullArgument));
     }
     if buf_len < want {
-        return fail(Error::new(Status::BufferTooSmall));
+        return Err(Error::new(Status::BufferTooSmall));
     }
     put_nul_terminated(text, buf);
-    ok()
+    Ok(())
 }
 
 /// The host capacity report, as one JSON object (schema
@@ -158,15 +117,9 @@ pub extern "C" fn vmmresv_report_json(
     buf_len: usize,
     needed: *mut usize,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let host = match host_arg(host) {
-            Ok(h) => h,
-            Err(e) => return fail(e),
-        };
+    export(|| {
+        let a = checked(admission_handle)?;
+        let host = host_arg(host)?;
         let i = if inputs.is_null() {
             vmmresv_report_inputs::default()
         } else {
@@ -174,7 +127,7 @@ pub extern "C" fn vmmresv_report_json(
             unsafe { inputs.read() }
         };
         if i.reserved != 0 {
-            return fail(Error::new(Status::InvalidArgument));
+            return Err(Error::new(Status::InvalidArgument));
         }
         let arc = if arc.is_null() {
             None
@@ -186,7 +139,7 @@ pub extern "C" fn vmmresv_report_json(
                     // the C contract.
                     arc_size: unsafe { (*arc).arc_size_bytes },
                 }),
-                Err(e) => return fail(e),
+                Err(e) => return Err(e),
             }
         };
         let r = a.inner.report(&ReportInputs {
@@ -203,7 +156,7 @@ pub extern "C" fn vmmresv_report_json(
         });
         match r {
             Ok(r) => put_text(r.to_json().as_bytes(), buf, buf_len, needed),
-            Err(e) => fail(e),
+            Err(e) => Err(e),
         }
     })
 }
