@@ -5,8 +5,8 @@
 use core::ffi::c_char;
 
 use super::boundary::{
-    checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg, vmmresv_admission,
-    vmmresv_reservoir,
+    boundary, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
+    vmmresv_admission, vmmresv_decision, vmmresv_reservoir,
 };
 use crate::admission::ledger::Pool;
 use crate::admission::{Admission, Decision, Preference, Reason};
@@ -130,20 +130,9 @@ pub extern "C" fn vmmresv_admission_open(
         let out = out!(out)?;
         out.set(core::ptr::null_mut());
         let r = checked(reservoir)?;
-        let res = r
-            .inner
-            .try_clone()
-            .and_then(|own| Admission::open(own, opt_path!(ledger_path)));
-        match res {
-            Ok(inner) => match new_handle(vmmresv_admission { inner }) {
-                Ok(h) => {
-                    out.set(h);
-                    Ok(())
-                }
-                Err(s) => Err(Error::new(s)),
-            },
-            Err(e) => Err(e),
-        }
+        let inner = Admission::open(r.inner.try_clone()?, opt_path!(ledger_path))?;
+        out.set(new_handle(vmmresv_admission { inner })?);
+        Ok(())
     })
 }
 
@@ -191,10 +180,7 @@ pub extern "C" fn vmmresv_admit(
         let a = checked(admission_handle)?;
         let out = out!(out)?;
         let uuid = uuid_arg!(vm_uuid)?;
-        let pref = match Preference::from_u32(preference) {
-            Some(p) => p,
-            None => return Err(Error::new(Status::InvalidArgument)),
-        };
+        let pref = Preference::from_u32(preference).ok_or(Error::new(Status::InvalidArgument))?;
         let v = a.inner.admit(&uuid, guest_bytes, pref)?;
         out.set(v.into());
         Ok(())
@@ -206,7 +192,7 @@ fn release(
     vm_uuid: *const c_char,
     released: *mut u64,
     commit: bool,
-) -> Status {
+) -> Result<(), Error> {
     let a = checked(admission_handle)?;
     let uuid = uuid_arg!(vm_uuid)?;
     let res = if commit {
@@ -214,13 +200,8 @@ fn release(
     } else {
         a.inner.abort(&uuid)
     };
-    match res {
-        Ok(b) => {
-            opt_out!(released).set(b);
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    opt_out!(released).set(res?);
+    Ok(())
 }
 
 /// The VM now holds its reservoir memory (bhyve allocated it): drop its
@@ -232,7 +213,7 @@ pub extern "C" fn vmmresv_commit(
     vm_uuid: *const c_char,
     released_bytes: *mut u64,
 ) -> Status {
-    boundary(|| release(admission_handle, vm_uuid, released_bytes, true))
+    export(|| release(admission_handle, vm_uuid, released_bytes, true))
 }
 
 /// The VM will not start, or did not get its memory: drop its claim.
@@ -244,7 +225,7 @@ pub extern "C" fn vmmresv_abort(
     vm_uuid: *const c_char,
     released_bytes: *mut u64,
 ) -> Status {
-    boundary(|| release(admission_handle, vm_uuid, released_bytes, false))
+    export(|| release(admission_handle, vm_uuid, released_bytes, false))
 }
 
 /// Bytes claimed by admissions not yet committed or aborted, by all
@@ -256,13 +237,11 @@ pub extern "C" fn vmmresv_admission_pending(
     reservoir_bytes: *mut u64,
     transient_bytes: *mut u64,
 ) -> Status {
-    export(|| match checked(admission_handle) {
-        Ok(a) => {
-            opt_out!(reservoir_bytes).set(a.inner.pending_bytes(Pool::Reservoir));
-            opt_out!(transient_bytes).set(a.inner.pending_bytes(Pool::Transient));
-            Ok(())
-        }
-        Err(s) => Err(Error::new(s)),
+    export(|| {
+        let a = checked(admission_handle)?;
+        opt_out!(reservoir_bytes).set(a.inner.pending_bytes(Pool::Reservoir));
+        opt_out!(transient_bytes).set(a.inner.pending_bytes(Pool::Transient));
+        Ok(())
     })
 }
 
@@ -280,24 +259,20 @@ pub extern "C" fn vmmresv_reconcile(
     export(|| {
         let a = checked(admission_handle)?;
         let out = out!(out)?;
-        match a.inner.reconcile() {
-            Ok(r) => {
-                let b = |p: u64| p.saturating_mul(pages::PAGESIZE);
-                out.set(vmmresv_reconcile_report {
-                    reservoir_claimed_before_bytes: b(r.ledger.claimed_before[0]),
-                    reservoir_claimed_after_bytes: b(r.ledger.claimed_after[0]),
-                    transient_claimed_before_bytes: b(r.ledger.claimed_before[1]),
-                    transient_claimed_after_bytes: b(r.ledger.claimed_after[1]),
-                    live_claims: r.ledger.live_claims,
-                    reclaimed_claims: r.ledger.reclaimed_slots,
-                    reclaimed_bytes: b(r.ledger.reclaimed_pages),
-                    reservoir_free_bytes: r.reservoir.free,
-                    reservoir_size_bytes: r.reservoir.size(),
-                    claims_beyond_free_bytes: r.claims_beyond_free_bytes,
-                });
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let r = a.inner.reconcile()?;
+        let b = |p: u64| p.saturating_mul(pages::PAGESIZE);
+        out.set(vmmresv_reconcile_report {
+            reservoir_claimed_before_bytes: b(r.ledger.claimed_before[0]),
+            reservoir_claimed_after_bytes: b(r.ledger.claimed_after[0]),
+            transient_claimed_before_bytes: b(r.ledger.claimed_before[1]),
+            transient_claimed_after_bytes: b(r.ledger.claimed_after[1]),
+            live_claims: r.ledger.live_claims,
+            reclaimed_claims: r.ledger.reclaimed_slots,
+            reclaimed_bytes: b(r.ledger.reclaimed_pages),
+            reservoir_free_bytes: r.reservoir.free,
+            reservoir_size_bytes: r.reservoir.size(),
+            claims_beyond_free_bytes: r.claims_beyond_free_bytes,
+        });
+        Ok(())
     })
 }

@@ -125,8 +125,7 @@ impl From<VmVerdict> for vmmresv_vm_decision {
 #[no_mangle]
 pub extern "C" fn vmmresv_policy_default(out: *mut vmmresv_policy) -> Status {
     export(|| {
-        let out = out!(out)?;
-        out.set(AdmissionPolicy::default().into());
+        out!(out)?.set(AdmissionPolicy::default().into());
         Ok(())
     })
 }
@@ -142,14 +141,9 @@ pub extern "C" fn vmmresv_admission_set_policy(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        let p = if policy.is_null() {
-            AdmissionPolicy::default()
-        } else {
-            // SAFETY: non-null; readable by the C contract; copied out.
-            match unsafe { policy.read() }.policy() {
-                Ok(p) => p,
-                Err(e) => return Err(e),
-            }
+        let p = match opt_read!(policy) {
+            Some(p) => p.policy()?,
+            None => AdmissionPolicy::default(),
         };
         a.inner.set_policy(p);
         Ok(())
@@ -201,25 +195,17 @@ pub extern "C" fn vmmresv_admit_vm(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        if out.is_null() || vm.is_null() {
-            return Err(Error::new(Status::NullArgument));
-        }
+        let (out, vm) = (out!(out)?, read_in!(vm)?);
         let uuid = uuid_arg!(vm_uuid)?;
         let Some(pref) = Preference::from_u32(preference) else {
             return Err(Error::new(Status::InvalidArgument));
         };
-        // SAFETY: non-null; readable by the C contract; copied out.
-        let spec = unsafe { vm.read() }.spec()?;
-        let verdict = if host.is_null() {
-            a.inner.admit_vm_reading(&uuid, &spec, pref)
-        } else {
-            match host_arg(host) {
-                Ok(h) => a.inner.admit_vm(&uuid, &spec, pref, &h),
-                Err(e) => return Err(e),
-            }
+        let spec = vm.spec()?;
+        let verdict = match opt_read!(host) {
+            Some(h) => a.inner.admit_vm(&uuid, &spec, pref, &h.host()?)?,
+            None => a.inner.admit_vm_reading(&uuid, &spec, pref)?,
         };
-        let v = verdict?;
-        out.set(v.into());
+        out.set(verdict.into());
         Ok(())
     })
 }

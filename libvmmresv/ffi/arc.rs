@@ -49,10 +49,8 @@ pub extern "C" fn vmmresv_arc_read_linux(
             .snapshot()
             .map_err(Error::from)
             .and_then(|s| vmmresv_arc_host::from_snapshot(&s));
-        {
-            out!(out)?.set(r?);
-            Ok(())
-        }
+        out!(out)?.set(r?);
+        Ok(())
     })
 }
 
@@ -72,10 +70,8 @@ pub extern "C" fn vmmresv_arc_read_kstat(
             .snapshot()
             .map_err(Error::from)
             .and_then(|s| vmmresv_arc_host::from_snapshot(&s));
-        {
-            out!(out)?.set(r?);
-            Ok(())
-        }
+        out!(out)?.set(r?);
+        Ok(())
     })
 }
 
@@ -91,18 +87,9 @@ pub extern "C" fn vmmresv_admission_set_arc(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        let setting = if host.is_null() {
-            None
-        } else {
-            match arc_host_arg(host) {
-                Ok(policy) => Some(ArcHost {
-                    policy,
-                    // SAFETY: arc_host_arg checked it non-null; readable
-                    // by the C contract.
-                    arc_size: unsafe { (*host).arc_size_bytes },
-                }),
-                Err(e) => return Err(e),
-            }
+        let setting = match opt_read!(host) {
+            Some(h) => Some(h.arc_host()?),
+            None => None,
         };
         a.inner.set_arc(setting);
         Ok(())
@@ -125,7 +112,7 @@ pub extern "C" fn vmmresv_arc_reserve(
     export(|| {
         let a = checked(admission_handle)?;
         let out = out!(out)?;
-        let (uuid, policy) = uuid_arg!(vm_uuid).and_then(|u| Ok((u, arc_host_arg(host)?)))?;
+        let (uuid, policy) = uuid_arg!(vm_uuid).and_then(|u| Ok((u, read_in!(host)?.policy()?)))?;
         match a.inner.arc_reserve(&uuid, bytes, &policy) {
             Ok(Reservation::Reserved(r)) => {
                 out.set(vmmresv_arc_reservation {
@@ -176,13 +163,9 @@ pub extern "C" fn vmmresv_arc_release(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        match uuid_arg!(vm_uuid).and_then(|u| a.inner.arc_release(&u)) {
-            Ok(b) => {
-                opt_out!(released_bytes).set(b);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let released = a.inner.arc_release(&uuid_arg!(vm_uuid)?)?;
+        opt_out!(released_bytes).set(released);
+        Ok(())
     })
 }
 
@@ -202,11 +185,11 @@ pub extern "C" fn vmmresv_arc_apply_linux(
     written_bytes: *mut u64,
 ) -> Status {
     export(|| {
-        opt_out!(written_bytes).set(0);
+        let written_bytes = opt_out!(written_bytes);
+        written_bytes.set(0);
         let a = checked(admission_handle)?;
-        let policy = arc_host_arg(host)?;
-        // SAFETY: arc_host_arg checked `host` non-null and readable.
-        let h = unsafe { *host };
+        let h = read_in!(host)?;
+        let policy = h.policy()?;
         let facts = LinuxArcFacts {
             all_memory: h.physmem_bytes,
             arc_c_min: h.arc_c_min_bytes,
@@ -214,7 +197,7 @@ pub extern "C" fn vmmresv_arc_apply_linux(
         let root = opt_path!(root).unwrap_or(Path::new("/"));
         match a.inner.arc_apply_linux(&policy, &facts, root) {
             Ok(Applied::Limited { zfs_arc_max, .. }) | Ok(Applied::Restored { zfs_arc_max }) => {
-                opt_out!(written_bytes).set(zfs_arc_max);
+                written_bytes.set(zfs_arc_max);
                 Ok(())
             }
             Ok(Applied::Unchanged) => Ok(()),
@@ -235,9 +218,7 @@ pub extern "C" fn vmmresv_arc_apply_linux(
 #[no_mangle]
 pub extern "C" fn vmmresv_arc_apply_illumos(vm_name: *const c_char, bytes: u64) -> Status {
     export(|| {
-        let vm_name = out!(vm_name)?;
-        // SAFETY: non-null; the C contract is a NUL-terminated string.
-        let name = unsafe { CStr::from_ptr(vm_name) }.to_bytes();
+        let name = c_str!(vm_name)?.to_bytes();
         if name.is_empty() || name.contains(&b'/') || name.len() >= crate::sys::VM_MAX_NAMELEN {
             return Err(Error::new(Status::InvalidArgument));
         }
@@ -272,16 +253,12 @@ pub extern "C" fn vmmresv_arc_wait_linux(
             Some(f) if unsafe { f(p.arc_size, p.goal, arg) } != 0 => Flow::Cancel,
             _ => Flow::Continue,
         });
-        match res {
-            Ok(outcome) => {
-                opt_out!(arc_size_bytes).set(outcome.progress().arc_size);
-                match outcome {
-                    WaitOutcome::Reached(_) => Ok(()),
-                    WaitOutcome::Deadline(_) => Err(Error::new(Status::Timeout)),
-                    WaitOutcome::Cancelled(_) => Err(Error::new(Status::Interrupted)),
-                }
-            }
-            Err(e) => Err(e.into()),
+        let outcome = res.map_err(Error::from)?;
+        opt_out!(arc_size_bytes).set(outcome.progress().arc_size);
+        match outcome {
+            WaitOutcome::Reached(_) => Ok(()),
+            WaitOutcome::Deadline(_) => Err(Error::new(Status::Timeout)),
+            WaitOutcome::Cancelled(_) => Err(Error::new(Status::Interrupted)),
         }
     })
 }

@@ -85,13 +85,11 @@ impl From<BootTarget> for vmmresv_boot_plan {
 }
 
 /// A setting argument: NULL is the default, anything else must parse.
-fn setting_arg(text: *const c_char) -> Result<BootSetting, Error> {
-    if text.is_null() {
+/// A setting's text; none (a NULL argument) is the default setting.
+fn setting_arg(text: Option<&CStr>) -> Result<BootSetting, Error> {
+    let Some(c) = text else {
         return Ok(BootSetting::default());
-    }
-    // SAFETY: non-null; the C contract is a NUL-terminated string that
-    // lives for the duration of the call.
-    let c = unsafe { CStr::from_ptr(text) };
+    };
     match c.to_str() {
         Ok(s) => BootSetting::parse(s),
         Err(_) => Err(Error::new(Status::ParseSize)),
@@ -113,11 +111,8 @@ pub extern "C" fn vmmresv_boot_setting_parse(
     out: *mut vmmresv_boot_setting,
 ) -> Status {
     export(|| {
-        if text.is_null() || out.is_null() {
-            return Err(Error::new(Status::NullArgument));
-        }
-        let s = setting_arg(text)?;
-        out.set(s.into());
+        let text = c_str!(text)?;
+        out!(out)?.set(setting_arg(Some(text))?.into());
         Ok(())
     })
 }
@@ -140,8 +135,8 @@ pub extern "C" fn vmmresv_boot_target_for(
 ) -> Status {
     export(|| {
         let out = out!(out)?;
-        let t =
-            setting_arg(setting).and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes))?;
+        let t = setting_arg(c_str!(setting).ok())
+            .and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes))?;
         out.set(t.into());
         Ok(())
     })
@@ -167,7 +162,7 @@ pub extern "C" fn vmmresv_boot_target(
         let out = out!(out)?;
         // Parse before querying: a bad setting is the caller's error
         // whatever the device says.
-        let s = setting_arg(setting)?;
+        let s = setting_arg(c_str!(setting).ok())?;
         let t = r
             .inner
             .query()

@@ -64,7 +64,7 @@ pub(super) fn set_errno(e: c_int) {
 }
 
 /// What an export returns if its body panicked.
-trait Fallback {
+pub(super) trait Fallback {
     fn fallback() -> Self;
 }
 

@@ -2,7 +2,7 @@
 //! memory (vmmresv_handoff(3VMMRESV)), and where the ledger's path came
 //! from.
 
-use core::ffi::{c_char, CStr};
+use core::ffi::c_char;
 
 use super::boundary::{
     c_str, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
@@ -32,17 +32,10 @@ pub extern "C" fn vmmresv_handoff(
         let a = checked(admission_handle)?;
         let uuid = uuid_arg!(vm_uuid)?;
         let token = a.inner.handoff_token(&uuid)?;
-        let text = token.render();
-        opt_out!(needed).set(text.len() + 1);
-        if buf_len < text.len() + 1 {
-            return Err(Error::new(Status::BufferTooSmall));
-        }
-        let buf = out!(buf)?;
-        if let Err(e) = a.inner.handoff_fds(&token) {
-            return Err(e);
-        }
-        put_nul_terminated(text.as_bytes(), buf);
-        Ok(())
+        // Nothing changes unless the token is delivered: the descriptors
+        // are made to survive an exec only once the buffer is known to fit.
+        text_buf!(buf, buf_len, needed, NullBuf::SizeFirst)
+            .write(token.render().as_bytes(), || a.inner.handoff_fds(&token))
     })
 }
 
@@ -65,10 +58,7 @@ pub extern "C" fn vmmresv_adopt(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        let token = out!(token)?;
-        // SAFETY: non-null; the C contract is a NUL-terminated string.
-        let text = unsafe { CStr::from_ptr(token) };
-        let Ok(text) = text.to_str() else {
+        let Ok(text) = c_str!(token)?.to_str() else {
             return Err(Error::new(Status::InvalidArgument));
         };
         a.inner.adopt(text)?;
@@ -87,8 +77,7 @@ pub extern "C" fn vmmresv_admission_ledger_origin(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        let origin = out!(origin)?;
-        origin.set(a.inner.ledger_origin() as u32);
+        out!(origin)?.set(a.inner.ledger_origin() as u32);
         Ok(())
     })
 }

@@ -14,16 +14,9 @@ pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv
     export(|| {
         let out = out!(out)?;
         out.set(core::ptr::null_mut());
-        match LocalLedger::new(capacity_pages) {
-            Ok(inner) => match new_handle(vmmresv_ledger { inner }) {
-                Ok(h) => {
-                    out.set(h);
-                    Ok(())
-                }
-                Err(s) => Err(Error::new(s)),
-            },
-            Err(e) => Err(e),
-        }
+        let inner = LocalLedger::new(capacity_pages)?;
+        out.set(new_handle(vmmresv_ledger { inner })?);
+        Ok(())
     })
 }
 
@@ -46,11 +39,14 @@ pub extern "C" fn vmmresv_ledger_claim(
     pages_count: u64,
     shortfall_pages: *mut u64,
 ) -> Status {
-    export(|| {
+    boundary(|| {
         opt_out!(shortfall_pages).set(0);
-        let l = checked(ledger)?;
+        let l = match checked(ledger) {
+            Ok(l) => l,
+            Err(s) => return fail(Error::new(s)),
+        };
         match l.inner.try_claim(pages_count) {
-            Ok(()) => Ok(()),
+            Ok(()) => ok(),
             Err(r) => {
                 opt_out!(shortfall_pages).set(r.shortfall);
                 fail(r.into())
@@ -67,12 +63,12 @@ pub extern "C" fn vmmresv_ledger_release(
     ledger: *const vmmresv_ledger,
     pages_count: u64,
 ) -> Status {
-    export(|| match checked(ledger) {
+    boundary(|| match checked(ledger) {
         Ok(l) => {
             l.inner.release(pages_count);
-            Ok(())
+            ok()
         }
-        Err(s) => Err(Error::new(s)),
+        Err(s) => fail(Error::new(s)),
     })
 }
 
@@ -89,13 +85,8 @@ pub extern "C" fn vmmresv_ledger_set_capacity(
 ) -> Status {
     export(|| {
         let l = checked(ledger)?;
-        match l.inner.set_capacity(capacity_pages) {
-            Ok(old) => {
-                opt_out!(old_pages).set(old);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        opt_out!(old_pages).set(l.inner.set_capacity(capacity_pages)?);
+        Ok(())
     })
 }
 
@@ -107,13 +98,10 @@ pub extern "C" fn vmmresv_ledger_usage(
     claimed_pages: *mut u64,
     capacity_pages: *mut u64,
 ) -> Status {
-    export(|| match checked(ledger) {
-        Ok(l) => {
-            let u = l.inner.usage();
-            opt_out!(claimed_pages).set(u.claimed);
-            opt_out!(capacity_pages).set(u.capacity);
-            Ok(())
-        }
-        Err(s) => Err(Error::new(s)),
+    export(|| {
+        let u = checked(ledger)?.inner.usage();
+        opt_out!(claimed_pages).set(u.claimed);
+        opt_out!(capacity_pages).set(u.capacity);
+        Ok(())
     })
 }

@@ -3,11 +3,10 @@
 use core::ffi::c_char;
 
 use super::boundary::{
-    c_str, checked, export, opt_path, opt_read, out, read_in, text_buf, vmmresv_admission,
+    checked, export, opt_path, opt_read, out, read_in, text_buf, vmmresv_admission,
     vmmresv_arc_host, vmmresv_host_memory, NullBuf,
 };
-use crate::admission::ArcHost;
-use crate::host::{self, HostMemory};
+use crate::host;
 use crate::report::ReportInputs;
 use crate::status::{Error, Status};
 
@@ -19,7 +18,7 @@ pub extern "C" fn vmmresv_host_read_linux(
     root: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| {
+    export(|| {
         out!(out)?.set(host::read_linux(opt_path!(root)).map(Into::into)?);
         Ok(())
     })
@@ -38,10 +37,8 @@ pub extern "C" fn vmmresv_host_read_kstat(
         let Some(p) = opt_path!(path) else {
             return Err(Error::new(Status::NullArgument));
         };
-        {
-            out!(out)?.set(host::read_kstat(p).map(Into::into)?);
-            Ok(())
-        }
+        out!(out)?.set(host::read_kstat(p).map(Into::into)?);
+        Ok(())
     })
 }
 
@@ -73,24 +70,6 @@ pub struct vmmresv_report_inputs {
     pub reserved: u32,
 }
 
-/// Write `text` NUL-terminated into `buf` of `buf_len` bytes, with the
-/// needed-size protocol of vmmresv_size_format().
-fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> Status {
-    let Some(want) = text.len().checked_add(1) else {
-        return Err(Error::new(Status::Overflow));
-    };
-    opt_out!(needed).set(want);
-    // A NULL buffer is only a size question when it claims no room.
-    if buf.is_null() && buf_len != 0 {
-        return Err(Error::new(Status::NullArgument));
-    }
-    if buf_len < want {
-        return Err(Error::new(Status::BufferTooSmall));
-    }
-    put_nul_terminated(text, buf);
-    Ok(())
-}
-
 /// The host capacity report, as one JSON object (schema
 /// "vmmresv-report/2", described in vmmresv_report(3VMMRESV)): reservoir
 /// figures and pending claims, the ARC, the headroom breakdown (physical
@@ -119,28 +98,14 @@ pub extern "C" fn vmmresv_report_json(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        let host = host_arg(host)?;
-        let i = if inputs.is_null() {
-            vmmresv_report_inputs::default()
-        } else {
-            // SAFETY: non-null; readable by the C contract; copied.
-            unsafe { inputs.read() }
-        };
+        let host = read_in!(host)?.host()?;
+        let i = opt_read!(inputs).unwrap_or_default();
         if i.reserved != 0 {
             return Err(Error::new(Status::InvalidArgument));
         }
-        let arc = if arc.is_null() {
-            None
-        } else {
-            match arc_host_arg(arc) {
-                Ok(policy) => Some(ArcHost {
-                    policy,
-                    // SAFETY: arc_host_arg checked it non-null; readable by
-                    // the C contract.
-                    arc_size: unsafe { (*arc).arc_size_bytes },
-                }),
-                Err(e) => return Err(e),
-            }
+        let arc = match opt_read!(arc) {
+            Some(h) => Some(h.arc_host()?),
+            None => None,
         };
         let r = a.inner.report(&ReportInputs {
             host,
@@ -153,11 +118,8 @@ pub extern "C" fn vmmresv_report_json(
             vm_caps_bytes: i.vm_caps_bytes,
             chunk_bytes: i.chunk_bytes,
             reference_vcpus: i.reference_vcpus,
-        });
-        match r {
-            Ok(r) => put_text(r.to_json().as_bytes(), buf, buf_len, needed),
-            Err(e) => Err(e),
-        }
+        })?;
+        text_buf!(buf, buf_len, needed, NullBuf::NullFirst).write(r.to_json().as_bytes(), || Ok(()))
     })
 }
 

@@ -64,7 +64,8 @@ pub extern "C" fn vmmresv_reservoir_resize(
     reached: *mut u64,
 ) -> Status {
     export(|| {
-        opt_out!(reached).set(VMMRESV_SIZE_UNKNOWN);
+        let reached = opt_out!(reached);
+        reached.set(VMMRESV_SIZE_UNKNOWN);
         let r = checked(reservoir)?;
         let op = match op {
             VMMRESV_RESIZE_TARGET => ResizeOp::Target(bytes),
@@ -95,12 +96,12 @@ pub extern "C" fn vmmresv_reservoir_resize(
         };
         match r.inner.resize(op, chunk_bytes, on_signal, cb_opt) {
             Ok(size) => {
-                opt_out!(reached).set(size);
+                reached.set(size);
                 Ok(())
             }
             Err(ResizeError { error, reached: at }) => {
-                opt_out!(reached).set(at.unwrap_or(VMMRESV_SIZE_UNKNOWN));
-                fail(error)
+                reached.set(at.unwrap_or(VMMRESV_SIZE_UNKNOWN));
+                Err(error)
             }
         }
     })

@@ -2,7 +2,7 @@
 
 use super::super::boundary::{export, out, read_in};
 use crate::policy::headroom::{self, HeadroomInputs};
-use crate::status::{Error, Status};
+use crate::status::Status;
 
 /// Memory that is not the reservoir's to take, in bytes (RFD 185's other
 /// consumers).
@@ -64,7 +64,7 @@ pub extern "C" fn vmmresv_headroom(
     out: *mut vmmresv_headroom_result,
 ) -> Status {
     export(|| {
-        let i = read_in(inputs)?;
+        let i = read_in!(inputs)?;
         let out = out!(out)?;
         let h = headroom::headroom(&i.into());
         out.set(vmmresv_headroom_result {
@@ -87,8 +87,7 @@ pub extern "C" fn vmmresv_unlockable_from_limit(
     out: *mut u64,
 ) -> Status {
     export(|| {
-        let out = out!(out)?;
-        out.set(headroom::unlockable_from_limit(physmem_bytes, limit_bytes));
+        out!(out)?.set(headroom::unlockable_from_limit(physmem_bytes, limit_bytes));
         Ok(())
     })
 }

@@ -5,7 +5,8 @@
 use core::ffi::c_char;
 
 use super::super::boundary::{
-    export, opt_read, out, read_array, read_in, vmmresv_overhead_params, vmmresv_vm, write_array,
+    boundary, export, opt_read, out, read_array, read_in, vmmresv_overhead_params, vmmresv_vm,
+    write_array,
 };
 use crate::policy::overhead::{
     self, OverheadKind, OverheadModel, OverheadParams, PoolShare, RunningVm,
@@ -56,13 +57,10 @@ pub struct vmmresv_recalculation {
     pub reserved: u32,
 }
 
-fn overhead_kind(kind: u32) -> Result<OverheadKind, Status> {
-    OverheadKind::from_u32(kind).ok_or(Status::InvalidArgument)
-}
-
-fn model(kind: u32, params: *const vmmresv_overhead_params) -> Result<OverheadModel, Status> {
-    let kind = overhead_kind(kind)?;
-    let params = read_in(params)?;
+/// A model from C: its kind and a pointer to its numbers.
+fn model(kind: u32, params: *const vmmresv_overhead_params) -> Result<OverheadModel, Error> {
+    let kind = OverheadKind::from_u32(kind).ok_or(Error::new(Status::InvalidArgument))?;
+    let params = read_in!(params)?;
     Ok(OverheadModel {
         kind,
         params: params.into(),
@@ -75,8 +73,7 @@ fn model(kind: u32, params: *const vmmresv_overhead_params) -> Result<OverheadMo
 #[no_mangle]
 pub extern "C" fn vmmresv_overhead_params_default(out: *mut vmmresv_overhead_params) -> Status {
     export(|| {
-        let out = out!(out)?;
-        out.set(OverheadParams::default().into());
+        out!(out)?.set(OverheadParams::default().into());
         Ok(())
     })
 }
@@ -98,15 +95,14 @@ pub extern "C" fn vmmresv_overhead(
     out: *mut u64,
 ) -> Status {
     export(|| {
-        let args = model(kind, params).and_then(|m| Ok((m, read_in(vm)?.spec()?)));
-        let (m, spec) = args?;
+        let m = model(kind, params)?;
+        let spec = read_in!(vm)?.spec()?;
         let out = out!(out)?;
         let pool = PoolShare {
             host_bytes,
             total_guest_bytes,
         };
-        let v = m.overhead(&spec, &pool)?;
-        out.set(v);
+        out.set(m.overhead(&spec, &pool)?);
         Ok(())
     })
 }
@@ -137,33 +133,26 @@ pub extern "C" fn vmmresv_overhead_recalculate(
 ) -> Status {
     export(|| {
         let m = model(kind, params)?;
-        if out.is_null() || (n > 0 && limits.is_null()) {
+        let out = out!(out)?;
+        if n > 0 && limits.is_null() {
             return Err(Error::new(Status::NullArgument));
         }
-        let vms = match read_array(running, n).and_then(|v| {
-            v.iter()
-                .map(|r| {
-                    Ok(RunningVm {
-                        spec: r.vm.spec()?,
-                        limit_bytes: r.limit_bytes,
-                        usage_bytes: r.usage_bytes,
-                    })
+        let vms = read_array!(running, n)?
+            .iter()
+            .map(|r| {
+                Ok(RunningVm {
+                    spec: r.vm.spec()?,
+                    limit_bytes: r.limit_bytes,
+                    usage_bytes: r.usage_bytes,
                 })
-                .collect::<Result<Vec<_>, Status>>()
-        }) {
-            Ok(v) => v,
-            Err(s) => return Err(Error::new(s)),
-        };
-        let new_spec = if new_vm.is_null() {
-            None
-        } else {
-            match read_in(new_vm).and_then(|v| v.spec()) {
-                Ok(s) => Some(s),
-                Err(s) => return Err(Error::new(s)),
-            }
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let new_spec = match opt_read!(new_vm) {
+            Some(v) => Some(v.spec()?),
+            None => None,
         };
         let r = overhead::recalculate(&m, host_bytes, &vms, new_spec.as_ref())?;
-        write_array(limits, &r.limits);
+        write_array!(limits, &r.limits)?;
         if !excess.is_null() {
             let mut ex = vec![0u64; n];
             for s in &r.stuck {
@@ -171,7 +160,7 @@ pub extern "C" fn vmmresv_overhead_recalculate(
                     *e = s.excess_bytes;
                 }
             }
-            write_array(excess, &ex);
+            write_array!(excess, &ex)?;
         }
         out.set(vmmresv_recalculation {
             new_vm_overhead_bytes: r.new_vm_overhead,
@@ -189,7 +178,7 @@ pub extern "C" fn vmmresv_overhead_recalculate(
 /// Never NULL; must not be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_overhead_model_name(kind: u32) -> *const c_char {
-    export(|| match OverheadKind::from_u32(kind) {
+    boundary(|| match OverheadKind::from_u32(kind) {
         Some(k) => k.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })

@@ -2,7 +2,7 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{export, out, read_array, read_in};
+use super::super::boundary::{boundary, export, out, read_in};
 use crate::policy::headroom::{self, Profile, ProfileInputs};
 use crate::status::{Error, Status};
 
@@ -76,11 +76,10 @@ pub extern "C" fn vmmresv_sizing(
 ) -> Status {
     export(|| {
         let p = Profile::from_u32(profile).ok_or(Status::InvalidArgument)?;
-        let i = match read_in(inputs) {
-            Ok(i) if i.reserved != 0 => return Err(Error::new(Status::InvalidArgument)),
-            Ok(i) => i,
-            Err(s) => return Err(Error::new(s)),
-        };
+        let i = read_in!(inputs)?;
+        if i.reserved != 0 {
+            return Err(Error::new(Status::InvalidArgument));
+        }
         let out = out!(out)?;
         let pi = ProfileInputs {
             physmem_bytes: i.physmem_bytes,
@@ -91,8 +90,7 @@ pub extern "C" fn vmmresv_sizing(
             cnapi_pct: i.cnapi_pct,
             vm_caps_bytes: i.vm_caps_bytes,
         };
-        let v = headroom::sizing(p, &pi)?;
-        out.set(v);
+        out.set(headroom::sizing(p, &pi)?);
         Ok(())
     })
 }
@@ -102,7 +100,7 @@ pub extern "C" fn vmmresv_sizing(
 /// be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_profile_name(profile: u32) -> *const c_char {
-    export(|| match Profile::from_u32(profile) {
+    boundary(|| match Profile::from_u32(profile) {
         Some(p) => p.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })

@@ -1,6 +1,6 @@
 //! Reclaim planning (vmmresv_policy(3VMMRESV), "Reclaim planning").
 
-use super::super::boundary::{export, read_array, write_array};
+use super::super::boundary::{export, out, read_array, write_array};
 use crate::policy::planner::{self, Consumer};
 use crate::status::{Error, Status};
 
@@ -37,26 +37,25 @@ pub extern "C" fn vmmresv_plan_reclaim(
     total_bytes: *mut u64,
 ) -> Status {
     export(|| {
-        if total_bytes.is_null() || (n > 0 && gives.is_null()) {
+        let total_bytes = out!(total_bytes)?;
+        if n > 0 && gives.is_null() {
             return Err(Error::new(Status::NullArgument));
         }
-        let cs = read_array(consumers, n).and_then(|v| {
-            v.iter()
-                .map(|c| {
-                    if c.reserved != 0 {
-                        return Err(Status::InvalidArgument);
-                    }
-                    Ok(Consumer {
-                        size_bytes: c.size_bytes,
-                        floor_bytes: c.floor_bytes,
-                        score: c.score,
-                    })
+        let cs = read_array!(consumers, n)?
+            .iter()
+            .map(|c| {
+                if c.reserved != 0 {
+                    return Err(Error::new(Status::InvalidArgument));
+                }
+                Ok(Consumer {
+                    size_bytes: c.size_bytes,
+                    floor_bytes: c.floor_bytes,
+                    score: c.score,
                 })
-                .collect::<Result<Vec<_>, Status>>()
-        });
-        let cs = cs?;
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let p = planner::plan(&cs, demand_bytes);
-        write_array(gives, &p.gives);
+        write_array!(gives, &p.gives)?;
         total_bytes.set(p.total_bytes);
         Ok(())
     })

@@ -2,9 +2,9 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{export, out};
+use super::super::boundary::{boundary, export, out};
 use crate::policy::states::{self, MemState, MinFreeScale, Thresholds};
-use crate::status::{Error, Status};
+use crate::status::Status;
 
 /// Memory state: free memory at or above minFree.
 pub const VMMRESV_MEMSTATE_HIGH: u32 = 1;
@@ -55,8 +55,7 @@ pub extern "C" fn vmmresv_memory_thresholds(
     out: *mut vmmresv_thresholds,
 ) -> Status {
     export(|| {
-        let out = out!(out)?;
-        out.set(states::thresholds(&MinFreeScale::default(), physmem_bytes).into());
+        out!(out)?.set(states::thresholds(&MinFreeScale::default(), physmem_bytes).into());
         Ok(())
     })
 }
@@ -83,7 +82,7 @@ pub extern "C" fn vmmresv_memory_state(
 /// be freed.
 #[no_mangle]
 pub extern "C" fn vmmresv_memory_state_name(state: u32) -> *const c_char {
-    export(|| match MemState::from_u32(state) {
+    boundary(|| match MemState::from_u32(state) {
         Some(s) => s.c_name().as_ptr(),
         None => c"unknown".as_ptr(),
     })
