@@ -555,3 +555,69 @@ pub extern "C" fn vmmresv_strerror(status: u32) -> *const c_char {
 pub extern "C" fn vmmresv_last_errno() -> c_int {
     boundary(|| LAST_ERRNO.with(|c| c.get()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(text: &[u8], buf: *mut c_char, len: usize, needed: *mut usize, null: NullBuf) -> Status {
+        text_buf!(buf, len, needed, null)
+            .write(text, || Ok(()))
+            .into_status()
+    }
+
+    #[test]
+    fn null_buffer_results_per_protocol() {
+        let mut need = 0usize;
+        let null = core::ptr::null_mut();
+        // A NULL buffer that claims too little: the two documented results.
+        assert_eq!(
+            put(b"abc", null, 2, &mut need, NullBuf::SizeFirst),
+            Status::BufferTooSmall
+        );
+        assert_eq!(
+            put(b"abc", null, 2, &mut need, NullBuf::NullFirst),
+            Status::NullArgument
+        );
+        assert_eq!(need, 4);
+        // Where they agree: a size question, and a NULL claiming enough.
+        for mode in [NullBuf::SizeFirst, NullBuf::NullFirst] {
+            assert_eq!(
+                put(b"abc", null, 0, &mut need, mode),
+                Status::BufferTooSmall
+            );
+            assert_eq!(put(b"abc", null, 4, &mut need, mode), Status::NullArgument);
+        }
+    }
+
+    #[test]
+    fn nothing_is_committed_or_written_when_too_small() {
+        let mut buf = [0x55 as c_char; 3];
+        let mut committed = false;
+        let r = text_buf!(
+            buf.as_mut_ptr(),
+            buf.len(),
+            core::ptr::null_mut(),
+            NullBuf::SizeFirst
+        )
+        .write(b"abc", || {
+            committed = true;
+            Ok(())
+        });
+        assert_eq!(r.unwrap_err().status(), Status::BufferTooSmall);
+        assert!(!committed);
+        assert_eq!(buf, [0x55 as c_char; 3]);
+    }
+
+    #[test]
+    fn out_pointers() {
+        let mut v = 0u64;
+        assert_eq!(
+            out!(core::ptr::null_mut::<u64>()).err().map(|e| e.status()),
+            Some(Status::NullArgument)
+        );
+        opt_out!(core::ptr::null_mut::<u64>()).set(1);
+        out!(&mut v as *mut u64).map(|o| o.set(7)).ok();
+        assert_eq!(v, 7);
+    }
+}

@@ -146,6 +146,14 @@ mod tests {
         );
     }
 
+    /// The text protocol as vmmresv_report_json() documents it.
+    fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> Status {
+        use crate::ffi::boundary::IntoStatus;
+        text_buf!(buf, buf_len, needed, NullBuf::NullFirst)
+            .write(text, || Ok(()))
+            .into_status()
+    }
+
     #[test]
     fn text_protocol() {
         let mut need = 0usize;
@@ -174,7 +182,7 @@ mod tests {
             physmem_bytes: 1,
             free_bytes: 2,
         };
-        assert_eq!(host_arg(&h).unwrap_err().status(), Status::InvalidArgument);
+        assert_eq!(h.host().unwrap_err().status(), Status::InvalidArgument);
         assert_eq!(
             vmmresv_report_json(
                 core::ptr::null(),
