@@ -5,7 +5,7 @@
 use core::ffi::c_char;
 
 use super::boundary::{
-    boundary, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
+    boundary, c_values, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
     vmmresv_admission, vmmresv_decision, vmmresv_reservoir,
 };
 use crate::admission::ledger::Pool;
@@ -56,32 +56,26 @@ pub const VMMRESV_REASON_MEMORY_STATE: u32 = 6;
 /// aborts it, or hands it over (vmmresv_handoff()).
 pub const VMMRESV_REASON_HELD_ELSEWHERE: u32 = 7;
 
-static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_REQUIRE, Preference::Require as u32);
-static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_PREFER, Preference::Prefer as u32);
-static_assertions::const_assert_eq!(VMMRESV_RESERVOIR_NEVER, Preference::Never as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_DECISION_USE_RESERVOIR,
-    Decision::UseReservoir as u32
-);
-static_assertions::const_assert_eq!(VMMRESV_DECISION_NO_RESERVOIR, Decision::NoReservoir as u32);
-static_assertions::const_assert_eq!(VMMRESV_DECISION_REFUSE, Decision::Refuse as u32);
-static_assertions::const_assert_eq!(VMMRESV_REASON_OK, Reason::Ok as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_REASON_ALREADY_ADMITTED,
-    Reason::AlreadyAdmitted as u32
-);
-static_assertions::const_assert_eq!(VMMRESV_REASON_RESERVOIR_FULL, Reason::ReservoirFull as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_REASON_RESERVOIR_NOT_WANTED,
-    Reason::ReservoirNotWanted as u32
-);
-static_assertions::const_assert_eq!(
-    VMMRESV_REASON_TRANSIENT_LIMIT,
-    Reason::TransientLimit as u32
-);
-static_assertions::const_assert_eq!(VMMRESV_REASON_ARC_GUARD, Reason::ArcGuard as u32);
-static_assertions::const_assert_eq!(VMMRESV_REASON_MEMORY_STATE, Reason::MemoryState as u32);
-static_assertions::const_assert_eq!(VMMRESV_REASON_HELD_ELSEWHERE, Reason::HeldElsewhere as u32);
+c_values!(Preference {
+    Require = VMMRESV_RESERVOIR_REQUIRE,
+    Prefer = VMMRESV_RESERVOIR_PREFER,
+    Never = VMMRESV_RESERVOIR_NEVER,
+});
+c_values!(Decision {
+    UseReservoir = VMMRESV_DECISION_USE_RESERVOIR,
+    NoReservoir = VMMRESV_DECISION_NO_RESERVOIR,
+    Refuse = VMMRESV_DECISION_REFUSE,
+});
+c_values!(Reason {
+    Ok = VMMRESV_REASON_OK,
+    AlreadyAdmitted = VMMRESV_REASON_ALREADY_ADMITTED,
+    ReservoirFull = VMMRESV_REASON_RESERVOIR_FULL,
+    ReservoirNotWanted = VMMRESV_REASON_RESERVOIR_NOT_WANTED,
+    TransientLimit = VMMRESV_REASON_TRANSIENT_LIMIT,
+    ArcGuard = VMMRESV_REASON_ARC_GUARD,
+    MemoryState = VMMRESV_REASON_MEMORY_STATE,
+    HeldElsewhere = VMMRESV_REASON_HELD_ELSEWHERE,
+});
 
 /// What vmmresv_reconcile() found and repaired.
 #[repr(C)]

@@ -17,10 +17,10 @@ pub const VMMRESV_BOOT_SIZE: u32 = 2;
 /// The default boot setting (RFD 185): this percentage of the limit.
 pub const VMMRESV_BOOT_DEFAULT_PERCENT: u32 = 75;
 
-static_assertions::const_assert_eq!(
-    VMMRESV_BOOT_DEFAULT_PERCENT as u64,
-    crate::reservoir::DEFAULT_TARGET_PERCENT
-);
+// A widening cast in a compile-time check.
+#[allow(clippy::as_conversions)]
+const _: () =
+    assert!(VMMRESV_BOOT_DEFAULT_PERCENT as u64 == crate::reservoir::DEFAULT_TARGET_PERCENT);
 
 /// A parsed boot-time reservoir setting.
 #[repr(C)]

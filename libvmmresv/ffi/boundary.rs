@@ -452,8 +452,31 @@ macro_rules! text_buf {
     };
 }
 
+/// Ties a C-facing enum (its list and conversions come from
+/// `crate::status::c_enum!`) to the header's `VMMRESV_*` constants, which
+/// stay literal items because cbindgen reads them with their docs. Every
+/// variant names its constant (a variant without one does not compile:
+/// the match has no wildcard) and each constant must equal the variant's
+/// value (checked at compile time).
+macro_rules! c_values {
+    ($ty:ident { $($var:ident = $c:ident),+ $(,)? }) => {
+        const _: () = {
+            const fn c_value(v: $ty) -> u32 {
+                match v {
+                    $($ty::$var => $c),+
+                }
+            }
+            $(assert!(
+                c_value($ty::$var) == $ty::$var.to_u32(),
+                concat!(stringify!($c), " is not ", stringify!($ty), "::", stringify!($var))
+            );)+
+        };
+    };
+}
+
 pub(super) use {
-    c_str, opt_out, opt_path, opt_read, out, read_array, read_in, text_buf, uuid_arg, write_array,
+    c_str, c_values, opt_out, opt_path, opt_read, out, read_array, read_in, text_buf, uuid_arg,
+    write_array,
 };
 
 /// The opaque handle types. A handle given to C names a slot of its

@@ -5,8 +5,9 @@
 use core::ffi::c_char;
 
 use super::boundary::{
-    c_str, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
+    c_str, c_values, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
 };
+use crate::reservoir::RunDirOrigin;
 use crate::status::{Error, Status};
 
 /// Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
@@ -77,7 +78,7 @@ pub extern "C" fn vmmresv_admission_ledger_origin(
 ) -> Status {
     export(|| {
         let a = checked(admission_handle)?;
-        out!(origin)?.set(a.inner.ledger_origin() as u32);
+        out!(origin)?.set(a.inner.ledger_origin().to_u32());
         Ok(())
     })
 }
@@ -91,15 +92,10 @@ pub const VMMRESV_LEDGER_ORIGIN_ENVIRONMENT: u32 = 2;
 /// `origin`: a path given to vmmresv_admission_open() (an override).
 pub const VMMRESV_LEDGER_ORIGIN_ARGUMENT: u32 = 3;
 
-use crate::reservoir::RunDirOrigin;
-static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_DEFAULT, RunDirOrigin::Default as u32);
-static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_CONFIG, RunDirOrigin::Config as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
-    RunDirOrigin::Environment as u32
-);
-static_assertions::const_assert_eq!(
-    VMMRESV_LEDGER_ORIGIN_ARGUMENT,
-    RunDirOrigin::Argument as u32
-);
+c_values!(RunDirOrigin {
+    Default = VMMRESV_LEDGER_ORIGIN_DEFAULT,
+    Config = VMMRESV_LEDGER_ORIGIN_CONFIG,
+    Environment = VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
+    Argument = VMMRESV_LEDGER_ORIGIN_ARGUMENT,
+});
 static_assertions::const_assert!(VMMRESV_HANDOFF_BUFSIZE > 17 + 5 + 8 + 38 + 16 + 16 + 8 * 20 + 8);

@@ -55,8 +55,8 @@ pub struct vmmresv_decision {
 impl From<Verdict> for vmmresv_decision {
     fn from(v: Verdict) -> Self {
         vmmresv_decision {
-            decision: v.decision as u32,
-            reason: v.reason as u32,
+            decision: v.decision.to_u32(),
+            reason: v.reason.to_u32(),
             charged_bytes: v.charged_bytes,
             shortfall_bytes: v.shortfall_bytes,
             free_bytes: v.free_bytes,

@@ -5,8 +5,8 @@
 use core::ffi::c_char;
 
 use super::super::boundary::{
-    boundary, export, opt_read, out, read_array, read_in, vmmresv_overhead_params, vmmresv_vm,
-    write_array,
+    boundary, c_values, export, opt_read, out, read_array, read_in, vmmresv_overhead_params,
+    vmmresv_vm, write_array,
 };
 use crate::policy::overhead::{
     self, OverheadKind, OverheadModel, OverheadParams, PoolShare, RunningVm,
@@ -26,6 +26,14 @@ pub const VMMRESV_OVERHEAD_VMADM: u32 = 4;
 /// Overhead model: EVE pillar's estimate, 350 MiB + 2.5% of guest RAM +
 /// 20 MiB + 3 MiB per vCPU + 1% of passthrough MMIO.
 pub const VMMRESV_OVERHEAD_EVE_PILLAR: u32 = 5;
+
+c_values!(OverheadKind {
+    Fixed = VMMRESV_OVERHEAD_FIXED,
+    Proportional = VMMRESV_OVERHEAD_PROPORTIONAL,
+    Pooled = VMMRESV_OVERHEAD_POOLED,
+    Vmadm = VMMRESV_OVERHEAD_VMADM,
+    EvePillar = VMMRESV_OVERHEAD_EVE_PILLAR,
+});
 
 /// A VM already running, for vmmresv_overhead_recalculate().
 #[repr(C)]

@@ -2,7 +2,7 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{boundary, export, out, read_in};
+use super::super::boundary::{boundary, c_values, export, out, read_in};
 use crate::policy::headroom::{self, Profile, ProfileInputs};
 use crate::status::{Error, Status};
 
@@ -12,6 +12,12 @@ pub const VMMRESV_PROFILE_RFD185: u32 = 1;
 pub const VMMRESV_PROFILE_OMICRON: u32 = 2;
 /// Sizing profile: Triton CNAPI, 85% of RAM - the VMs' caps.
 pub const VMMRESV_PROFILE_CNAPI: u32 = 3;
+
+c_values!(Profile {
+    Rfd185 = VMMRESV_PROFILE_RFD185,
+    Omicron = VMMRESV_PROFILE_OMICRON,
+    Cnapi = VMMRESV_PROFILE_CNAPI,
+});
 
 /// What the sizing profiles read. Fill it with
 /// vmmresv_profile_inputs_default() (which sets the percentages) and set

@@ -2,7 +2,7 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{boundary, export, out};
+use super::super::boundary::{boundary, c_values, export, out};
 use crate::policy::states::{self, MemState, MinFreeScale, Thresholds};
 use crate::status::Status;
 
@@ -16,6 +16,14 @@ pub const VMMRESV_MEMSTATE_HARD: u32 = 3;
 pub const VMMRESV_MEMSTATE_LOW: u32 = 4;
 /// Memory state: below 16% of minFree (VMware blocks allocations).
 pub const VMMRESV_MEMSTATE_EXHAUSTED: u32 = 5;
+
+c_values!(MemState {
+    High = VMMRESV_MEMSTATE_HIGH,
+    Soft = VMMRESV_MEMSTATE_SOFT,
+    Hard = VMMRESV_MEMSTATE_HARD,
+    Low = VMMRESV_MEMSTATE_LOW,
+    Exhausted = VMMRESV_MEMSTATE_EXHAUSTED,
+});
 
 /// The free memory each memory state needs, in bytes (VMware's minFree
 /// sliding scale: 6% of the first 4 GiB, 4% up to 12 GiB, 2% up to
