@@ -49,7 +49,11 @@ pub enum Preference {
     Never = 3,
 }
 
-crate::status::c_enum!(Preference { Require, Prefer, Never });
+crate::status::c_enum!(Preference {
+    Require,
+    Prefer,
+    Never
+});
 
 /// The decision.
 #[repr(u32)]
@@ -64,7 +68,11 @@ pub enum Decision {
     Refuse = 3,
 }
 
-crate::status::c_enum!(Decision { UseReservoir, NoReservoir, Refuse });
+crate::status::c_enum!(Decision {
+    UseReservoir,
+    NoReservoir,
+    Refuse
+});
 
 /// Why.
 #[repr(u32)]
