@@ -4,11 +4,54 @@ use core::ffi::c_char;
 
 use super::boundary::{
     checked, export, opt_path, opt_read, out, read_in, text_buf, vmmresv_admission,
-    vmmresv_arc_host, vmmresv_host_memory, NullBuf,
+    vmmresv_arc_host, NullBuf,
 };
-use crate::host;
+use crate::host::{self, HostMemory};
 use crate::report::ReportInputs;
 use crate::status::{Error, Status};
+
+/// A host's memory: how much there is and how much is free, in bytes.
+/// Fill it with vmmresv_host_read_linux() or vmmresv_host_read_kstat(), or
+/// from any other source the caller trusts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_host_memory {
+    /// Memory the kernel manages (Linux `MemTotal`, illumos `physmem`).
+    pub physmem_bytes: u64,
+    /// Memory a new VM can have without reclaiming anything (Linux
+    /// `MemAvailable`, illumos `freemem`). At most `physmem_bytes`.
+    pub free_bytes: u64,
+}
+
+impl From<HostMemory> for vmmresv_host_memory {
+    fn from(h: HostMemory) -> Self {
+        vmmresv_host_memory {
+            physmem_bytes: h.physmem_bytes,
+            free_bytes: h.free_bytes,
+        }
+    }
+}
+
+impl vmmresv_host_memory {
+    /// A caller's reading, checked (free memory above physmem is
+    /// INVALID_ARGUMENT).
+    pub(in crate::ffi) fn host(self) -> Result<HostMemory, Error> {
+        let h = HostMemory::from(self);
+        if h.free_bytes > h.physmem_bytes {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        Ok(h)
+    }
+}
+
+impl From<vmmresv_host_memory> for HostMemory {
+    fn from(h: vmmresv_host_memory) -> Self {
+        HostMemory {
+            physmem_bytes: h.physmem_bytes,
+            free_bytes: h.free_bytes,
+        }
+    }
+}
 
 /// Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
 /// and `MemAvailable`. MALFORMED_INPUT if either is missing, repeated, not
