@@ -58,9 +58,10 @@ pub const VMMRESV_VERSION_PATCH: u32 = 0;
 pub const VMMRESV_SIZE_UNKNOWN: u64 = u64::MAX;
 
 thread_local! {
-    pub(super) static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
+    static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
 }
 
+#[inline]
 pub(super) fn set_errno(e: c_int) {
     LAST_ERRNO.with(|c| c.set(e));
 }
@@ -99,6 +100,7 @@ impl Fallback for *const c_char {
 }
 
 /// The panic boundary every export body runs in.
+#[inline]
 pub(super) fn boundary<T: Fallback>(f: impl FnOnce() -> T) -> T {
     // AssertUnwindSafe: on a panic the only state we hand back is the
     // fallback value; a handle involved is documented as suspect.
@@ -112,11 +114,13 @@ pub(super) fn boundary<T: Fallback>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Record an error's errno and return its status.
+#[inline]
 pub(super) fn fail(e: Error) -> Status {
     set_errno(e.errno().unwrap_or(0));
     e.status()
 }
 
+#[inline]
 pub(super) fn ok() -> Status {
     set_errno(0);
     Status::Ok
@@ -129,6 +133,7 @@ pub(super) trait IntoStatus {
 }
 
 impl IntoStatus for Result<(), Error> {
+    #[inline]
     fn into_status(self) -> Status {
         match self {
             Ok(()) => ok(),
@@ -139,6 +144,7 @@ impl IntoStatus for Result<(), Error> {
 
 /// The body of an export returning a status: run inside [`boundary`],
 /// its result turned into the status with [`IntoStatus`].
+#[inline]
 pub(super) fn export(f: impl FnOnce() -> Result<(), Error>) -> Status {
     boundary(|| f().into_status())
 }
@@ -153,6 +159,7 @@ impl<T> Out<T> {
     ///
     /// # Safety
     /// `p` is NULL or valid for writing one `T` until the export returns.
+    #[inline]
     pub(super) unsafe fn required(p: *mut T) -> Result<Out<T>, Error> {
         match NonNull::new(p) {
             Some(p) => Ok(Out(Some(p))),
@@ -164,11 +171,13 @@ impl<T> Out<T> {
     ///
     /// # Safety
     /// As [`Out::required`].
+    #[inline]
     pub(super) unsafe fn optional(p: *mut T) -> Out<T> {
         Out(NonNull::new(p))
     }
 
     /// Write `v` (a plain write: the old value is not dropped, C owns it).
+    #[inline]
     pub(super) fn set(&self, v: T) {
         if let Some(p) = self.0 {
             // SAFETY: non-null and writable for one T (the constructor's
@@ -200,6 +209,7 @@ macro_rules! opt_out {
 ///
 /// # Safety
 /// `p` is NULL or points to a readable, initialized `T`.
+#[inline]
 pub(super) unsafe fn read_struct<T: Copy>(p: *const T) -> Result<T, Error> {
     if p.is_null() {
         return Err(Error::new(Status::NullArgument));
@@ -212,6 +222,7 @@ pub(super) unsafe fn read_struct<T: Copy>(p: *const T) -> Result<T, Error> {
 ///
 /// # Safety
 /// As [`read_struct`].
+#[inline]
 pub(super) unsafe fn read_opt_struct<T: Copy>(p: *const T) -> Option<T> {
     // SAFETY: the function's contract.
     unsafe { read_struct(p) }.ok()
@@ -307,6 +318,7 @@ macro_rules! write_array {
 ///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string that lives for `'a`.
+#[inline]
 pub(super) unsafe fn c_str_arg<'a>(p: *const c_char) -> Result<&'a CStr, Error> {
     if p.is_null() {
         return Err(Error::new(Status::NullArgument));
@@ -319,6 +331,7 @@ pub(super) unsafe fn c_str_arg<'a>(p: *const c_char) -> Result<&'a CStr, Error> 
 ///
 /// # Safety
 /// As [`c_str_arg`].
+#[inline]
 pub(super) unsafe fn path_arg<'a>(p: *const c_char) -> Option<&'a Path> {
     // SAFETY: the function's contract.
     let c = unsafe { c_str_arg(p) }.ok()?;
@@ -346,6 +359,7 @@ macro_rules! opt_path {
 ///
 /// # Safety
 /// As [`c_str_arg`].
+#[inline]
 pub(super) unsafe fn uuid_text(p: *const c_char) -> Result<[u8; 16], Error> {
     // SAFETY: the function's contract.
     let s = unsafe { c_str_arg(p) }?
@@ -421,16 +435,19 @@ impl Handle for vmmresv_ledger {
 
 /// A handle from C: NULL gives NULL_ARGUMENT, anything but a live handle
 /// of type T (a freed one included) INVALID_ARGUMENT.
+#[inline]
 pub(super) fn checked<'a, T: Handle>(h: *const T) -> Result<&'a T, Status> {
     T::table().get(h)
 }
 
 /// A new handle for C, owning `obj`.
+#[inline]
 pub(super) fn new_handle<T: Handle>(obj: T) -> Result<*mut T, Status> {
     T::table().insert(Box::new(obj))
 }
 
 /// Free a handle from C: NULL, a freed or a foreign handle is a no-op.
+#[inline]
 pub(super) fn free_handle<T: Handle>(h: *mut T) {
     T::table().free(h)
 }
