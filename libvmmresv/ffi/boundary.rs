@@ -13,9 +13,14 @@
 //!   takes one that may be NULL; both give an [`Out`] to `set`.
 //! - `read_in!(p)?` copies a caller's struct (NULL: NULL_ARGUMENT),
 //!   `opt_read!(p)` one that may be NULL; `read_array!`/`write_array!` for
-//!   arrays; `c_str!`, `opt_path!` and [`uuid_text`] for strings.
-//! - [`TextBuf`] (`text_buf!`) writes text into a caller's buffer with the
-//!   needed-size protocol.
+//!   arrays; `c_str!`, `opt_path!` and `uuid_arg!` for strings.
+//! - [`TextBuf`] (`text_buf!`, boundary/text.rs) writes text into a
+//!   caller's buffer with the needed-size protocol, described there once.
+//! - C-facing enums get their list and conversions from one table,
+//!   `crate::status::c_enum!`, and `c_values!` ties them to the header's
+//!   `VMMRESV_*` constants. `export`'s panic fallbacks for other return
+//!   types are the [`Fallback`] impls (the `*_name` and version exports run
+//!   in [`boundary`] directly).
 //!
 //! The macros hold the `unsafe`: each export's C contract (the header and
 //! its man page) is that a pointer argument is NULL or valid for the use
