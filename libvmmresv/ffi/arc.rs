@@ -112,9 +112,10 @@ pub extern "C" fn vmmresv_arc_reserve(
     export(|| {
         let a = checked(admission_handle)?;
         let out = out!(out)?;
-        let (uuid, policy) = uuid_arg!(vm_uuid).and_then(|u| Ok((u, read_in!(host)?.policy()?)))?;
-        match a.inner.arc_reserve(&uuid, bytes, &policy) {
-            Ok(Reservation::Reserved(r)) => {
+        let uuid = uuid_arg!(vm_uuid)?;
+        let policy = read_in!(host)?.policy()?;
+        match a.inner.arc_reserve(&uuid, bytes, &policy)? {
+            Reservation::Reserved(r) => {
                 out.set(vmmresv_arc_reservation {
                     reserved: 1,
                     already: u32::from(r.already),
@@ -125,7 +126,7 @@ pub extern "C" fn vmmresv_arc_reserve(
                 });
                 Ok(())
             }
-            Ok(Reservation::Refused(refusal)) => {
+            Reservation::Refused(refusal) => {
                 let shortfall = match refusal {
                     Refusal::Shortfall {
                         shortfall_bytes, ..
@@ -147,7 +148,6 @@ pub extern "C" fn vmmresv_arc_reserve(
                 });
                 Ok(())
             }
-            Err(e) => Err(e),
         }
     })
 }
@@ -195,14 +195,13 @@ pub extern "C" fn vmmresv_arc_apply_linux(
             arc_c_min: h.arc_c_min_bytes,
         };
         let root = opt_path!(root).unwrap_or(Path::new("/"));
-        match a.inner.arc_apply_linux(&policy, &facts, root) {
-            Ok(Applied::Limited { zfs_arc_max, .. }) | Ok(Applied::Restored { zfs_arc_max }) => {
+        match a.inner.arc_apply_linux(&policy, &facts, root)? {
+            Applied::Limited { zfs_arc_max, .. } | Applied::Restored { zfs_arc_max } => {
                 written_bytes.set(zfs_arc_max);
                 Ok(())
             }
-            Ok(Applied::Unchanged) => Ok(()),
-            Ok(Applied::CannotRestoreDefault) => Err(Error::new(Status::Unsupported)),
-            Err(e) => Err(e),
+            Applied::Unchanged => Ok(()),
+            Applied::CannotRestoreDefault => Err(Error::new(Status::Unsupported)),
         }
     })
 }

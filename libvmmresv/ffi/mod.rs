@@ -1,12 +1,14 @@
 //! The C ABI: every `extern "C"` item of libvmmresv.so, and nothing else.
 //!
 //! One file per area, as the man pages group the functions; every export
-//! crosses the boundary the one way `boundary.rs` describes, and no area
-//! uses another's items (shared C types live under the boundary).
+//! crosses the boundary the one way `boundary.rs` describes, and an area
+//! uses nothing of another: what several pass comes through the boundary.
 //!
 //! `include/vmmresv.h` is generated from these files by cbindgen, in the
-//! order it reads them: this file's modules in the order declared below,
-//! each file top to bottom. That order is the header's, so it stays: an
+//! order it reads them: the modules in the order declared below, each
+//! file top to bottom and then its own modules. That order is the
+//! header's (constants and functions; structs follow the functions that
+//! use them), so it stays: an
 //! area whose functions came in a later ABI version sits where the header
 //! has them (admission's policy functions in admit_vm.rs, its ledger
 //! origin in handoff.rs, the reservoir's ABI 1.2 resize in resize.rs).
