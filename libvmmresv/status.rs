@@ -260,9 +260,9 @@ mod tests {
     fn discriminants_are_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
         for s in Status::all().iter().filter(|s| **s != Status::Ok) {
-            assert!(seen.insert(*s as u32), "duplicate discriminant {:?}", s);
-            assert!(*s as u32 >= 7000, "{:?} could be mistaken for an errno", s);
-            assert_eq!(Status::from_u32(*s as u32), Some(*s));
+            assert!(seen.insert(s.to_u32()), "duplicate discriminant {:?}", s);
+            assert!(s.to_u32() >= 7000, "{:?} could be mistaken for an errno", s);
+            assert_eq!(Status::from_u32(s.to_u32()), Some(*s));
         }
         assert_eq!(Status::from_u32(0), Some(Status::Ok));
         assert_eq!(Status::from_u32(1), None);

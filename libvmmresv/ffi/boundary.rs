@@ -512,6 +512,13 @@ pub extern "C" fn vmmresv_last_errno() -> c_int {
 }
 
 #[cfg(test)]
+// Test code: C-sized literals and unwraps are the point.
+#[allow(
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

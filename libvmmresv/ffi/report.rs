@@ -167,7 +167,13 @@ pub extern "C" fn vmmresv_report_json(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Test code: C-sized literals and unwraps are the point.
+#[allow(
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 

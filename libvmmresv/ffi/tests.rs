@@ -1,5 +1,12 @@
 //! The boundary and the VMMRESV_1.0 areas through the C ABI.
 
+#![allow(
+
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use core::ffi::{c_char, CStr};
 
 use super::boundary::boundary;

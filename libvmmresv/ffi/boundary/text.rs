@@ -100,6 +100,13 @@ macro_rules! text_buf {
 pub(in crate::ffi) use text_buf;
 
 #[cfg(test)]
+// Test code: C-sized literals and unwraps are the point.
+#[allow(
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use crate::ffi::boundary::IntoStatus;
