@@ -1,7 +1,6 @@
 //! The boundary and the VMMRESV_1.0 areas through the C ABI.
 
 #![allow(
-
     clippy::as_conversions,
     clippy::unwrap_used,
     clippy::panic,
