@@ -72,17 +72,15 @@ pub enum RunDirOrigin {
     Argument = 3,
 }
 
-impl RunDirOrigin {
-    /// The name reports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunDirOrigin::Default => "default",
-            RunDirOrigin::Config => "config",
-            RunDirOrigin::Environment => "environment",
-            RunDirOrigin::Argument => "argument",
-        }
-    }
+// `name`: the name reports use.
+crate::status::c_enum!(RunDirOrigin, names: name -> &'static str {
+    Default => "default",
+    Config => "config",
+    Environment => "environment",
+    Argument => "argument",
+});
 
+impl RunDirOrigin {
     /// Whether this is the host-wide setting rather than an override.
     pub fn host_wide(self) -> bool {
         matches!(self, RunDirOrigin::Default | RunDirOrigin::Config)

@@ -96,101 +96,96 @@ pub enum Status {
     NotHolder = 7031,
 }
 
-const ALL_STATUSES: [Status; 29] = [
-    Status::Ok,
-    Status::NullArgument,
-    Status::InvalidArgument,
-    Status::Panic,
-    Status::BufferTooSmall,
-    Status::Overflow,
-    Status::ParseSize,
-    Status::Permission,
-    Status::ResizeInProgress,
-    Status::NoSpace,
-    Status::Unaligned,
-    Status::OutOfMemory,
-    Status::Interrupted,
-    Status::NoDevice,
-    Status::NotVmmDevice,
-    Status::InterfaceTooOld,
-    Status::Io,
-    Status::Refused,
-    Status::LedgerCorrupt,
-    Status::LedgerUnsafe,
-    Status::LedgerFull,
-    Status::NotFound,
-    Status::Busy,
-    Status::Unsupported,
-    Status::MalformedInput,
-    Status::Timeout,
-    Status::LedgerReplaced,
-    Status::LedgerVersion,
-    Status::NotHolder,
-];
+/// The list, the conversions to and from the `u32` C sees and (optionally)
+/// the names of a C-facing enum, from one table: the variants, each once,
+/// with its name. The enum itself stays a plain `#[repr(u32)]` item (cbindgen
+/// reads `Status`; docs and derives stay where they are).
+///
+/// Generates `ALL` (declaration order), `to_u32`, `from_u32` and, with
+/// `names: f -> T`, the `const fn f(self) -> T` naming each variant. A
+/// variant left out of the table is a compile error (the generated match
+/// has no wildcard), so `ALL` cannot fall behind the enum.
+macro_rules! c_enum {
+    ($ty:ident, names: $names:ident -> $nty:ty { $($var:ident => $name:expr),+ $(,)? }) => {
+        $crate::status::c_enum!($ty { $($var),+ });
+
+        impl $ty {
+            /// The variant's name.
+            pub const fn $names(self) -> $nty {
+                match self {
+                    $($ty::$var => $name),+
+                }
+            }
+        }
+    };
+    ($ty:ident { $($var:ident),+ $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: [$ty; [$($ty::$var),+].len()] = [$($ty::$var),+];
+
+            /// The value C sees.
+            // A fieldless #[repr(u32)] enum: the cast is its discriminant.
+            #[allow(clippy::as_conversions)]
+            pub const fn to_u32(self) -> u32 {
+                self as u32
+            }
+
+            /// The variant for a raw value from C; unknown values are `None`.
+            pub fn from_u32(v: u32) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|x| x.to_u32() == v)
+            }
+        }
+
+        // Every variant is in the table: this match has no wildcard.
+        const _: fn($ty) = |v| match v {
+            $($ty::$var => ()),+
+        };
+    };
+}
+pub(crate) use c_enum;
+
+c_enum!(Status, names: message_nul -> &'static str {
+    Ok => "success\0",
+    NullArgument => "a required pointer argument is NULL\0",
+    InvalidArgument => "invalid argument\0",
+    Panic => "internal error in libvmmresv (panic caught)\0",
+    BufferTooSmall => "buffer too small\0",
+    Overflow => "size arithmetic would overflow\0",
+    ParseSize => "invalid size string\0",
+    Permission => "permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)\0",
+    ResizeInProgress => "a reservoir resize is already in progress\0",
+    NoSpace => "not enough space: beyond the reservoir limit, more than its free memory, or a full file system (ENOSPC)\0",
+    Unaligned => "size or chunk is not page-aligned\0",
+    OutOfMemory => "the kernel could not find enough memory\0",
+    Interrupted => "interrupted or cancelled\0",
+    NoDevice => "no vmm device (is the vmm driver loaded?)\0",
+    NotVmmDevice => "not a vmm control device\0",
+    InterfaceTooOld => "vmm interface older than version 9: reservoir resize not supported\0",
+    Io => "operating-system error\0",
+    Refused => "not enough room: the claim was refused\0",
+    LedgerCorrupt => "the admission ledger file is corrupt or not a ledger\0",
+    LedgerUnsafe => "the admission ledger file is not owned by this user, is a symlink, or others can write it\0",
+    LedgerFull => "the admission ledger has no free slot\0",
+    NotFound => "this process holds no claim for that VM\0",
+    Busy => "the admission ledger kept changing or is in use; try again\0",
+    Unsupported => "not supported on this platform\0",
+    MalformedInput => "malformed ARC statistics, kstat or ::memstat input\0",
+    Timeout => "the deadline passed first\0",
+    LedgerReplaced => "the admission ledger file was replaced, renamed or removed while in use\0",
+    LedgerVersion => "the admission ledger file is of another layout (version 1 with claims in use, or newer) than this library's version 2\0",
+    NotHolder => "another process holds this VM's claim\0",
+});
 
 impl Status {
     /// Every status, in discriminant order (for tests and documentation).
     pub fn all() -> &'static [Status] {
-        &ALL_STATUSES
-    }
-
-    /// The status for a raw value coming from C; unknown values are `None`.
-    pub fn from_u32(v: u32) -> Option<Status> {
-        Status::all().iter().copied().find(|s| *s as u32 == v)
-    }
-
-    /// A short, stable, human-readable description (NUL-terminated so the
-    /// C ABI can hand out the same static bytes).
-    pub const fn message_nul(self) -> &'static str {
-        match self {
-            Status::Ok => "success\0",
-            Status::NullArgument => "a required pointer argument is NULL\0",
-            Status::InvalidArgument => "invalid argument\0",
-            Status::Panic => "internal error in libvmmresv (panic caught)\0",
-            Status::BufferTooSmall => "buffer too small\0",
-            Status::Overflow => "size arithmetic would overflow\0",
-            Status::ParseSize => "invalid size string\0",
-            Status::Permission => {
-                "permission denied (resizing the reservoir needs sys_config; an admission ledger needs write access to it and its run directory)\0"
-            }
-            Status::ResizeInProgress => "a reservoir resize is already in progress\0",
-            Status::NoSpace => {
-                "not enough space: beyond the reservoir limit, more than its free memory, or a full file system (ENOSPC)\0"
-            }
-            Status::Unaligned => "size or chunk is not page-aligned\0",
-            Status::OutOfMemory => "the kernel could not find enough memory\0",
-            Status::Interrupted => "interrupted or cancelled\0",
-            Status::NoDevice => "no vmm device (is the vmm driver loaded?)\0",
-            Status::NotVmmDevice => "not a vmm control device\0",
-            Status::InterfaceTooOld => {
-                "vmm interface older than version 9: reservoir resize not supported\0"
-            }
-            Status::Io => "operating-system error\0",
-            Status::Refused => "not enough room: the claim was refused\0",
-            Status::LedgerCorrupt => "the admission ledger file is corrupt or not a ledger\0",
-            Status::LedgerUnsafe => {
-                "the admission ledger file is not owned by this user, is a symlink, or others can write it\0"
-            }
-            Status::LedgerFull => "the admission ledger has no free slot\0",
-            Status::NotFound => "this process holds no claim for that VM\0",
-            Status::Busy => "the admission ledger kept changing or is in use; try again\0",
-            Status::Unsupported => "not supported on this platform\0",
-            Status::MalformedInput => "malformed ARC statistics, kstat or ::memstat input\0",
-            Status::Timeout => "the deadline passed first\0",
-            Status::LedgerReplaced => {
-                "the admission ledger file was replaced, renamed or removed while in use\0"
-            }
-            Status::LedgerVersion => {
-                "the admission ledger file is of another layout (version 1 with claims in use, or newer) than this library's version 2\0"
-            }
-            Status::NotHolder => "another process holds this VM's claim\0",
-        }
+        &Status::ALL
     }
 
     /// The description without the trailing NUL.
     pub fn message(self) -> &'static str {
         let m = self.message_nul();
-        &m[..m.len() - 1]
+        m.strip_suffix('\0').unwrap_or(m)
     }
 }
 
@@ -265,9 +260,9 @@ mod tests {
     fn discriminants_are_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
         for s in Status::all().iter().filter(|s| **s != Status::Ok) {
-            assert!(seen.insert(*s as u32), "duplicate discriminant {:?}", s);
-            assert!(*s as u32 >= 7000, "{:?} could be mistaken for an errno", s);
-            assert_eq!(Status::from_u32(*s as u32), Some(*s));
+            assert!(seen.insert(s.to_u32()), "duplicate discriminant {:?}", s);
+            assert!(s.to_u32() >= 7000, "{:?} could be mistaken for an errno", s);
+            assert_eq!(Status::from_u32(s.to_u32()), Some(*s));
         }
         assert_eq!(Status::from_u32(0), Some(Status::Ok));
         assert_eq!(Status::from_u32(1), None);

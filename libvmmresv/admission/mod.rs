@@ -49,17 +49,11 @@ pub enum Preference {
     Never = 3,
 }
 
-impl Preference {
-    /// From a C value.
-    pub fn from_u32(v: u32) -> Option<Preference> {
-        match v {
-            1 => Some(Preference::Require),
-            2 => Some(Preference::Prefer),
-            3 => Some(Preference::Never),
-            _ => None,
-        }
-    }
-}
+crate::status::c_enum!(Preference {
+    Require,
+    Prefer,
+    Never
+});
 
 /// The decision.
 #[repr(u32)]
@@ -73,6 +67,12 @@ pub enum Decision {
     /// Do not start the VM.
     Refuse = 3,
 }
+
+crate::status::c_enum!(Decision {
+    UseReservoir,
+    NoReservoir,
+    Refuse
+});
 
 /// Why.
 #[repr(u32)]
@@ -104,6 +104,17 @@ pub enum Reason {
     /// over ([`Admission::handoff`]). (Since 1.2.)
     HeldElsewhere = 7,
 }
+
+crate::status::c_enum!(Reason {
+    Ok,
+    AlreadyAdmitted,
+    ReservoirFull,
+    ReservoirNotWanted,
+    TransientLimit,
+    ArcGuard,
+    MemoryState,
+    HeldElsewhere,
+});
 
 /// An admission decision with the figures behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

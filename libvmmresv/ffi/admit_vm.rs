@@ -5,9 +5,10 @@
 
 use core::ffi::c_char;
 
-use super::policy::{vmmresv_overhead_params, vmmresv_vm};
-use super::report::{host_arg, vmmresv_host_memory};
-use super::{boundary, checked, fail, ok, put, uuid_arg, vmmresv_admission, vmmresv_decision};
+use super::boundary::{
+    checked, export, opt_read, out, read_in, uuid_arg, vmmresv_admission, vmmresv_decision,
+    vmmresv_host_memory, vmmresv_overhead_params, vmmresv_vm,
+};
 use crate::admission::vm::{AdmissionPolicy, VmVerdict};
 use crate::admission::Preference;
 use crate::policy::overhead::{OverheadKind, OverheadModel, OverheadParams};
@@ -123,12 +124,9 @@ impl From<VmVerdict> for vmmresv_vm_decision {
 /// floor.
 #[no_mangle]
 pub extern "C" fn vmmresv_policy_default(out: *mut vmmresv_policy) -> Status {
-    boundary(|| {
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        put(out, AdmissionPolicy::default().into());
-        ok()
+    export(|| {
+        out!(out)?.set(AdmissionPolicy::default().into());
+        Ok(())
     })
 }
 
@@ -141,22 +139,14 @@ pub extern "C" fn vmmresv_admission_set_policy(
     admission_handle: *const vmmresv_admission,
     policy: *const vmmresv_policy,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let p = if policy.is_null() {
-            AdmissionPolicy::default()
-        } else {
-            // SAFETY: non-null; readable by the C contract; copied out.
-            match unsafe { policy.read() }.policy() {
-                Ok(p) => p,
-                Err(e) => return fail(e),
-            }
+    export(|| {
+        let a = checked(admission_handle)?;
+        let p = match opt_read!(policy) {
+            Some(p) => p.policy()?,
+            None => AdmissionPolicy::default(),
         };
         a.inner.set_policy(p);
-        ok()
+        Ok(())
     })
 }
 
@@ -203,41 +193,20 @@ pub extern "C" fn vmmresv_admit_vm(
     host: *const vmmresv_host_memory,
     out: *mut vmmresv_vm_decision,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if out.is_null() || vm.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        let uuid = match uuid_arg(vm_uuid) {
-            Ok(u) => u,
-            Err(e) => return fail(e),
-        };
+    export(|| {
+        let a = checked(admission_handle)?;
+        let (out, vm) = (out!(out)?, read_in!(vm)?);
+        let uuid = uuid_arg!(vm_uuid)?;
         let Some(pref) = Preference::from_u32(preference) else {
-            return fail(Error::new(Status::InvalidArgument));
+            return Err(Error::new(Status::InvalidArgument));
         };
-        // SAFETY: non-null; readable by the C contract; copied out.
-        let spec = match unsafe { vm.read() }.spec() {
-            Ok(s) => s,
-            Err(s) => return fail(Error::new(s)),
+        let spec = vm.spec()?;
+        let verdict = match opt_read!(host) {
+            Some(h) => a.inner.admit_vm(&uuid, &spec, pref, &h.host()?)?,
+            None => a.inner.admit_vm_reading(&uuid, &spec, pref)?,
         };
-        let verdict = if host.is_null() {
-            a.inner.admit_vm_reading(&uuid, &spec, pref)
-        } else {
-            match host_arg(host) {
-                Ok(h) => a.inner.admit_vm(&uuid, &spec, pref, &h),
-                Err(e) => return fail(e),
-            }
-        };
-        match verdict {
-            Ok(v) => {
-                put(out, v.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+        out.set(verdict.into());
+        Ok(())
     })
 }
 

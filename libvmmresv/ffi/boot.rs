@@ -6,7 +6,7 @@
 
 use core::ffi::{c_char, CStr};
 
-use super::{boundary, checked, fail, ok, put, vmmresv_reservoir};
+use super::boundary::{c_str, checked, export, out, vmmresv_reservoir};
 use crate::boot::{self, BootSetting, BootTarget};
 use crate::status::{Error, Status};
 
@@ -17,10 +17,10 @@ pub const VMMRESV_BOOT_SIZE: u32 = 2;
 /// The default boot setting (RFD 185): this percentage of the limit.
 pub const VMMRESV_BOOT_DEFAULT_PERCENT: u32 = 75;
 
-static_assertions::const_assert_eq!(
-    VMMRESV_BOOT_DEFAULT_PERCENT as u64,
-    crate::reservoir::DEFAULT_TARGET_PERCENT
-);
+// A widening cast in a compile-time check.
+#[allow(clippy::as_conversions)]
+const _: () =
+    assert!(VMMRESV_BOOT_DEFAULT_PERCENT as u64 == crate::reservoir::DEFAULT_TARGET_PERCENT);
 
 /// A parsed boot-time reservoir setting.
 #[repr(C)]
@@ -85,13 +85,11 @@ impl From<BootTarget> for vmmresv_boot_plan {
 }
 
 /// A setting argument: NULL is the default, anything else must parse.
-fn setting_arg(text: *const c_char) -> Result<BootSetting, Error> {
-    if text.is_null() {
+/// A setting's text; none (a NULL argument) is the default setting.
+fn setting_arg(text: Option<&CStr>) -> Result<BootSetting, Error> {
+    let Some(c) = text else {
         return Ok(BootSetting::default());
-    }
-    // SAFETY: non-null; the C contract is a NUL-terminated string that
-    // lives for the duration of the call.
-    let c = unsafe { CStr::from_ptr(text) };
+    };
     match c.to_str() {
         Ok(s) => BootSetting::parse(s),
         Err(_) => Err(Error::new(Status::ParseSize)),
@@ -112,17 +110,10 @@ pub extern "C" fn vmmresv_boot_setting_parse(
     text: *const c_char,
     out: *mut vmmresv_boot_setting,
 ) -> Status {
-    boundary(|| {
-        if text.is_null() || out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        match setting_arg(text) {
-            Ok(s) => {
-                put(out, s.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+    export(|| {
+        let text = c_str!(text)?;
+        out!(out)?.set(setting_arg(Some(text))?.into());
+        Ok(())
     })
 }
 
@@ -142,17 +133,12 @@ pub extern "C" fn vmmresv_boot_target_for(
     chunk_bytes: u64,
     out: *mut vmmresv_boot_plan,
 ) -> Status {
-    boundary(|| {
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        match setting_arg(setting).and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes)) {
-            Ok(t) => {
-                put(out, t.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+    export(|| {
+        let out = out!(out)?;
+        let t = setting_arg(c_str!(setting).ok())
+            .and_then(|s| boot::boot_target(s, limit_bytes, chunk_bytes))?;
+        out.set(t.into());
+        Ok(())
     })
 }
 
@@ -171,31 +157,18 @@ pub extern "C" fn vmmresv_boot_target(
     chunk_bytes: u64,
     out: *mut vmmresv_boot_plan,
 ) -> Status {
-    boundary(|| {
-        let r = match checked(reservoir) {
-            Ok(r) => r,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if out.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
+    export(|| {
+        let r = checked(reservoir)?;
+        let out = out!(out)?;
         // Parse before querying: a bad setting is the caller's error
         // whatever the device says.
-        let s = match setting_arg(setting) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        match r
+        let s = setting_arg(c_str!(setting).ok())?;
+        let t = r
             .inner
             .query()
-            .and_then(|q| boot::boot_target(s, q.limit, chunk_bytes))
-        {
-            Ok(t) => {
-                put(out, t.into());
-                ok()
-            }
-            Err(e) => fail(e),
-        }
+            .and_then(|q| boot::boot_target(s, q.limit, chunk_bytes))?;
+        out.set(t.into());
+        Ok(())
     })
 }
 

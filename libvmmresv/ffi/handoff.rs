@@ -2,12 +2,13 @@
 //! memory (vmmresv_handoff(3VMMRESV)), and where the ledger's path came
 //! from.
 
-use core::ffi::{c_char, CStr};
+use core::ffi::c_char;
 
-use super::{
-    boundary, checked, fail, ok, put, put_nul_terminated, uuid_arg, vmmresv_admission, Status,
+use super::boundary::{
+    c_str, c_values, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
 };
-use crate::status::Error;
+use crate::reservoir::RunDirOrigin;
+use crate::status::{Error, Status};
 
 /// Write the hand-off token for VM `vm_uuid`'s claims (admission claim,
 /// ARC reservation, host-memory claim) held by this process into `buf`
@@ -28,34 +29,14 @@ pub extern "C" fn vmmresv_handoff(
     buf_len: usize,
     needed: *mut usize,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let uuid = match uuid_arg(vm_uuid) {
-            Ok(u) => u,
-            Err(e) => return fail(e),
-        };
-        let token = match a.inner.handoff_token(&uuid) {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
-        let text = token.render();
-        if !needed.is_null() {
-            put(needed, text.len() + 1);
-        }
-        if buf_len < text.len() + 1 {
-            return fail(Error::new(Status::BufferTooSmall));
-        }
-        if buf.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        if let Err(e) = a.inner.handoff_fds(&token) {
-            return fail(e);
-        }
-        put_nul_terminated(text.as_bytes(), buf);
-        ok()
+    export(|| {
+        let a = checked(admission_handle)?;
+        let uuid = uuid_arg!(vm_uuid)?;
+        let token = a.inner.handoff_token(&uuid)?;
+        // Nothing changes unless the token is delivered: the descriptors
+        // are made to survive an exec only once the buffer is known to fit.
+        text_buf!(buf, buf_len, needed, NullBuf::SizeFirst)
+            .write(token.render().as_bytes(), || a.inner.handoff_fds(&token))
     })
 }
 
@@ -76,23 +57,13 @@ pub extern "C" fn vmmresv_adopt(
     admission_handle: *mut vmmresv_admission,
     token: *const c_char,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
+    export(|| {
+        let a = checked(admission_handle)?;
+        let Ok(text) = c_str!(token)?.to_str() else {
+            return Err(Error::new(Status::InvalidArgument));
         };
-        if token.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        // SAFETY: non-null; the C contract is a NUL-terminated string.
-        let text = unsafe { CStr::from_ptr(token) };
-        let Ok(text) = text.to_str() else {
-            return fail(Error::new(Status::InvalidArgument));
-        };
-        match a.inner.adopt(text) {
-            Ok(_) => ok(),
-            Err(e) => fail(e),
-        }
+        a.inner.adopt(text)?;
+        Ok(())
     })
 }
 
@@ -105,16 +76,10 @@ pub extern "C" fn vmmresv_admission_ledger_origin(
     admission_handle: *const vmmresv_admission,
     origin: *mut u32,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        if origin.is_null() {
-            return fail(Error::new(Status::NullArgument));
-        }
-        put(origin, a.inner.ledger_origin() as u32);
-        ok()
+    export(|| {
+        let a = checked(admission_handle)?;
+        out!(origin)?.set(a.inner.ledger_origin().to_u32());
+        Ok(())
     })
 }
 
@@ -127,15 +92,10 @@ pub const VMMRESV_LEDGER_ORIGIN_ENVIRONMENT: u32 = 2;
 /// `origin`: a path given to vmmresv_admission_open() (an override).
 pub const VMMRESV_LEDGER_ORIGIN_ARGUMENT: u32 = 3;
 
-use crate::reservoir::RunDirOrigin;
-static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_DEFAULT, RunDirOrigin::Default as u32);
-static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_CONFIG, RunDirOrigin::Config as u32);
-static_assertions::const_assert_eq!(
-    VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
-    RunDirOrigin::Environment as u32
-);
-static_assertions::const_assert_eq!(
-    VMMRESV_LEDGER_ORIGIN_ARGUMENT,
-    RunDirOrigin::Argument as u32
-);
+c_values!(RunDirOrigin {
+    Default = VMMRESV_LEDGER_ORIGIN_DEFAULT,
+    Config = VMMRESV_LEDGER_ORIGIN_CONFIG,
+    Environment = VMMRESV_LEDGER_ORIGIN_ENVIRONMENT,
+    Argument = VMMRESV_LEDGER_ORIGIN_ARGUMENT,
+});
 static_assertions::const_assert!(VMMRESV_HANDOFF_BUFSIZE > 17 + 5 + 8 + 38 + 16 + 16 + 8 * 20 + 8);

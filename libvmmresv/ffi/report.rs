@@ -2,11 +2,10 @@
 
 use core::ffi::c_char;
 
-use super::{
-    arc_host_arg, boundary, checked, fail, ok, opt_path, out_result, put, put_nul_terminated,
-    vmmresv_admission, vmmresv_arc_host,
+use super::boundary::{
+    checked, export, opt_path, opt_read, out, read_in, text_buf, vmmresv_admission,
+    vmmresv_arc_host, NullBuf,
 };
-use crate::admission::ArcHost;
 use crate::host::{self, HostMemory};
 use crate::report::ReportInputs;
 use crate::status::{Error, Status};
@@ -33,6 +32,18 @@ impl From<HostMemory> for vmmresv_host_memory {
     }
 }
 
+impl vmmresv_host_memory {
+    /// A caller's reading, checked (free memory above physmem is
+    /// INVALID_ARGUMENT).
+    pub(in crate::ffi) fn host(self) -> Result<HostMemory, Error> {
+        let h = HostMemory::from(self);
+        if h.free_bytes > h.physmem_bytes {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        Ok(h)
+    }
+}
+
 impl From<vmmresv_host_memory> for HostMemory {
     fn from(h: vmmresv_host_memory) -> Self {
         HostMemory {
@@ -40,20 +51,6 @@ impl From<vmmresv_host_memory> for HostMemory {
             free_bytes: h.free_bytes,
         }
     }
-}
-
-/// A `const vmmresv_host_memory *` argument, copied.
-pub(super) fn host_arg(host: *const vmmresv_host_memory) -> Result<HostMemory, Error> {
-    if host.is_null() {
-        return Err(Error::new(Status::NullArgument));
-    }
-    // SAFETY: non-null; the C contract is that it points to a readable
-    // vmmresv_host_memory. Copied out at once.
-    let h: HostMemory = unsafe { host.read() }.into();
-    if h.free_bytes > h.physmem_bytes {
-        return Err(Error::new(Status::InvalidArgument));
-    }
-    Ok(h)
 }
 
 /// Read Linux's `<root>/proc/meminfo` (`root` NULL for "/"): `MemTotal`
@@ -64,7 +61,10 @@ pub extern "C" fn vmmresv_host_read_linux(
     root: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| out_result(out, host::read_linux(opt_path(root)).map(Into::into)))
+    export(|| {
+        out!(out)?.set(host::read_linux(opt_path!(root)).map(Into::into)?);
+        Ok(())
+    })
 }
 
 /// Read a file holding illumos `kstat -p unix:0:system_pages` output (the
@@ -76,11 +76,12 @@ pub extern "C" fn vmmresv_host_read_kstat(
     path: *const c_char,
     out: *mut vmmresv_host_memory,
 ) -> Status {
-    boundary(|| {
-        let Some(p) = opt_path(path) else {
-            return fail(Error::new(Status::NullArgument));
+    export(|| {
+        let Some(p) = opt_path!(path) else {
+            return Err(Error::new(Status::NullArgument));
         };
-        out_result(out, host::read_kstat(p).map(Into::into))
+        out!(out)?.set(host::read_kstat(p).map(Into::into)?);
+        Ok(())
     })
 }
 
@@ -112,26 +113,6 @@ pub struct vmmresv_report_inputs {
     pub reserved: u32,
 }
 
-/// Write `text` NUL-terminated into `buf` of `buf_len` bytes, with the
-/// needed-size protocol of vmmresv_size_format().
-fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> Status {
-    let Some(want) = text.len().checked_add(1) else {
-        return fail(Error::new(Status::Overflow));
-    };
-    if !needed.is_null() {
-        put(needed, want);
-    }
-    // A NULL buffer is only a size question when it claims no room.
-    if buf.is_null() && buf_len != 0 {
-        return fail(Error::new(Status::NullArgument));
-    }
-    if buf_len < want {
-        return fail(Error::new(Status::BufferTooSmall));
-    }
-    put_nul_terminated(text, buf);
-    ok()
-}
-
 /// The host capacity report, as one JSON object (schema
 /// "vmmresv-report/2", described in vmmresv_report(3VMMRESV)): reservoir
 /// figures and pending claims, the ARC, the headroom breakdown (physical
@@ -158,36 +139,16 @@ pub extern "C" fn vmmresv_report_json(
     buf_len: usize,
     needed: *mut usize,
 ) -> Status {
-    boundary(|| {
-        let a = match checked(admission_handle) {
-            Ok(a) => a,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let host = match host_arg(host) {
-            Ok(h) => h,
-            Err(e) => return fail(e),
-        };
-        let i = if inputs.is_null() {
-            vmmresv_report_inputs::default()
-        } else {
-            // SAFETY: non-null; readable by the C contract; copied.
-            unsafe { inputs.read() }
-        };
+    export(|| {
+        let a = checked(admission_handle)?;
+        let host = read_in!(host)?.host()?;
+        let i = opt_read!(inputs).unwrap_or_default();
         if i.reserved != 0 {
-            return fail(Error::new(Status::InvalidArgument));
+            return Err(Error::new(Status::InvalidArgument));
         }
-        let arc = if arc.is_null() {
-            None
-        } else {
-            match arc_host_arg(arc) {
-                Ok(policy) => Some(ArcHost {
-                    policy,
-                    // SAFETY: arc_host_arg checked it non-null; readable by
-                    // the C contract.
-                    arc_size: unsafe { (*arc).arc_size_bytes },
-                }),
-                Err(e) => return fail(e),
-            }
+        let arc = match opt_read!(arc) {
+            Some(h) => Some(h.arc_host()?),
+            None => None,
         };
         let r = a.inner.report(&ReportInputs {
             host,
@@ -200,16 +161,19 @@ pub extern "C" fn vmmresv_report_json(
             vm_caps_bytes: i.vm_caps_bytes,
             chunk_bytes: i.chunk_bytes,
             reference_vcpus: i.reference_vcpus,
-        });
-        match r {
-            Ok(r) => put_text(r.to_json().as_bytes(), buf, buf_len, needed),
-            Err(e) => fail(e),
-        }
+        })?;
+        text_buf!(buf, buf_len, needed, NullBuf::NullFirst).write(r.to_json().as_bytes(), || Ok(()))
     })
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Test code: C-sized literals and unwraps are the point.
+#[allow(
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -229,6 +193,14 @@ mod tests {
             vmmresv_host_read_linux(c"/nonexistent-root".as_ptr(), &mut h),
             Status::Io
         );
+    }
+
+    /// The text protocol as vmmresv_report_json() documents it.
+    fn put_text(text: &[u8], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> Status {
+        use crate::ffi::boundary::IntoStatus;
+        text_buf!(buf, buf_len, needed, NullBuf::NullFirst)
+            .write(text, || Ok(()))
+            .into_status()
     }
 
     #[test]
@@ -259,7 +231,7 @@ mod tests {
             physmem_bytes: 1,
             free_bytes: 2,
         };
-        assert_eq!(host_arg(&h).unwrap_err().status(), Status::InvalidArgument);
+        assert_eq!(h.host().unwrap_err().status(), Status::InvalidArgument);
         assert_eq!(
             vmmresv_report_json(
                 core::ptr::null(),

@@ -1,115 +1,280 @@
-//! The reservoir's C ABI added in VMMRESV_1.2: one resize entry point that
-//! says what a signal does.
-//!
-//! VMMRESV_1.0's `vmmresv_reservoir_set_target/add/remove` resume after
-//! every EINTR unless a progress callback cancels. rsrvrctl -a and -r (and
-//! any caller that wants ^C to end a resize without writing a callback)
-//! want the kernel's EINTR to end the call: that is the
-//! `VMMRESV_RESIZE_STOP_ON_SIGNAL` flag here.
+//! The reservoir: open the vmm control device, query and resize the
+//! reservoir, its default size (vmmresv_reservoir(3VMMRESV); its ABI 1.2
+//! resize entry point is in resize.rs).
 
-use core::ffi::c_void;
+use core::ffi::{c_char, c_void};
+use std::path::Path;
 
-use super::VMMRESV_SIZE_UNKNOWN;
-use super::{boundary, checked, fail, ok, put, vmmresv_progress_fn, vmmresv_reservoir};
-use crate::reservoir::{OnSignal, Progress, ProgressFn, ResizeError, ResizeOp};
+use super::boundary::{
+    boundary, checked, export, free_handle, new_handle, opt_out, opt_path, out,
+    vmmresv_progress_fn, vmmresv_reservoir, VMMRESV_SIZE_UNKNOWN,
+};
+use crate::reservoir::{Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 
-/// `vmmresv_reservoir_resize()` op: resize to `bytes` (free + alloc), as
-/// `vmmresv_reservoir_set_target()`.
-pub const VMMRESV_RESIZE_TARGET: u32 = 0;
-/// `vmmresv_reservoir_resize()` op: grow by `bytes`, as
-/// `vmmresv_reservoir_add()`.
-pub const VMMRESV_RESIZE_ADD: u32 = 1;
-/// `vmmresv_reservoir_resize()` op: shrink by `bytes` (clamped to the
-/// size), as `vmmresv_reservoir_remove()`.
-pub const VMMRESV_RESIZE_REMOVE: u32 = 2;
-/// `vmmresv_reservoir_resize()` flag: the first time the kernel stops the
-/// resize for a signal (EINTR), return VMMRESV_STATUS_INTERRUPTED with the
-/// size reached instead of resuming. Without it a signal never ends the
-/// call (only a progress callback's nonzero answer does).
-pub const VMMRESV_RESIZE_STOP_ON_SIGNAL: u32 = 1;
+/// The reservoir's counters, in bytes, as the kernel reports them
+/// (`struct vmm_resv_query`). The reservoir's size is free + alloc.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_query {
+    /// Reservoir memory no VM holds.
+    pub free_bytes: u64,
+    /// Reservoir memory held by VMs created with the reservoir flag.
+    pub alloc_bytes: u64,
+    /// Memory of VMs running without the reservoir ("transient"); it counts
+    /// against the same limit.
+    pub alloc_transient_bytes: u64,
+    /// The most free + alloc + transient can ever reach on this host.
+    pub limit_bytes: u64,
+}
 
-/// Every flag this version knows; others are INVALID_ARGUMENT, so a flag
-/// added later is never silently ignored by an older library.
-const KNOWN_FLAGS: u32 = VMMRESV_RESIZE_STOP_ON_SIGNAL;
+impl From<ReservoirQuery> for vmmresv_query {
+    fn from(q: ReservoirQuery) -> Self {
+        vmmresv_query {
+            free_bytes: q.free,
+            alloc_bytes: q.alloc,
+            alloc_transient_bytes: q.alloc_transient,
+            limit_bytes: q.limit,
+        }
+    }
+}
 
-/// Resize the reservoir: `op` VMMRESV_RESIZE_TARGET (to `bytes`),
-/// VMMRESV_RESIZE_ADD (by `bytes`) or VMMRESV_RESIZE_REMOVE (by `bytes`,
-/// clamped to the size), in steps of `chunk_bytes` (0 = one step; for add
-/// and remove at most `bytes`), exactly as `vmmresv_reservoir_set_target()`,
-/// `_add()` and `_remove()` do — except for what a signal does.
+/// Open the vmm control device.
 ///
-/// The kernel stops a resize with EINTR when a signal is pending: before
-/// its first step too (nothing done, even with `chunk_bytes` 0), and in
-/// the middle of a step that waits for memory (that step is undone). Steps
-/// completed stay. With `flags` VMMRESV_RESIZE_STOP_ON_SIGNAL the call
-/// then returns VMMRESV_STATUS_INTERRUPTED (vmmresv_last_errno() EINTR)
-/// and `*reached` says where the reservoir stands, which may be where it
-/// started; `progress` (may be NULL) is still called first, and its answer
-/// does not matter. With `flags` 0 the resize resumes, after calling
-/// `progress`, which may cancel — the VMMRESV_1.0 functions' behaviour.
+/// `device`: path of the device, or NULL for "/dev/vmmctl". `run_dir`:
+/// directory for the resize lock file, or NULL for `$VMMRESV_RUNDIR` or
+/// else "/var/run/vmmresv". The device is opened O_RDWR | O_EXCL |
+/// O_CLOEXEC and its interface version read. On success `*out` receives a
+/// handle the caller owns and must pass to `vmmresv_reservoir_close()`; on
+/// failure `*out` is set to NULL.
 ///
-/// Errors: INVALID_ARGUMENT (unknown `op` or `flags` bit), INTERRUPTED,
-/// and those of `vmmresv_reservoir_set_target()`.
+/// Errors: NULL_ARGUMENT (`out` NULL), NO_DEVICE (no vmm driver),
+/// NOT_VMM_DEVICE (the path is something else), PERMISSION, IO.
 #[no_mangle]
-pub extern "C" fn vmmresv_reservoir_resize(
+pub extern "C" fn vmmresv_reservoir_open(
+    device: *const c_char,
+    run_dir: *const c_char,
+    out: *mut *mut vmmresv_reservoir,
+) -> Status {
+    export(|| {
+        let out = out!(out)?;
+        out.set(core::ptr::null_mut());
+        let dev = opt_path!(device).unwrap_or(Path::new(crate::sys::VMM_CTL_DEV));
+        let inner = Reservoir::open_at(dev, opt_path!(run_dir))?;
+        out.set(new_handle(vmmresv_reservoir { inner })?);
+        Ok(())
+    })
+}
+
+/// Close a handle from `vmmresv_reservoir_open()` and free it. NULL is a
+/// no-op, and so is a handle already closed; every later call with the
+/// handle returns INVALID_ARGUMENT. Closing it while another thread still
+/// uses it is the caller's bug.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
+    boundary(|| free_handle(reservoir))
+}
+
+/// The kernel's vmm interface version, read when the handle was opened.
+/// Resizing needs version 9 or later.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_interface_version(
     reservoir: *const vmmresv_reservoir,
-    op: u32,
+    out: *mut u32,
+) -> Status {
+    export(|| {
+        let r = checked(reservoir)?;
+        let out = out!(out)?;
+        out.set(r.inner.interface_version());
+        Ok(())
+    })
+}
+
+/// Read the reservoir's counters into `*out`. Needs no privilege.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_query(
+    reservoir: *const vmmresv_reservoir,
+    out: *mut vmmresv_query,
+) -> Status {
+    export(|| {
+        let r = checked(reservoir)?;
+        let out = out!(out)?;
+        let q = r.inner.query()?;
+        out.set(q.into());
+        Ok(())
+    })
+}
+
+/// Which relative or absolute resize an export asked for.
+enum Resize {
+    Target,
+    Add,
+    Remove,
+}
+
+fn resize(
+    reservoir: *const vmmresv_reservoir,
+    kind: Resize,
     bytes: u64,
+    chunk: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Result<(), Error> {
+    let reached = opt_out!(reached);
+    reached.set(VMMRESV_SIZE_UNKNOWN);
+    let r = checked(reservoir)?;
+    let mut cb = |got: u64, target: u64| -> Progress {
+        match progress {
+            // SAFETY: the caller passed this function pointer for exactly
+            // this purpose, with `arg` as its context.
+            Some(f) if unsafe { f(got, target, arg) } != 0 => Progress::Cancel,
+            _ => Progress::Continue,
+        }
+    };
+    let cb_opt: Option<crate::reservoir::ProgressFn<'_>> = if progress.is_some() {
+        Some(&mut cb)
+    } else {
+        None
+    };
+    let res = match kind {
+        Resize::Target => r.inner.set_target(bytes, chunk, cb_opt),
+        Resize::Add => r.inner.add(bytes, chunk, cb_opt),
+        Resize::Remove => r.inner.remove(bytes, chunk, cb_opt),
+    };
+    match res {
+        Ok(size) => {
+            reached.set(size);
+            Ok(())
+        }
+        Err(ResizeError { error, reached: at }) => {
+            reached.set(at.unwrap_or(VMMRESV_SIZE_UNKNOWN));
+            Err(error)
+        }
+    }
+}
+
+/// Resize the reservoir to `target_bytes` (free + alloc), in steps of
+/// `chunk_bytes` (0 = one step). Both must be multiples of
+/// VMMRESV_PAGESIZE. Needs the `sys_config` privilege and interface
+/// version >= 9.
+///
+/// When the kernel is interrupted (EINTR) the resize resumes from the size
+/// it reached, after calling `progress` (may be NULL) which may cancel.
+/// `*reached` (may be NULL) receives the reservoir's size when the call
+/// returns — on errors too, queried afresh where the kernel does not say;
+/// VMMRESV_SIZE_UNKNOWN only if that query failed. Resizes made through
+/// this library are serialized across threads and processes.
+///
+/// Errors: PERMISSION, RESIZE_IN_PROGRESS (a resizer outside the library),
+/// NO_SPACE (beyond the limit / more than the free part), UNALIGNED,
+/// OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, IO.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_set_target(
+    reservoir: *const vmmresv_reservoir,
+    target_bytes: u64,
     chunk_bytes: u64,
-    flags: u32,
     progress: vmmresv_progress_fn,
     arg: *mut c_void,
     reached: *mut u64,
 ) -> Status {
-    boundary(|| {
-        if !reached.is_null() {
-            put(reached, VMMRESV_SIZE_UNKNOWN);
-        }
-        let r = match checked(reservoir) {
-            Ok(r) => r,
-            Err(s) => return fail(Error::new(s)),
-        };
-        let op = match op {
-            VMMRESV_RESIZE_TARGET => ResizeOp::Target(bytes),
-            VMMRESV_RESIZE_ADD => ResizeOp::Add(bytes),
-            VMMRESV_RESIZE_REMOVE => ResizeOp::Remove(bytes),
-            _ => return fail(Error::new(Status::InvalidArgument)),
-        };
-        if flags & !KNOWN_FLAGS != 0 {
-            return fail(Error::new(Status::InvalidArgument));
-        }
-        let on_signal = if flags & VMMRESV_RESIZE_STOP_ON_SIGNAL != 0 {
-            OnSignal::Stop
-        } else {
-            OnSignal::Resume
-        };
-        let mut cb = |got: u64, target: u64| -> Progress {
-            match progress {
-                // SAFETY: the caller passed this function pointer for
-                // exactly this purpose, with `arg` as its context.
-                Some(f) if unsafe { f(got, target, arg) } != 0 => Progress::Cancel,
-                _ => Progress::Continue,
-            }
-        };
-        let cb_opt: Option<ProgressFn<'_>> = if progress.is_some() {
-            Some(&mut cb)
-        } else {
-            None
-        };
-        match r.inner.resize(op, chunk_bytes, on_signal, cb_opt) {
-            Ok(size) => {
-                if !reached.is_null() {
-                    put(reached, size);
-                }
-                ok()
-            }
-            Err(ResizeError { error, reached: at }) => {
-                if !reached.is_null() {
-                    put(reached, at.unwrap_or(VMMRESV_SIZE_UNKNOWN));
-                }
-                fail(error)
-            }
-        }
+    export(|| {
+        resize(
+            reservoir,
+            Resize::Target,
+            target_bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// Grow the reservoir by `bytes` (rsrvrctl -a), in steps of
+/// min(`chunk_bytes`, `bytes`). Unlike rsrvrctl's query-then-set, two
+/// concurrent additions through this library both take effect. Otherwise
+/// as `vmmresv_reservoir_set_target()`; OVERFLOW if the sum does not fit.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_add(
+    reservoir: *const vmmresv_reservoir,
+    bytes: u64,
+    chunk_bytes: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    export(|| {
+        resize(
+            reservoir,
+            Resize::Add,
+            bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// Shrink the reservoir by `bytes` (rsrvrctl -r), clamped to its current
+/// size; an empty reservoir is left alone (OK). Only free reservoir memory
+/// can leave: asking for more than is free gives NO_SPACE after whole
+/// chunks that fit were removed, and `*reached` says where it stopped.
+/// Otherwise as `vmmresv_reservoir_set_target()`.
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_remove(
+    reservoir: *const vmmresv_reservoir,
+    bytes: u64,
+    chunk_bytes: u64,
+    progress: vmmresv_progress_fn,
+    arg: *mut c_void,
+    reached: *mut u64,
+) -> Status {
+    export(|| {
+        resize(
+            reservoir,
+            Resize::Remove,
+            bytes,
+            chunk_bytes,
+            progress,
+            arg,
+            reached,
+        )
+    })
+}
+
+/// RFD 185's boot-time default reservoir size for this host: 75% of the
+/// limit the kernel reports, rounded down to `chunk_bytes` (a multiple of
+/// VMMRESV_PAGESIZE; 0 = the page).
+#[no_mangle]
+pub extern "C" fn vmmresv_reservoir_default_target(
+    reservoir: *const vmmresv_reservoir,
+    chunk_bytes: u64,
+    out: *mut u64,
+) -> Status {
+    export(|| {
+        let r = checked(reservoir)?;
+        let out = out!(out)?;
+        out.set(r.inner.default_target(chunk_bytes)?);
+        Ok(())
+    })
+}
+
+/// The same default computed from a limit the caller already has: 75% of
+/// `limit_bytes`, rounded down to `chunk_bytes` (0 = the page). UNALIGNED
+/// if `chunk_bytes` is not a multiple of VMMRESV_PAGESIZE.
+#[no_mangle]
+pub extern "C" fn vmmresv_default_target_for(
+    limit_bytes: u64,
+    chunk_bytes: u64,
+    out: *mut u64,
+) -> Status {
+    export(|| {
+        out!(out)?.set(crate::reservoir::default_target_for(
+            limit_bytes,
+            chunk_bytes,
+        )?);
+        Ok(())
     })
 }

@@ -110,37 +110,17 @@ pub enum Profile {
     Cnapi = 3,
 }
 
+crate::status::c_enum!(Profile, names: c_name -> &'static core::ffi::CStr {
+    Rfd185 => c"rfd185",
+    Omicron => c"omicron",
+    Cnapi => c"triton-cnapi",
+});
+
 impl Profile {
-    /// Every profile, in discriminant order.
-    pub const ALL: [Profile; 3] = [Profile::Rfd185, Profile::Omicron, Profile::Cnapi];
-
-    /// The profile for a raw value from C; unknown values are `None`.
-    pub fn from_u32(v: u32) -> Option<Self> {
-        Profile::ALL.iter().copied().find(|p| p.to_u32() == v)
-    }
-
-    /// The discriminant (without an `as` cast).
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            Profile::Rfd185 => 1,
-            Profile::Omicron => 2,
-            Profile::Cnapi => 3,
-        }
-    }
-
     /// A short stable name.
     pub fn name(self) -> &'static str {
         // One table for Rust and C: the C string without its NUL.
         self.c_name().to_str().unwrap_or_default()
-    }
-
-    /// [`Self::name`] NUL-terminated, for the C ABI.
-    pub fn c_name(self) -> &'static core::ffi::CStr {
-        match self {
-            Profile::Rfd185 => c"rfd185",
-            Profile::Omicron => c"omicron",
-            Profile::Cnapi => c"triton-cnapi",
-        }
     }
 }
 

@@ -52,47 +52,19 @@ pub enum OverheadKind {
     EvePillar = 5,
 }
 
+crate::status::c_enum!(OverheadKind, names: c_name -> &'static core::ffi::CStr {
+    Fixed => c"fixed",
+    Proportional => c"proportional",
+    Pooled => c"pooled",
+    Vmadm => c"smartos-vmadm",
+    EvePillar => c"eve-pillar",
+});
+
 impl OverheadKind {
-    /// Every kind, in discriminant order.
-    pub const ALL: [OverheadKind; 5] = [
-        OverheadKind::Fixed,
-        OverheadKind::Proportional,
-        OverheadKind::Pooled,
-        OverheadKind::Vmadm,
-        OverheadKind::EvePillar,
-    ];
-
-    /// The kind for a raw value from C; unknown values are `None`.
-    pub fn from_u32(v: u32) -> Option<Self> {
-        OverheadKind::ALL.iter().copied().find(|k| k.to_u32() == v)
-    }
-
-    /// The discriminant (without an `as` cast).
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            OverheadKind::Fixed => 1,
-            OverheadKind::Proportional => 2,
-            OverheadKind::Pooled => 3,
-            OverheadKind::Vmadm => 4,
-            OverheadKind::EvePillar => 5,
-        }
-    }
-
     /// A short stable name.
     pub fn name(self) -> &'static str {
         // One table for Rust and C: the C string without its NUL.
         self.c_name().to_str().unwrap_or_default()
-    }
-
-    /// [`Self::name`] NUL-terminated, for the C ABI.
-    pub fn c_name(self) -> &'static core::ffi::CStr {
-        match self {
-            OverheadKind::Fixed => c"fixed",
-            OverheadKind::Proportional => c"proportional",
-            OverheadKind::Pooled => c"pooled",
-            OverheadKind::Vmadm => c"smartos-vmadm",
-            OverheadKind::EvePillar => c"eve-pillar",
-        }
     }
 }
 

@@ -104,47 +104,19 @@ pub enum MemState {
     Exhausted = 5,
 }
 
+crate::status::c_enum!(MemState, names: c_name -> &'static core::ffi::CStr {
+    High => c"high",
+    Soft => c"soft",
+    Hard => c"hard",
+    Low => c"low",
+    Exhausted => c"exhausted",
+});
+
 impl MemState {
-    /// Every state, best first.
-    pub const ALL: [MemState; 5] = [
-        MemState::High,
-        MemState::Soft,
-        MemState::Hard,
-        MemState::Low,
-        MemState::Exhausted,
-    ];
-
-    /// The state for a raw value from C; unknown values are `None`.
-    pub fn from_u32(v: u32) -> Option<Self> {
-        MemState::ALL.iter().copied().find(|s| s.to_u32() == v)
-    }
-
-    /// The discriminant (without an `as` cast).
-    pub const fn to_u32(self) -> u32 {
-        match self {
-            MemState::High => 1,
-            MemState::Soft => 2,
-            MemState::Hard => 3,
-            MemState::Low => 4,
-            MemState::Exhausted => 5,
-        }
-    }
-
     /// A short stable name.
     pub fn name(self) -> &'static str {
         // One table for Rust and C: the C string without its NUL.
         self.c_name().to_str().unwrap_or_default()
-    }
-
-    /// [`Self::name`] NUL-terminated, for the C ABI.
-    pub fn c_name(self) -> &'static core::ffi::CStr {
-        match self {
-            MemState::High => c"high",
-            MemState::Soft => c"soft",
-            MemState::Hard => c"hard",
-            MemState::Low => c"low",
-            MemState::Exhausted => c"exhausted",
-        }
     }
 
     /// The state's threshold in basis points of minFree (the VMware talk:

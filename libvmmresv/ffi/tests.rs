@@ -1,0 +1,180 @@
+//! The boundary and the VMMRESV_1.0 areas through the C ABI.
+
+#![allow(
+    clippy::as_conversions,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+use core::ffi::{c_char, CStr};
+
+use super::boundary::boundary;
+use super::*;
+use crate::status::Status;
+
+/// An export-shaped function that panics, run through the same
+/// boundary as every real export.
+extern "C" fn panicking_export() -> Status {
+    boundary(|| -> Status { panic!("deliberate panic to test the C boundary") })
+}
+
+#[test]
+fn panic_becomes_a_status() {
+    assert_eq!(panicking_export(), Status::Panic);
+    // And the boundary's other fallbacks are well-formed.
+    let p: *const c_char = boundary(|| -> *const c_char { panic!("x") });
+    // SAFETY: the fallback is a static NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(p) };
+    assert!(s.to_str().unwrap().contains("panic"));
+}
+
+#[test]
+fn null_arguments_are_refused() {
+    assert_eq!(
+        vmmresv_reservoir_open(core::ptr::null(), core::ptr::null(), core::ptr::null_mut()),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_reservoir_query(core::ptr::null(), core::ptr::null_mut()),
+        Status::NullArgument
+    );
+    let mut reached = 0u64;
+    assert_eq!(
+        vmmresv_reservoir_add(
+            core::ptr::null(),
+            4096,
+            0,
+            None,
+            core::ptr::null_mut(),
+            &mut reached
+        ),
+        Status::NullArgument
+    );
+    assert_eq!(reached, VMMRESV_SIZE_UNKNOWN);
+    assert_eq!(
+        vmmresv_btop(4096, 4096, core::ptr::null_mut()),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_size_parse(core::ptr::null(), 0, &mut reached),
+        Status::NullArgument
+    );
+    vmmresv_reservoir_close(core::ptr::null_mut());
+}
+
+#[test]
+fn local_ledger_through_the_c_abi() {
+    let mut l: *mut vmmresv_ledger = core::ptr::null_mut();
+    assert_eq!(vmmresv_ledger_new(10, &mut l), Status::Ok);
+    let mut short = u64::MAX;
+    assert_eq!(vmmresv_ledger_claim(l, 7, &mut short), Status::Ok);
+    assert_eq!(short, 0);
+    assert_eq!(vmmresv_ledger_claim(l, 5, &mut short), Status::Refused);
+    assert_eq!(short, 2);
+    let (mut c, mut cap) = (0u64, 0u64);
+    assert_eq!(vmmresv_ledger_usage(l, &mut c, &mut cap), Status::Ok);
+    assert_eq!((c, cap), (7, 10));
+    let mut old = 0u64;
+    assert_eq!(vmmresv_ledger_set_capacity(l, 6, &mut old), Status::NoSpace);
+    assert_eq!(vmmresv_ledger_release(l, 7), Status::Ok);
+    assert_eq!(vmmresv_ledger_set_capacity(l, 6, &mut old), Status::Ok);
+    assert_eq!(old, 10);
+    vmmresv_ledger_free(l);
+    assert_eq!(
+        vmmresv_ledger_new(u64::MAX, &mut l),
+        Status::InvalidArgument
+    );
+    assert!(l.is_null());
+    vmmresv_ledger_free(l);
+    assert_eq!(
+        vmmresv_ledger_claim(core::ptr::null(), 1, &mut short),
+        Status::NullArgument
+    );
+}
+
+#[test]
+fn foreign_handle_is_refused() {
+    // Readable memory that is not a handle: no table has it (and the
+    // library never reads through it).
+    let fake = [0u8; 64];
+    let mut q = vmmresv_query::default();
+    assert_eq!(
+        vmmresv_reservoir_query(fake.as_ptr().cast(), &mut q),
+        Status::InvalidArgument
+    );
+    vmmresv_reservoir_close(fake.as_ptr().cast_mut().cast());
+}
+
+#[test]
+fn freed_ledger_is_refused_and_free_twice_is_a_no_op() {
+    let mut l: *mut vmmresv_ledger = core::ptr::null_mut();
+    assert_eq!(vmmresv_ledger_new(10, &mut l), Status::Ok);
+    vmmresv_ledger_free(l);
+    let mut short = u64::MAX;
+    assert_eq!(
+        vmmresv_ledger_claim(l, 1, &mut short),
+        Status::InvalidArgument
+    );
+    assert_eq!(vmmresv_ledger_release(l, 1), Status::InvalidArgument);
+    vmmresv_ledger_free(l);
+    // A ledger created after it is not reached through it.
+    let mut l2: *mut vmmresv_ledger = core::ptr::null_mut();
+    assert_eq!(vmmresv_ledger_new(3, &mut l2), Status::Ok);
+    assert_eq!(
+        vmmresv_ledger_claim(l, 1, &mut short),
+        Status::InvalidArgument
+    );
+    vmmresv_ledger_free(l);
+    let (mut c, mut cap) = (u64::MAX, 0u64);
+    assert_eq!(vmmresv_ledger_usage(l2, &mut c, &mut cap), Status::Ok);
+    assert_eq!((c, cap), (0, 3));
+    // Nor is a ledger taken for an admission handle.
+    assert_eq!(
+        vmmresv_admission_pending(l2.cast(), &mut c, &mut cap),
+        Status::InvalidArgument
+    );
+    vmmresv_ledger_free(l2);
+}
+
+#[test]
+fn strerror_never_null() {
+    for v in [0u32, 1, 7001, 7019, 9999, u32::MAX] {
+        let p = vmmresv_strerror(v);
+        assert!(!p.is_null());
+        // SAFETY: static NUL-terminated strings.
+        assert!(!unsafe { CStr::from_ptr(p) }.to_bytes().is_empty());
+    }
+}
+
+#[test]
+fn size_format_needed_size_protocol() {
+    let mut needed = 0usize;
+    assert_eq!(
+        vmmresv_size_format(64 << 30, core::ptr::null_mut(), 0, &mut needed),
+        Status::BufferTooSmall
+    );
+    assert_eq!(needed, 4); // "64G" + NUL
+    let mut buf = [0x55 as c_char; 4];
+    assert_eq!(
+        vmmresv_size_format(64 << 30, buf.as_mut_ptr(), buf.len(), &mut needed),
+        Status::Ok
+    );
+    // SAFETY: NUL-terminated by the call above.
+    assert_eq!(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(),
+        "64G"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "opens the vmm control device (open(2) with O_EXCL), refused by Miri's isolation"
+)]
+fn missing_device_sets_errno() {
+    let mut h: *mut vmmresv_reservoir = core::ptr::null_mut();
+    let st = vmmresv_reservoir_open(c"/nonexistent/vmmctl".as_ptr(), core::ptr::null(), &mut h);
+    assert_eq!(st, Status::NoDevice);
+    assert!(h.is_null());
+    assert_eq!(vmmresv_last_errno(), libc::ENOENT);
+}
