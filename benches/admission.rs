@@ -135,6 +135,8 @@ fn cc(out: &Path, extra: &[&str]) {
         ])
         .args(extra)
         .arg(format!("-I{}", root.join("include").display()))
+        // tests/c/common.h: the illumos vmm_dev.h definitions.
+        .arg(format!("-I{}", root.join("tests/c").display()))
         .arg("-o")
         .arg(out)
         .arg(root.join("benches/c/admit_bench.c"))

@@ -184,19 +184,9 @@ fn outside() -> Reservoir {
     Reservoir::open_at(std::path::Path::new("/dev/vmmctl"), Some(&dir)).unwrap()
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            scenario(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 #[test]
 fn decisions_follow_the_preference() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-decisions", 8 * GIB);
@@ -209,7 +199,7 @@ fn decisions_follow_the_preference() {
 
 #[test]
 fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let t = "an_exited_claimant_is_reclaimed_by_the_next_admission";
@@ -227,7 +217,7 @@ fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
 
 #[test]
 fn a_resize_respects_pending_claims_of_both_pools() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-resize", 16 * GIB);
@@ -244,7 +234,7 @@ fn a_resize_respects_pending_claims_of_both_pools() {
 
 #[test]
 fn reconcile_reports_claims_beyond_free() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-reconcile", 8 * GIB);

@@ -23,7 +23,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::child::{self, ROLE};
@@ -109,16 +108,6 @@ fn play(role: &str) {
     }
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            play(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Run a child to completion; the words after its RESULT.
 fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
     child::run(host, test, role)
@@ -162,16 +151,6 @@ fn start_holder(
 // ---------------------------------------------------------------------
 // The C programs
 // ---------------------------------------------------------------------
-
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
 
 /// One zhyve VM start of `mib` MiB for VM `n` (zhyve replaces the UUID's
 /// last four digits with the iteration number, 0000 here).
@@ -362,7 +341,7 @@ fn proc_state(pid: u32) -> Option<char> {
 /// holding a claim is reclaimed by an explicit reconcile too.
 #[test]
 fn killed_claimant_is_reclaimed_by_the_next_admission() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "killed_claimant_is_reclaimed_by_the_next_admission";
@@ -518,7 +497,7 @@ macro_rules! hostile {
     ($name:ident, $stage:expr, $status:expr, |$host:ident, $p:ident| $prepare:block) => {
         #[test]
         fn $name() {
-            if as_child() {
+            if child::play(play) {
                 return;
             }
             let $host = host(stringify!($name));
@@ -751,7 +730,7 @@ hostile!(
 /// A symlink to nowhere: refused, and nothing is created through it.
 #[test]
 fn dangling_symlink() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let host = host("dangling_symlink");
@@ -850,7 +829,7 @@ hostile!(
 /// the host admits again with the total equal to the claims it holds.
 #[test]
 fn a_total_no_slot_explains_is_repaired_not_fatal() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "a_total_no_slot_explains_is_repaired_not_fatal";
@@ -874,7 +853,7 @@ fn a_total_no_slot_explains_is_repaired_not_fatal() {
 /// against the slots repairs the count, and nothing waits for anyone.
 #[test]
 fn a_total_naming_a_free_slot_is_harmless() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "a_total_naming_a_free_slot_is_harmless";

@@ -21,9 +21,8 @@
 mod common;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use common::*;
@@ -39,16 +38,6 @@ const RESERVOIR_MIB: u64 = 4096;
 /// A refused zhyve waits this long before its next VM start (`-B`), so
 /// that it keeps contending instead of running through its starts.
 const BACKOFF_MS: &str = "1";
-
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
 
 /// A 16 GiB host with a 4 GiB reservoir, set through the rsrvrctl port.
 fn host(tag: &str) -> EmuHost {
@@ -310,18 +299,6 @@ fn race_reproduced_without_the_ledger() {
     // rounds had none), and the failed bhyves destroyed their VMs.
     assert_eq!(refused_by_kernel, failed, "{}", all);
     assert_settled(&host);
-}
-
-/// `valgrind` on PATH, or a failure (a leak check that silently did not
-/// run would be worse than none).
-fn valgrind() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("valgrind"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("valgrind is not installed (apt-get install valgrind)"))
 }
 
 /// zhyve and bhyve under memcheck, through every path: use the reservoir

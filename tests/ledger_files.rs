@@ -37,7 +37,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 
 use common::child::{self, ROLE};
 use common::*;
@@ -181,16 +180,6 @@ fn play(role: &str) {
     println!("RESULT {}", replies.join(" ; "));
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            play(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 /// The replies in a child's output line starting with `tag`.
 fn replies_in(line: &str, tag: &str) -> Option<Vec<String>> {
     let i = line.find(tag)?;
@@ -303,16 +292,6 @@ impl Drop for Server {
 // ---------------------------------------------------------------------
 // The C programs
 // ---------------------------------------------------------------------
-
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
 
 /// zhyve with `args`, VM `n` (zhyve replaces the UUID's last four digits
 /// with the iteration number: VM `n << 16` is iteration 0's), `mib` MiB.
@@ -568,7 +547,7 @@ fn tmpfs(host: &EmuHost, size: &str) -> Option<Tmpfs> {
 /// there is room, the next start works.
 #[test]
 fn full_run_dir_is_no_space_not_sigbus() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "full_run_dir_is_no_space_not_sigbus";
@@ -637,7 +616,7 @@ fn full_run_dir_is_no_space_not_sigbus() {
 /// against 40f3a4a) with SIGBUS, exit 135, at its first admission.
 #[test]
 fn ledger_on_a_filled_file_system_never_faults() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_on_a_filled_file_system_never_faults";
@@ -754,7 +733,7 @@ fn meminfo_root(host: &EmuHost) -> PathBuf {
 /// not even the directory.
 #[test]
 fn ledger_names_up_to_max_name() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_names_up_to_max_name";
@@ -852,7 +831,7 @@ fn max_name_ledger_has_room_for_its_host_ledger() {
 /// works, and then the VM is anybody's.
 #[test]
 fn uuid_held_by_another_process_is_held_elsewhere() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "uuid_held_by_another_process_is_held_elsewhere";
@@ -998,7 +977,7 @@ fn version_at(p: &Path) -> u32 {
 /// from the Rust API, and from zhyve (C) on another host.
 #[test]
 fn empty_version_1_ledger_is_replaced() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "empty_version_1_ledger_is_replaced";
@@ -1065,7 +1044,7 @@ fn empty_version_1_ledger_is_replaced() {
 /// (byte for byte, the same inode), no anchor, no temporary file, no VM.
 #[test]
 fn version_1_ledger_with_claims_is_ledger_version() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "version_1_ledger_with_claims_is_ledger_version";
@@ -1138,7 +1117,7 @@ fn version_1_ledger_with_claims_is_ledger_version() {
 /// and so is a new process's open (the name and the anchor are two files).
 #[test]
 fn ledger_renamed_over_is_ledger_replaced() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_renamed_over_is_ledger_replaced";
@@ -1174,7 +1153,7 @@ fn ledger_renamed_over_is_ledger_replaced() {
 /// with 3 GiB pending. A then admits and commits on the restored name.
 #[test]
 fn ledger_unlinked_is_restored_from_its_anchor() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_unlinked_is_restored_from_its_anchor";

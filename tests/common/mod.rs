@@ -209,6 +209,18 @@ pub mod child {
     pub fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
         result(spawn(host, test, role))
     }
+
+    /// If this process is a child, play its role with `play` and return
+    /// true (the parent's test body is then skipped); else false.
+    pub fn play(play: impl FnOnce(&str)) -> bool {
+        match role() {
+            Some(r) => {
+                play(&r);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// `O_EXCL` on an `OpenOptions`, as the vmm control device requires.
@@ -223,13 +235,25 @@ impl ExclOpen for std::fs::OpenOptions {
     }
 }
 
-/// Build `tests/c/<name>.c` with the system `cc` and the Makefile's warning
-/// flags into cargo's scratch directory for this test binary; `link` adds
-/// -lvmmresv from target/lib and its rpath. Compiled under a unique name
-/// and renamed into place, so concurrent test binaries never see half a
-/// file. Callers keep the path in a `OnceLock`.
+/// The C source of program `name`: the shipped rsrvrctl port is
+/// `cmd/rsrvrctl/rsrvrctl.c`, every other program `tests/c/<name>.c`.
+pub fn c_source(name: &str) -> PathBuf {
+    match name {
+        "rsrvrctl" => root().join("cmd/rsrvrctl/rsrvrctl.c"),
+        _ => root().join(format!("tests/c/{}.c", name)),
+    }
+}
+
+/// Build C program `name` ([`c_source`]) with the system `cc` and the
+/// Makefile's warning flags into cargo's scratch directory for this test
+/// binary; the tests' own programs also see `tests/c/common.h`, the shipped
+/// rsrvrctl only `include/`. `link` adds -lvmmresv from target/lib and its
+/// rpath. Compiled under a unique name and renamed into place, so
+/// concurrent test binaries never see half a file. Tests call [`program`]
+/// (or [`zhyve`], [`bhyve`], ...), which builds each once.
 pub fn build_c(name: &str, link: bool) -> PathBuf {
     let root = root();
+    let src = c_source(name);
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{}", env!("CARGO_CRATE_NAME")));
     std::fs::create_dir_all(&dir).unwrap();
@@ -245,10 +269,11 @@ pub fn build_c(name: &str, link: bool) -> PathBuf {
         "-g",
         "-O2",
     ])
-    .arg(format!("-I{}", root.join("include").display()))
-    .arg("-o")
-    .arg(&tmp)
-    .arg(root.join(format!("tests/c/{}.c", name)));
+    .arg(format!("-I{}", root.join("include").display()));
+    if src.starts_with(root.join("tests/c")) {
+        cc.arg(format!("-I{}", root.join("tests/c").display()));
+    }
+    cc.arg("-o").arg(&tmp).arg(&src);
     if link {
         let lib = libdir();
         cc.arg(format!("-L{}", lib.display()))
@@ -258,12 +283,64 @@ pub fn build_c(name: &str, link: bool) -> PathBuf {
     let out = cc.output().expect("cannot run the system C compiler `cc`");
     assert!(
         out.status.success(),
-        "cc failed to build tests/c/{}.c ({}):\n{}{}",
-        name,
+        "cc failed to build {} ({}):\n{}{}",
+        src.display(),
         out.status,
         stdout(&out),
         stderr(&out)
     );
     std::fs::rename(&tmp, &bin).unwrap();
     bin
+}
+
+/// C program `name` linked with the library ([`build_c`]), built the first
+/// time a test of this binary asks for it. Builds are serialised (threads
+/// of one test binary share the scratch name).
+pub fn program(name: &'static str) -> &'static Path {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<&'static str, &'static Path>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *built
+        .entry(name)
+        .or_insert_with(|| Box::leak(build_c(name, true).into_boxed_path()))
+}
+
+/// SmartOS zhyve's stand-in (tests/c/zhyve.c).
+pub fn zhyve() -> &'static Path {
+    program("zhyve")
+}
+
+/// bhyve's stand-in (tests/c/bhyve.c).
+pub fn bhyve() -> &'static Path {
+    program("bhyve")
+}
+
+/// The scripted launcher (tests/c/zlaunch.c).
+pub fn zlaunch() -> &'static Path {
+    program("zlaunch")
+}
+
+/// The shipped rsrvrctl port (cmd/rsrvrctl/rsrvrctl.c).
+pub fn rsrvrctl() -> &'static Path {
+    program("rsrvrctl")
+}
+
+/// `valgrind` on PATH, or a failure: CI installs it, and a check that
+/// silently did not run would be worse than none.
+pub fn valgrind() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("valgrind"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "valgrind is not installed: install it (apt-get install valgrind) to run this test"
+            )
+        })
 }
