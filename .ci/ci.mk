@@ -193,12 +193,18 @@ check-abi-selftest: lib
 abi-baseline: lib
 	bash .ci/check-abi.sh baseline
 
+# Miri's sysroot is built by `cargo miri setup` (.ci/run runs it; a no-op
+# once built): a setup that fails (its sources cannot be downloaded) skips.
 miri:
-	@if $(CARGO) +$(MIRI_TOOLCHAIN) miri --version >/dev/null 2>&1 && \
-		rustup +$(MIRI_TOOLCHAIN) component list --installed 2>/dev/null | grep -q '^rust-src'; then \
+	@log=$$(mktemp) && trap 'rm -f "$$log"' EXIT; \
+	if ! $(CARGO) +$(MIRI_TOOLCHAIN) miri --version >/dev/null 2>&1; then \
+		$(SKIP) miri "Miri is not installed (rustup toolchain install $(MIRI_TOOLCHAIN); rustup +$(MIRI_TOOLCHAIN) component add miri rust-src)"; \
+	elif ! $(CARGO) +$(MIRI_TOOLCHAIN) miri setup > "$$log" 2>&1; then \
+		$(SKIP) miri "cargo +$(MIRI_TOOLCHAIN) miri setup failed: $$(tail -n 1 "$$log")"; \
+	else \
 		echo "$(CARGO) +$(MIRI_TOOLCHAIN) miri test --lib"; \
 		$(CARGO) +$(MIRI_TOOLCHAIN) miri test --lib; \
-	else $(SKIP) miri "Miri is not installed (rustup toolchain install $(MIRI_TOOLCHAIN); rustup +$(MIRI_TOOLCHAIN) component add miri rust-src)"; fi
+	fi
 
 # The fuzz gates need a nightly toolchain, cargo-fuzz and the fuzz crate's
 # dependencies (fetched here: a no-op once they are in cargo's cache), so
