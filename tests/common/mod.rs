@@ -304,7 +304,7 @@ pub fn program(name: &'static str) -> &'static Path {
         .get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    *built
+    built
         .entry(name)
         .or_insert_with(|| Box::leak(build_c(name, true).into_boxed_path()))
 }
