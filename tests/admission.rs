@@ -203,14 +203,8 @@ fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
         return;
     }
     let t = "an_exited_claimant_is_reclaimed_by_the_next_admission";
-    let host = EmuHost::new("adm-exit", 8 * GIB);
-    // Give the reservoir 2 GiB through the rsrvrctl port.
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "2048"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", o);
+    // The reservoir given 2 GiB through the rsrvrctl port.
+    let host = EmuHost::with_reservoir("adm-exit", 8 * GIB, 2048);
     assert_eq!(run(&host, t, "hold"), ["held"]);
     assert_eq!(run(&host, t, "after_hold"), ["ok"]);
 }

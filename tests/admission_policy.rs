@@ -566,13 +566,7 @@ fn zhyve_policy(host: &EmuHost, root: &std::path::Path, n: u32, args: &[&str]) -
 
 #[test]
 fn zhyve_admits_under_the_policy_and_names_the_rule() {
-    let host = EmuHost::new("admpol-zhyve", HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let host = EmuHost::with_reservoir("admpol-zhyve", HOST, 4096);
     let s = Scratch::new("admpol-zhyve-root");
 
     // Plenty free: admitted with the reservoir, the charge by part shown.
@@ -616,13 +610,7 @@ fn zhyve_admits_under_the_policy_and_names_the_rule() {
 /// the host claim both would start.
 #[test]
 fn concurrent_starts_with_one_reading_cannot_both_pass_the_state_rule() {
-    let host = EmuHost::new("admpol-concurrent", HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let host = EmuHost::with_reservoir("admpol-concurrent", HOST, 4096);
     let s = Scratch::new("admpol-concurrent-root");
     // Each start needs 1280 MiB + 30 MiB of page_t: 3584 MiB free less
     // minFree (1270 MiB) holds one of them, not two.

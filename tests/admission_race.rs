@@ -39,18 +39,8 @@ const RESERVOIR_MIB: u64 = 4096;
 /// that it keeps contending instead of running through its starts.
 const BACKOFF_MS: &str = "1";
 
-/// A 16 GiB host with a 4 GiB reservoir, set through the rsrvrctl port.
 fn host(tag: &str) -> EmuHost {
-    let host = EmuHost::new(tag, HOST);
-    let mib = RESERVOIR_MIB.to_string();
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", mib.as_str()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
-    assert_eq!(host.stat("free"), RESERVOIR_MIB * MIB);
-    host
+    EmuHost::with_reservoir(tag, HOST, RESERVOIR_MIB)
 }
 
 /// VM size of zhyve number `i`: 512, 768 or 1024 MiB.

@@ -90,6 +90,31 @@ impl EmuHost {
         EmuHost { dir, env }
     }
 
+    /// A host with `physmem` bytes of RAM and a reservoir of
+    /// `reservoir_mib` MiB, set with the Makefile's rsrvrctl (`-s`).
+    pub fn with_reservoir(tag: &str, physmem: u64, reservoir_mib: u64) -> EmuHost {
+        let host = EmuHost::new(tag, physmem);
+        let o = host
+            .command(&artifact("c/rsrvrctl"))
+            .args(["-s", reservoir_mib.to_string().as_str()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
+        assert_eq!(host.stat("free"), reservoir_mib << 20);
+        host
+    }
+
+    /// The library's run directory on this host (`VMMRESV_RUNDIR`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The admission ledger's default path on this host.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.run_dir()
+            .join(vmmresv::admission::file::LEDGER_FILE_NAME)
+    }
+
     /// Add or replace an environment variable for every command.
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
         self.env.retain(|(a, _)| a != k);
@@ -343,4 +368,38 @@ pub fn valgrind() -> PathBuf {
                 "valgrind is not installed: install it (apt-get install valgrind) to run this test"
             )
         })
+}
+
+/// Hostile ledger files: the tests that write a ledger's bytes themselves
+/// (tests/admission_faults.rs, tests/ledger_files.rs) build them with
+/// these, from the layout docs/ledger.md and admission/file.rs describe.
+pub mod image {
+    use std::path::Path;
+
+    /// FNV-1a (64-bit): the ledger header's check.
+    pub fn fnv1a(bytes: &[u8]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    /// `v` little-endian at `off` of `b`.
+    pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// `v` little-endian at `off` of `b`.
+    pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// `v` little-endian at byte `off` of file `p`, in place.
+    pub fn put_u64_at(p: &Path, off: u64, v: u64) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.write_all_at(&v.to_le_bytes(), off).unwrap();
+    }
 }
