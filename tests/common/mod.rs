@@ -403,3 +403,73 @@ pub mod image {
         f.write_all_at(&v.to_le_bytes(), off).unwrap();
     }
 }
+
+/// One zhyve (tests/c/zhyve.c) run of VM starts (`-n`), waited for: its
+/// exit status, the counts of its last summary line
+/// (`zhyve: admitted=A refused=R launch_failed=L`, all 0 when it printed
+/// none: see `summarised`) and its output.
+pub struct ZhyveRun {
+    pub status: std::process::ExitStatus,
+    pub summarised: bool,
+    pub admitted: u64,
+    pub refused: u64,
+    pub launch_failed: u64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The counts of zhyve's last summary line in `out`.
+pub fn zhyve_summary(out: &str) -> Option<(u64, u64, u64)> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("zhyve: admitted="))?;
+    let get = |k: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{}=", k)))?
+            .parse()
+            .ok()
+    };
+    Some((get("admitted")?, get("refused")?, get("launch_failed")?))
+}
+
+/// Start every command at once, each one's stdout and stderr going to
+/// `dir/zhyve<i>.out` and `.err` (files: no pipe can fill up while the
+/// test waits for another process), and wait for all.
+pub fn zhyve_runs(dir: &Path, cmds: Vec<Command>) -> Vec<ZhyveRun> {
+    use std::fs::File;
+    use std::process::Stdio;
+    let kids: Vec<_> = cmds
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            let out = dir.join(format!("zhyve{}.out", i));
+            let err = dir.join(format!("zhyve{}.err", i));
+            let child = c
+                .stdin(Stdio::null())
+                .stdout(File::create(&out).unwrap())
+                .stderr(File::create(&err).unwrap())
+                .spawn()
+                .unwrap();
+            (child, out, err)
+        })
+        .collect();
+    kids.into_iter()
+        .map(|(mut c, out, err)| {
+            let status = c.wait().unwrap();
+            let stdout = std::fs::read_to_string(out).unwrap();
+            let stderr = std::fs::read_to_string(err).unwrap();
+            let counts = zhyve_summary(&stdout);
+            let (admitted, refused, launch_failed) = counts.unwrap_or((0, 0, 0));
+            ZhyveRun {
+                status,
+                summarised: counts.is_some(),
+                admitted,
+                refused,
+                launch_failed,
+                stdout,
+                stderr,
+            }
+        })
+        .collect()
+}
