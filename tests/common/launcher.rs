@@ -18,7 +18,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{artifact, EmuHost, MIB};
+use crate::common::EmuHost;
 // The C programs (built once per test binary), for the tests that use this.
 #[allow(unused_imports)]
 pub use crate::common::{bhyve, zhyve, zlaunch};
@@ -106,14 +106,7 @@ impl Host {
         let state = real.join("vmmctl.state").display().to_string();
         let run = real.join("run").display().to_string();
         emu.set("VMMEMU_STATE", &state).set("VMMRESV_RUNDIR", &run);
-        let mib = reservoir_mib.to_string();
-        let o = emu
-            .command(&artifact("c/rsrvrctl"))
-            .args(["-s", mib.as_str()])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "rsrvrctl -s {}: {:?}", mib, o);
-        assert_eq!(emu.stat("free"), reservoir_mib * MIB);
+        emu.set_reservoir(reservoir_mib);
         Host { emu, real }
     }
 

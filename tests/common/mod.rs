@@ -91,20 +91,27 @@ impl EmuHost {
     }
 
     /// A host with `physmem` bytes of RAM and a reservoir of
-    /// `reservoir_mib` MiB, set with the Makefile's rsrvrctl (`-s`).
+    /// `reservoir_mib` MiB ([`EmuHost::set_reservoir`]).
     pub fn with_reservoir(tag: &str, physmem: u64, reservoir_mib: u64) -> EmuHost {
         let host = EmuHost::new(tag, physmem);
-        let o = host
-            .command(&artifact("c/rsrvrctl"))
-            .args(["-s", reservoir_mib.to_string().as_str()])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
-        assert_eq!(host.stat("free"), reservoir_mib << 20);
+        host.set_reservoir(reservoir_mib);
         host
     }
 
-    /// The library's run directory on this host (`VMMRESV_RUNDIR`).
+    /// Set the reservoir to `mib` MiB with the Makefile's rsrvrctl (`-s`),
+    /// on a host with no VM: all of it free.
+    pub fn set_reservoir(&self, mib: u64) {
+        let o = self
+            .command(&artifact("c/rsrvrctl"))
+            .args(["-s", mib.to_string().as_str()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "rsrvrctl -s {}: {:?}", mib, o);
+        assert_eq!(self.stat("free"), mib << 20);
+    }
+
+    /// The library's run directory on this host (`VMMRESV_RUNDIR` as
+    /// [`EmuHost::new`] sets it).
     pub fn run_dir(&self) -> PathBuf {
         self.dir.path().join("run")
     }
