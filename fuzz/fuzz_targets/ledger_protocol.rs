@@ -106,6 +106,15 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// Pages of the live claims in `pool`.
+    fn live_pages(&self, pool: Pool) -> u64 {
+        self.live
+            .iter()
+            .filter(|c| c.pool == pool)
+            .map(|c| c.pages)
+            .sum()
+    }
+
     /// After every operation: what no operation may ever break.
     fn check(&self) {
         let listed = self
@@ -123,12 +132,7 @@ impl<'a> Model<'a> {
             );
         }
         for pool in Pool::ALL {
-            let live: u64 = self
-                .live
-                .iter()
-                .filter(|c| c.pool == pool)
-                .map(|c| c.pages)
-                .sum();
+            let live = self.live_pages(pool);
             assert!(
                 self.l.claimed(pool) >= live,
                 "{:?}: total {} below the live claims' {} pages",
@@ -149,12 +153,7 @@ impl<'a> Model<'a> {
         want.sort_unstable();
         assert_eq!(slots, want, "after a reconcile: {:?}", listed);
         for pool in Pool::ALL {
-            let live: u64 = self
-                .live
-                .iter()
-                .filter(|c| c.pool == pool)
-                .map(|c| c.pages)
-                .sum();
+            let live = self.live_pages(pool);
             assert_eq!(self.l.claimed(pool), live, "{:?} after a reconcile", pool);
         }
     }
