@@ -7,11 +7,17 @@
 #   make header     regenerate include/vmmresv.h with the pinned cbindgen
 #   make check      header drift, export set, C header compile checks,
 #                   man pages cover the header
+#   make ci         every CI gate (.ci/ci.mk lists them; each is also a
+#                   target of its own: make check-abi, make loom, ...)
 #   make install    install like a system library (PREFIX, DESTDIR, ...:
 #                   see "Installing" below); make uninstall undoes it
 #   make check-man  every function the header declares has a man page
 #                   with its exact prototype, and nothing else is documented
 #   make check-man-lint   mandoc -T lint of man/ (needs mandoc)
+#
+# Sources: the library in libvmmresv/, the shipped rsrvrctl port in
+# cmd/rsrvrctl/, the tests' C programs in tests/c/, the /dev/vmmctl
+# emulator in tests/emu/, the CI scripts and gates in .ci/.
 #
 # Why the .so is linked here and not by cargo: see the comment in mapfile.
 
@@ -45,6 +51,10 @@ EMU_CTL    := $(EMUDIR)/vmmemu_ctl
 RSRVRCTL   := $(CDIR)/rsrvrctl
 REPORT     := $(CDIR)/report
 HANDLES    := $(CDIR)/handles
+RSRVRCTL_SRC := cmd/rsrvrctl/rsrvrctl.c
+# The tests' C programs share tests/c/common.h.
+TEST_CFLAGS  := -Itests/c
+TEST_C_DEPS  := tests/c/common.h
 
 ifeq ($(UNAME_S),SunOS)
 # illumos ld: -M takes the same version-1 mapfile; -h sets the SONAME.
@@ -56,9 +66,7 @@ SO_LDFLAGS = -shared -Wl,--whole-archive $(STATICLIB) -Wl,--no-whole-archive \
 	-Wl,--gc-sections
 endif
 
-.PHONY: all lib emu c demo test check header check-header check-exports \
-	check-header-compiles check-illumos clean install uninstall \
-	check-man check-man-lint
+.PHONY: all lib emu c demo test check header clean install uninstall
 
 all: lib
 
@@ -98,24 +106,26 @@ $(EMU_CTL): tests/emu/vmmemu_ctl.c tests/emu/vmmemu.h
 	@mkdir -p $(EMUDIR)
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -O2 -g -o $@ tests/emu/vmmemu_ctl.c
 
-# C consumers, built only against include/vmmresv.h and the .so.
+# C consumers, built only against include/vmmresv.h and the .so: the
+# rsrvrctl port (cmd/rsrvrctl; make install builds it again without the
+# build tree's RUNPATH) and the tests' report printer and handle checker.
 c: $(RSRVRCTL) $(REPORT) $(HANDLES)
 
-$(RSRVRCTL): tests/c/rsrvrctl.c include/vmmresv.h lib
+$(RSRVRCTL): $(RSRVRCTL_SRC) include/vmmresv.h lib
 	@mkdir -p $(CDIR)
-	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/rsrvrctl.c \
+	$(CC) $(CWARN) -g -Iinclude -o $@ $(RSRVRCTL_SRC) \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
-$(REPORT): tests/c/report.c include/vmmresv.h lib
+$(REPORT): tests/c/report.c $(TEST_C_DEPS) include/vmmresv.h lib
 	@mkdir -p $(CDIR)
-	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/report.c \
+	$(CC) $(CWARN) -g -Iinclude $(TEST_CFLAGS) -o $@ tests/c/report.c \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
 # Use after free and double free of every handle type (tests/handles.rs
-# runs it plainly and under valgrind, tests/sanitizers.sh under ASan).
-$(HANDLES): tests/c/handles.c include/vmmresv.h lib
+# runs it plainly and under valgrind, .ci/sanitizers.sh under ASan).
+$(HANDLES): tests/c/handles.c $(TEST_C_DEPS) include/vmmresv.h lib
 	@mkdir -p $(CDIR)
-	$(CC) $(CWARN) -g -Iinclude -o $@ tests/c/handles.c \
+	$(CC) $(CWARN) -g -Iinclude $(TEST_CFLAGS) -o $@ tests/c/handles.c \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
 # The demo: an emulated 16 GiB host; query, grow in 1 GiB chunks, add,
@@ -148,26 +158,8 @@ header:
 		{ echo "need cbindgen $(CBINDGEN_VERSION): cargo install cbindgen --version $(CBINDGEN_VERSION) --locked"; exit 1; }
 	$(CBINDGEN) --quiet --config cbindgen.toml --crate vmmresv --output include/vmmresv.h
 
+# The checks (gates of make ci, defined with the others in .ci/ci.mk).
 check: check-header check-exports check-header-compiles check-man
-
-check-header:
-	@$(CBINDGEN) --version | grep -qx "cbindgen $(CBINDGEN_VERSION)" || \
-		{ echo "need cbindgen $(CBINDGEN_VERSION)"; exit 1; }
-	@tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
-	$(CBINDGEN) --quiet --config cbindgen.toml --crate vmmresv --output $$tmp && \
-	if diff -u include/vmmresv.h $$tmp; then echo "header: include/vmmresv.h is up to date"; \
-	else echo "header: include/vmmresv.h differs from the code: run make header"; exit 1; fi
-
-check-exports: lib
-	sh tests/check-exports.sh $(SO_REAL) mapfile include/vmmresv.h $(SONAME)
-
-check-header-compiles:
-	$(CC) $(CWARN) -fsyntax-only -x c include/vmmresv.h
-	c++ -std=c++11 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ include/vmmresv.h
-	@echo "header: compiles standalone as C99 and C++"
-
-check-illumos:
-	$(CARGO) check --target x86_64-unknown-illumos --all-targets
 
 # ---------------------------------------------------------------------
 # Installing, as cargo-c and libpathrs install a Rust library with a C ABI:
@@ -185,7 +177,7 @@ check-illumos:
 #   $(PKGCONFIGDIR)/vmmresv.pc     from vmmresv.pc.in; Libs.private is the
 #                                  native-static-libs rustc printed for this
 #                                  build (target/native-static-libs)
-#   $(BINDIR)/rsrvrctl             the rsrvrctl port (tests/c/rsrvrctl.c)
+#   $(BINDIR)/rsrvrctl             the rsrvrctl port (cmd/rsrvrctl/rsrvrctl.c)
 #   $(MAN3LIBDIR)/libvmmresv.3lib, $(MAN3DIR)/*.3vmmresv plus a link per
 #   function named in a page's NAME (illumos MLINKS), $(MAN8DIR)/rsrvrctl.8
 #   $(SMFMANIFESTDIR)/vmmresv-reservoir.xml, $(SMFMETHODDIR)/vmmresv-reservoir
@@ -274,7 +266,7 @@ install: lib
 		-e "s|@LIBS_PRIVATE@|$$(cat $(NATIVE_LIBS_FILE))|g" \
 		vmmresv.pc.in > $(INSTALL_BUILD)/vmmresv.pc
 	$(CC) $(CWARN) -O2 -g $(CFLAGS) -Iinclude -o $(INSTALL_BUILD)/rsrvrctl \
-		tests/c/rsrvrctl.c $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
+		$(RSRVRCTL_SRC) $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
 		$(if $(INSTALL_RPATH),$(call RPATH_FLAG,$(INSTALL_RPATH)))
 	sed -e 's|/usr/lib/vmmresv/rsrvrctl|$(BINDIR)/rsrvrctl|g' \
 		smf/vmmresv-reservoir > $(INSTALL_BUILD)/vmmresv-reservoir
@@ -346,48 +338,11 @@ uninstall:
 		case "$$d" in *vmmresv) rmdir "$$d" 2>/dev/null && echo "  rmdir $$d" || true;; esac; \
 	done
 
-check-man:
-	sh tests/check-man.sh include/vmmresv.h man
-
-check-man-lint:
-	sh tests/check-man.sh --lint man
-
 clean:
 	$(CARGO) clean
 
 # ---------------------------------------------------------------------
-# Sanitizers, the ABI baseline and Miri (CI gates of .ci/run).
-#
-#   make sanitizers    rsrvrctl, zhyve, report, handles and bhyve (tests/c)
-#                      built with -fsanitize=address,undefined (LeakSanitizer
-#                      at exit),
-#                      run through scenarios against the emulator; any
-#                      report fails: tests/sanitizers.sh
-#   make check-abi     target/lib/libvmmresv.so.1 against the libabigail
-#                      baseline abi/libvmmresv.so.1.abi (needs abidw and
-#                      abidiff: apt-get install abigail-tools); fails when a
-#                      symbol or type of a shipped version node is removed
-#                      or changed, or a symbol is added to one:
-#                      tests/check-abi.sh (its "selftest" mode shows it fail)
-#   make abi-baseline  rewrite abi/libvmmresv.so.1.abi from the current
-#                      library: only for a deliberate ABI change, committed
-#                      with it (abi/README.md)
-#   make miri          the library's unit tests under Miri (nightly, with
-#                      isolation: tests that need the file system, /proc,
-#                      clocks or system calls are ignored there, each with
-#                      its reason)
+# CI: every gate is a target (make ci runs them all), defined in .ci/ci.mk
+# with the scripts they run; .ci/run installs the tools and runs make ci.
 
-.PHONY: sanitizers check-abi abi-baseline miri
-
-sanitizers: lib emu
-	bash tests/sanitizers.sh
-
-check-abi: lib
-	bash tests/check-abi.sh check
-
-abi-baseline: lib
-	bash tests/check-abi.sh baseline
-
-MIRI_TOOLCHAIN ?= nightly
-miri:
-	$(CARGO) +$(MIRI_TOOLCHAIN) miri test --lib
+include .ci/ci.mk

@@ -42,6 +42,9 @@
 //! Under `cargo test --all-targets` criterion runs each benchmark once as a
 //! smoke test; the checks run too, the ratios are not printed.
 
+mod common;
+
+use common::*;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString, OsString};
 use std::hint::black_box;
@@ -87,10 +90,6 @@ const ENV_WORKER: &str = "ADMIT_BENCH_WORKER";
 const ENV_EMU_CTL: &str = "ADMIT_BENCH_EMU_CTL";
 const ENV_LOCK: &str = "ADMIT_BENCH_LOCK";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `make -s lib emu`: the `.so` and the emulator, rebuilt by make when a
 /// source is newer (so a stale `.so` is never measured).
 fn make_lib_emu() {
@@ -135,6 +134,8 @@ fn cc(out: &Path, extra: &[&str]) {
         ])
         .args(extra)
         .arg(format!("-I{}", root.join("include").display()))
+        // tests/c/common.h: the illumos vmm_dev.h definitions.
+        .arg(format!("-I{}", root.join("tests/c").display()))
         .arg("-o")
         .arg(out)
         .arg(root.join("benches/c/admit_bench.c"))
@@ -204,19 +205,6 @@ struct Shim {
     racy: unsafe extern "C" fn(*mut c_void, u64, u64) -> u64,
     flock: unsafe extern "C" fn(*mut c_void, u64, u64) -> u64,
     admit_commit: unsafe extern "C" fn(*mut c_void, u64, u64) -> u64,
-}
-
-fn dlerror() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated message.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "unknown error".into()
-    } else {
-        // SAFETY: non-null and NUL-terminated, read before any other dl call.
-        unsafe { std::ffi::CStr::from_ptr(e) }
-            .to_string_lossy()
-            .into_owned()
-    }
 }
 
 fn load_shim(path: &Path) -> Shim {
@@ -684,56 +672,6 @@ fn in_memory_kernel(c: &mut Criterion) {
 // ---------------------------------------------------------------------
 // Ratios from criterion's measurements
 
-/// Where criterion writes its data.
-fn criterion_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(h);
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(t).join("criterion");
-    }
-    root().join("target/criterion")
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// The array of numbers under `"key":[...]` in criterion's compact JSON.
-fn json_numbers(json: &str, key: &str) -> Option<Vec<f64>> {
-    let tag = format!("\"{key}\":[");
-    let start = json.find(&tag)? + tag.len();
-    let end = start + json[start..].find(']')?;
-    json[start..end]
-        .split(',')
-        .map(|v| v.trim().parse().ok())
-        .collect()
-}
-
-/// Benchmark `id`'s median ns per iteration (the median of its samples'
-/// means: criterion's `median`), from `<id>/new/sample.json`, if written
-/// at or after `since`.
-fn median_ns(id: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_home().join(id).join("new/sample.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let iters = json_numbers(&json, "iters")?;
-    let times = json_numbers(&json, "times")?;
-    if iters.is_empty() || iters.len() != times.len() {
-        return None;
-    }
-    let mut per: Vec<f64> = times.iter().zip(&iters).map(|(t, n)| t / n).collect();
-    Some(median(&mut per))
-}
-
 /// Benchmarks whose medians are read, in the order printed.
 const IDS: &[&str] = &[
     "public_path/racy_query_compare",
@@ -889,14 +827,6 @@ const GOALS: &[Goal] = &[
     },
 ];
 
-fn fmt_row(cells: &[String]) -> String {
-    cells
-        .iter()
-        .map(|c| format!("{c:>12}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn print_ratios(rounds: &[Round], counts: &[LaunchCounts]) {
     println!();
     println!(
@@ -904,13 +834,13 @@ fn print_ratios(rounds: &[Round], counts: &[LaunchCounts]) {
         criterion_home().join("<id>/new/sample.json").display()
     );
     let head: Vec<String> = (1..=rounds.len()).map(|r| format!("round {r}")).collect();
-    println!("{}  benchmark", fmt_row(&head));
+    println!("{}  benchmark", fmt_row(&head, 12));
     for id in IDS.iter().chain(DERIVED) {
         let row: Vec<String> = rounds
             .iter()
             .map(|r| r.get(id).map_or("-".into(), |v| format!("{v:.1}")))
             .collect();
-        println!("{}  {id}", fmt_row(&row));
+        println!("{}  {id}", fmt_row(&row, 12));
     }
     for (i, c) in counts.iter().enumerate() {
         let mut modes: Vec<_> = c.iter().collect();
@@ -984,31 +914,6 @@ fn print_ratios(rounds: &[Round], counts: &[LaunchCounts]) {
 
 // ---------------------------------------------------------------------
 
-/// `VMMRESV_BENCH_QUICK=1`: one short round (CI).
-fn quick() -> bool {
-    std::env::var("VMMRESV_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Whether criterion will measure (not `cargo test`'s one-shot run or a
-/// listing), so that there are samples to compute ratios from.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
-
-/// `VMMRESV_BENCH_ROUNDS`, else 1 in quick mode and 3 otherwise.
-fn rounds() -> usize {
-    if !measuring() {
-        return 1;
-    }
-    std::env::var("VMMRESV_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n >= 1)
-        .unwrap_or(if quick() { 1 } else { 3 })
-}
-
 fn config() -> Criterion {
     let base = Criterion::default();
     // 30 samples in full mode: with 1,024 pending claims one admission
@@ -1025,16 +930,6 @@ fn config() -> Criterion {
             .sample_size(30)
     };
     base.configure_from_args()
-}
-
-/// Now, rounded down to whole seconds, so that only samples written from
-/// here on count.
-fn now_floor() -> SystemTime {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn main() {

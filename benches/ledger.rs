@@ -30,6 +30,9 @@
 //! Under `cargo test --all-targets` criterion runs each benchmark once as a
 //! smoke test; the checks run too, the ratios are not printed.
 
+mod common;
+
+use common::*;
 use std::ffi::{c_void, CString};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -536,10 +539,6 @@ struct CAbi {
     run: unsafe extern "C" fn(*const c_void, u64, u64) -> u64,
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// target/lib/libvmmresv.so.1, built with `make -s lib` if it is missing or
 /// older than the library's sources (make decides; it is a no-op when the
 /// .so is fresh).
@@ -640,19 +639,6 @@ fn dlopen(path: &Path) -> CAbi {
     }
 }
 
-fn dlerror() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated message.
-    let e = unsafe { libc::dlerror() };
-    if e.is_null() {
-        "unknown error".into()
-    } else {
-        // SAFETY: non-null and NUL-terminated, read before any other dl call.
-        unsafe { std::ffi::CStr::from_ptr(e) }
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
 fn c_abi(c: &mut Criterion, abi: &CAbi) {
     // SAFETY: abi_bench_new takes a capacity and returns a handle or NULL.
     let handle = unsafe { (abi.new)(ROOMY) };
@@ -725,59 +711,6 @@ fn c_abi(c: &mut Criterion, abi: &CAbi) {
 
 // ---------------------------------------------------------------------
 // Ratios from criterion's measurements
-
-/// Where criterion writes its data (its own rule, short of asking `cargo
-/// metadata`: a `build.target-dir` in a cargo config is not seen).
-fn criterion_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(h);
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(t).join("criterion");
-    }
-    root().join("target/criterion")
-}
-
-/// Benchmark `id`'s median time per iteration in ns — the median of its
-/// samples' means, criterion's own `median` estimate — from criterion's
-/// raw samples (`<id>/new/sample.json`: iteration counts and total times),
-/// if it was measured at or after `since`.
-fn median_ns(id: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_home().join(id).join("new/sample.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let iters = json_numbers(&json, "iters")?;
-    let times = json_numbers(&json, "times")?;
-    if iters.is_empty() || iters.len() != times.len() {
-        return None;
-    }
-    let mut per: Vec<f64> = times.iter().zip(&iters).map(|(t, n)| t / n).collect();
-    Some(median(&mut per))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// The array of numbers under `"key":[...]` in criterion's compact JSON.
-fn json_numbers(json: &str, key: &str) -> Option<Vec<f64>> {
-    let tag = format!("\"{key}\":[");
-    let start = json.find(&tag)? + tag.len();
-    let end = start + json[start..].find(']')?;
-    json[start..end]
-        .split(',')
-        .map(|v| v.trim().parse().ok())
-        .collect()
-}
 
 /// A goal: the ratio of two benchmarks' medians against a bound.
 struct Goal {
@@ -886,13 +819,13 @@ fn print_ratios(rounds: &[Round]) {
         criterion_home().join("<id>/new/sample.json").display()
     );
     let head: Vec<String> = (1..=rounds.len()).map(|r| format!("round {r}")).collect();
-    println!("{}  benchmark", fmt_row(&head));
+    println!("{}  benchmark", fmt_row(&head, 10));
     for (i, id) in IDS.iter().enumerate() {
         let row: Vec<String> = rounds
             .iter()
             .map(|r| r[i].map_or("-".into(), |ns| format!("{ns:.2}")))
             .collect();
-        println!("{}  {id}", fmt_row(&row));
+        println!("{}  {id}", fmt_row(&row, 10));
     }
     println!();
     if rounds.len() > 1 {
@@ -946,43 +879,7 @@ fn print_ratios(rounds: &[Round]) {
     println!("goals: {met} met, {missed} missed, {unmeasured} not measured");
 }
 
-fn fmt_row(cells: &[String]) -> String {
-    cells
-        .iter()
-        .map(|c| format!("{c:>10}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 // ---------------------------------------------------------------------
-
-/// `VMMRESV_BENCH_QUICK=1`: one short round (CI).
-fn quick() -> bool {
-    std::env::var("VMMRESV_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Whether criterion will measure (not `cargo test`'s one-shot run or a
-/// listing), so that there are samples to compute ratios from.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |a: &str| args.iter().any(|x| x == a);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
-
-/// How many times the whole suite runs: `VMMRESV_BENCH_ROUNDS`, else 1 in
-/// quick mode and 3 otherwise. Each round measures every subject close in
-/// time to its baselines; the median over rounds discards a round that a
-/// burst of other work on the machine distorted.
-fn rounds() -> usize {
-    if !measuring() {
-        return 1;
-    }
-    std::env::var("VMMRESV_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n >= 1)
-        .unwrap_or(if quick() { 1 } else { 3 })
-}
 
 fn config() -> Criterion {
     let base = Criterion::default();
@@ -997,16 +894,6 @@ fn config() -> Criterion {
     };
     // Command-line options (--measurement-time, a filter, ...) win.
     base.configure_from_args()
-}
-
-/// Now, rounded down to whole seconds (some filesystems keep no finer
-/// mtimes), so that only samples written from here on count.
-fn now_floor() -> SystemTime {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn main() {

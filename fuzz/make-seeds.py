@@ -466,11 +466,42 @@ def policy():
     write(t, "text-setting-pct", text(b"75%"))
 
 
+def ledger_protocol():
+    """CAPS (3 bytes, pages % 80 per pool), then operations: a kind byte
+    (0/1 claim: WHO POOL PAGES-1 HINT DIE; 2 release: PICK DIE; 3 release by
+    another: PICK WHO; 4 kill: WHO; 5 reconcile: WHO). DIE below 12 is the
+    step the process dies at, 99 never."""
+    t = "ledger_protocol"
+    claim = lambda who, pool, pages, hint=0, die=99: bytes([0, who, pool, pages - 1, hint, die])
+    release = lambda pick, die=99: bytes([2, pick, die])
+    other = lambda pick, who: bytes([3, pick, who])
+    kill = lambda who: bytes([4, who])
+    reconcile = lambda who: bytes([5, who])
+    caps = lambda a, b, c: bytes([a, b, c])
+    # A claim, one refused (10 + 26 > 40), a release, a reconcile.
+    write(t, "claim-refuse-release", caps(40, 30, 20) + claim(0, 0, 10) + claim(1, 0, 26, 1)
+          + release(0) + reconcile(0))
+    # A claim in each pool, the first holder killed, a reconcile, a
+    # release by a process that does not hold the claim.
+    write(t, "kill-then-reconcile", caps(60, 60, 60) + claim(0, 0, 6) + claim(1, 1, 6, 1)
+          + claim(2, 2, 6, 2) + kill(0) + reconcile(1) + other(0, 2))
+    # A holder dying at each step of a claim (its capacity reading included).
+    write(t, "die-in-claim", caps(50, 50, 50)
+          + b"".join(claim(0, 0, 4, 0, k) for k in range(8)) + reconcile(1))
+    # Holders dying inside a release.
+    write(t, "die-in-release", caps(50, 50, 50) + claim(0, 0, 4) + claim(1, 1, 4, 1)
+          + release(0, 0) + release(0, 2) + reconcile(2))
+    # More claims than slots (8).
+    write(t, "full", caps(79, 79, 79)
+          + b"".join(claim(i % 3, i % 3, 1, i) for i in range(10)) + reconcile(0))
+
+
 if __name__ == "__main__":
     import sys
 
     # Every target's seeds, or only those named: make-seeds.py policy
-    targets = [size_strings, arc_parsers, ledger_file, reservoir_kernel, c_abi_sequences, policy]
+    targets = [size_strings, arc_parsers, ledger_file, ledger_protocol, reservoir_kernel,
+               c_abi_sequences, policy]
     wanted = set(sys.argv[1:])
     for f in targets:
         if not wanted or f.__name__ in wanted:

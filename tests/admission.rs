@@ -184,19 +184,9 @@ fn outside() -> Reservoir {
     Reservoir::open_at(std::path::Path::new("/dev/vmmctl"), Some(&dir)).unwrap()
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            scenario(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 #[test]
 fn decisions_follow_the_preference() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-decisions", 8 * GIB);
@@ -209,25 +199,19 @@ fn decisions_follow_the_preference() {
 
 #[test]
 fn an_exited_claimant_is_reclaimed_by_the_next_admission() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let t = "an_exited_claimant_is_reclaimed_by_the_next_admission";
-    let host = EmuHost::new("adm-exit", 8 * GIB);
-    // Give the reservoir 2 GiB through the rsrvrctl port.
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "2048"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?}", o);
+    // The reservoir given 2 GiB through the rsrvrctl port.
+    let host = EmuHost::with_reservoir("adm-exit", 8 * GIB, 2048);
     assert_eq!(run(&host, t, "hold"), ["held"]);
     assert_eq!(run(&host, t, "after_hold"), ["ok"]);
 }
 
 #[test]
 fn a_resize_respects_pending_claims_of_both_pools() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-resize", 16 * GIB);
@@ -244,7 +228,7 @@ fn a_resize_respects_pending_claims_of_both_pools() {
 
 #[test]
 fn reconcile_reports_claims_beyond_free() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("adm-reconcile", 8 * GIB);

@@ -23,10 +23,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::child::{self, ROLE};
+use common::image::{fnv1a, put_u32, put_u64_at};
 use common::*;
 use vmmresv::admission::file::{self as lf, LedgerFile};
 use vmmresv::admission::ledger::{Pool, SlotState};
@@ -109,16 +109,6 @@ fn play(role: &str) {
     }
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            play(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Run a child to completion; the words after its RESULT.
 fn run(host: &EmuHost, test: &str, role: &str) -> Vec<String> {
     child::run(host, test, role)
@@ -163,16 +153,6 @@ fn start_holder(
 // The C programs
 // ---------------------------------------------------------------------
 
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
-
 /// One zhyve VM start of `mib` MiB for VM `n` (zhyve replaces the UUID's
 /// last four digits with the iteration number, 0000 here).
 fn zhyve_once(host: &EmuHost, n: u32, mib: u64, extra: &[&str]) -> Output {
@@ -191,37 +171,16 @@ fn zhyve_once(host: &EmuHost, n: u32, mib: u64, extra: &[&str]) -> Output {
 // Hosts and the ledger file
 // ---------------------------------------------------------------------
 
-/// An 8 GiB host with a 4 GiB reservoir.
 fn host(tag: &str) -> EmuHost {
-    let host = EmuHost::new(tag, HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
-    host
-}
-
-fn ledger_path(host: &EmuHost) -> PathBuf {
-    host.dir.path().join("run").join(lf::LEDGER_FILE_NAME)
+    EmuHost::with_reservoir(tag, HOST, 4096)
 }
 
 /// A valid, empty ledger file at the host's ledger path.
 fn fresh_ledger(host: &EmuHost) -> PathBuf {
-    let p = ledger_path(host);
+    let p = host.ledger_path();
     drop(LedgerFile::open_or_create(&p).unwrap());
     assert_eq!(std::fs::metadata(&p).unwrap().len(), lf::FILE_SIZE as u64);
     p
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// Rewrite the file's header with `edit` applied to its first 72 bytes,
@@ -232,16 +191,6 @@ fn edit_header(p: &Path, edit: impl FnOnce(&mut [u8])) {
     let check = fnv1a(&b[..72]);
     b[72..80].copy_from_slice(&check.to_le_bytes());
     std::fs::write(p, b).unwrap();
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u64_at(p: &Path, off: u64, v: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-    f.write_all_at(&v.to_le_bytes(), off).unwrap();
 }
 
 /// Offset of slot `i`'s word `w` (0 = state word, 6 = check).
@@ -289,7 +238,7 @@ enum Stage {
 /// and zhyve both refuse with `status` at `stage`, no VM gets memory, and
 /// the file is as it was.
 fn assert_refused(host: &EmuHost, test: &str, stage: Stage, status: Status) {
-    let p = ledger_path(host);
+    let p = host.ledger_path();
     let before = snapshot(&p);
     let stage_word = match stage {
         Stage::Open => "open_err",
@@ -362,7 +311,7 @@ fn proc_state(pid: u32) -> Option<char> {
 /// holding a claim is reclaimed by an explicit reconcile too.
 #[test]
 fn killed_claimant_is_reclaimed_by_the_next_admission() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "killed_claimant_is_reclaimed_by_the_next_admission";
@@ -373,7 +322,7 @@ fn killed_claimant_is_reclaimed_by_the_next_admission() {
     assert_eq!(res, ["UseReservoir", "Ok", three.as_str(), "0", "0"]);
 
     // The ledger names the holder.
-    let p = ledger_path(&host);
+    let p = host.ledger_path();
     let f = LedgerFile::open_or_create(&p).unwrap();
     let claims = f.ledger().claims().unwrap();
     assert_eq!(claims.len(), 1, "{:?}", claims);
@@ -489,7 +438,7 @@ fn killed_zhyve_claim_is_reclaimed_by_the_next_zhyve() {
         // SAFETY: kill(2) on a pid we just read as zhyve's child.
         unsafe { libc::kill(k as libc::pid_t, libc::SIGKILL) };
     }
-    let f = LedgerFile::open_or_create(&ledger_path(&host)).unwrap();
+    let f = LedgerFile::open_or_create(&host.ledger_path()).unwrap();
     assert_eq!(
         f.ledger().claims().unwrap().len(),
         1,
@@ -518,11 +467,11 @@ macro_rules! hostile {
     ($name:ident, $stage:expr, $status:expr, |$host:ident, $p:ident| $prepare:block) => {
         #[test]
         fn $name() {
-            if as_child() {
+            if child::play(play) {
                 return;
             }
             let $host = host(stringify!($name));
-            let $p = ledger_path(&$host);
+            let $p = $host.ledger_path();
             std::fs::create_dir_all($p.parent().unwrap()).unwrap();
             $prepare;
             assert_refused(&$host, stringify!($name), $stage, $status);
@@ -751,11 +700,11 @@ hostile!(
 /// A symlink to nowhere: refused, and nothing is created through it.
 #[test]
 fn dangling_symlink() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let host = host("dangling_symlink");
-    let p = ledger_path(&host);
+    let p = host.ledger_path();
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     let victim = host.dir.path().join("victim");
     std::os::unix::fs::symlink(&victim, &p).unwrap();
@@ -850,7 +799,7 @@ hostile!(
 /// the host admits again with the total equal to the claims it holds.
 #[test]
 fn a_total_no_slot_explains_is_repaired_not_fatal() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "a_total_no_slot_explains_is_repaired_not_fatal";
@@ -874,7 +823,7 @@ fn a_total_no_slot_explains_is_repaired_not_fatal() {
 /// against the slots repairs the count, and nothing waits for anyone.
 #[test]
 fn a_total_naming_a_free_slot_is_harmless() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "a_total_naming_a_free_slot_is_harmless";
@@ -957,7 +906,7 @@ fn killed_zhyve_whose_bhyve_lives_on() {
     );
     // The orphan allocated and committed (before its ready byte found no
     // reader): nothing is left claimed.
-    let f = LedgerFile::open_or_create(&ledger_path(&host)).unwrap();
+    let f = LedgerFile::open_or_create(&host.ledger_path()).unwrap();
     assert_eq!(f.ledger().claimed(Pool::Reservoir), 0);
     assert_eq!(host.stat("allocs_ok"), 1, "the orphan got its memory");
 }
@@ -1006,7 +955,7 @@ fn exec_in_place_keeps_the_claim_until_bhyve_commits() {
     z.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(st.success(), "{:?}: {}", st, err);
     assert_eq!(host.stat("allocs_refused"), 0);
-    let f = LedgerFile::open_or_create(&ledger_path(&host)).unwrap();
+    let f = LedgerFile::open_or_create(&host.ledger_path()).unwrap();
     assert_eq!(f.ledger().claimed(Pool::Reservoir), 0, "bhyve committed");
     assert_eq!(f.ledger().claims().unwrap(), vec![]);
 }

@@ -21,16 +21,12 @@
 //! on the total, and inside a release) are played by putting the slot and
 //! total words in the state that death leaves.
 
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::SeqCst;
 
 use proptest::prelude::*;
-use vmmresv::admission::fake::{FakeLedger, FakeWorld};
-use vmmresv::admission::ledger::{
-    ClaimOutcome, Ledger, Op as LastOp, Pool, Result as LResult, Role, Total, World,
-};
+use vmmresv::admission::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
+use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Op as LastOp, Pool, Role, Total, World};
 use vmmresv::Status;
 
 const CAPACITY: [u64; 3] = [60, 40, 50];
@@ -69,76 +65,6 @@ fn total_word(claimed: u64, last: Option<(usize, LastOp)>, epoch: u64) -> u64 {
         Some((i, LastOp::Release)) => (i as u64 + 1, 1),
     };
     claimed | (l << 35) | (op << 48) | ((epoch & ((1 << 15) - 1)) << 49)
-}
-
-/// Unwind payload of a process the model stopped dead.
-struct Died;
-
-fn quiet_deaths() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let old = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<Died>().is_none() {
-                old(info)
-            }
-        }));
-    });
-}
-
-/// A process that dies (its locks dropped, its thread stopped) at its
-/// `at`-th call of the World or of the capacity reading.
-struct Dying<'a> {
-    fake: &'a FakeLedger,
-    w: FakeWorld<'a>,
-    id: u32,
-    left: Cell<u32>,
-}
-
-impl Dying<'_> {
-    fn step(&self) {
-        let n = self.left.get();
-        if n == 0 {
-            self.fake.kill(self.id);
-            std::panic::panic_any(Died);
-        }
-        self.left.set(n - 1);
-    }
-}
-
-impl World for Dying<'_> {
-    fn lock(&self, slot: usize, role: Role) -> LResult<bool> {
-        self.step();
-        self.w.lock(slot, role)
-    }
-    fn unlock(&self, slot: usize, role: Role) {
-        self.step();
-        self.w.unlock(slot, role)
-    }
-    fn share(&self, slot: usize) {
-        self.step();
-        self.w.share(slot)
-    }
-    fn mine(&self, slot: usize) -> bool {
-        self.step();
-        self.w.mine(slot)
-    }
-    fn others_hold(&self, slot: usize) -> LResult<bool> {
-        self.step();
-        self.w.others_hold(slot)
-    }
-    fn pid(&self) -> u32 {
-        self.step();
-        self.w.pid()
-    }
-    fn origin(&self) -> u64 {
-        self.step();
-        self.w.origin()
-    }
-    fn now_secs(&self) -> u64 {
-        self.step();
-        self.w.now_secs()
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -586,24 +512,19 @@ impl<'a> Sim<'a> {
                 let id = self.fresh();
                 let u = self.uuid();
                 let cap = CAPACITY[pool as usize];
-                let d = Dying {
-                    fake: self.fake,
-                    w: FakeWorld::process(self.fake, id),
-                    id,
-                    left: Cell::new(at),
-                };
+                let d = Mortal::new(self.fake, id, at);
                 let l = &self.l;
-                let got = catch_unwind(AssertUnwindSafe(|| {
+                let got = survive(|| {
                     l.claim(&d, u, pool, pages, 0, &mut || {
                         d.step();
                         Ok(cap)
                     })
-                }));
-                let died = got.is_err();
+                });
+                let died = got.is_none();
                 self.kill(id);
                 self.sync()?;
                 match got {
-                    Ok(Ok(ClaimOutcome::Claimed { slot, others })) => {
+                    Some(Ok(ClaimOutcome::Claimed { slot, others })) => {
                         prop_assert!(others + pages <= cap);
                         let w = self.word(slot);
                         self.claims.push(M {
@@ -618,9 +539,9 @@ impl<'a> Sim<'a> {
                             listed: true,
                         });
                     }
-                    Ok(Ok(ClaimOutcome::Refused(_))) => {}
-                    Ok(Err(e)) => prop_assert!(false, "claim failed: {:?}", e),
-                    Err(_) => {}
+                    Some(Ok(ClaimOutcome::Refused(_))) => {}
+                    Some(Err(e)) => prop_assert!(false, "claim failed: {:?}", e),
+                    None => {}
                 }
                 if died {
                     // Stopped before its CAS on the total (the last call
@@ -713,27 +634,22 @@ impl<'a> Sim<'a> {
                 if c.releasing || !c.listed || state_of(self.word(c.slot)) != CLAIMED {
                     return Ok(());
                 }
-                let d = Dying {
-                    fake: self.fake,
-                    w: FakeWorld::process(self.fake, id),
-                    id,
-                    left: Cell::new(at),
-                };
+                let d = Mortal::new(self.fake, id, at);
                 let l = &self.l;
-                let got = catch_unwind(AssertUnwindSafe(|| l.release(&d, c.slot)));
+                let got = survive(|| l.release(&d, c.slot));
                 match got {
                     // Released in full (it may die dropping its locks).
-                    Ok(r) => {
+                    Some(r) => {
                         prop_assert_eq!(r.unwrap(), c.pages);
                         self.claims.remove(k);
                     }
-                    Err(_) if state_of(self.word(c.slot)) == FREE => {
+                    None if state_of(self.word(c.slot)) == FREE => {
                         // Died dropping its locks: the release was done.
                         self.claims.remove(k);
                     }
                     // Died before it started: the claim stands (held by
                     // whoever else holds it).
-                    Err(_) => prop_assert_eq!(state_of(self.word(c.slot)), CLAIMED),
+                    None => prop_assert_eq!(state_of(self.word(c.slot)), CLAIMED),
                 }
                 self.kill(id);
                 if let Some(p) = self.procs.iter().position(|p| *p == id) {

@@ -456,19 +456,9 @@ fn in_child(test: &str, tag: &str, role: &str) {
     assert_eq!(run(&host, test, role), ["ok"]);
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            scenario(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 #[test]
 fn guest_page_t_and_overhead_are_counted_and_the_rule_is_named() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "guest_page_t_and_overhead_are_counted_and_the_rule_is_named",
             "admpol-counts",
@@ -479,7 +469,7 @@ fn guest_page_t_and_overhead_are_counted_and_the_rule_is_named() {
 
 #[test]
 fn without_the_reservoir_the_guest_is_host_memory() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "without_the_reservoir_the_guest_is_host_memory",
             "admpol-noresv",
@@ -490,7 +480,7 @@ fn without_the_reservoir_the_guest_is_host_memory() {
 
 #[test]
 fn the_arc_gives_back_what_it_holds_above_its_target() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "the_arc_gives_back_what_it_holds_above_its_target",
             "admpol-arc",
@@ -501,7 +491,7 @@ fn the_arc_gives_back_what_it_holds_above_its_target() {
 
 #[test]
 fn the_reports_largest_vm_is_admitted_and_one_page_more_is_not() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "the_reports_largest_vm_is_admitted_and_one_page_more_is_not",
             "admpol-largest",
@@ -512,7 +502,7 @@ fn the_reports_largest_vm_is_admitted_and_one_page_more_is_not() {
 
 #[test]
 fn a_hostile_host_ledger_is_refused_and_nothing_is_held() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "a_hostile_host_ledger_is_refused_and_nothing_is_held",
             "admpol-hostile",
@@ -523,7 +513,7 @@ fn a_hostile_host_ledger_is_refused_and_nothing_is_held() {
 
 #[test]
 fn bad_readings_are_refused_and_nothing_is_held() {
-    if !as_child() {
+    if !child::play(scenario) {
         in_child(
             "bad_readings_are_refused_and_nothing_is_held",
             "admpol-bad",
@@ -535,16 +525,6 @@ fn bad_readings_are_refused_and_nothing_is_held() {
 // ---------------------------------------------------------------------
 // The same from C: zhyve -R (vmmresv_admit_vm, vmmresv_admission_set_policy)
 // ---------------------------------------------------------------------
-
-fn zhyve() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
 
 /// `<scratch>/root/proc/meminfo` saying `free` of HOST is available.
 fn meminfo(s: &Scratch, free: u64) -> std::path::PathBuf {
@@ -586,13 +566,7 @@ fn zhyve_policy(host: &EmuHost, root: &std::path::Path, n: u32, args: &[&str]) -
 
 #[test]
 fn zhyve_admits_under_the_policy_and_names_the_rule() {
-    let host = EmuHost::new("admpol-zhyve", HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let host = EmuHost::with_reservoir("admpol-zhyve", HOST, 4096);
     let s = Scratch::new("admpol-zhyve-root");
 
     // Plenty free: admitted with the reservoir, the charge by part shown.
@@ -636,13 +610,7 @@ fn zhyve_admits_under_the_policy_and_names_the_rule() {
 /// the host claim both would start.
 #[test]
 fn concurrent_starts_with_one_reading_cannot_both_pass_the_state_rule() {
-    let host = EmuHost::new("admpol-concurrent", HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {}", stderr(&o));
+    let host = EmuHost::with_reservoir("admpol-concurrent", HOST, 4096);
     let s = Scratch::new("admpol-concurrent-root");
     // Each start needs 1280 MiB + 30 MiB of page_t: 3584 MiB free less
     // minFree (1270 MiB) holds one of them, not two.

@@ -20,10 +20,8 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Instant;
 
 use common::*;
@@ -40,28 +38,8 @@ const RESERVOIR_MIB: u64 = 4096;
 /// that it keeps contending instead of running through its starts.
 const BACKOFF_MS: &str = "1";
 
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
-
-/// A 16 GiB host with a 4 GiB reservoir, set through the rsrvrctl port.
 fn host(tag: &str) -> EmuHost {
-    let host = EmuHost::new(tag, HOST);
-    let mib = RESERVOIR_MIB.to_string();
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", mib.as_str()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
-    assert_eq!(host.stat("free"), RESERVOIR_MIB * MIB);
-    host
+    EmuHost::with_reservoir(tag, HOST, RESERVOIR_MIB)
 }
 
 /// VM size of zhyve number `i`: 512, 768 or 1024 MiB.
@@ -71,76 +49,36 @@ fn vm_mib(i: usize) -> u64 {
 
 /// One zhyve's result: its exit status, its summary, and what it and its
 /// bhyves wrote.
-struct Run {
-    status: ExitStatus,
-    admitted: u64,
-    refused: u64,
-    launch_failed: u64,
-    stdout: String,
-    stderr: String,
-}
-
-fn parse_summary(out: &str) -> (u64, u64, u64) {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("zhyve: admitted="))
-        .unwrap_or_else(|| panic!("no summary line in zhyve output:\n{}", out));
-    let mut v = [0u64; 3];
-    for (k, field) in ["admitted", "refused", "launch_failed"].iter().enumerate() {
-        let w = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{}=", field)))
-            .unwrap_or_else(|| panic!("no {} in {:?}", field, line));
-        v[k] = w.parse().unwrap();
-    }
-    (v[0], v[1], v[2])
-}
-
-/// Run ZHYVES zhyves at once, each `per` VM starts with `extra` options,
+/// ZhyveRun ZHYVES zhyves at once, each `per` VM starts with `extra` options,
 /// and wait for all. Output goes to files (no pipe can fill up while we
 /// wait for another process).
-fn race(host: &EmuHost, per: usize, extra: &[&str]) -> Vec<Run> {
+fn race(host: &EmuHost, per: usize, extra: &[&str]) -> Vec<ZhyveRun> {
     let (z, b) = (zhyve(), bhyve());
     let n = per.to_string();
-    let mut kids = Vec::new();
-    for i in 0..ZHYVES {
-        let out = host.dir.path().join(format!("zhyve{}.out", i));
-        let err = host.dir.path().join(format!("zhyve{}.err", i));
-        let uuid = format!("{:08x}-7a3e-4c1d-9b2f-5e6d7c8b0000", i);
-        let mib = vm_mib(i).to_string();
-        let child = host
-            .command(z)
-            .args(["-q", "-B", BACKOFF_MS, "-n", n.as_str()])
-            .args(extra)
-            .args(["-u", uuid.as_str(), "-m", mib.as_str()])
-            .arg(b)
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        kids.push((child, out, err));
-    }
-    kids.into_iter()
-        .map(|(mut c, out, err)| {
-            let status = c.wait().unwrap();
-            let so = std::fs::read_to_string(out).unwrap();
-            let se = std::fs::read_to_string(err).unwrap();
-            let (admitted, refused, launch_failed) = parse_summary(&so);
-            Run {
-                status,
-                admitted,
-                refused,
-                launch_failed,
-                stdout: so,
-                stderr: se,
-            }
+    let cmds = (0..ZHYVES)
+        .map(|i| {
+            let uuid = format!("{:08x}-7a3e-4c1d-9b2f-5e6d7c8b0000", i);
+            let mib = vm_mib(i).to_string();
+            let mut c = host.command(z);
+            c.args(["-q", "-B", BACKOFF_MS, "-n", n.as_str()])
+                .args(extra)
+                .args(["-u", uuid.as_str(), "-m", mib.as_str()])
+                .arg(b);
+            c
         })
-        .collect()
+        .collect();
+    let runs = zhyve_runs(host.dir.path(), cmds);
+    for r in &runs {
+        assert!(
+            r.summarised,
+            "no summary line in zhyve output:\n{}",
+            r.stdout
+        );
+    }
+    runs
 }
 
-fn show_runs(runs: &[Run]) -> String {
+fn show_runs(runs: &[ZhyveRun]) -> String {
     runs.iter()
         .enumerate()
         .map(|(i, r)| {
@@ -310,18 +248,6 @@ fn race_reproduced_without_the_ledger() {
     // rounds had none), and the failed bhyves destroyed their VMs.
     assert_eq!(refused_by_kernel, failed, "{}", all);
     assert_settled(&host);
-}
-
-/// `valgrind` on PATH, or a failure (a leak check that silently did not
-/// run would be worse than none).
-fn valgrind() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("valgrind"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| panic!("valgrind is not installed (apt-get install valgrind)"))
 }
 
 /// zhyve and bhyve under memcheck, through every path: use the reservoir

@@ -405,19 +405,9 @@ fn c_abi(scratch: &Path) {
     println!("RESULT ok");
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            scenario(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 #[test]
 fn reserve_release_and_the_guard() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("arc-api", 64 * GIB);
@@ -426,7 +416,7 @@ fn reserve_release_and_the_guard() {
 
 #[test]
 fn zfs_arc_max_is_limited_and_restored() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("arc-apply", 64 * GIB);
@@ -438,7 +428,7 @@ fn zfs_arc_max_is_limited_and_restored() {
 
 #[test]
 fn no_reservoir_decisions_reserve_arc() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("arc-admit", 64 * GIB);
@@ -450,7 +440,7 @@ fn no_reservoir_decisions_reserve_arc() {
 
 #[test]
 fn a_dead_holders_arc_reservation_is_reclaimed() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let t = "a_dead_holders_arc_reservation_is_reclaimed";
@@ -461,7 +451,7 @@ fn a_dead_holders_arc_reservation_is_reclaimed() {
 
 #[test]
 fn the_c_abi_reserves_applies_and_waits() {
-    if as_child() {
+    if child::play(scenario) {
         return;
     }
     let host = EmuHost::new("arc-cabi", 64 * GIB);

@@ -216,7 +216,7 @@ fn pc_field(pc: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The functions include/vmmresv.h declares (as tests/check-exports.sh
+/// The functions include/vmmresv.h declares (as .ci/check-exports.sh
 /// finds them: identifiers followed by '(' outside comments).
 fn header_functions() -> BTreeSet<String> {
     let text = std::fs::read_to_string(root().join("include/vmmresv.h")).unwrap();

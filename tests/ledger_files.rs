@@ -37,9 +37,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 
 use common::child::{self, ROLE};
+use common::image::{fnv1a, put_u64};
 use common::*;
 use vmmresv::admission::file::{self as lf, LedgerFile};
 use vmmresv::admission::ledger::Pool;
@@ -181,16 +181,6 @@ fn play(role: &str) {
     println!("RESULT {}", replies.join(" ; "));
 }
 
-fn as_child() -> bool {
-    match child::role() {
-        Some(r) => {
-            play(&r);
-            true
-        }
-        None => false,
-    }
-}
-
 /// The replies in a child's output line starting with `tag`.
 fn replies_in(line: &str, tag: &str) -> Option<Vec<String>> {
     let i = line.find(tag)?;
@@ -304,16 +294,6 @@ impl Drop for Server {
 // The C programs
 // ---------------------------------------------------------------------
 
-fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
-
 /// zhyve with `args`, VM `n` (zhyve replaces the UUID's last four digits
 /// with the iteration number: VM `n << 16` is iteration 0's), `mib` MiB.
 fn zhyve_cmd(host: &EmuHost, n: u32, mib: u64, args: &[&str]) -> std::process::Command {
@@ -380,25 +360,8 @@ fn assert_zhyve_failed(o: &Output, call: &str, status: Status, errno: Option<i32
 // Hosts, directories, file systems
 // ---------------------------------------------------------------------
 
-/// An 8 GiB host with a 4 GiB reservoir (sized while the run directory is
-/// still the scratch one).
 fn new_host(tag: &str) -> EmuHost {
-    let host = EmuHost::new(tag, HOST);
-    let o = host
-        .command(&artifact("c/rsrvrctl"))
-        .args(["-s", "4096"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "rsrvrctl -s: {:?}", o);
-    host
-}
-
-fn run_dir(host: &EmuHost) -> PathBuf {
-    host.dir.path().join("run")
-}
-
-fn ledger_path(host: &EmuHost) -> PathBuf {
-    run_dir(host).join(lf::LEDGER_FILE_NAME)
+    EmuHost::with_reservoir(tag, HOST, 4096)
 }
 
 /// The names in `dir`, sorted (empty if it does not exist), but for the
@@ -568,7 +531,7 @@ fn tmpfs(host: &EmuHost, size: &str) -> Option<Tmpfs> {
 /// there is room, the next start works.
 #[test]
 fn full_run_dir_is_no_space_not_sigbus() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "full_run_dir_is_no_space_not_sigbus";
@@ -637,7 +600,7 @@ fn full_run_dir_is_no_space_not_sigbus() {
 /// against 40f3a4a) with SIGBUS, exit 135, at its first admission.
 #[test]
 fn ledger_on_a_filled_file_system_never_faults() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_on_a_filled_file_system_never_faults";
@@ -754,7 +717,7 @@ fn meminfo_root(host: &EmuHost) -> PathBuf {
 /// not even the directory.
 #[test]
 fn ledger_names_up_to_max_name() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_names_up_to_max_name";
@@ -852,7 +815,7 @@ fn max_name_ledger_has_room_for_its_host_ledger() {
 /// works, and then the VM is anybody's.
 #[test]
 fn uuid_held_by_another_process_is_held_elsewhere() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "uuid_held_by_another_process_is_held_elsewhere";
@@ -884,7 +847,7 @@ fn uuid_held_by_another_process_is_held_elsewhere() {
             "err NotHolder"
         ]
     );
-    let f = LedgerFile::open_or_create(&ledger_path(&host)).unwrap();
+    let f = LedgerFile::open_or_create(&host.ledger_path()).unwrap();
     let claims = f.ledger().claims().unwrap();
     assert_eq!(claims.len(), 1, "{:?}", claims);
     assert_eq!(claims[0].pid, a.pid());
@@ -937,15 +900,6 @@ fn uuid_held_by_another_process_is_held_elsewhere() {
 const V1_NSLOTS: usize = 8192;
 const V1_SIZE: usize = 4096 + V1_NSLOTS * 64;
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// A version-1 ledger as 40f3a4a wrote it, every byte present: the header
 /// (magic, version 1, header 4096, slot 64, 8192 slots, page 4096,
 /// reserved 0, file size, creation, FNV-1a of the 48 bytes before it),
@@ -971,10 +925,6 @@ fn v1_file(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
     b
 }
 
-fn put_u64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
-
 fn write_ledger_bytes(p: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     let mut f = std::fs::OpenOptions::new()
@@ -998,7 +948,7 @@ fn version_at(p: &Path) -> u32 {
 /// from the Rust API, and from zhyve (C) on another host.
 #[test]
 fn empty_version_1_ledger_is_replaced() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "empty_version_1_ledger_is_replaced";
@@ -1013,7 +963,7 @@ fn empty_version_1_ledger_is_replaced() {
     for (i, v1) in empty.iter().enumerate() {
         // The Rust API.
         let host = new_host(&format!("lf-v1-empty-{}", i));
-        let p = ledger_path(&host);
+        let p = host.ledger_path();
         write_ledger_bytes(&p, v1);
         let old = inode(&p);
         let one = GIB.to_string();
@@ -1032,7 +982,7 @@ fn empty_version_1_ledger_is_replaced() {
         assert_ne!(inode(&p), old, "replaced, not rewritten in place");
         assert_eq!(inode(&p), inode(&lf::anchor_for(&p)));
         assert_eq!(
-            entries(&run_dir(&host)),
+            entries(&host.run_dir()),
             [
                 lf::LEDGER_FILE_NAME.to_string(),
                 format!("{}{}", lf::LEDGER_FILE_NAME, lf::ANCHOR_SUFFIX)
@@ -1042,7 +992,7 @@ fn empty_version_1_ledger_is_replaced() {
 
         // zhyve.
         let zhost = new_host(&format!("lf-v1-empty-zhyve-{}", i));
-        let p = ledger_path(&zhost);
+        let p = zhost.ledger_path();
         write_ledger_bytes(&p, v1);
         let o = zhyve_run(&zhost, 1, 1024, &[]);
         assert_zhyve_exit(&o, 0);
@@ -1065,7 +1015,7 @@ fn empty_version_1_ledger_is_replaced() {
 /// (byte for byte, the same inode), no anchor, no temporary file, no VM.
 #[test]
 fn version_1_ledger_with_claims_is_ledger_version() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "version_1_ledger_with_claims_is_ledger_version";
@@ -1095,8 +1045,8 @@ fn version_1_ledger_with_claims_is_ledger_version() {
         ("ARC total", v1_file(|b| put_u64(b, 320, 7 | (1 << 40)))),
     ];
     let host = new_host("lf-v1-claims");
-    let dir = run_dir(&host);
-    let p = ledger_path(&host);
+    let dir = host.run_dir();
+    let p = host.ledger_path();
     for (what, v1) in &cases {
         let _ = std::fs::remove_file(&p);
         write_ledger_bytes(&p, v1);
@@ -1138,19 +1088,19 @@ fn version_1_ledger_with_claims_is_ledger_version() {
 /// and so is a new process's open (the name and the anchor are two files).
 #[test]
 fn ledger_renamed_over_is_ledger_replaced() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_renamed_over_is_ledger_replaced";
     let host = new_host("lf-renamed");
-    let p = ledger_path(&host);
+    let p = host.ledger_path();
     let mut a = Server::start(&host, t);
     let three = (3 * GIB).to_string();
     assert_eq!(
         a.ask(&format!("admit:1:{}", 3 * GIB)),
         format!("UseReservoir Ok {} 0 0", three)
     );
-    let other = run_dir(&host).join("other.ledger");
+    let other = host.run_dir().join("other.ledger");
     drop(LedgerFile::open_or_create(&other).unwrap());
     std::fs::rename(&other, &p).unwrap();
 
@@ -1174,12 +1124,12 @@ fn ledger_renamed_over_is_ledger_replaced() {
 /// with 3 GiB pending. A then admits and commits on the restored name.
 #[test]
 fn ledger_unlinked_is_restored_from_its_anchor() {
-    if as_child() {
+    if child::play(play) {
         return;
     }
     let t = "ledger_unlinked_is_restored_from_its_anchor";
     let host = new_host("lf-unlinked");
-    let p = ledger_path(&host);
+    let p = host.ledger_path();
     let anchor = lf::anchor_for(&p);
     let mut a = Server::start(&host, t);
     let three = (3 * GIB).to_string();

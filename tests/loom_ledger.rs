@@ -24,13 +24,10 @@
 
 #![cfg(loom)]
 
-use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
-use vmmresv::admission::fake::{FakeLedger, FakeWorld};
-use vmmresv::admission::ledger::{ClaimOutcome, Pool, Result as LResult, Role, World};
+use vmmresv::admission::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
+use vmmresv::admission::ledger::{ClaimOutcome, Pool, World};
 use vmmresv::Status;
 
 /// The ledger and the kernel's lock table, shared by the threads.
@@ -77,7 +74,7 @@ impl Host {
     /// Settled and consistent: a reconcile by a process that holds
     /// nothing repairs nothing, and leaves each total equal to its claims.
     fn assert_settled(&self) {
-        let p = Proc::new(self, 99, u32::MAX);
+        let p = proc(self, 99, u32::MAX);
         let r = self.fake.ledger().reconcile(&p).unwrap();
         assert_eq!(r.repaired_totals, 0, "a total did not add up: {:?}", r);
         for pool in Pool::ALL {
@@ -86,91 +83,11 @@ impl Host {
     }
 }
 
-/// Unwind payload of a process the model stopped dead.
-struct Died;
-
-fn quiet_deaths() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let old = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<Died>().is_none() {
-                old(info)
-            }
-        }));
-    });
-}
-
-/// A process: the one fake world, each call a system call, and dead at
-/// its `die_at`-th call (never, for u32::MAX).
-struct Proc<'a> {
-    host: &'a Host,
-    w: FakeWorld<'a>,
-    id: u32,
-    left: Cell<u32>,
-}
-
-impl<'a> Proc<'a> {
-    fn new(host: &'a Host, id: u32, die_at: u32) -> Proc<'a> {
-        Proc {
-            host,
-            w: FakeWorld::process(&host.fake, id),
-            id,
-            left: Cell::new(die_at),
-        }
-    }
-
-    fn step(&self) {
-        let n = self.left.get();
-        if n == 0 {
-            self.host.kill(self.id);
-            std::panic::panic_any(Died);
-        }
-        if n != u32::MAX {
-            self.left.set(n - 1);
-        }
-    }
-
-    fn call<R>(&self, f: impl FnOnce(&FakeWorld<'a>) -> R) -> R {
-        self.step();
-        self.host.syscall();
-        f(&self.w)
-    }
-}
-
-impl World for Proc<'_> {
-    fn lock(&self, slot: usize, role: Role) -> LResult<bool> {
-        self.call(|w| w.lock(slot, role))
-    }
-    fn unlock(&self, slot: usize, role: Role) {
-        self.call(|w| w.unlock(slot, role))
-    }
-    fn share(&self, slot: usize) {
-        self.call(|w| w.share(slot))
-    }
-    fn mine(&self, slot: usize) -> bool {
-        self.call(|w| w.mine(slot))
-    }
-    fn others_hold(&self, slot: usize) -> LResult<bool> {
-        self.call(|w| w.others_hold(slot))
-    }
-    fn pid(&self) -> u32 {
-        self.step();
-        self.w.pid()
-    }
-    fn origin(&self) -> u64 {
-        self.step();
-        self.w.origin()
-    }
-    fn now_secs(&self) -> u64 {
-        self.step();
-        self.w.now_secs()
-    }
-}
-
-/// Run `f` as a process that may die; None if it died.
-fn mortal<R>(f: impl FnOnce() -> R) -> Option<R> {
-    catch_unwind(AssertUnwindSafe(f)).ok()
+/// A process: the one fake world's mortal process ([`Mortal`]), each World
+/// call a system call, and dead at its `die_at`-th step (never, for
+/// u32::MAX).
+fn proc(host: &Host, id: u32, die_at: u32) -> Mortal<'_> {
+    Mortal::new(&host.fake, id, die_at).on_syscall(move || host.syscall())
 }
 
 fn uuid(n: u8) -> [u8; 16] {
@@ -192,7 +109,7 @@ fn claimed(out: ClaimOutcome) -> Option<(usize, u64)> {
 
 /// A claim (of a process that never dies) in the single-threaded prelude.
 fn setup_claim(h: &Host, id: u32, n: u8, pool: Pool, pages: u64) -> usize {
-    let p = Proc::new(h, id, u32::MAX);
+    let p = proc(h, id, u32::MAX);
     let out = h
         .fake
         .ledger()
@@ -279,7 +196,7 @@ fn racing_claims_never_over_admit() {
             .map(|id| {
                 let (h, won) = (h.clone(), won.clone());
                 Box::new(move || {
-                    let p = Proc::new(&h, id, u32::MAX);
+                    let p = proc(&h, id, u32::MAX);
                     let out = h
                         .fake
                         .ledger()
@@ -304,7 +221,7 @@ fn racing_claims_never_over_admit() {
         assert_eq!(won.len(), 1, "exactly one of two 2-page claims fits in 3");
         assert_eq!(h.total(Pool::Reservoir), 2);
         let (id, slot) = won[0];
-        let p = Proc::new(&h, id, u32::MAX);
+        let p = proc(&h, id, u32::MAX);
         assert_eq!(h.fake.ledger().release(&p, slot).unwrap(), 2);
         assert_eq!(h.total(Pool::Reservoir), 0);
         h.assert_settled();
@@ -327,8 +244,8 @@ fn a_holder_dying_at_any_step_of_its_claim() {
             let (h1, h2) = (h.clone(), h.clone());
             let jobs: Vec<Job> = vec![
                 Box::new(move || {
-                    let p = Proc::new(&h1, 1, die_at);
-                    let _ = mortal(|| {
+                    let p = proc(&h1, 1, die_at);
+                    let _ = survive(|| {
                         h1.fake
                             .ledger()
                             .claim(&p, uuid(1), Pool::Reservoir, 2, 0, &mut || {
@@ -339,7 +256,7 @@ fn a_holder_dying_at_any_step_of_its_claim() {
                     });
                 }),
                 Box::new(move || {
-                    let p = Proc::new(&h2, 2, u32::MAX);
+                    let p = proc(&h2, 2, u32::MAX);
                     let out = h2
                         .fake
                         .ledger()
@@ -380,7 +297,7 @@ enum Other {
 fn other(h: &Arc<Host>, id: u32, what: Other) -> Job {
     let h = h.clone();
     Box::new(move || {
-        let p = Proc::new(&h, id, u32::MAX);
+        let p = proc(&h, id, u32::MAX);
         let l = h.fake.ledger();
         match what {
             Other::Reconcile => {
@@ -416,8 +333,8 @@ fn a_holder_dying_in_its_release() {
                 let h1 = h.clone();
                 let jobs: Vec<Job> = vec![
                     Box::new(move || {
-                        let p = Proc::new(&h1, 1, die_at);
-                        if let Some(r) = mortal(|| h1.fake.ledger().release(&p, slot)) {
+                        let p = proc(&h1, 1, die_at);
+                        if let Some(r) = survive(|| h1.fake.ledger().release(&p, slot)) {
                             assert_eq!(r.unwrap(), 2);
                         }
                     }),
@@ -465,8 +382,8 @@ fn half_done_operations_are_finished_once_by_racing_reclaimers() {
                         // A release run to its last step: play it through
                         // a holder that dies dropping its locks, then put
                         // the slot back to RELEASING (the total names it).
-                        let p = Proc::new(&h, 1, 1);
-                        assert!(mortal(|| h.fake.ledger().release(&p, slot)).is_none());
+                        let p = proc(&h, 1, 1);
+                        assert!(survive(|| h.fake.ledger().release(&p, slot)).is_none());
                         assert_eq!(h.fake.slots[slot].peek_word() & 7, 0);
                         h.fake.slots[slot].poke_word((claimed_word & !7) | RELEASING);
                     }
@@ -476,7 +393,7 @@ fn half_done_operations_are_finished_once_by_racing_reclaimers() {
                 let h1 = h.clone();
                 let jobs: Vec<Job> = vec![
                     Box::new(move || {
-                        let p = Proc::new(&h1, 2, u32::MAX);
+                        let p = proc(&h1, 2, u32::MAX);
                         let l = h1.fake.ledger();
                         let r = l.reconcile(&p).unwrap();
                         assert_eq!(r.repaired_totals, 0, "{:?}", r);
@@ -524,7 +441,7 @@ fn claims_and_releases_help_each_other_through() {
         let (h1, h2, h3) = (h.clone(), h.clone(), h.clone());
         let jobs: Vec<Job> = vec![
             Box::new(move || {
-                let p = Proc::new(&h1, 1, u32::MAX);
+                let p = proc(&h1, 1, u32::MAX);
                 let out = h1
                     .fake
                     .ledger()
@@ -535,7 +452,7 @@ fn claims_and_releases_help_each_other_through() {
                 assert_eq!(h1.fake.ledger().release(&p, slot).unwrap(), 2);
             }),
             Box::new(move || {
-                let p = Proc::new(&h2, 2, u32::MAX);
+                let p = proc(&h2, 2, u32::MAX);
                 let out = h2
                     .fake
                     .ledger()
@@ -547,7 +464,7 @@ fn claims_and_releases_help_each_other_through() {
                 assert!(h2.fake.ledger().read(slot).unwrap().is_some());
             }),
             Box::new(move || {
-                let p = Proc::new(&h3, 3, u32::MAX);
+                let p = proc(&h3, 3, u32::MAX);
                 assert_eq!(h3.fake.ledger().release(&p, other).unwrap(), 1);
             }),
         ];
@@ -568,14 +485,14 @@ fn an_adoption_races_the_handing_process_s_death() {
         let h = Host::new(2);
         let slot = setup_claim(&h, 1, 1, Pool::Reservoir, 2);
         // The hand-off: the holder lets go of the adopter byte.
-        vmmresv::admission::fake::FakeWorld::process(&h.fake, 1).share(slot);
+        FakeWorld::process(&h.fake, 1).share(slot);
         let gen = h.fake.ledger().read(slot).unwrap().unwrap().word.gen;
         let adopted = Arc::new(loom::sync::Mutex::new(None));
         let (h1, h2, h3, a) = (h.clone(), h.clone(), h.clone(), adopted.clone());
         let jobs: Vec<Job> = vec![
             Box::new(move || h1.kill(1)),
             Box::new(move || {
-                let p = Proc::new(&h2, 2, u32::MAX);
+                let p = proc(&h2, 2, u32::MAX);
                 let r = h2.fake.ledger().adopt(&p, slot, gen, &uuid(1), false);
                 if let Err(e) = &r {
                     assert_eq!(e.status(), Status::NotFound);
@@ -583,7 +500,7 @@ fn an_adoption_races_the_handing_process_s_death() {
                 *a.lock().unwrap() = Some(r.is_ok());
             }),
             Box::new(move || {
-                let p = Proc::new(&h3, 3, u32::MAX);
+                let p = proc(&h3, 3, u32::MAX);
                 h3.fake.ledger().reconcile(&p).unwrap();
             }),
         ];
@@ -597,7 +514,7 @@ fn an_adoption_races_the_handing_process_s_death() {
                 2,
                 "an adopted claim was reclaimed"
             );
-            let p = Proc::new(&h, 2, u32::MAX);
+            let p = proc(&h, 2, u32::MAX);
             assert_eq!(l.release(&p, slot).unwrap(), 2);
         } else {
             assert!(l.read(slot).unwrap().is_none());

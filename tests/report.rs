@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::{build_c, kernel_limit, root, stderr, stdout, EmuHost, Scratch};
+use common::{kernel_limit, program, root, rsrvrctl, stderr, stdout, EmuHost, Scratch};
 use serde_json::Value;
 use vmmresv::admission::vm::AdmissionPolicy;
 use vmmresv::host::HostMemory;
@@ -18,16 +18,6 @@ use vmmresv::ReservoirQuery;
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 const HOST: u64 = 64 * GIB;
-
-fn report_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("report", true))
-}
-
-fn rsrvrctl_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("rsrvrctl", true))
-}
 
 fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -64,7 +54,7 @@ fn meminfo_root(s: &Scratch, total: u64, avail: u64) -> PathBuf {
 }
 
 fn report(host: &EmuHost, args: &[&str]) -> Value {
-    let o = host.command(report_bin()).args(args).output().unwrap();
+    let o = host.command(program("report")).args(args).output().unwrap();
     assert!(
         o.status.success(),
         "report {:?}: {}\n{}",
@@ -89,7 +79,7 @@ fn c_consumer_prints_a_report_the_schema_accepts() {
     let free = 40 * GIB;
     let root = meminfo_root(&s, HOST, free);
     let o = host
-        .command(rsrvrctl_bin())
+        .command(rsrvrctl())
         .args(["-s", "16384"])
         .output()
         .unwrap();
@@ -214,7 +204,7 @@ fn illumos_kstat_reading_and_no_arc() {
 fn c_consumer_reports_errors() {
     let host = EmuHost::new("report-err", HOST);
     let o = host
-        .command(report_bin())
+        .command(program("report"))
         .args(["-R", "/nonexistent-vmmresv-root"])
         .output()
         .unwrap();

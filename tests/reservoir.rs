@@ -159,18 +159,6 @@ fn report(res: Result<u64, vmmresv::ResizeError>) {
     }
 }
 
-/// If this process is a child, play its role and report; the test body of
-/// the parent is skipped.
-fn as_child() -> bool {
-    match child::role() {
-        Some(role) => {
-            child(&role);
-            true
-        }
-        None => false,
-    }
-}
-
 use common::child::{result, run, spawn};
 
 fn size_of_host(host: &EmuHost) -> u64 {
@@ -179,7 +167,7 @@ fn size_of_host(host: &EmuHost) -> u64 {
 
 #[test]
 fn query_reads_the_counters_and_version() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let host = EmuHost::new("query", 16 * GIB);
@@ -199,7 +187,7 @@ fn query_reads_the_counters_and_version() {
 
 #[test]
 fn query_survives_a_fork_with_a_longer_struct() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     // grwilson/oxide-illumos copies 48 bytes out; ours must take 32 of
@@ -227,7 +215,7 @@ fn query_survives_a_fork_with_a_longer_struct() {
 
 #[test]
 fn set_add_remove_follow_rsrvrctl() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let t = "set_add_remove_follow_rsrvrctl";
@@ -266,7 +254,7 @@ fn default_target_is_75_percent_of_the_limit() {
 
 #[test]
 fn concurrent_adds_from_processes_all_take_effect() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let t = "concurrent_adds_from_processes_all_take_effect";
@@ -284,7 +272,7 @@ fn concurrent_adds_from_processes_all_take_effect() {
 
 #[test]
 fn naive_query_then_set_loses_additions() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     // The control for the test above: the same race without the library's
@@ -308,7 +296,7 @@ fn naive_query_then_set_loses_additions() {
 
 #[test]
 fn concurrent_adds_from_threads_all_take_effect() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let mut host = EmuHost::new("tadd", 32 * GIB);
@@ -324,7 +312,7 @@ fn concurrent_adds_from_threads_all_take_effect() {
 
 #[test]
 fn interrupted_resize_resumes_to_the_target() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let mut host = EmuHost::new("eintr", 16 * GIB);
@@ -340,7 +328,7 @@ fn interrupted_resize_resumes_to_the_target() {
 
 #[test]
 fn progress_callback_can_cancel_and_reports_exact_size() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let mut host = EmuHost::new("cancel", 16 * GIB);
@@ -363,7 +351,7 @@ fn progress_callback_can_cancel_and_reports_exact_size() {
 /// so no callback ran).
 #[test]
 fn eintr_with_no_progress_is_reported_and_resumed() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let mut host = EmuHost::new("eintr0", 16 * GIB);
@@ -392,7 +380,7 @@ fn eintr_with_no_progress_is_reported_and_resumed() {
 /// before it.)
 #[test]
 fn c_resize_can_stop_on_a_signal() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let t = "c_resize_can_stop_on_a_signal";
@@ -421,7 +409,7 @@ fn c_resize_can_stop_on_a_signal() {
 
 #[test]
 fn out_of_memory_reports_the_size_reached() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let mut host = EmuHost::new("enomem", 16 * GIB);
@@ -438,7 +426,7 @@ fn out_of_memory_reports_the_size_reached() {
 
 #[test]
 fn beyond_the_limit_is_no_space() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let host = EmuHost::new("nospace", 4 * GIB);
@@ -453,7 +441,7 @@ fn beyond_the_limit_is_no_space() {
 
 #[test]
 fn unprivileged_resize_is_permission() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let t = "unprivileged_resize_is_permission";
@@ -469,7 +457,7 @@ fn unprivileged_resize_is_permission() {
 
 #[test]
 fn old_kernel_is_never_sent_set_target() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     // On a pre-V9 kernel 0x564D11 is VMM_RESV_ADD taking a size by value;
@@ -491,7 +479,7 @@ fn old_kernel_is_never_sent_set_target() {
 
 #[test]
 fn foreign_resizer_gives_resize_in_progress() {
-    if as_child() {
+    if child::play(child) {
         return;
     }
     let t = "foreign_resizer_gives_resize_in_progress";

@@ -1,4 +1,4 @@
-//! tests/c/rsrvrctl.c — the illumos rsrvrctl ported onto libvmmresv's C ABI
+//! cmd/rsrvrctl/rsrvrctl.c — the illumos rsrvrctl ported onto libvmmresv's C ABI
 //! — built here with the system `cc` against include/vmmresv.h and the
 //! linked .so, then run against an emulated /dev/vmmctl (the LD_PRELOAD
 //! emulator of tests/emu) with exact checks of its stdout, stderr, exit
@@ -10,9 +10,8 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use vmmresv::status::Status;
@@ -28,42 +27,6 @@ const USAGE: &str = "Usage: rsrvrctl [-a add] [-r remove] [-q]\n\
 \t-b <SETTING> apply a boot-time setting (N%, a size, or default)\n";
 
 const HOST: u64 = 16 * GIB;
-
-/// Build tests/c/rsrvrctl.c once per test binary, with the flags of the
-/// Makefile's `make c`, into cargo's scratch directory for integration
-/// tests. Compiled under a unique name and renamed into place, so two runs
-/// of this binary at once never execute a half-written file.
-fn rsrvrctl() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = root();
-        let lib = libdir();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rsrvrctl-c");
-        std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join("rsrvrctl");
-        let tmp = dir.join(format!("rsrvrctl.{}.tmp", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-            .arg(format!("-I{}", root.join("include").display()))
-            .arg("-o")
-            .arg(&tmp)
-            .arg(root.join("tests/c/rsrvrctl.c"))
-            .arg(format!("-L{}", lib.display()))
-            .arg("-lvmmresv")
-            .arg(format!("-Wl,-rpath,{}", lib.display()))
-            .output()
-            .expect("cannot run the system C compiler `cc`");
-        assert!(
-            out.status.success(),
-            "cc failed to build tests/c/rsrvrctl.c ({}):\n{}{}",
-            out.status,
-            stdout(&out),
-            stderr(&out)
-        );
-        std::fs::rename(&tmp, &bin).unwrap();
-        bin
-    })
-}
 
 /// Run rsrvrctl on `host` with `args`. With `VMMRESV_VALGRIND=1` in the
 /// environment (CI sets it for a second pass) every run is under valgrind
@@ -671,19 +634,6 @@ fn beyond_the_limit() {
 }
 
 // valgrind ---------------------------------------------------------------
-
-/// `valgrind` on PATH, or a failure: CI installs it, and a leak check that
-/// silently did not run would be worse than none.
-fn valgrind() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("valgrind"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("valgrind is not installed: install it (apt-get install valgrind) to run this test")
-    })
-}
 
 /// Run rsrvrctl under memcheck. LD_PRELOAD stays in valgrind's own
 /// environment: valgrind appends its preload objects to it for the client,

@@ -11,7 +11,6 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 use vmmresv::boot::{boot_target, read_config, BootSetting};
 use vmmresv::reservoir::default_target_for;
@@ -249,11 +248,6 @@ fn manifest_passes_xmllint_when_present() {
 
 // ---------------------------------------------------------------------
 // The method against the emulator
-
-fn rsrvrctl() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("rsrvrctl", true))
-}
 
 /// One emulated host for the method: the emulator, the port, a config
 /// path that does not exist yet (never the real /etc), and a PATH without

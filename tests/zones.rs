@@ -35,11 +35,9 @@ mod common;
 #[path = "common/launcher.rs"]
 mod launcher;
 
-use std::fs::File;
-use std::process::{ExitStatus, Stdio};
 use std::time::Instant;
 
-use common::{GIB, MIB};
+use common::{zhyve_runs, ZhyveRun, GIB, MIB};
 use launcher::*;
 
 const HOST_RAM: u64 = 16 * GIB;
@@ -61,40 +59,15 @@ fn vm_mib(i: usize) -> u64 {
     512 + 256 * (i % 3) as u64
 }
 
-struct Run {
-    status: ExitStatus,
-    admitted: u64,
-    refused: u64,
-    launch_failed: u64,
-    out: String,
-    err: String,
-}
-
-fn summary(out: &str) -> Option<(u64, u64, u64)> {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("zhyve: admitted="))?;
-    let get = |k: &str| -> Option<u64> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{}=", k)))?
-            .parse()
-            .ok()
-    };
-    Some((get("admitted")?, get("refused")?, get("launch_failed")?))
-}
-
 /// Sixteen zhyves, each in its own zone, `per` VM starts each: admit →
 /// bhyve creates the VM and, 2 ms later (a slow boot, so claims stay
 /// pending a while), allocates its memory → commit → the VM is stopped and
 /// destroyed; a refused start waits 1 ms and tries the next.
-fn zoned_race(host: &Host, per: usize) -> Vec<Run> {
+fn zoned_race(host: &Host, per: usize) -> Vec<ZhyveRun> {
     let n = per.to_string();
     let bh = bhyve().display().to_string();
-    let mut kids = Vec::new();
+    let mut cmds = Vec::new();
     for i in 0..ZHYVES {
-        let out = host.emu.dir.path().join(format!("zhyve{}.out", i));
-        let err = host.emu.dir.path().join(format!("zhyve{}.err", i));
         let uuid = format!("{:08x}-2015-4e0e-9a1b-5e6d7c8b0000", i);
         let mib = vm_mib(i).to_string();
         let args = [
@@ -113,34 +86,12 @@ fn zoned_race(host: &Host, per: usize) -> Vec<Run> {
             mib.as_str(),
             bh.as_str(),
         ];
-        let child = host
-            .zoned(i, 0, zhyve(), &args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        kids.push((child, out, err));
+        cmds.push(host.zoned(i, 0, zhyve(), &args));
     }
-    kids.into_iter()
-        .map(|(mut c, out, err)| {
-            let status = c.wait().unwrap();
-            let out = std::fs::read_to_string(out).unwrap();
-            let err = std::fs::read_to_string(err).unwrap();
-            let (admitted, refused, launch_failed) = summary(&out).unwrap_or((0, 0, 0));
-            Run {
-                status,
-                admitted,
-                refused,
-                launch_failed,
-                out,
-                err,
-            }
-        })
-        .collect()
+    zhyve_runs(host.emu.dir.path(), cmds)
 }
 
-fn show(runs: &[Run]) -> String {
+fn show(runs: &[ZhyveRun]) -> String {
     runs.iter()
         .enumerate()
         .map(|(i, r)| {
@@ -149,8 +100,8 @@ fn show(runs: &[Run]) -> String {
                 i,
                 vm_mib(i),
                 r.status,
-                r.out,
-                r.err.lines().take(5).collect::<Vec<_>>().join("\n")
+                r.stdout,
+                r.stderr.lines().take(5).collect::<Vec<_>>().join("\n")
             )
         })
         .collect::<Vec<_>>()
@@ -210,7 +161,7 @@ fn zones_race_16_launchers() {
     let failed: u64 = runs.iter().map(|r| r.launch_failed).sum();
     let short: usize = runs
         .iter()
-        .map(|r| r.err.matches("Unable to allocate memory").count())
+        .map(|r| r.stderr.matches("Unable to allocate memory").count())
         .sum();
     let allocs_refused = host.stat("allocs_refused");
     eprintln!(

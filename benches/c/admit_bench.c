@@ -59,29 +59,7 @@
 #include <unistd.h>
 
 #include "vmmresv.h"
-
-/* sys/vmm_dev.h (illumos): plain int ioctl numbers. */
-#define VMMCTL_IOC_BASE (('V' << 16) | ('M' << 8))
-#define VMM_IOC_BASE (('v' << 16) | ('m' << 8))
-#define VMM_LOCK_IOC_BASE (('v' << 16) | ('l' << 8))
-#define VMM_CREATE_VM (VMMCTL_IOC_BASE | 0x01)
-#define VM_ALLOC_MEMSEG (VMM_LOCK_IOC_BASE | 0x05)
-#define VM_DESTROY_SELF (VMM_IOC_BASE | 0x25)
-#define VM_MAX_NAMELEN 128
-#define VM_MAX_SEG_NAMELEN 128
-#define VCF_RESERVOIR_MEM ((uint64_t)1 << 0)
-#define VM_SYSMEM 0
-
-struct vm_create_req {
-	char name[VM_MAX_NAMELEN];
-	uint64_t flags;
-};
-
-struct vm_memseg {
-	int segid;
-	size_t len;
-	char name[VM_MAX_SEG_NAMELEN];
-};
+#include "common.h" /* tests/c/common.h: sys/vmm_dev.h (illumos) */
 
 /* UUIDs the measured admit+commit rotates over (see ab_admit_commit). */
 #define AB_ROTATE 256

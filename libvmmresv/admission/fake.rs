@@ -1,7 +1,13 @@
 //! A ledger in memory and a world of make-believe processes, for the
 //! protocol's tests: unit tests, model checking (loom), property tests and
 //! fuzzing all use this one. Not part of the supported API.
+//!
+//! [`FakeWorld`] is a process that lives; [`Mortal`] one that dies at a
+//! chosen step (its locks dropped, its thread stopped), which the model
+//! checker and the property tests use to kill a holder inside a claim or a
+//! release.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -151,5 +157,133 @@ impl World for FakeWorld<'_> {
 
     fn now_secs(&self) -> u64 {
         1_700_000_000
+    }
+}
+
+/// Unwind payload of a [`Mortal`] process stopped dead.
+pub struct Died;
+
+/// Keep the panic hook quiet about [`Died`] unwinds (every other panic is
+/// still reported). Once per test binary; idempotent.
+pub fn quiet_deaths() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let old = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<Died>().is_none() {
+                old(info)
+            }
+        }));
+    });
+}
+
+/// Run `f` as a process that may die: `None` if it died ([`Died`]); any
+/// other panic is a failure and goes on unwinding.
+pub fn survive<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(e) if e.downcast_ref::<Died>().is_some() => None,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+}
+
+/// A make-believe process that dies at its `die_at`-th step (never, for
+/// `u32::MAX`): a step is each call of the World, and each capacity
+/// reading whose closure calls [`Mortal::step`]. Dying, it drops its locks
+/// (as the kernel does) and stops its thread there: it unwinds with
+/// [`Died`] (see [`survive`], [`quiet_deaths`]).
+pub struct Mortal<'a> {
+    ledger: &'a FakeLedger,
+    w: FakeWorld<'a>,
+    left: Cell<u32>,
+    syscall: Option<Box<dyn Fn() + 'a>>,
+}
+
+impl<'a> Mortal<'a> {
+    /// Process `id` (never 0) on `ledger`, dead at its `die_at`-th step.
+    pub fn new(ledger: &'a FakeLedger, id: u32, die_at: u32) -> Mortal<'a> {
+        Mortal {
+            ledger,
+            w: FakeWorld::process(ledger, id),
+            left: Cell::new(die_at),
+            syscall: None,
+        }
+    }
+
+    /// Call `f` before every call that reaches the kernel's lock table
+    /// (and before dying): the model checker makes it one access to a
+    /// model-checked atomic, so that the lock table's operations are
+    /// ordered against the ledger's words.
+    pub fn on_syscall(mut self, f: impl Fn() + 'a) -> Mortal<'a> {
+        self.syscall = Some(Box::new(f));
+        self
+    }
+
+    /// This process's id.
+    pub fn id(&self) -> u32 {
+        self.w.id
+    }
+
+    fn syscall(&self) {
+        if let Some(f) = &self.syscall {
+            f();
+        }
+    }
+
+    /// One step: the `die_at`-th kills the process (its locks dropped)
+    /// and unwinds with [`Died`].
+    pub fn step(&self) {
+        let n = self.left.get();
+        if n == 0 {
+            self.syscall();
+            self.ledger.kill(self.w.id);
+            std::panic::panic_any(Died);
+        }
+        if n != u32::MAX {
+            self.left.set(n - 1);
+        }
+    }
+
+    fn call<R>(&self, f: impl FnOnce(&FakeWorld<'a>) -> R) -> R {
+        self.step();
+        self.syscall();
+        f(&self.w)
+    }
+}
+
+impl World for Mortal<'_> {
+    fn lock(&self, slot: usize, role: Role) -> Result<bool> {
+        self.call(|w| w.lock(slot, role))
+    }
+
+    fn unlock(&self, slot: usize, role: Role) {
+        self.call(|w| w.unlock(slot, role))
+    }
+
+    fn share(&self, slot: usize) {
+        self.call(|w| w.share(slot))
+    }
+
+    fn mine(&self, slot: usize) -> bool {
+        self.call(|w| w.mine(slot))
+    }
+
+    fn others_hold(&self, slot: usize) -> Result<bool> {
+        self.call(|w| w.others_hold(slot))
+    }
+
+    fn pid(&self) -> u32 {
+        self.step();
+        self.w.pid()
+    }
+
+    fn origin(&self) -> u64 {
+        self.step();
+        self.w.origin()
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.step();
+        self.w.now_secs()
     }
 }

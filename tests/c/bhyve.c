@@ -46,9 +46,9 @@
  * refused (ENOMEM); 1 any other error (a hand-off that cannot be adopted
  * included: no VM is created then); 2 usage.
  *
- * The ioctl numbers and structs are defined here from illumos
- * sys/vmm_dev.h (interface version 18, LP64); the real bhyve gets them
- * from <sys/vmm_dev.h>.
+ * The ioctl numbers and structs come from tests/c/common.h, defined there
+ * from illumos sys/vmm_dev.h (interface version 18, LP64); the real bhyve
+ * gets them from <sys/vmm_dev.h>.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -65,33 +65,8 @@
 #include <unistd.h>
 
 #include "vmmresv.h"
+#include "common.h"	/* sys/vmm_dev.h, number(), sleep_ms() */
 
-/* sys/vmm_dev.h: plain int ioctl numbers, not _IOW()-style. */
-#define	VMMCTL_IOC_BASE		(('V' << 16) | ('M' << 8))	/* 0x564D00 */
-#define	VMM_IOC_BASE		(('v' << 16) | ('m' << 8))	/* 0x766D00 */
-#define	VMM_LOCK_IOC_BASE	(('v' << 16) | ('l' << 8))	/* 0x766C00 */
-#define	VMM_CREATE_VM		(VMMCTL_IOC_BASE | 0x01)
-#define	VM_ALLOC_MEMSEG		(VMM_LOCK_IOC_BASE | 0x05)
-#define	VM_DESTROY_SELF		(VMM_IOC_BASE | 0x25)
-#define	VMM_CTL_DEV		"/dev/vmmctl"
-#define	VMM_INST_DEV_PREFIX	"/dev/vmm/"
-#define	VM_MAX_NAMELEN		128
-#define	VM_MAX_SEG_NAMELEN	128
-/* sys/vmm.h enum vm_create_flags */
-#define	VCF_RESERVOIR_MEM	((uint64_t)1 << 0)
-/* sys/vmm.h: the guest's system memory segment. */
-#define	VM_SYSMEM		0
-
-struct vm_create_req {
-	char		name[VM_MAX_NAMELEN];
-	uint64_t	flags;
-};
-
-struct vm_memseg {
-	int		segid;
-	size_t		len;
-	char		name[VM_MAX_SEG_NAMELEN];
-};
 
 #define	EXIT_USAGE	2
 #define	EXIT_NOMEM	4
@@ -156,22 +131,6 @@ usage(void)
 	exit(EXIT_USAGE);
 }
 
-/* A whole decimal number in [min, max], or -1. */
-static long long
-number(const char *s, long long min, long long max)
-{
-	char *end;
-	long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return (-1);
-	return (v);
-}
-
 /* libvmmapi vm_create(): one ioctl on a fresh O_EXCL open of vmmctl. */
 static int
 vm_create(const char *name, uint64_t flags)
@@ -189,17 +148,6 @@ vm_create(const char *name, uint64_t flags)
 		err = errno;
 	(void) close(fd);
 	return (err);
-}
-
-static void
-sleep_ms(long long ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		continue;
 }
 
 static void

@@ -20,7 +20,7 @@
  *   - a handle of one type passed where another is expected is refused.
  *
  * None of this may touch freed memory: the test passes only if it also
- * runs clean under AddressSanitizer (tests/sanitizers.sh) and valgrind
+ * runs clean under AddressSanitizer (.ci/sanitizers.sh) and valgrind
  * memcheck (tests/handles.rs).
  *
  * Regression (issue 13, item 1): run against the library as it was before

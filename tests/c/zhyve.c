@@ -93,6 +93,7 @@
 #include <unistd.h>
 
 #include "vmmresv.h"
+#include "common.h"	/* number(), sleep_ms(), set_cloexec() */
 
 extern char **environ;
 
@@ -151,22 +152,6 @@ lib_fail(const char *what, vmmresv_status st)
 	else
 		(void) fprintf(stderr, "%s: %s: %s (status %u)\n", progname,
 		    what, vmmresv_strerror((uint32_t)st), (unsigned)st);
-}
-
-/* A whole decimal number in [min, max], or -1. */
-static long long
-number(const char *s, long long min, long long max)
-{
-	char *end;
-	long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return (-1);
-	return (v);
 }
 
 static int
@@ -348,25 +333,6 @@ reason_name(uint32_t r)
 	default:
 		return ("?");
 	}
-}
-
-static void
-sleep_ms(long long ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		continue;
-}
-
-static int
-set_cloexec(int fd)
-{
-	int f = fcntl(fd, F_GETFD);
-
-	return (f < 0 ? -1 : fcntl(fd, F_SETFD, f | FD_CLOEXEC));
 }
 
 static void

@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "vmmresv.h"
+#include "common.h"	/* number(), set_cloexec() */
 
 extern char **environ;
 
@@ -104,26 +105,10 @@ reply(const char *fmt, ...)
 	(void) fflush(stdout);
 }
 
-/* A whole decimal number in [0, max], or -1. */
-static long long
-number(const char *s, long long max)
-{
-	char *end;
-	long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return (-1);
-	return (v);
-}
-
 static void
 cmd_admit(const char *uuid, const char *mib_s)
 {
-	long long mib = number(mib_s, (long long)1 << 24);
+	long long mib = number(mib_s, 0, (long long)1 << 24);
 	vmmresv_decision d;
 	vmmresv_status st;
 
@@ -154,18 +139,10 @@ cmd_reconcile(void)
 	    r.reservoir_claimed_before_bytes, r.reservoir_claimed_after_bytes);
 }
 
-static int
-set_cloexec(int fd)
-{
-	int f = fcntl(fd, F_GETFD);
-
-	return (f < 0 ? -1 : fcntl(fd, F_SETFD, f | FD_CLOEXEC));
-}
-
 static void
 cmd_bhyve(const char *name, const char *mib_s)
 {
-	long long mib = number(mib_s, (long long)1 << 24);
+	long long mib = number(mib_s, 0, (long long)1 << 24);
 	char mibtext[32], rfd[32], c;
 	char *args[10];
 	int in[2], rd[2], err, status;
@@ -312,11 +289,11 @@ static void
 cmd_emfile(char *const *w)
 {
 	const char *uuid = w[1];
-	long long mib = number(w[2], (long long)1 << 24);
-	long long count = number(w[3], 1000000);
-	long long nofile = number(w[4], MAX_FILL);
-	long long hold = number(w[5], 1000000);
-	long long free_us = number(w[6], 1000000);
+	long long mib = number(w[2], 0, (long long)1 << 24);
+	long long count = number(w[3], 0, 1000000);
+	long long nofile = number(w[4], 0, MAX_FILL);
+	long long hold = number(w[5], 0, 1000000);
+	long long free_us = number(w[6], 0, 1000000);
 	static int fill[MAX_FILL];
 	int nfill = 0, granted = 0, refused = 0, errors = 0, fd;
 	unsigned first_error = 0;

@@ -18,25 +18,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{artifact, build_c, EmuHost, MIB};
-
-/// The scripted launcher (tests/c/zlaunch.c), built once per test binary.
-pub fn zlaunch() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zlaunch", true))
-}
-
-/// SmartOS zhyve's stand-in (tests/c/zhyve.c).
-pub fn zhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("zhyve", true))
-}
-
-/// bhyve's stand-in (tests/c/bhyve.c); it does not link the library.
-pub fn bhyve() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_c("bhyve", true))
-}
+use crate::common::EmuHost;
+// The C programs (built once per test binary), for the tests that use this.
+#[allow(unused_imports)]
+pub use crate::common::{bhyve, zhyve, zlaunch};
 
 /// Whether this process may make PID + mount namespaces with unshare(1)
 /// (root, util-linux's unshare on PATH, namespaces allowed). When not,
@@ -121,14 +106,7 @@ impl Host {
         let state = real.join("vmmctl.state").display().to_string();
         let run = real.join("run").display().to_string();
         emu.set("VMMEMU_STATE", &state).set("VMMRESV_RUNDIR", &run);
-        let mib = reservoir_mib.to_string();
-        let o = emu
-            .command(&artifact("c/rsrvrctl"))
-            .args(["-s", mib.as_str()])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "rsrvrctl -s {}: {:?}", mib, o);
-        assert_eq!(emu.stat("free"), reservoir_mib * MIB);
+        emu.set_reservoir(reservoir_mib);
         Host { emu, real }
     }
 

@@ -4,7 +4,7 @@
  * the same calls a consumer makes -- open() and ioctl() with the illumos
  * numbers -- and checks the results against vmm_reservoir.c semantics.
  *
- * Run (selftest.sh does this):
+ * Run (.ci/emu-selftest.sh does this):
  *   LD_PRELOAD=/path/libvmmemu.so ./selftest <scratch-dir> <vmmemu_ctl>
  * Exit 0 if every check passed, 1 otherwise.  Each section uses its own
  * state file under <scratch-dir>.

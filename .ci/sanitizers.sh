@@ -4,7 +4,7 @@
 # The C consumers of libvmmresv under AddressSanitizer (+ LeakSanitizer)
 # and UndefinedBehaviorSanitizer, against the /dev/vmmctl emulator.
 #
-# tests/c/rsrvrctl.c, tests/c/zhyve.c, tests/c/report.c and
+# cmd/rsrvrctl/rsrvrctl.c (the shipped port), tests/c/zhyve.c, tests/c/report.c and
 # tests/c/handles.c (linked with -lvmmresv against
 # target/lib/libvmmresv.so) and tests/c/bhyve.c (which talks to the
 # emulated device directly) are built with
@@ -35,16 +35,16 @@
 # still holds it, as the program holding its address used to). What ASan cannot see is the library's own
 # loads and stores (say, writing past a too-small struct a caller passed):
 # valgrind memcheck, which needs no instrumentation, covers those (the
-# "valgrind memcheck" gate of .ci/run, tests/admission_race.rs).
+# check-valgrind gate of make ci, tests/admission_race.rs).
 #
 # A canary runs first: three tiny programs with a heap overflow, a signed
 # overflow and a leak, under exactly the same environment, must each be
 # reported and fail. Without it a broken option string or a runtime that
 # is not loaded would pass every scenario.
 #
-#   bash tests/sanitizers.sh           (make sanitizers: builds lib, emu)
-#   CC=clang bash tests/sanitizers.sh  (clang links ASan statically)
-#   KEEP=1 bash tests/sanitizers.sh    keep the scratch dir (path printed)
+#   bash .ci/sanitizers.sh           (make sanitizers: builds lib, emu)
+#   CC=clang bash .ci/sanitizers.sh  (clang links ASan statically)
+#   KEEP=1 bash .ci/sanitizers.sh    keep the scratch dir (path printed)
 #
 # Exit status 0 when every scenario passed and nothing was reported.
 set -uo pipefail
@@ -67,17 +67,18 @@ CWARN="-std=c99 -Wall -Wextra -Werror -pedantic"
 mkdir -p "$out"
 
 echo "== build ($CC $SAN)"
-build() { # build <name> <link flags...>
-    local name=$1; shift
+build() { # build <source.c> <link flags...>: into $out/<its name>
+    local src=$1 name; shift
+    name=$(basename "$src" .c)
     echo "  $out/$name"
-    "$CC" $CWARN -g -O1 $SAN -Iinclude -o "$out/$name" "tests/c/$name.c" "$@"
+    "$CC" $CWARN -g -O1 $SAN -Iinclude -Itests/c -o "$out/$name" "$src" "$@"
 }
 libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
-build rsrvrctl "${libflags[@]}" || exit 1
-build zhyve "${libflags[@]}" || exit 1
-build report "${libflags[@]}" || exit 1
-build handles "${libflags[@]}" || exit 1
-build bhyve "${libflags[@]}" || exit 1
+build cmd/rsrvrctl/rsrvrctl.c "${libflags[@]}" || exit 1
+build tests/c/zhyve.c "${libflags[@]}" || exit 1
+build tests/c/report.c "${libflags[@]}" || exit 1
+build tests/c/handles.c "${libflags[@]}" || exit 1
+build tests/c/bhyve.c "${libflags[@]}" || exit 1
 
 # The canary programs (see the header comment).
 cat > "$tmp/canary_asan.c" <<'EOF'

@@ -12,8 +12,8 @@
 # compares its standard output with the first ```text block after the
 # code, exactly.
 #
-#   bash tests/readme_example.sh
-#   CC=clang bash tests/readme_example.sh
+#   bash .ci/readme-example.sh
+#   CC=clang bash .ci/readme-example.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

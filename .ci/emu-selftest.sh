@@ -4,15 +4,18 @@
 # Build the /dev/vmmctl emulator, its CLI and the self-test into a
 # temporary directory, run the self-test natively, then under valgrind.
 #
-#   tests/emu/selftest.sh            # both runs (valgrind if installed)
-#   VALGRIND=0 tests/emu/selftest.sh # native run only
-#   CC=clang tests/emu/selftest.sh   # another compiler
-#   KEEP=1 tests/emu/selftest.sh     # keep the build dir (path printed)
+# The emulator's sources are in tests/emu (tests/emu/README.md).
+#
+#   sh .ci/emu-selftest.sh              # both runs (valgrind if installed)
+#   VALGRIND=0 sh .ci/emu-selftest.sh   # native run only
+#   CC=clang sh .ci/emu-selftest.sh     # another compiler
+#   KEEP=1 sh .ci/emu-selftest.sh       # keep the build dir (path printed)
+#   make emu-selftest                   # the CI gate
 #
 # Exit status: 0 if every run passed.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "$0")/../tests/emu" && pwd)
 CC=${CC:-cc}
 CFLAGS="-std=c11 -Wall -Wextra -Werror -pedantic -O2 -g"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmmemu.XXXXXX")
