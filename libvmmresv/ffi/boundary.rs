@@ -37,6 +37,7 @@ use std::cell::Cell;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::handle;
 use crate::admission::local::LocalLedger;
@@ -63,12 +64,48 @@ pub const VMMRESV_VERSION_PATCH: u32 = 0;
 pub const VMMRESV_SIZE_UNKNOWN: u64 = u64::MAX;
 
 thread_local! {
+    /// What `vmmresv_last_errno()` returns on this thread.
     static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
+    /// Registered the first time this thread's LAST_ERRNO becomes nonzero,
+    /// so a thread that exits holding one takes its count with it.
+    static ERRNO_EXIT: ErrnoExit = const { ErrnoExit };
+}
+
+/// How many threads hold a nonzero LAST_ERRNO. A thread-local of a shared
+/// library is reached through a call to `__tls_get_addr`, which cost about
+/// as much as the rest of a successful in-process ledger call
+/// (benches/README.md, "c_abi"); while no thread holds an errno, a call
+/// that succeeds skips it: its own slot is 0 already. A thread reads its
+/// own increment (coherence of one atomic), so it never skips while its
+/// own slot is nonzero; other threads' counts only make it take the slow,
+/// always correct path. A forked child inherits the parent's count: slower
+/// until its threads' errnos are cleared, never wrong.
+static NONZERO_ERRNO_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+struct ErrnoExit;
+
+impl Drop for ErrnoExit {
+    fn drop(&mut self) {
+        if LAST_ERRNO.with(|c| c.replace(0)) != 0 {
+            NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[inline]
 pub(super) fn set_errno(e: c_int) {
-    LAST_ERRNO.with(|c| c.set(e));
+    if e == 0 && NONZERO_ERRNO_THREADS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let was = LAST_ERRNO.with(|c| c.replace(e));
+    if was == 0 && e != 0 {
+        NONZERO_ERRNO_THREADS.fetch_add(1, Ordering::Relaxed);
+        // During this thread's exit the guard may be gone already: then
+        // the count stays (a slower path for the process, not a wrong one).
+        let _ = ERRNO_EXIT.try_with(|_| ());
+    } else if was != 0 && e == 0 {
+        NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What an export returns if its body panicked.
@@ -448,7 +485,7 @@ pub(super) fn checked<'a, T: Handle>(h: *const T) -> Result<&'a T, Status> {
 /// A new handle for C, owning `obj`.
 #[inline]
 pub(super) fn new_handle<T: Handle>(obj: T) -> Result<*mut T, Status> {
-    T::table().insert(Box::new(obj))
+    T::table().insert(obj)
 }
 
 /// Free a handle from C: NULL, a freed or a foreign handle is a no-op.

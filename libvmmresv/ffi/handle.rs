@@ -10,17 +10,20 @@
 //!   |   generation    |  slot index  | tag  |
 //! ```
 //!
-//! Each slot is a state word (`generation << 1 | live`) and the address of
-//! the boxed object, both atomic. The slots live in buckets that are
-//! allocated once and never freed, so checking a handle reads only the
-//! library's own live memory, whatever the caller passes:
+//! Each slot is a state word (`generation << 1 | live`) and the object
+//! itself, stored in place. The first 32 slots of a type are inside its
+//! table (a static); the rest live in buckets that are allocated once and
+//! never freed. So checking a handle reads only the library's own live
+//! memory, whatever the caller passes:
 //!
 //! - a call checks the tag, finds the slot (if the index was ever handed
 //!   out) and compares its state word with the handle's generation, live:
-//!   one atomic load, then one more for the object;
+//!   one atomic load, from memory next to the object it then uses (for the
+//!   first 32 handles of a type no other load: the C-ABI benchmark's path
+//!   costs what the magic word in the object cost before);
 //! - a free swaps the state word from live to freed with a compare-and-swap
 //!   (of two frees of one handle, at once or not, exactly one wins), then
-//!   drops the object and puts the slot on the free list;
+//!   drops the object in place and puts the slot on the free list;
 //! - reusing the slot bumps its generation, so a stale handle (an older
 //!   generation) never reaches the new object. A slot whose generation
 //!   cannot grow any more is retired, never reused.
@@ -32,13 +35,13 @@
 //! inside a call with it: that call may use the object as it is dropped.
 //! That stays the caller's bug (the man pages say so), as with free(3).
 //!
-//! Leak checkers: the table holds each live object's address, so
-//! LeakSanitizer and valgrind count a handle a program never frees as
-//! reachable, not leaked (as they did when the program held the object's
-//! address itself). Hiding the address from them would report every
-//! handle still open at exit, in a forked child too. The buckets and the
-//! free list stay reachable from the tables (statics).
+//! Leak checkers: live objects sit in the tables (statics) and in buckets
+//! the tables point to, so LeakSanitizer and valgrind count what a handle
+//! a program never frees owns as reachable, not leaked (as they did when
+//! the program held the object's address itself).
 
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -55,10 +58,11 @@ const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 /// The last generation a handle can carry; a slot that reached it retires.
 const GEN_MAX: u64 = (1u64 << GEN_BITS) - 1;
 
-/// The first bucket holds 2^FIRST_BITS slots, each next one twice as many
-/// as the one before: enough buckets for every index, and a small first
+/// The first 2^FIRST_BITS slots are in the table itself; bucket b (b >= 1)
+/// holds 2^(FIRST_BITS + b) more: enough buckets for every index, and no
 /// allocation for the common process that holds a handle or two.
 const FIRST_BITS: u32 = 5;
+const FIRST_LEN: usize = 1 << FIRST_BITS;
 const BUCKETS: usize = (INDEX_BITS + 1 - FIRST_BITS) as usize;
 
 const LIVE: u64 = 1;
@@ -73,8 +77,18 @@ struct Slot<T> {
     /// `generation << 1 | LIVE`: the generation of the slot's current (or
     /// last) object, and whether it is still live. 0 for a slot never used.
     state: AtomicU64,
-    /// The object's address; null when there is none.
-    obj: AtomicPtr<T>,
+    /// The object; initialized exactly while `state` has LIVE set (and
+    /// during the insert and free that set and clear it).
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Slot<T> {
+    const fn empty() -> Slot<T> {
+        Slot {
+            state: AtomicU64::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
 }
 
 /// Which slots are free, and how many were ever handed out.
@@ -86,15 +100,25 @@ struct Alloc {
 /// One table per handle type.
 pub(super) struct Table<T> {
     tag: usize,
-    /// Bucket b holds 2^(FIRST_BITS + b) slots; allocated on first use,
-    /// never freed or moved.
-    buckets: [AtomicPtr<Slot<T>>; BUCKETS],
+    /// Slots 0 .. FIRST_LEN.
+    first: [Slot<T>; FIRST_LEN],
+    /// `rest[b - 1]` is bucket b, 2^(FIRST_BITS + b) slots; allocated on
+    /// first use, never freed or moved.
+    rest: [AtomicPtr<Slot<T>>; BUCKETS - 1],
     alloc: Mutex<Alloc>,
 }
 
-/// Bucket and offset of slot `index`.
+// SAFETY: a slot's value is written only by the insert that owns the
+// (unlisted, not live) slot, read through `get` only while live, and
+// dropped only by the one free that wins the state word: the object is
+// shared between threads as an `Arc<T>` would be, so T: Send + Sync.
+unsafe impl<T: Send + Sync> Sync for Table<T> {}
+// SAFETY: as above; a table moved to another thread takes its objects.
+unsafe impl<T: Send + Sync> Send for Table<T> {}
+
+/// Bucket and offset of slot `index` (bucket 0 is `first`).
 fn locate(index: usize) -> (usize, usize) {
-    let j = index + (1 << FIRST_BITS);
+    let j = index + FIRST_LEN;
     let top = usize::BITS - 1 - j.leading_zeros();
     let b = (top - FIRST_BITS) as usize;
     (b, j - (1 << top))
@@ -108,7 +132,8 @@ impl<T> Table<T> {
     pub(super) const fn new(tag: usize) -> Table<T> {
         Table {
             tag,
-            buckets: [const { AtomicPtr::new(core::ptr::null_mut()) }; BUCKETS],
+            first: [const { Slot::empty() }; FIRST_LEN],
+            rest: [const { AtomicPtr::new(core::ptr::null_mut()) }; BUCKETS - 1],
             alloc: Mutex::new(Alloc {
                 free: Vec::new(),
                 next: 0,
@@ -117,41 +142,49 @@ impl<T> Table<T> {
     }
 }
 
+/// Drop the object of a live slot (`&mut`: nothing else uses it).
+fn drop_if_live<T>(s: &mut Slot<T>) {
+    if *s.state.get_mut() & LIVE != 0 {
+        // SAFETY: LIVE set: the value was initialized by `insert` and not
+        // dropped since (a free clears LIVE first).
+        unsafe { s.value.get_mut().assume_init_drop() };
+    }
+}
+
 /// The tables the library hands out handles from are statics and are never
-/// dropped; a table that is (a unit test's) gives back its buckets and any
-/// object still in them.
+/// dropped; a table that is (a unit test's) drops every live object and
+/// gives back its buckets.
 impl<T> Drop for Table<T> {
     fn drop(&mut self) {
-        for (b, bucket) in self.buckets.iter().enumerate() {
+        for s in self.first.iter_mut() {
+            drop_if_live(s);
+        }
+        for (i, bucket) in self.rest.iter().enumerate() {
             let p = bucket.load(Ordering::Acquire);
             if p.is_null() {
                 continue;
             }
             // SAFETY: `p` came from Box::into_raw of a boxed slice of
-            // bucket_len(b) slots in `insert`; &mut self: no handle use is
-            // in flight; each live object came from Box::into_raw.
-            unsafe {
-                let slots = Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, bucket_len(b)));
-                for s in slots.iter() {
-                    if s.state.load(Ordering::Relaxed) & LIVE != 0 {
-                        let o = s.obj.load(Ordering::Relaxed);
-                        if !o.is_null() {
-                            drop(Box::from_raw(o));
-                        }
-                    }
-                }
+            // bucket_len(i + 1) slots in `insert`; &mut self: no handle use
+            // is in flight.
+            let mut slots =
+                unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, bucket_len(i + 1))) };
+            for s in slots.iter_mut() {
+                drop_if_live(s);
             }
         }
     }
 }
 
-// Send + Sync: an object is used by any thread that holds its handle and
-// dropped by whichever thread frees it.
 impl<T: Send + Sync> Table<T> {
-    /// The slot of `index`, if its bucket exists.
+    /// The slot of `index`, if it exists.
+    #[inline]
     fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        if let Some(s) = self.first.get(index) {
+            return Some(s);
+        }
         let (b, off) = locate(index);
-        let bucket = self.buckets.get(b)?.load(Ordering::Acquire);
+        let bucket = self.rest.get(b.checked_sub(1)?)?.load(Ordering::Acquire);
         if bucket.is_null() {
             return None;
         }
@@ -163,6 +196,7 @@ impl<T: Send + Sync> Table<T> {
 
     /// Split a handle into (slot, expected state word), refusing anything
     /// that is not a handle of this table's type.
+    #[inline]
     fn decode(&self, h: usize) -> Result<(&Slot<T>, u64), Status> {
         if h & TAG_MASK != self.tag {
             return Err(Status::InvalidArgument);
@@ -176,7 +210,7 @@ impl<T: Send + Sync> Table<T> {
     /// Register a new object; the handle to give C.
     ///
     /// Errors: OUT_OF_MEMORY when 2^24 - 1 handles of this type are live.
-    pub(super) fn insert(&self, obj: Box<T>) -> Result<*mut T, Status> {
+    pub(super) fn insert(&self, obj: T) -> Result<*mut T, Status> {
         let index = {
             let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
             match a.free.pop() {
@@ -187,29 +221,27 @@ impl<T: Send + Sync> Table<T> {
                         return Err(Status::OutOfMemory);
                     }
                     let (b, off) = locate(i);
-                    if off == 0 {
-                        let slots: Box<[Slot<T>]> = (0..bucket_len(b))
-                            .map(|_| Slot {
-                                state: AtomicU64::new(0),
-                                obj: AtomicPtr::new(core::ptr::null_mut()),
-                            })
-                            .collect();
+                    if b > 0 && off == 0 {
+                        let slots: Box<[Slot<T>]> =
+                            (0..bucket_len(b)).map(|_| Slot::empty()).collect();
                         // Leaked on purpose: handles are checked against
                         // these slots for as long as the process runs.
                         let p = Box::into_raw(slots).cast::<Slot<T>>();
-                        self.buckets[b].store(p, Ordering::Release);
+                        self.rest[b - 1].store(p, Ordering::Release);
                     }
                     a.next += 1;
                     i
                 }
             }
         };
-        // This thread owns the slot now: it is on no free list and live in
-        // no handle.
+        // This thread owns the slot now: it is on no free list, not live,
+        // and its last object (if any) was dropped before it was listed.
         let slot = self.slot(index).ok_or(Status::Panic)?;
         let generation = (slot.state.load(Ordering::Relaxed) >> 1) + 1;
-        slot.obj.store(Box::into_raw(obj), Ordering::Relaxed);
-        // Release: whoever sees the slot live sees the object stored above.
+        // SAFETY: the slot is ours (above): no other thread reads or writes
+        // its value until the state word below makes it live.
+        unsafe { (*slot.value.get()).write(obj) };
+        // Release: whoever sees the slot live sees the object written above.
         slot.state.store(generation << 1 | LIVE, Ordering::Release);
         let h = (generation as usize) << (TAG_BITS + INDEX_BITS) | index << TAG_BITS | self.tag;
         // A number, never dereferenced: no provenance to keep.
@@ -218,7 +250,8 @@ impl<T: Send + Sync> Table<T> {
 
     /// The object of a live handle. NULL gives NULL_ARGUMENT; anything but
     /// a live handle of this type gives INVALID_ARGUMENT.
-    pub(super) fn get<'a>(&self, h: *const T) -> Result<&'a T, Status> {
+    #[inline]
+    pub(super) fn get(&self, h: *const T) -> Result<&T, Status> {
         if h.is_null() {
             return Err(Status::NullArgument);
         }
@@ -226,15 +259,12 @@ impl<T: Send + Sync> Table<T> {
         if slot.state.load(Ordering::Acquire) != live {
             return Err(Status::InvalidArgument);
         }
-        let p = slot.obj.load(Ordering::Acquire);
-        if p.is_null() {
-            return Err(Status::InvalidArgument);
-        }
-        // SAFETY: the slot was live in the handle's generation: `p` came
-        // from Box::into_raw in `insert` and is dropped only by `free`
-        // after it marks the slot freed. A free by another thread during
-        // this call is the caller's bug (module comment, man pages).
-        Ok(unsafe { &*p })
+        // SAFETY: the slot was live in the handle's generation (Acquire
+        // pairs with insert's Release): its value is initialized and is
+        // dropped only by the free that clears LIVE. A free by another
+        // thread during this call is the caller's bug (module comment,
+        // man pages).
+        Ok(unsafe { (*slot.value.get()).assume_init_ref() })
     }
 
     /// Free a live handle's object; NULL, a freed, stale or foreign handle
@@ -254,19 +284,16 @@ impl<T: Send + Sync> Table<T> {
         {
             return;
         }
-        let p = slot.obj.swap(core::ptr::null_mut(), Ordering::Acquire);
-        let index = (h as usize >> TAG_BITS) & INDEX_MASK;
-        // Recycle the slot before dropping: the drop may panic, and the
-        // slot is free either way.
+        // SAFETY: this free won the state word: the value is initialized,
+        // no later `get` reaches it (not live) and no insert writes it (the
+        // slot is not on the free list yet).
+        unsafe { (*slot.value.get()).assume_init_drop() };
+        // Listed only after the drop: an insert may then overwrite it. A
+        // drop that panics leaves the slot unlisted, never reused.
         if live >> 1 < GEN_MAX {
+            let index = (h as usize >> TAG_BITS) & INDEX_MASK;
             let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
             a.free.push(index as u32);
-        }
-        if !p.is_null() {
-            // SAFETY: `p` came from Box::into_raw in `insert`; the
-            // compare-and-swap above made this the only free of it, and the
-            // slot no longer leads to it.
-            drop(unsafe { Box::from_raw(p) });
         }
     }
 }
@@ -300,14 +327,14 @@ mod tests {
     #[test]
     fn freed_and_stale_handles_are_refused() {
         let t: Table<u64> = Table::new(TAG_LEDGER);
-        let a = t.insert(Box::new(1)).unwrap();
+        let a = t.insert(1).unwrap();
         assert_eq!(*t.get(a).unwrap(), 1);
         t.free(a);
         assert_eq!(t.get(a), Err(Status::InvalidArgument));
         t.free(a); // a no-op
                    // The slot is reused with the next generation: the old handle
                    // does not reach the new object, and its free does not free it.
-        let b = t.insert(Box::new(2)).unwrap();
+        let b = t.insert(2).unwrap();
         assert_ne!(a, b);
         assert_eq!(
             a as usize >> TAG_BITS & INDEX_MASK,
@@ -323,7 +350,7 @@ mod tests {
     fn foreign_and_wrong_type_handles_are_refused() {
         let ledgers: Table<u64> = Table::new(TAG_LEDGER);
         let others: Table<u64> = Table::new(TAG_ADMISSION);
-        let l = ledgers.insert(Box::new(7)).unwrap();
+        let l = ledgers.insert(7).unwrap();
         assert_eq!(others.get(l), Err(Status::InvalidArgument));
         others.free(l);
         assert_eq!(*ledgers.get(l).unwrap(), 7);
@@ -342,7 +369,7 @@ mod tests {
     #[test]
     fn many_handles_grow_the_buckets() {
         let t: Table<usize> = Table::new(TAG_RESERVOIR);
-        let hs: Vec<_> = (0..300).map(|i| t.insert(Box::new(i)).unwrap()).collect();
+        let hs: Vec<_> = (0..300).map(|i| t.insert(i).unwrap()).collect();
         for (i, h) in hs.iter().enumerate() {
             assert_eq!(*t.get(*h).unwrap(), i);
         }
@@ -369,7 +396,7 @@ mod tests {
         }
         static T: Table<Counted> = Table::new(TAG_ADMISSION);
         for _ in 0..200 {
-            let h = T.insert(Box::new(Counted)).unwrap() as usize;
+            let h = T.insert(Counted).unwrap() as usize;
             let go = Arc::new(std::sync::Barrier::new(4));
             let threads: Vec<_> = (0..4)
                 .map(|_| {

@@ -178,3 +178,61 @@ fn missing_device_sets_errno() {
     assert!(h.is_null());
     assert_eq!(vmmresv_last_errno(), libc::ENOENT);
 }
+
+/// The errno slot is per thread and a success clears it, whatever other
+/// threads hold: the fast path that skips the thread-local while no
+/// thread holds an errno must not skip a thread whose own slot is set.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "opens the vmm control device (open(2) with O_EXCL), refused by Miri's isolation"
+)]
+fn last_errno_is_per_thread_and_cleared_by_success() {
+    use std::sync::{Arc, Barrier};
+
+    fn fail_with_enoent() {
+        let mut h: *mut vmmresv_reservoir = core::ptr::null_mut();
+        let st = vmmresv_reservoir_open(c"/nonexistent/vmmctl".as_ptr(), core::ptr::null(), &mut h);
+        assert_eq!(st, Status::NoDevice);
+    }
+    fn succeed(l: *const vmmresv_ledger) {
+        assert_eq!(
+            vmmresv_ledger_claim(l, 1, core::ptr::null_mut()),
+            Status::Ok
+        );
+        assert_eq!(vmmresv_ledger_release(l, 1), Status::Ok);
+    }
+
+    let mut l: *mut vmmresv_ledger = core::ptr::null_mut();
+    assert_eq!(vmmresv_ledger_new(16, &mut l), Status::Ok);
+    let l = l as usize;
+    for _ in 0..50 {
+        let failed = Arc::new(Barrier::new(2));
+        let checked = Arc::new(Barrier::new(2));
+        let (f, c) = (failed.clone(), checked.clone());
+        // Holds ENOENT while the other thread succeeds, then succeeds.
+        let holder = std::thread::spawn(move || {
+            fail_with_enoent();
+            f.wait();
+            c.wait();
+            assert_eq!(
+                vmmresv_last_errno(),
+                libc::ENOENT,
+                "another thread's success cleared it"
+            );
+            succeed(l as *const vmmresv_ledger);
+            assert_eq!(vmmresv_last_errno(), 0, "a success left the errno");
+            fail_with_enoent(); // and exits holding one
+        });
+        failed.wait();
+        fail_with_enoent();
+        assert_eq!(vmmresv_last_errno(), libc::ENOENT);
+        succeed(l as *const vmmresv_ledger);
+        assert_eq!(vmmresv_last_errno(), 0, "a success left the errno");
+        checked.wait();
+        holder.join().unwrap();
+        succeed(l as *const vmmresv_ledger);
+        assert_eq!(vmmresv_last_errno(), 0);
+    }
+    vmmresv_ledger_free(l as *mut vmmresv_ledger);
+}
