@@ -39,8 +39,8 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vmmresv::admission::file::{FileWorld, LedgerFile};
-use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
+use vmmresv::ledger::file::{FileWorld, LedgerFile};
+use vmmresv::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
 use vmmresv::admission::local::LocalLedger;
 
 /// Pages per claim in the single-threaded groups.

@@ -21,6 +21,8 @@ pub mod boot;
 /// cbindgen:ignore
 pub mod host;
 /// cbindgen:ignore
+pub mod ledger;
+/// cbindgen:ignore
 pub mod pages;
 /// cbindgen:ignore
 pub mod policy;

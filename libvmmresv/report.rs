@@ -15,7 +15,7 @@
 
 use serde_json::{json, Value};
 
-use crate::admission::ledger::Pool;
+use crate::ledger::Pool;
 use crate::admission::vm::{charge, AdmissionPolicy};
 use crate::admission::{Admission, ArcHost};
 use crate::arc::guard::{target, TargetInputs, TargetReport};
@@ -534,7 +534,7 @@ impl Admission {
             origin: self.ledger_origin().name(),
             host_wide: self.ledger_origin().host_wide(),
             backend: match h.pool().map(|p| p.backend) {
-                Some(crate::admission::file::Backend::LinuxHugetlb) => "linux-hugetlb",
+                Some(crate::ledger::file::Backend::LinuxHugetlb) => "linux-hugetlb",
                 _ => "vmm-reservoir",
             },
             instance: h.instance,

@@ -521,7 +521,7 @@ impl Reservoir {
 /// Released when dropped, after the resize: by then the kernel accounts
 /// the change.
 struct ResizeHold {
-    file: Option<crate::admission::file::LedgerFile>,
+    file: Option<crate::ledger::file::LedgerFile>,
     slot: Option<usize>,
 }
 
@@ -531,7 +531,7 @@ const RESIZE_HOLD_UUID: [u8; 16] = *b"vmmresv:resize\0\0";
 
 impl ResizeHold {
     fn open(run_dir: &Path) -> Result<ResizeHold> {
-        use crate::admission::file::{LedgerFile, LEDGER_FILE_NAME};
+        use crate::ledger::file::{LedgerFile, LEDGER_FILE_NAME};
         let path = run_dir.join(LEDGER_FILE_NAME);
         // No ledger: no admission ever claimed here, nothing to respect.
         // Any other answer (EACCES, EMFILE…) is an error, not "no ledger".
@@ -552,7 +552,7 @@ impl ResizeHold {
     }
 
     fn take(&mut self, k: &dyn Kernel, size: u64, target: u64) -> Result<()> {
-        use crate::admission::ledger::{ClaimOutcome, Pool};
+        use crate::ledger::{ClaimOutcome, Pool};
         let Some(f) = &self.file else { return Ok(()) };
         if self.slot.is_some() || target == size {
             return Ok(());

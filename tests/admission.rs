@@ -7,7 +7,7 @@ mod common;
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
+use vmmresv::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference, Reason};
 use vmmresv::{Reservoir, Status};
 

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use common::child::{self, ROLE};
 use common::*;
-use vmmresv::admission::file::{self as lf, LedgerFile};
-use vmmresv::admission::ledger::{Pool, SlotState};
+use vmmresv::ledger::file::{self as lf, LedgerFile};
+use vmmresv::ledger::{Pool, SlotState};
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
 use vmmresv::{Reservoir, Status};
 

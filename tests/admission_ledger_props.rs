@@ -27,8 +27,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::SeqCst;
 
 use proptest::prelude::*;
-use vmmresv::admission::fake::{FakeLedger, FakeWorld};
-use vmmresv::admission::ledger::{
+use vmmresv::ledger::fake::{FakeLedger, FakeWorld};
+use vmmresv::ledger::{
     ClaimOutcome, Ledger, Op as LastOp, Pool, Result as LResult, Role, Total, World,
 };
 use vmmresv::Status;

@@ -9,7 +9,7 @@ mod common;
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
+use vmmresv::ledger::Pool;
 use vmmresv::admission::vm::AdmissionPolicy;
 use vmmresv::admission::{parse_uuid, Admission, ArcHost, Decision, Preference, Reason};
 use vmmresv::arc::guard::{ArcLimits, Ceiling};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
+use vmmresv::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, ArcHost, Decision, Preference, Reason};
 use vmmresv::arc::guard::{ArcLimits, Ceiling, Refusal};
 use vmmresv::arc::reserve::{Applied, ArcPolicy, Reservation};

@@ -41,8 +41,8 @@ use std::sync::OnceLock;
 
 use common::child::{self, ROLE};
 use common::*;
-use vmmresv::admission::file::{self as lf, LedgerFile};
-use vmmresv::admission::ledger::Pool;
+use vmmresv::ledger::file::{self as lf, LedgerFile};
+use vmmresv::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
 use vmmresv::{Reservoir, Status};
 

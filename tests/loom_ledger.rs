@@ -29,8 +29,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
-use vmmresv::admission::fake::{FakeLedger, FakeWorld};
-use vmmresv::admission::ledger::{ClaimOutcome, Pool, Result as LResult, Role, World};
+use vmmresv::ledger::fake::{FakeLedger, FakeWorld};
+use vmmresv::ledger::{ClaimOutcome, Pool, Result as LResult, Role, World};
 use vmmresv::Status;
 
 /// The ledger and the kernel's lock table, shared by the threads.
@@ -568,7 +568,7 @@ fn an_adoption_races_the_handing_process_s_death() {
         let h = Host::new(2);
         let slot = setup_claim(&h, 1, 1, Pool::Reservoir, 2);
         // The hand-off: the holder lets go of the adopter byte.
-        vmmresv::admission::fake::FakeWorld::process(&h.fake, 1).share(slot);
+        vmmresv::ledger::fake::FakeWorld::process(&h.fake, 1).share(slot);
         let gen = h.fake.ledger().read(slot).unwrap().unwrap().word.gen;
         let adopted = Arc::new(loom::sync::Mutex::new(None));
         let (h1, h2, h3, a) = (h.clone(), h.clone(), h.clone(), adopted.clone());

@@ -15,21 +15,17 @@
 //! when the reservoir is short, [`Preference::Prefer`] downgrades to
 //! running without it, [`Preference::Never`] does not ask it.
 
-#[doc(hidden)]
-pub mod fake;
-pub mod file;
 pub mod handoff;
-pub mod ledger;
 pub mod local;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
 
-use self::file::LedgerFile;
-use self::ledger::{ClaimInfo, ClaimOutcome, Pool, ReconcileReport, World};
 use crate::arc::guard::Refusal;
 use crate::arc::reserve::{self as arc_reserve, Applied, ArcPolicy, Reservation};
 use crate::arc::{LinuxArcFacts, TargetReport};
+use crate::ledger::file::{self, LedgerFile};
+use crate::ledger::{self, hint, ClaimInfo, ClaimOutcome, Pool, ReconcileReport, World};
 use crate::pages::{self, PageSize, PAGESIZE};
 use crate::reservoir::{Kernel, Reservoir, ReservoirQuery};
 use crate::status::{Error, Status};
@@ -208,16 +204,6 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
         i += 2;
     }
     Ok(out)
-}
-
-/// Where a UUID's claim starts looking for a slot: spreads claims so the
-/// slot search stays short however many are live.
-pub(crate) fn hint(uuid: &[u8; 16]) -> usize {
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    for b in uuid {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % ledger::NSLOTS as u64) as usize
 }
 
 fn bytes(pages: u64) -> u64 {
@@ -701,16 +687,5 @@ mod tests {
         ] {
             assert!(parse_uuid(bad).is_err(), "{:?}", bad);
         }
-    }
-
-    #[test]
-    fn hints_spread() {
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..64u8 {
-            let mut u = [0u8; 16];
-            u[15] = i;
-            seen.insert(hint(&u));
-        }
-        assert!(seen.len() > 48);
     }
 }

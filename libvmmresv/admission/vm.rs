@@ -28,9 +28,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::file::LedgerFile;
-use super::ledger::{ClaimOutcome, Pool, Refused, World};
-use super::{bytes, hint, Admission, Decision, Preference, Reason, Result, Verdict};
+use crate::ledger::file::LedgerFile;
+use crate::ledger::{hint, ClaimOutcome, Pool, Refused, World};
+use super::{bytes, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
 use crate::pages::{self, PageSize};
 use crate::policy::overhead::{OverheadKind, OverheadModel, PoolShare, VmSpec};

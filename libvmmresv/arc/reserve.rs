@@ -1,7 +1,7 @@
 //! The per-VM ARC reservation ledger (OS-8005's `arc_virt_machine_reserved`,
 //! kept by the library instead of the kernel).
 //!
-//! Reservations live in the admission ledger's `Pool::Arc`: the same shared
+//! Reservations live in the shared ledger's `Pool::Arc` ([`crate::ledger`]): the same shared
 //! file, the same lock-free claim protocol, the same reclaim of a dead
 //! holder (the kernel's record locks) and the same hostile-file rules. A
 //! VM's reservation is keyed by its UUID, held by the process that made it
@@ -16,8 +16,7 @@
 use super::guard::{
     guard, target, ArcLimits, Ceiling, GuardInputs, Refusal, TargetInputs, TargetReport,
 };
-use crate::admission::hint;
-use crate::admission::ledger::{ClaimOutcome, Ledger, Pool, World};
+use crate::ledger::{hint, ClaimOutcome, Ledger, Pool, World};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 

@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::admission::ledger::Pool;
+use crate::ledger::Pool;
 use crate::admission::local::LocalLedger;
 use crate::admission::{Admission, ArcHost, Decision, Preference, Reason, Verdict};
 use crate::arc::guard::{ArcLimits, Ceiling, Refusal};

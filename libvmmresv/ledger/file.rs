@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | 0 | 80 | [`FileHeader`]: magic, version, sizes, backend and pool, creation, instance, check |
 //! | 128 | 8 | the reservoir pool's total word (its own cache line) |
-//! | 192 | 8 | the count of spilled slots ([`super::ledger::PROBE`]) |
+//! | 192 | 8 | the count of spilled slots ([`super::PROBE`]) |
 //! | 256 | 8 | the transient pool's total word |
 //! | 320 | 8 | the ARC pool's total word |
 //! | 4096 | 4096 × 64 | the slots |
@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::ledger::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
+use super::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
 use crate::status::{Error, Status};
 
 /// Result of the file layer.
@@ -926,7 +926,7 @@ impl FileWorld<'_> {
 }
 
 impl World for FileWorld<'_> {
-    fn lock(&self, slot: usize, role: Role) -> super::ledger::Result<bool> {
+    fn lock(&self, slot: usize, role: Role) -> super::Result<bool> {
         let held = self.shared.held();
         let cell = held.get(slot).ok_or(Error::new(Status::InvalidArgument))?;
         if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
@@ -975,7 +975,7 @@ impl World for FileWorld<'_> {
             .is_some_and(|c| c.load(Ordering::Acquire) != 0)
     }
 
-    fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
+    fn others_hold(&self, slot: usize) -> super::Result<bool> {
         let fl = self
             .fcntl_lock(libc::F_GETLK, WRLCK, lock_range(slot, Role::Holder).0, 2)
             .map_err(|e| io(&e))?;
