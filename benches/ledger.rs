@@ -39,9 +39,9 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use vmmresv::admission::local::LocalLedger;
 use vmmresv::ledger::file::{FileWorld, LedgerFile};
 use vmmresv::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
-use vmmresv::admission::local::LocalLedger;
 
 /// Pages per claim in the single-threaded groups.
 const PAGES: u64 = 1;

@@ -31,9 +31,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::arc::{read_limited, ArcError, MAX_INPUT_BYTES};
+use crate::errno;
+use crate::files::{read_limited, FileError, MAX_INPUT_BYTES};
 use crate::pages::{self, PAGESIZE};
-use crate::reservoir::DEFAULT_TARGET_PERCENT;
+use crate::policy::headroom::DEFAULT_TARGET_PERCENT;
 use crate::status::{Error, Status};
 
 /// The result of this module's pure functions.
@@ -139,7 +140,7 @@ pub struct BootTarget {
 /// allows is the closest thing to what the operator asked for, and the
 /// service logs the clamp.
 ///
-/// `Percent(75)` gives exactly [`crate::reservoir::default_target_for`].
+/// `Percent(75)` gives exactly [`crate::policy::default_target_for`].
 /// `Unaligned` for a chunk that is not a multiple of the page,
 /// `InvalidArgument` for a percentage above 100.
 pub fn boot_target(setting: BootSetting, limit_bytes: u64, chunk_bytes: u64) -> Result<BootTarget> {
@@ -338,21 +339,21 @@ pub fn read_config_file(path: &Path) -> core::result::Result<Option<BootConfig>,
     // must not exhaust memory).
     let bytes = match read_limited(path) {
         Ok(b) => b,
-        Err(ArcError::Io {
+        Err(FileError::Io {
             errno: Some(libc::ENOENT),
             ..
         }) => return Ok(None),
-        Err(ArcError::TooLarge { .. }) => {
+        Err(FileError::TooLarge { .. }) => {
             return Err(fail(
                 format!("larger than {} bytes", MAX_INPUT_BYTES),
                 Error::new(Status::InvalidArgument),
             ))
         }
-        Err(ArcError::Io { errno, .. }) => {
+        Err(FileError::Io { errno, .. }) => {
             let n = errno.unwrap_or(libc::EIO);
             return Err(fail(
                 format!("cannot read: {}", std::io::Error::from_raw_os_error(n)),
-                Error::with_errno(Status::Io, n),
+                errno::file_error(Some(n)),
             ));
         }
         Err(e) => return Err(fail(e.to_string(), Error::from(e))),
@@ -382,7 +383,7 @@ pub fn configured_run_dir() -> core::result::Result<Option<PathBuf>, ConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reservoir::default_target_for;
+    use crate::policy::default_target_for;
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::arc::{read_limited, ArcError};
+use crate::files::{read_limited, FileError};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 
@@ -31,11 +31,11 @@ pub struct HostMemory {
 }
 
 /// Read `path` whole, bounded as every text input of the library
-/// ([`crate::arc::MAX_INPUT_BYTES`]): an oversized or non-UTF-8 file is
+/// ([`crate::files::MAX_INPUT_BYTES`]): an oversized or non-UTF-8 file is
 /// `MalformedInput`, an unreadable one `Io` with its errno.
 fn read_text(path: &Path) -> Result<String, Error> {
     let bytes = read_limited(path).map_err(|e| match e {
-        ArcError::TooLarge { .. } => Error::new(Status::MalformedInput),
+        FileError::TooLarge { .. } => Error::new(Status::MalformedInput),
         e => Error::from(e),
     })?;
     String::from_utf8(bytes).map_err(|_| Error::new(Status::MalformedInput))
@@ -144,6 +144,7 @@ pub fn read_now() -> Result<HostMemory, Error> {
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 mod kstat {
     use super::HostMemory;
+    use crate::errno;
     use crate::pages::{self, PageSize};
     use crate::status::{Error, Status};
     use core::ffi::{c_char, c_int, c_void};
@@ -195,12 +196,9 @@ mod kstat {
         unsafe {
             let kc = kstat_open();
             if kc.is_null() {
-                return Err(Error::with_errno(
-                    Status::Io,
-                    std::io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO),
-                ));
+                return Err(errno::file_error(Some(errno::errno_of(
+                    &std::io::Error::last_os_error(),
+                ))));
             }
             let result = (|| {
                 let ksp = kstat_lookup(
@@ -210,12 +208,9 @@ mod kstat {
                     b"system_pages\0".as_ptr().cast(),
                 );
                 if ksp.is_null() || kstat_read(kc, ksp, core::ptr::null_mut()) == -1 {
-                    return Err(Error::with_errno(
-                        Status::Io,
-                        std::io::Error::last_os_error()
-                            .raw_os_error()
-                            .unwrap_or(libc::EIO),
-                    ));
+                    return Err(errno::file_error(Some(errno::errno_of(
+                        &std::io::Error::last_os_error(),
+                    ))));
                 }
                 let physmem = pages::ptob(named(ksp, b"physmem\0")?, PageSize::Base4K)?;
                 let freemem = pages::ptob(named(ksp, b"freemem\0")?, PageSize::Base4K)?;

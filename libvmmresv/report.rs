@@ -15,16 +15,16 @@
 
 use serde_json::{json, Value};
 
-use crate::ledger::Pool;
 use crate::admission::vm::{charge, AdmissionPolicy};
 use crate::admission::{Admission, ArcHost};
 use crate::arc::guard::{target, TargetInputs, TargetReport};
 use crate::host::HostMemory;
+use crate::ledger::Pool;
 use crate::pages::{self, PageSize, PAGESIZE};
 use crate::policy::headroom::{self, Headroom, HeadroomInputs, Profile, ProfileInputs};
 use crate::policy::overhead::VmSpec;
 use crate::policy::states::{self, MemState, Thresholds};
-use crate::reservoir::{self, ReservoirQuery};
+use crate::reservoir::ReservoirQuery;
 use crate::status::{Error, Status};
 
 /// The value of the report's `"schema"` field.
@@ -295,7 +295,7 @@ pub fn build(
     if host.free_bytes > host.physmem_bytes {
         return Err(Error::new(Status::InvalidArgument));
     }
-    let default_target = reservoir::default_target_for(q.limit, inputs.chunk_bytes)?;
+    let default_target = headroom::default_target_for(q.limit, inputs.chunk_bytes)?;
     let arc = match inputs.arc {
         Some(a) => Some(ArcFigures {
             size_bytes: a.arc_size,

@@ -41,9 +41,9 @@ use std::sync::OnceLock;
 
 use common::child::{self, ROLE};
 use common::*;
+use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
 use vmmresv::ledger::file::{self as lf, LedgerFile};
 use vmmresv::ledger::Pool;
-use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
 use vmmresv::{Reservoir, Status};
 
 const HOST: u64 = 8 * GIB;

@@ -14,7 +14,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use vmmresv::boot::{boot_target, read_config, BootSetting};
-use vmmresv::reservoir::default_target_for;
+use vmmresv::policy::default_target_for;
 
 const HOST: u64 = 16 * GIB;
 const MANIFEST: &str = "smf/vmmresv-reservoir.xml";

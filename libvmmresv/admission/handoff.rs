@@ -19,9 +19,9 @@
 
 use std::os::fd::RawFd;
 
+use super::{Admission, Result};
 use crate::ledger::file::LedgerFile;
 use crate::ledger::{hint, Ledger, Pool, Role, World};
-use super::{Admission, Result};
 use crate::status::{Error, Status};
 
 /// The environment variable the stand-ins pass the token in.

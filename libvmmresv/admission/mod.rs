@@ -210,7 +210,7 @@ fn bytes(pages: u64) -> u64 {
     pages.saturating_mul(PAGESIZE)
 }
 
-pub use crate::reservoir::RunDirOrigin as LedgerOrigin;
+pub use crate::rundir::RunDirOrigin as LedgerOrigin;
 
 /// What admissions read capacity from.
 enum Device {
@@ -242,7 +242,7 @@ pub struct Admission {
 impl Admission {
     /// Open (creating if needed) the ledger at `ledger_path` (default
     /// `admission.ledger` in the run directory `reservoir` was opened
-    /// with: [`crate::reservoir::run_dir_setting`]) for admissions against
+    /// with: [`crate::rundir::run_dir_setting`]) for admissions against
     /// `reservoir`.
     pub fn open(reservoir: Reservoir, ledger_path: Option<&Path>) -> Result<Admission> {
         let (path, origin) = match ledger_path {

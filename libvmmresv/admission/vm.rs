@@ -28,10 +28,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ledger::file::LedgerFile;
-use crate::ledger::{hint, ClaimOutcome, Pool, Refused, World};
 use super::{bytes, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
+use crate::ledger::file::LedgerFile;
+use crate::ledger::{hint, ClaimOutcome, Pool, Refused, World};
 use crate::pages::{self, PageSize};
 use crate::policy::overhead::{OverheadKind, OverheadModel, PoolShare, VmSpec};
 use crate::policy::states::{self, MemState, MinFreeScale};

@@ -19,7 +19,7 @@ pub const VMMRESV_BOOT_DEFAULT_PERCENT: u32 = 75;
 
 static_assertions::const_assert_eq!(
     VMMRESV_BOOT_DEFAULT_PERCENT as u64,
-    crate::reservoir::DEFAULT_TARGET_PERCENT
+    crate::policy::DEFAULT_TARGET_PERCENT
 );
 
 /// A parsed boot-time reservoir setting.

@@ -127,7 +127,7 @@ pub const VMMRESV_LEDGER_ORIGIN_ENVIRONMENT: u32 = 2;
 /// `origin`: a path given to vmmresv_admission_open() (an override).
 pub const VMMRESV_LEDGER_ORIGIN_ARGUMENT: u32 = 3;
 
-use crate::reservoir::RunDirOrigin;
+use crate::rundir::RunDirOrigin;
 static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_DEFAULT, RunDirOrigin::Default as u32);
 static_assertions::const_assert_eq!(VMMRESV_LEDGER_ORIGIN_CONFIG, RunDirOrigin::Config as u32);
 static_assertions::const_assert_eq!(

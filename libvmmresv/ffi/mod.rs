@@ -21,7 +21,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::ledger::Pool;
 use crate::admission::local::LocalLedger;
 use crate::admission::{Admission, ArcHost, Decision, Preference, Reason, Verdict};
 use crate::arc::guard::{ArcLimits, Ceiling, Refusal};
@@ -29,6 +28,7 @@ use crate::arc::reserve::{Applied, ArcPolicy, Reservation};
 use crate::arc::snapshot::HostSnapshot;
 use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
 use crate::arc::{desfree_slack, ArcReader, LinuxArcFacts};
+use crate::ledger::Pool;
 use crate::pages::{self, PageSize};
 use crate::reservoir::{Progress, Reservoir, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
@@ -561,7 +561,7 @@ pub extern "C" fn vmmresv_default_target_for(
     boundary(|| {
         out_result(
             out,
-            crate::reservoir::default_target_for(limit_bytes, chunk_bytes),
+            crate::policy::default_target_for(limit_bytes, chunk_bytes),
         )
     })
 }

@@ -1,7 +1,7 @@
 //! The protocol's unit tests, on the in-memory ledger ([`super::fake`]).
 
-use super::*;
 use super::fake::{FakeLedger, FakeWorld};
+use super::*;
 
 #[test]
 fn hints_spread() {

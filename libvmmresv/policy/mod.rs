@@ -7,8 +7,9 @@
 //! - [`states`]: VMware's minFree sliding scale and its high / soft / hard /
 //!   low memory states.
 //! - [`headroom`]: RFD 185's other consumers of memory (ARC floor, driver
-//!   DMA, zone caps, OS reserve, overcommit buffer) and the reservoir sizing
-//!   of RFD 185, omicron and Triton CNAPI.
+//!   DMA, zone caps, OS reserve, overcommit buffer), the reservoir sizing
+//!   of RFD 185, omicron and Triton CNAPI, and the library's default
+//!   target (RFD 185's 75%).
 //! - [`planner`]: the KVM Forum needy/greedy reclaim planner.
 //! - [`ewma`]: a time-weighted moving average for noisy rates.
 //!
@@ -39,7 +40,8 @@ pub mod states;
 
 pub use ewma::Ewma;
 pub use headroom::{
-    headroom, sizing, unlockable_from_limit, Headroom, HeadroomInputs, Profile, ProfileInputs,
+    default_target_for, headroom, sizing, unlockable_from_limit, Headroom, HeadroomInputs, Profile,
+    ProfileInputs, DEFAULT_TARGET_PERCENT,
 };
 pub use overhead::{
     recalculate, OverheadKind, OverheadModel, OverheadParams, PoolShare, Recalculation, RunningVm,
