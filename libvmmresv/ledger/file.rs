@@ -53,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
+use crate::errno;
 use crate::status::{Error, Status};
 
 /// Result of the file layer.
@@ -228,18 +229,8 @@ impl FileHeader {
     }
 }
 
-fn io(e: &std::io::Error) -> Error {
-    let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    match errno {
-        libc::ELOOP => Error::with_errno(Status::LedgerUnsafe, errno),
-        libc::EACCES | libc::EPERM => Error::with_errno(Status::Permission, errno),
-        libc::ENOSPC | libc::EDQUOT => Error::with_errno(Status::NoSpace, errno),
-        _ => Error::with_errno(Status::Io, errno),
-    }
-}
-
 fn last_os_error() -> Error {
-    io(&std::io::Error::last_os_error())
+    errno::ledger_error(&std::io::Error::last_os_error())
 }
 
 /// This process's pid, cached: a claim takes and drops a few locks, each
@@ -403,7 +394,7 @@ fn stat_id(path: &Path) -> Result<Option<(u64, u64)>> {
         Ok(m) if !m.is_file() => Err(Error::new(Status::LedgerUnsafe)),
         Ok(m) => Ok(Some((m.dev(), m.ino()))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(&e)),
+        Err(e) => Err(errno::ledger_error(&e)),
     }
 }
 
@@ -462,7 +453,7 @@ impl LedgerFile {
                         Ok(()) => {}
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                         Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                        Err(e) => return Err(io(&e)),
+                        Err(e) => return Err(errno::ledger_error(&e)),
                     }
                     continue;
                 }
@@ -473,7 +464,7 @@ impl LedgerFile {
                         Ok(()) => {}
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                         Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&e)),
+                        Err(e) => return Err(errno::ledger_error(&e)),
                     }
                     continue;
                 }
@@ -506,17 +497,17 @@ impl LedgerFile {
                 .recursive(true)
                 .mode(0o755)
                 .create(&dir)
-                .map_err(|e| io(&e))?;
+                .map_err(|e| errno::ledger_error(&e))?;
         }
         let tmp = Self::write_new(&dir, pool)?;
         let result = match std::fs::hard_link(&tmp, anchor) {
             Ok(()) => match std::fs::hard_link(anchor, path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(io(&e)),
+                Err(e) => Err(errno::ledger_error(&e)),
             },
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io(&e)),
+            Err(e) => Err(errno::ledger_error(&e)),
         };
         let _ = std::fs::remove_file(&tmp);
         result
@@ -538,21 +529,22 @@ impl LedgerFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
-            .map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
         let result = (|| {
             let mut block = vec![0u8; HEADER_SIZE];
             let header = FileHeader::new(now_secs(), random_u64(), pool);
             block[..core::mem::size_of::<FileHeader>()].copy_from_slice(header.as_bytes());
-            f.write_all_at(&block, 0).map_err(|e| io(&e))?;
+            f.write_all_at(&block, 0)
+                .map_err(|e| errno::ledger_error(&e))?;
             let zeros = vec![0u8; 64 * 1024];
             let mut off = HEADER_SIZE;
             while off < FILE_SIZE {
                 let n = zeros.len().min(FILE_SIZE - off);
                 f.write_all_at(&zeros[..n], off as u64)
-                    .map_err(|e| io(&e))?;
+                    .map_err(|e| errno::ledger_error(&e))?;
                 off += n;
             }
-            f.sync_data().map_err(|e| io(&e))
+            f.sync_data().map_err(|e| errno::ledger_error(&e))
         })();
         match result {
             Ok(()) => Ok(tmp),
@@ -573,7 +565,7 @@ impl LedgerFile {
         {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(io(&e)),
+            Err(e) => return Err(errno::ledger_error(&e)),
         };
         let mut head = [0u8; 12];
         if file.read_exact_at(&mut head, 0).is_err()
@@ -592,7 +584,7 @@ impl LedgerFile {
             .map_err(|e| match e.kind() {
                 // Shorter than a version-1 ledger: not one.
                 ErrorKind::UnexpectedEof => Error::new(Status::LedgerCorrupt),
-                _ => io(&e),
+                _ => errno::ledger_error(&e),
             })?;
         let word = |off: usize| {
             let mut b = [0u8; 8];
@@ -613,9 +605,9 @@ impl LedgerFile {
         let tmp = Self::write_new(&dir, pool)?;
         let anchor = anchor_for(path);
         let r = match std::fs::hard_link(&tmp, &anchor) {
-            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| io(&e)),
+            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| errno::ledger_error(&e)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io(&e)),
+            Err(e) => Err(errno::ledger_error(&e)),
         };
         let _ = std::fs::remove_file(&tmp);
         r.map(|()| true)
@@ -647,8 +639,8 @@ impl LedgerFile {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| io(&e))?;
-        let meta = file.metadata().map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
+        let meta = file.metadata().map_err(|e| errno::ledger_error(&e))?;
         if (meta.dev(), meta.ino()) != id {
             return Err(Error::new(Status::LedgerReplaced));
         }
@@ -661,7 +653,8 @@ impl LedgerFile {
         if meta.len() < hb.len() as u64 {
             return Err(Error::new(Status::LedgerCorrupt));
         }
-        file.read_exact_at(&mut hb, 0).map_err(|e| io(&e))?;
+        file.read_exact_at(&mut hb, 0)
+            .map_err(|e| errno::ledger_error(&e))?;
         let header =
             FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
         header.validate()?;
@@ -720,7 +713,7 @@ impl LedgerFile {
                 match std::fs::hard_link(&anchor, &self.path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io(&e)),
+                    Err(e) => return Err(errno::ledger_error(&e)),
                 }
                 match stat_id(&self.path)? {
                     Some(id) if id == mine => Ok(()),
@@ -939,7 +932,7 @@ impl World for FileWorld<'_> {
                 cell.fetch_and(!bit(role), Ordering::AcqRel);
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-                    _ => Err(io(&e)),
+                    _ => Err(errno::ledger_error(&e)),
                 }
             }
         }
@@ -978,7 +971,7 @@ impl World for FileWorld<'_> {
     fn others_hold(&self, slot: usize) -> super::Result<bool> {
         let fl = self
             .fcntl_lock(libc::F_GETLK, WRLCK, lock_range(slot, Role::Holder).0, 2)
-            .map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
         Ok(i32::from(fl.l_type) != UNLCK)
     }
 
