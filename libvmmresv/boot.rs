@@ -62,6 +62,7 @@ pub enum BootSetting {
 
 impl Default for BootSetting {
     /// RFD 185: 75% of the kernel's limit.
+    #[allow(clippy::as_conversions)] // 75 fits a u32 (From is not there)
     fn default() -> BootSetting {
         BootSetting::Percent(DEFAULT_TARGET_PERCENT as u32)
     }
@@ -157,7 +158,7 @@ pub fn boot_target(setting: BootSetting, limit_bytes: u64, chunk_bytes: u64) -> 
         BootSetting::Percent(p) => {
             // Exact in u128: limit * 100 cannot overflow it, and the
             // quotient is at most the limit, so it fits a u64.
-            let share = u128::from(limit_bytes) * u128::from(p) / 100;
+            let share = u128::from(limit_bytes).saturating_mul(u128::from(p)) / 100;
             (
                 u64::try_from(share).map_err(|_| Error::new(Status::Overflow))?,
                 false,
@@ -381,6 +382,15 @@ pub fn configured_run_dir() -> core::result::Result<Option<PathBuf>, ConfigError
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
     use crate::policy::default_target_for;

@@ -51,6 +51,8 @@ pub mod status;
 /// cbindgen:ignore
 pub mod sys;
 
+// The C ABI takes raw pointers from C: unsafe is its job.
+#[allow(unsafe_code)]
 pub mod ffi;
 
 pub use reservoir::{OnSignal, Progress, Reservoir, ReservoirQuery, ResizeError, ResizeOp};

@@ -88,7 +88,9 @@ impl HostRoom {
     fn fits(&self, cost: u64, give: u64) -> bool {
         let room = self.free.saturating_add(give).saturating_sub(self.floor);
         let claim = pages::round_up(cost, PAGESIZE).unwrap_or(u64::MAX);
-        claim.saturating_add(self.pending) <= room - room % PAGESIZE
+        // round_down fails only for a zero alignment.
+        let room = pages::round_down(room, PAGESIZE).unwrap_or(0);
+        claim.saturating_add(self.pending) <= room
     }
 }
 
@@ -196,8 +198,9 @@ fn largest_fitting(max: u64, fits: impl Fn(u64) -> bool) -> u64 {
         return hi;
     }
     // Invariant: fits(lo) or lo == 0; !fits(hi).
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
+    // lo < hi throughout: neither step can wrap.
+    while hi.saturating_sub(lo) > 1 {
+        let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
         if fits(mid) {
             lo = mid;
         } else {
@@ -544,7 +547,15 @@ impl Admission {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
     use crate::policy::overhead::{OverheadKind, OverheadModel, OverheadParams, MIB};

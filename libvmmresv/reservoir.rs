@@ -200,6 +200,7 @@ impl Reservoir {
         loop {
             // SAFETY: VMM_INTERFACE_VERSION takes no argument; a null
             // pointer is what the kernel expects to ignore.
+            #[allow(unsafe_code)]
             let rv = unsafe {
                 sys::ioctl(
                     fd.as_fd(),
@@ -208,9 +209,12 @@ impl Reservoir {
                 )
             };
             return match rv {
-                Ok(v) if v > 0 => Ok(v as u32),
-                // A driver that answers 0 is not vmm: vmm versions start at 1.
-                Ok(_) => Err(Error::new(Status::NotVmmDevice)),
+                Ok(v) => match u32::try_from(v) {
+                    Ok(v) if v > 0 => Ok(v),
+                    // A driver that answers 0 is not vmm: vmm versions
+                    // start at 1.
+                    _ => Err(Error::new(Status::NotVmmDevice)),
+                },
                 Err(libc::EINTR) => continue,
                 // Other drivers reject the unknown request in different words.
                 Err(e @ (libc::ENOTTY | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) => {
@@ -345,8 +349,8 @@ impl Reservoir {
                     if cur == 0 {
                         return Ok(None);
                     }
-                    let clamped = bytes.min(cur);
-                    Ok(Some((cur - clamped, chunk.min(bytes))))
+                    // Clamped to the size: cannot go below 0.
+                    Ok(Some((cur.saturating_sub(bytes), chunk.min(bytes))))
                 },
                 on_signal,
                 progress,
@@ -452,12 +456,12 @@ impl ResizeHold {
         if self.slot.is_some() || target == size {
             return Ok(());
         }
-        let (pool, bytes) = if target > size {
-            (Pool::Transient, target - size)
+        let pool = if target > size {
+            Pool::Transient
         } else {
-            (Pool::Reservoir, size - target)
+            Pool::Reservoir
         };
-        let pages = pages::btopr(bytes, pages::PageSize::Base4K);
+        let pages = pages::btopr(target.abs_diff(size), pages::PageSize::Base4K);
         let mut capacity = || -> Result<u64> {
             let q = query_with(k)?;
             let room = match pool {
@@ -499,6 +503,8 @@ pub trait Kernel {
     fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32>;
 }
 
+// The two ioctls themselves.
+#[allow(unsafe_code)]
 impl Kernel for Reservoir {
     fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32> {
         let mut buf = QueryBuf::new();
@@ -613,6 +619,15 @@ pub fn resize_on_signal(
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

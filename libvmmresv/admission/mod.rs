@@ -178,30 +178,29 @@ pub struct Reconciliation {
 /// Parse a VM UUID in its canonical text form
 /// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, any case).
 pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
+    let bad = || Error::new(Status::InvalidArgument);
     let b = s.as_bytes();
     if b.len() != 36 {
-        return Err(Error::new(Status::InvalidArgument));
+        return Err(bad());
     }
-    let mut out = [0u8; 16];
-    let mut n = 0;
-    let mut i = 0;
-    while i < 36 {
+    // The 32 hex digits, with a dash at 8, 13, 18 and 23 and nowhere else.
+    let mut digits = [0u32; 32];
+    let mut n = 0usize;
+    for (i, c) in b.iter().enumerate() {
         if matches!(i, 8 | 13 | 18 | 23) {
-            if b[i] != b'-' {
-                return Err(Error::new(Status::InvalidArgument));
+            if *c != b'-' {
+                return Err(bad());
             }
-            i += 1;
             continue;
         }
-        let hex = |c: u8| -> Result<u8> {
-            (c as char)
-                .to_digit(16)
-                .map(|d| d as u8)
-                .ok_or(Error::new(Status::InvalidArgument))
-        };
-        out[n] = (hex(b[i])? << 4) | hex(b[i + 1])?;
-        n += 1;
-        i += 2;
+        *digits.get_mut(n).ok_or_else(bad)? = char::from(*c).to_digit(16).ok_or_else(bad)?;
+        n = n.saturating_add(1);
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let [hi, lo] = pair else { return Err(bad()) };
+        // Two hex digits: at most 255.
+        *o = u8::try_from(hi.saturating_mul(16).saturating_add(*lo)).map_err(|_| bad())?;
     }
     Ok(out)
 }
@@ -643,9 +642,8 @@ impl Admission {
         Ok(Reconciliation {
             ledger: report,
             reservoir: q,
-            claims_beyond_free_bytes: bytes(report.claimed_after[Pool::Reservoir as usize])
-                .saturating_sub(q.free),
-            transient_beyond_room_bytes: bytes(report.claimed_after[Pool::Transient as usize])
+            claims_beyond_free_bytes: bytes(report.after(Pool::Reservoir)).saturating_sub(q.free),
+            transient_beyond_room_bytes: bytes(report.after(Pool::Transient))
                 .saturating_sub(q.transient_room()),
         })
     }
@@ -657,7 +655,7 @@ impl Admission {
     fn drop_stale_locks(&self) -> Result<usize> {
         let mut left = self.file.drop_stale_locks()?;
         if let Some(h) = self.host_file.get() {
-            left += h.drop_stale_locks()?;
+            left = left.saturating_add(h.drop_stale_locks()?);
         }
         Ok(left)
     }
@@ -669,6 +667,15 @@ impl Admission {
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

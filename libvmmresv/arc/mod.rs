@@ -29,22 +29,10 @@
 //!   [`apply_linux`](reserve::apply_linux), which writes `zfs_arc_max` and
 //!   restores the original when the last reservation is released.
 //!
-//! No `unsafe`, no panics: the lints below make indexing, unchecked
-//! arithmetic, `unwrap`/`expect`/`panic!` and `as` casts compile errors
-//! outside tests, and the parsers are proptested on arbitrary bytes
-//! (tests/arc_props.rs).
-
-#![deny(
-    unsafe_code,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::as_conversions
-)]
+//! No `unsafe`, no panics: the crate's lints (`Cargo.toml`) make
+//! indexing, unchecked arithmetic, `unwrap`/`expect`/`panic!` and `as`
+//! casts errors outside tests, and the parsers are proptested on arbitrary
+//! bytes (tests/arc_props.rs).
 
 pub mod apply;
 pub mod arcstats;

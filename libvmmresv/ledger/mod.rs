@@ -99,7 +99,8 @@ pub fn hint(uuid: &[u8; 16]) -> usize {
     for b in uuid {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (h % NSLOTS as u64) as usize
+    // The remainder is a slot index: below NSLOTS, so it converts back.
+    usize::try_from(h % NSLOTS_U64).unwrap_or(0)
 }
 
 /// Slots in a ledger file: room for this many live claims at once.
@@ -121,7 +122,10 @@ const LAST_MASK: u64 = (1 << 13) - 1;
 const OP_SHIFT: u32 = 48;
 const EPOCH_SHIFT: u32 = 49;
 const EPOCH_MASK: u64 = (1 << 15) - 1;
-static_assertions::const_assert!(NSLOTS as u64 <= LAST_MASK);
+/// [`NSLOTS`] as a `u64` (a const: `From` is not available there).
+#[allow(clippy::as_conversions)]
+const NSLOTS_U64: u64 = NSLOTS as u64;
+static_assertions::const_assert!(NSLOTS_U64 <= LAST_MASK);
 
 /// What the last change to a total did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,9 +155,10 @@ impl Total {
         } else {
             Op::Release
         };
-        let last = match last {
-            0 => None,
-            n if n as usize <= NSLOTS => Some((n as usize - 1, op)),
+        // The slot index + 1 (13 bits: always a usize).
+        let last = match usize::try_from(last) {
+            Ok(0) => None,
+            Ok(n) if n <= NSLOTS => Some((n.saturating_sub(1), op)),
             _ => return Err(Error::new(Status::LedgerCorrupt)),
         };
         Ok(Total {
@@ -164,10 +169,13 @@ impl Total {
     }
 
     fn pack(self) -> u64 {
+        // The slot index + 1; an index is below NSLOTS, so neither the
+        // conversion nor the addition can fail.
+        let code = |i: usize| u64::try_from(i).map_or(0, |i| i.saturating_add(1));
         let (last, op) = match self.last {
             None => (0, 0),
-            Some((i, Op::Apply)) => (i as u64 + 1, 0),
-            Some((i, Op::Release)) => (i as u64 + 1, 1),
+            Some((i, Op::Apply)) => (code(i), 0),
+            Some((i, Op::Release)) => (code(i), 1),
         };
         (self.claimed & CLAIMED_MASK)
             | ((last & LAST_MASK) << LAST_SHIFT)
@@ -180,7 +188,7 @@ impl Total {
         Total {
             claimed,
             last,
-            epoch: (self.epoch + 1) & EPOCH_MASK,
+            epoch: self.epoch.wrapping_add(1) & EPOCH_MASK,
         }
         .pack()
     }
@@ -246,7 +254,8 @@ const GEN_MASK: u64 = (1 << 37) - 1;
 impl Word {
     fn unpack(w: u64) -> Result<Word> {
         let state = SlotState::from_code(w & 7).ok_or(Error::new(Status::LedgerCorrupt))?;
-        let pid = ((w >> PID_SHIFT) & u64::from(MAX_PID)) as u32;
+        // Masked to 23 bits: always a u32.
+        let pid = u32::try_from((w >> PID_SHIFT) & u64::from(MAX_PID)).unwrap_or(MAX_PID);
         let word = Word {
             state,
             spill: w & SPILL_BIT != 0,
@@ -355,7 +364,19 @@ impl Pool {
     pub const ALL: [Pool; NPOOLS] = [Pool::Reservoir, Pool::Transient, Pool::Arc];
 
     fn index(self) -> usize {
-        self as usize
+        match self {
+            Pool::Reservoir => 0,
+            Pool::Transient => 1,
+            Pool::Arc => 2,
+        }
+    }
+
+    fn raw(self) -> u64 {
+        match self {
+            Pool::Reservoir => 0,
+            Pool::Transient => 1,
+            Pool::Arc => 2,
+        }
     }
 
     fn from_raw(v: u64) -> Option<Pool> {
@@ -448,6 +469,13 @@ pub struct ReconcileReport {
     pub repaired_totals: u64,
 }
 
+impl ReconcileReport {
+    /// A pool's total after the repair.
+    pub fn after(&self, pool: Pool) -> u64 {
+        self.claimed_after.get(pool.index()).copied().unwrap_or(0)
+    }
+}
+
 /// A slot's two lock bytes.
 ///
 /// The taker locks *both* (one call: it fails if anyone holds either, so a
@@ -532,13 +560,23 @@ impl<'a> Ledger<'a> {
 
     /// A pool's total, unpacked.
     pub fn total(&self, pool: Pool) -> Result<Total> {
-        Total::unpack(self.totals[pool.index()].load(Acquire))
+        Total::unpack(self.total_word(pool).load(Acquire))
     }
 
     /// Pages claimed in a pool (a corrupt total reads as its raw bits'
     /// claimed field, which is what reports show).
     pub fn claimed(&self, pool: Pool) -> u64 {
-        self.totals[pool.index()].load(Acquire) & CLAIMED_MASK
+        self.total_word(pool).load(Acquire) & CLAIMED_MASK
+    }
+
+    /// A pool's total word.
+    fn total_word(&self, pool: Pool) -> &'a AtomicU64 {
+        let [reservoir, transient, arc] = self.totals;
+        match pool {
+            Pool::Reservoir => reservoir,
+            Pool::Transient => transient,
+            Pool::Arc => arc,
+        }
     }
 
     fn slot(&self, i: usize) -> Result<&Slot> {
@@ -621,8 +659,9 @@ impl<'a> Ledger<'a> {
         let n = self.slots.len();
         // hint % n first: a caller's hint near usize::MAX must not overflow
         // (found by the ledger_file fuzz target).
-        let start = if n == 0 { 0 } else { hint % n };
-        (0..PROBE.min(n)).map(move |k| (start + k) % n)
+        let start = hint.checked_rem(n).unwrap_or(0);
+        // start + k < 2n: no overflow.
+        (0..PROBE.min(n)).map(move |k| start.saturating_add(k).checked_rem(n).unwrap_or(0))
     }
 
     /// Take a free slot for this process: its hint's window first, then
@@ -630,7 +669,7 @@ impl<'a> Ledger<'a> {
     /// holders.
     fn take_slot(&self, world: &dyn World, hint: usize) -> Result<(usize, Word)> {
         let n = self.slots.len();
-        let start = if n == 0 { 0 } else { hint % n };
+        let start = hint.checked_rem(n).unwrap_or(0);
         for round in 0..2 {
             if round == 1 {
                 self.reclaim_all(world)?;
@@ -641,7 +680,13 @@ impl<'a> Ledger<'a> {
                 }
             }
             for i in 0..n {
-                let spill = (i + n - start) % n >= PROBE;
+                // How far past the window's start, going round the ledger.
+                let from_start = if i >= start {
+                    i.saturating_sub(start)
+                } else {
+                    n.saturating_sub(start).saturating_add(i)
+                };
+                let spill = from_start >= PROBE;
                 if let Some(w) = self.try_take(world, i, spill)? {
                     return Ok((i, w));
                 }
@@ -651,7 +696,7 @@ impl<'a> Ledger<'a> {
     }
 
     fn try_take(&self, world: &dyn World, i: usize, spill: bool) -> Result<Option<Word>> {
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         let w = Word::unpack(s.word.load(Relaxed))?;
         if w.state != SlotState::Free {
             return Ok(None);
@@ -665,7 +710,7 @@ impl<'a> Ledger<'a> {
             state: SlotState::Busy,
             spill,
             pid: world.pid(),
-            gen: (w.gen + 1) & GEN_MASK,
+            gen: w.gen.wrapping_add(1) & GEN_MASK,
         };
         if spill {
             // Counted before the slot is taken, so a lookup that misses in
@@ -685,7 +730,10 @@ impl<'a> Ledger<'a> {
     /// Free a slot this caller moved (or found) in state `from`, then drop
     /// this process's locks on it if it held them.
     fn free_slot(&self, i: usize, from: Word) -> bool {
-        let freed = self.cas_slot(&self.slots[i], from, from.freed());
+        let freed = self
+            .slots
+            .get(i)
+            .is_some_and(|s| self.cas_slot(s, from, from.freed()));
         if freed && from.spill {
             self.spilled.fetch_sub(1, AcqRel);
         }
@@ -750,12 +798,12 @@ impl<'a> Ledger<'a> {
             return Err(Error::new(Status::InvalidArgument));
         }
         let (i, busy) = self.take_slot(world, hint)?;
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         let hi = u64::from_be_bytes(uuid[..8].try_into().unwrap_or_default());
         let lo = u64::from_be_bytes(uuid[8..].try_into().unwrap_or_default());
         let since = world.now_secs();
         let origin = world.origin();
-        let pool_raw = pool as u64;
+        let pool_raw = pool.raw();
         s.origin.store(origin, Relaxed);
         s.pages.store(pages, Relaxed);
         s.uuid_hi.store(hi, Relaxed);
@@ -800,7 +848,7 @@ impl<'a> Ledger<'a> {
         pages: u64,
         capacity: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<ClaimOutcome> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         let mut retried = false;
         loop {
             let raw = total.load(Acquire);
@@ -814,7 +862,8 @@ impl<'a> Ledger<'a> {
             // The capacity reading is taken after the total it is checked
             // against: the heart of the protocol.
             let cap = capacity()?;
-            let want = t.claimed + pages; // both < 2^35: no overflow
+            // Both below 2^35: cannot saturate.
+            let want = t.claimed.saturating_add(pages);
             if want > cap || want > MAX_PAGES {
                 if !retried {
                     // Refuse only after the claims in the way were checked
@@ -834,7 +883,7 @@ impl<'a> Ledger<'a> {
             let new = t.next(want, Some((i, Op::Apply)));
             if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 // Someone may already have helped us to CLAIMED.
-                let s = &self.slots[i];
+                let s = self.slot(i)?;
                 if !self.cas_slot(s, reserving, reserving.with(SlotState::Claimed))
                     && self.word(i)? != reserving.with(SlotState::Claimed)
                 {
@@ -853,7 +902,7 @@ impl<'a> Ledger<'a> {
     /// reclaimer of a dead holder's claim) may be racing others doing the
     /// same: the total is lowered once, by the CAS that names the slot.
     fn finish_release(&self, i: usize, releasing: Word, pool: Pool, pages: u64) -> Result<()> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         loop {
             let raw = total.load(Acquire);
             let t = Total::unpack(raw)?;
@@ -864,15 +913,15 @@ impl<'a> Ledger<'a> {
             if self.word(i)? != releasing {
                 return Ok(()); // someone else finished it
             }
-            if t.claimed < pages {
+            let Some(left) = t.claimed.checked_sub(pages) else {
                 return Err(corrupt());
-            }
-            let new = t.next(t.claimed - pages, Some((i, Op::Release)));
+            };
+            let new = t.next(left, Some((i, Op::Release)));
             if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 break;
             }
         }
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         if self.cas_slot(s, releasing, releasing.freed()) && releasing.spill {
             self.spilled.fetch_sub(1, AcqRel);
         }
@@ -890,7 +939,7 @@ impl<'a> Ledger<'a> {
             return Err(Error::new(Status::NotHolder));
         }
         let releasing = info.word.with(SlotState::Releasing);
-        if !self.cas_slot(&self.slots[slot], info.word, releasing) {
+        if !self.cas_slot(self.slot(slot)?, info.word, releasing) {
             return Err(Error::new(Status::NotFound));
         }
         let r = self.finish_release(slot, releasing, info.pool, info.pages);
@@ -930,7 +979,7 @@ impl<'a> Ledger<'a> {
             }
             SlotState::Claimed => {
                 let releasing = w.with(SlotState::Releasing);
-                if !self.cas_slot(&self.slots[i], w, releasing) {
+                if !self.cas_slot(self.slot(i)?, w, releasing) {
                     return Ok(None);
                 }
                 self.finish_release(i, releasing, c.pool, c.pages)?;
@@ -947,7 +996,7 @@ impl<'a> Ledger<'a> {
 
     /// Reclaim every dead holder's slot of `pool` (all pools with None).
     fn reclaim_pool(&self, world: &dyn World, pool: Option<Pool>) -> Result<(u64, u64)> {
-        let (mut slots, mut pages) = (0, 0);
+        let (mut slots, mut pages) = (0u64, 0u64);
         for i in 0..self.slots.len() {
             let w = self.word(i)?;
             if w.state == SlotState::Free {
@@ -956,13 +1005,13 @@ impl<'a> Ledger<'a> {
             if let (Some(p), SlotState::Reserving | SlotState::Claimed | SlotState::Releasing) =
                 (pool, w.state)
             {
-                if Pool::from_raw(self.slots[i].pool.load(Relaxed)) != Some(p) {
+                if Pool::from_raw(self.slot(i)?.pool.load(Relaxed)) != Some(p) {
                     continue;
                 }
             }
             if let Some(n) = self.reclaim(world, i)? {
-                slots += 1;
-                pages += n;
+                slots = slots.saturating_add(1);
+                pages = pages.saturating_add(n);
             }
         }
         Ok((slots, pages))
@@ -977,7 +1026,7 @@ impl<'a> Ledger<'a> {
     /// without changing the total), and repair it with one CAS if they
     /// differ. Returns whether it was repaired.
     pub fn check_total(&self, pool: Pool) -> Result<bool> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         for _ in 0..1000 {
             let raw = total.load(Acquire);
             let t = Total::unpack(raw)?;
@@ -1025,22 +1074,22 @@ impl<'a> Ledger<'a> {
     /// each change is a CAS against the exact word it was computed from.
     pub fn reconcile(&self, world: &dyn World) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        for p in Pool::ALL {
-            report.claimed_before[p.index()] = self.claimed(p);
+        for (before, p) in report.claimed_before.iter_mut().zip(Pool::ALL) {
+            *before = self.claimed(p);
         }
         let (slots, pages) = self.reclaim_all(world)?;
         report.reclaimed_slots = slots;
         report.reclaimed_pages = pages;
-        for p in Pool::ALL {
+        for (after, p) in report.claimed_after.iter_mut().zip(Pool::ALL) {
             if self.check_total(p)? {
-                report.repaired_totals += 1;
+                report.repaired_totals = report.repaired_totals.saturating_add(1);
             }
-            report.claimed_after[p.index()] = self.claimed(p);
+            *after = self.claimed(p);
         }
         for i in 0..self.slots.len() {
             if let Some(c) = self.read(i)? {
                 if matches!(c.state, SlotState::Claimed | SlotState::Releasing) {
-                    report.live_claims += 1;
+                    report.live_claims = report.live_claims.saturating_add(1);
                 }
             }
         }
@@ -1114,4 +1163,13 @@ impl<'a> Ledger<'a> {
 }
 
 #[cfg(all(test, not(loom)))]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests;

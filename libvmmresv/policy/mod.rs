@@ -13,24 +13,12 @@
 //! - [`planner`]: the KVM Forum needy/greedy reclaim planner.
 //! - [`ewma`]: a time-weighted moving average for noisy rates.
 //!
-//! No I/O, no floating point, no panics: the lints below make unchecked
-//! arithmetic, indexing, `unwrap` and `as` casts compile errors outside
-//! tests. Products of two 64-bit quantities are taken in `u128`; a result
-//! that cannot be represented is `Status::Overflow` or, where the function
-//! is documented to saturate, the nearest representable value.
+//! No I/O, no floating point, no panics: the crate's lints (`Cargo.toml`)
+//! make unchecked arithmetic, indexing, `unwrap` and `as` casts errors
+//! outside tests. Products of two 64-bit quantities are taken in `u128`; a
+//! result that cannot be represented is `Status::Overflow` or, where the
+//! function is documented to saturate, the nearest representable value.
 //! Percentages are in basis points ([`BP_ONE`] = 100%), so 2.5% is exact.
-
-#![deny(
-    unsafe_code,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::as_conversions
-)]
 
 pub mod ewma;
 pub mod headroom;
