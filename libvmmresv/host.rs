@@ -142,6 +142,7 @@ pub fn read_now() -> Result<HostMemory, Error> {
 /// `usr/src/uts/common/sys/kstat.h` (`kstat_named_t`: a 31-byte name, a
 /// data_type byte, then an 8-byte-aligned 16-byte value union).
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+#[allow(unsafe_code)] // libkstat is a C library
 mod kstat {
     use super::HostMemory;
     use crate::errno;
@@ -177,7 +178,7 @@ mod kstat {
         // SAFETY: ksp is a kstat read by kstat_read; name is NUL-terminated;
         // the result is checked for NULL and read as kstat.h lays it out.
         unsafe {
-            let p = kstat_data_lookup(ksp, name.as_ptr().cast()) as *const KstatNamed;
+            let p = kstat_data_lookup(ksp, name.as_ptr().cast()).cast::<KstatNamed>();
             if p.is_null() {
                 return Err(Error::new(Status::MalformedInput));
             }
@@ -201,12 +202,7 @@ mod kstat {
                 ))));
             }
             let result = (|| {
-                let ksp = kstat_lookup(
-                    kc,
-                    b"unix\0".as_ptr().cast(),
-                    0,
-                    b"system_pages\0".as_ptr().cast(),
-                );
+                let ksp = kstat_lookup(kc, c"unix".as_ptr(), 0, c"system_pages".as_ptr());
                 if ksp.is_null() || kstat_read(kc, ksp, core::ptr::null_mut()) == -1 {
                     return Err(errno::file_error(Some(errno::errno_of(
                         &std::io::Error::last_os_error(),
