@@ -62,9 +62,9 @@ pub enum BootSetting {
 
 impl Default for BootSetting {
     /// RFD 185: 75% of the kernel's limit.
-    #[allow(clippy::as_conversions)] // 75 fits a u32 (From is not there)
     fn default() -> BootSetting {
-        BootSetting::Percent(DEFAULT_TARGET_PERCENT as u32)
+        // 75 fits; were it not to, boot_target would refuse the setting.
+        BootSetting::Percent(u32::try_from(DEFAULT_TARGET_PERCENT).unwrap_or(u32::MAX))
     }
 }
 

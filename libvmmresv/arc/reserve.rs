@@ -1,12 +1,12 @@
 //! The per-VM ARC reservation ledger (OS-8005's `arc_virt_machine_reserved`,
 //! kept by the library instead of the kernel).
 //!
-//! Reservations live in the shared ledger's `Pool::Arc` ([`crate::ledger`]): the same shared
-//! file, the same lock-free claim protocol, the same reclaim of a dead
-//! holder (the kernel's record locks) and the same hostile-file rules. A
-//! VM's reservation is keyed by its UUID, held by the process that made it
-//! (zhyve, and after a hand-off its bhyve) and released on destroy —
-//! explicitly, or when its last holder dies.
+//! Reservations live in the shared ledger's `Pool::Arc` ([`crate::ledger`]):
+//! the same shared file, the same lock-free claim protocol, the same
+//! reclaim of a dead holder (the kernel's record locks) and the same
+//! hostile-file rules. A VM's reservation is keyed by its UUID, held by the
+//! process that made it (zhyve, and after a hand-off its bhyve) and
+//! released on destroy — explicitly, or when its last holder dies.
 //!
 //! The claim's capacity is the guard's: `ceiling - arc_c_min` in pages, so
 //! the ledger's "claimed + request <= capacity" is exactly
