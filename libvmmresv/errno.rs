@@ -4,8 +4,9 @@
 //! so there is one table per source, side by side here:
 //!
 //! - the vmm device ([`status_of_errno`]): what its ioctls and its open
-//!   mean by each errno; the lock files of the run directory are mapped
-//!   the same way;
+//!   mean by each errno, and what the interface version query's answer
+//!   means ([`status_of_version_errno`]); the lock files of the run
+//!   directory are mapped the same way;
 //! - the shared ledger's files ([`status_of_ledger_errno`]): a symlink
 //!   where the ledger should be is unsafe, a full file system is no space;
 //! - any other file the library reads or writes (config, `/proc`,
@@ -32,6 +33,16 @@ pub fn status_of_errno(errno: i32) -> Status {
         libc::ENOTTY => Status::NotVmmDevice,
         libc::EOVERFLOW => Status::Overflow,
         _ => Status::Io,
+    }
+}
+
+/// What the answer to `VMM_INTERFACE_VERSION` at open means: other
+/// drivers reject the unknown request in different words, all of which say
+/// "not a vmm device"; any other errno means what the device table says.
+pub fn status_of_version_errno(errno: i32) -> Status {
+    match errno {
+        libc::ENOTTY | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP => Status::NotVmmDevice,
+        e => status_of_errno(e),
     }
 }
 
@@ -102,6 +113,11 @@ mod tests {
         for (errno, want) in cases {
             assert_eq!(status_of_errno(errno), want, "errno {}", errno);
         }
+        // Any driver's way of saying "unknown request" is not vmm.
+        for errno in [libc::ENOTTY, libc::EINVAL, libc::ENOSYS, libc::EOPNOTSUPP] {
+            assert_eq!(status_of_version_errno(errno), Status::NotVmmDevice);
+        }
+        assert_eq!(status_of_version_errno(libc::EACCES), Status::Permission);
     }
 
     #[test]

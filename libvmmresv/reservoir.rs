@@ -216,11 +216,7 @@ impl Reservoir {
                     _ => Err(Error::new(Status::NotVmmDevice)),
                 },
                 Err(libc::EINTR) => continue,
-                // Other drivers reject the unknown request in different words.
-                Err(e @ (libc::ENOTTY | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) => {
-                    Err(Error::with_errno(Status::NotVmmDevice, e))
-                }
-                Err(e) => Err(errno::device_error(e)),
+                Err(e) => Err(Error::with_errno(errno::status_of_version_errno(e), e)),
             };
         }
     }
