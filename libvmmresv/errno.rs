@@ -67,6 +67,11 @@ pub fn device_error(errno: i32) -> Error {
     Error::with_errno(status_of_errno(errno), errno)
 }
 
+/// A vmm device's (or a run-directory lock file's) I/O error.
+pub fn device_io_error(e: &std::io::Error) -> Error {
+    device_error(errno_of(e))
+}
+
 /// A shared ledger file's error.
 pub fn ledger_error(e: &std::io::Error) -> Error {
     let errno = errno_of(e);
@@ -80,6 +85,12 @@ pub fn file_error(errno: Option<i32>) -> Error {
         Some(n) => Error::with_errno(Status::Io, n),
         None => Error::new(Status::Io),
     }
+}
+
+/// Reading or writing any other file failed: `Io`, with the errno (EIO
+/// when the OS gave none).
+pub fn file_io_error(e: &std::io::Error) -> Error {
+    file_error(Some(errno_of(e)))
 }
 
 #[cfg(test)]

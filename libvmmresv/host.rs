@@ -197,16 +197,12 @@ mod kstat {
         unsafe {
             let kc = kstat_open();
             if kc.is_null() {
-                return Err(errno::file_error(Some(errno::errno_of(
-                    &std::io::Error::last_os_error(),
-                ))));
+                return Err(errno::file_io_error(&std::io::Error::last_os_error()));
             }
             let result = (|| {
                 let ksp = kstat_lookup(kc, c"unix".as_ptr(), 0, c"system_pages".as_ptr());
                 if ksp.is_null() || kstat_read(kc, ksp, core::ptr::null_mut()) == -1 {
-                    return Err(errno::file_error(Some(errno::errno_of(
-                        &std::io::Error::last_os_error(),
-                    ))));
+                    return Err(errno::file_io_error(&std::io::Error::last_os_error()));
                 }
                 let physmem = pages::ptob(named(ksp, b"physmem\0")?, PageSize::Base4K)?;
                 let freemem = pages::ptob(named(ksp, b"freemem\0")?, PageSize::Base4K)?;

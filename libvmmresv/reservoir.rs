@@ -181,7 +181,7 @@ impl Reservoir {
             .write(true)
             .custom_flags(libc::O_EXCL)
             .open(device)
-            .map_err(|e| errno::device_error(errno::errno_of(&e)))?;
+            .map_err(|e| errno::device_io_error(&e))?;
         let fd: OwnedFd = file.into();
         let version = Self::read_version(&fd)?;
         let (dir, run_dir_origin) = match run_dir_path {
@@ -228,7 +228,7 @@ impl Reservoir {
             fd: self
                 .fd
                 .try_clone()
-                .map_err(|e| errno::device_error(errno::errno_of(&e)))?,
+                .map_err(|e| errno::device_io_error(&e))?,
             version: self.version,
             lock_path: self.lock_path.clone(),
             run_dir_origin: self.run_dir_origin,
@@ -437,7 +437,7 @@ impl ResizeHold {
                     slot: None,
                 })
             }
-            Err(e) => return Err(errno::device_error(errno::errno_of(&e))),
+            Err(e) => return Err(errno::device_io_error(&e)),
             Ok(_) => {}
         }
         Ok(ResizeHold {

@@ -205,9 +205,9 @@ pub fn apply_linux(
                 .map_err(|_| Error::new(Status::MalformedInput))?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(errno::file_error(Some(errno::errno_of(&e)))),
+        Err(e) => return Err(errno::file_io_error(&e)),
     };
-    let io = |e: std::io::Error| errno::file_error(Some(errno::errno_of(&e)));
+    let io = |e: std::io::Error| errno::file_io_error(&e);
     if ledger.claimed(Pool::Arc) > 0 {
         let t = current_target(ledger, policy)?;
         let value = zfs_arc_max_for(&t, facts).map_err(|_| Error::new(Status::Refused))?;
@@ -288,7 +288,7 @@ pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<ArcResvA
         .read(true)
         .write(true)
         .open(vm_device)
-        .map_err(|e| errno::device_error(errno::errno_of(&e)))?;
+        .map_err(|e| errno::device_io_error(&e))?;
     let plan = arc_resv_plan(crate::sys::interface_version(f.as_fd())).map_err(|e| match e {
         0 => Error::new(Status::NotVmmDevice),
         e => errno::device_error(e),
