@@ -169,7 +169,7 @@ impl Reservoir {
     }
 
     /// Open the vmm control device at `device`, keeping the resize lock in
-    /// `run_dir` (default: [`run_dir()`]).
+    /// `run_dir` (default: [`crate::rundir::run_dir_setting`]).
     ///
     /// The device is opened `O_RDWR | O_EXCL | O_CLOEXEC`: the driver
     /// refuses a ctl open without O_EXCL (EINVAL), although O_EXCL

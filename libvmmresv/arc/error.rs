@@ -90,7 +90,7 @@ pub enum ArcMaxRejection {
     BelowMinimum {
         /// The value asked for.
         value: u64,
-        /// [`MIN_ARC_MAX`].
+        /// OpenZFS `MIN_ARC_MAX` (64 MiB).
         minimum: u64,
     },
     /// Not below all memory.

@@ -1,5 +1,5 @@
 //! The cross-process claim ledger: fixed slots and one total per pool, in a
-//! shared file every admitting process maps (layout: [`file`];
+//! shared file every admitting process maps (layout: [`file`](mod@file);
 //! protocol in full: `docs/ledger.md`).
 //!
 //! # The race it closes (RFD 185)
@@ -29,7 +29,7 @@
 //! `usr/src/uts/common/fs/lofs/lofs_vnops.c` `lo_frlock()`). Their traps —
 //! owned by the process, all dropped when it closes *any* descriptor of the
 //! file, not inherited by fork, invisible to their owner's `F_GETLK` — are
-//! the file layer's business ([`file`]: one descriptor per file per
+//! the file layer's business ([`file`](mod@file): one descriptor per file per
 //! process, and a per-process map of what it holds). An error while asking
 //! is an error, never "dead".
 //!
@@ -493,7 +493,7 @@ pub enum Role {
 }
 
 /// The kernel as the protocol needs it: record locks on a slot's bytes and
-/// the clock. The real one is the ledger file ([`file`]); tests,
+/// the clock. The real one is the ledger file ([`file`](mod@file)); tests,
 /// model checking and fuzzing substitute a world of their own.
 pub trait World {
     /// Take this process's lock on `slot`'s byte for `role`: `Ok(false)`
