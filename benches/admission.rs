@@ -54,8 +54,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::{Admission, Decision, Preference};
+use vmmresv::ledger::Pool;
 use vmmresv::reservoir::Kernel;
 use vmmresv::sys::{vmm_resv_query, vmm_resv_target};
 

@@ -42,9 +42,9 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vmmresv::admission::file::{FileWorld, LedgerFile};
-use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
 use vmmresv::admission::local::LocalLedger;
+use vmmresv::ledger::file::{FileWorld, LedgerFile};
+use vmmresv::ledger::{ClaimOutcome, Ledger, Pool, NSLOTS};
 
 /// Pages per claim in the single-threaded groups.
 const PAGES: u64 = 1;
@@ -233,7 +233,7 @@ impl Drop for SharedFile {
 }
 
 /// Where a UUID's claim starts looking for a free slot: the same hash as
-/// the library's admission code (`admission::hint`, private), so claims
+/// the library's admission code (`ledger::hint`), so claims
 /// spread over the slots as real admissions do.
 fn hint(uuid: &[u8; 16]) -> usize {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -31,9 +31,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::arc::{read_limited, ArcError, MAX_INPUT_BYTES};
+use crate::errno;
+use crate::files::{read_limited, FileError, MAX_INPUT_BYTES};
 use crate::pages::{self, PAGESIZE};
-use crate::reservoir::DEFAULT_TARGET_PERCENT;
+use crate::policy::headroom::DEFAULT_TARGET_PERCENT;
 use crate::status::{Error, Status};
 
 /// The result of this module's pure functions.
@@ -62,7 +63,8 @@ pub enum BootSetting {
 impl Default for BootSetting {
     /// RFD 185: 75% of the kernel's limit.
     fn default() -> BootSetting {
-        BootSetting::Percent(DEFAULT_TARGET_PERCENT as u32)
+        // 75 fits; were it not to, boot_target would refuse the setting.
+        BootSetting::Percent(u32::try_from(DEFAULT_TARGET_PERCENT).unwrap_or(u32::MAX))
     }
 }
 
@@ -139,7 +141,7 @@ pub struct BootTarget {
 /// allows is the closest thing to what the operator asked for, and the
 /// service logs the clamp.
 ///
-/// `Percent(75)` gives exactly [`crate::reservoir::default_target_for`].
+/// `Percent(75)` gives exactly [`crate::policy::default_target_for`].
 /// `Unaligned` for a chunk that is not a multiple of the page,
 /// `InvalidArgument` for a percentage above 100.
 pub fn boot_target(setting: BootSetting, limit_bytes: u64, chunk_bytes: u64) -> Result<BootTarget> {
@@ -156,7 +158,7 @@ pub fn boot_target(setting: BootSetting, limit_bytes: u64, chunk_bytes: u64) -> 
         BootSetting::Percent(p) => {
             // Exact in u128: limit * 100 cannot overflow it, and the
             // quotient is at most the limit, so it fits a u64.
-            let share = u128::from(limit_bytes) * u128::from(p) / 100;
+            let share = u128::from(limit_bytes).saturating_mul(u128::from(p)) / 100;
             (
                 u64::try_from(share).map_err(|_| Error::new(Status::Overflow))?,
                 false,
@@ -338,21 +340,21 @@ pub fn read_config_file(path: &Path) -> core::result::Result<Option<BootConfig>,
     // must not exhaust memory).
     let bytes = match read_limited(path) {
         Ok(b) => b,
-        Err(ArcError::Io {
+        Err(FileError::Io {
             errno: Some(libc::ENOENT),
             ..
         }) => return Ok(None),
-        Err(ArcError::TooLarge { .. }) => {
+        Err(FileError::TooLarge { .. }) => {
             return Err(fail(
                 format!("larger than {} bytes", MAX_INPUT_BYTES),
                 Error::new(Status::InvalidArgument),
             ))
         }
-        Err(ArcError::Io { errno, .. }) => {
+        Err(FileError::Io { errno, .. }) => {
             let n = errno.unwrap_or(libc::EIO);
             return Err(fail(
                 format!("cannot read: {}", std::io::Error::from_raw_os_error(n)),
-                Error::with_errno(Status::Io, n),
+                errno::file_error(Some(n)),
             ));
         }
         Err(e) => return Err(fail(e.to_string(), Error::from(e))),
@@ -380,9 +382,18 @@ pub fn configured_run_dir() -> core::result::Result<Option<PathBuf>, ConfigError
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
-    use crate::reservoir::default_target_for;
+    use crate::policy::default_target_for;
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::arc::{read_limited, ArcError};
+use crate::files::{read_limited, FileError};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 
@@ -31,11 +31,11 @@ pub struct HostMemory {
 }
 
 /// Read `path` whole, bounded as every text input of the library
-/// ([`crate::arc::MAX_INPUT_BYTES`]): an oversized or non-UTF-8 file is
+/// ([`crate::files::MAX_INPUT_BYTES`]): an oversized or non-UTF-8 file is
 /// `MalformedInput`, an unreadable one `Io` with its errno.
 fn read_text(path: &Path) -> Result<String, Error> {
     let bytes = read_limited(path).map_err(|e| match e {
-        ArcError::TooLarge { .. } => Error::new(Status::MalformedInput),
+        FileError::TooLarge { .. } => Error::new(Status::MalformedInput),
         e => Error::from(e),
     })?;
     String::from_utf8(bytes).map_err(|_| Error::new(Status::MalformedInput))
@@ -142,8 +142,10 @@ pub fn read_now() -> Result<HostMemory, Error> {
 /// `usr/src/uts/common/sys/kstat.h` (`kstat_named_t`: a 31-byte name, a
 /// data_type byte, then an 8-byte-aligned 16-byte value union).
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+#[allow(unsafe_code)] // libkstat is a C library
 mod kstat {
     use super::HostMemory;
+    use crate::errno;
     use crate::pages::{self, PageSize};
     use crate::status::{Error, Status};
     use core::ffi::{c_char, c_int, c_void};
@@ -176,7 +178,7 @@ mod kstat {
         // SAFETY: ksp is a kstat read by kstat_read; name is NUL-terminated;
         // the result is checked for NULL and read as kstat.h lays it out.
         unsafe {
-            let p = kstat_data_lookup(ksp, name.as_ptr().cast()) as *const KstatNamed;
+            let p = kstat_data_lookup(ksp, name.as_ptr().cast()).cast::<KstatNamed>();
             if p.is_null() {
                 return Err(Error::new(Status::MalformedInput));
             }
@@ -195,27 +197,12 @@ mod kstat {
         unsafe {
             let kc = kstat_open();
             if kc.is_null() {
-                return Err(Error::with_errno(
-                    Status::Io,
-                    std::io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO),
-                ));
+                return Err(errno::file_io_error(&std::io::Error::last_os_error()));
             }
             let result = (|| {
-                let ksp = kstat_lookup(
-                    kc,
-                    b"unix\0".as_ptr().cast(),
-                    0,
-                    b"system_pages\0".as_ptr().cast(),
-                );
+                let ksp = kstat_lookup(kc, c"unix".as_ptr(), 0, c"system_pages".as_ptr());
                 if ksp.is_null() || kstat_read(kc, ksp, core::ptr::null_mut()) == -1 {
-                    return Err(Error::with_errno(
-                        Status::Io,
-                        std::io::Error::last_os_error()
-                            .raw_os_error()
-                            .unwrap_or(libc::EIO),
-                    ));
+                    return Err(errno::file_io_error(&std::io::Error::last_os_error()));
                 }
                 let physmem = pages::ptob(named(ksp, b"physmem\0")?, PageSize::Base4K)?;
                 let freemem = pages::ptob(named(ksp, b"freemem\0")?, PageSize::Base4K)?;
@@ -234,7 +221,15 @@ mod kstat {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

@@ -15,16 +15,16 @@
 
 use serde_json::{json, Value};
 
-use crate::admission::ledger::Pool;
 use crate::admission::vm::{charge, AdmissionPolicy};
 use crate::admission::{Admission, ArcHost};
 use crate::arc::guard::{target, TargetInputs, TargetReport};
 use crate::host::HostMemory;
+use crate::ledger::Pool;
 use crate::pages::{self, PageSize, PAGESIZE};
 use crate::policy::headroom::{self, Headroom, HeadroomInputs, Profile, ProfileInputs};
 use crate::policy::overhead::VmSpec;
 use crate::policy::states::{self, MemState, Thresholds};
-use crate::reservoir::{self, ReservoirQuery};
+use crate::reservoir::ReservoirQuery;
 use crate::status::{Error, Status};
 
 /// The value of the report's `"schema"` field.
@@ -88,7 +88,9 @@ impl HostRoom {
     fn fits(&self, cost: u64, give: u64) -> bool {
         let room = self.free.saturating_add(give).saturating_sub(self.floor);
         let claim = pages::round_up(cost, PAGESIZE).unwrap_or(u64::MAX);
-        claim.saturating_add(self.pending) <= room - room % PAGESIZE
+        // round_down fails only for a zero alignment.
+        let room = pages::round_down(room, PAGESIZE).unwrap_or(0);
+        claim.saturating_add(self.pending) <= room
     }
 }
 
@@ -196,8 +198,9 @@ fn largest_fitting(max: u64, fits: impl Fn(u64) -> bool) -> u64 {
         return hi;
     }
     // Invariant: fits(lo) or lo == 0; !fits(hi).
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
+    // lo < hi throughout: neither step can wrap.
+    while hi.saturating_sub(lo) > 1 {
+        let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
         if fits(mid) {
             lo = mid;
         } else {
@@ -295,7 +298,7 @@ pub fn build(
     if host.free_bytes > host.physmem_bytes {
         return Err(Error::new(Status::InvalidArgument));
     }
-    let default_target = reservoir::default_target_for(q.limit, inputs.chunk_bytes)?;
+    let default_target = headroom::default_target_for(q.limit, inputs.chunk_bytes)?;
     let arc = match inputs.arc {
         Some(a) => Some(ArcFigures {
             size_bytes: a.arc_size,
@@ -534,7 +537,7 @@ impl Admission {
             origin: self.ledger_origin().name(),
             host_wide: self.ledger_origin().host_wide(),
             backend: match h.pool().map(|p| p.backend) {
-                Some(crate::admission::file::Backend::LinuxHugetlb) => "linux-hugetlb",
+                Some(crate::ledger::file::Backend::LinuxHugetlb) => "linux-hugetlb",
                 _ => "vmm-reservoir",
             },
             instance: h.instance,
@@ -544,7 +547,15 @@ impl Admission {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
     use crate::policy::overhead::{OverheadKind, OverheadModel, OverheadParams, MIB};

@@ -23,88 +23,24 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use zerocopy::IntoBytes;
 
+use crate::errno;
+use crate::files;
 use crate::pages::{self, PAGESIZE};
+use crate::policy::headroom;
+use crate::rundir::{run_dir_setting, RunDirOrigin};
 use crate::status::{Error, Status};
 use crate::sys::{self, QueryBuf};
 
 /// Result of the reservoir's calls.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Where run-time state (the resize lock; later the admission ledger)
-/// lives unless `VMMRESV_RUNDIR` or an explicit path says otherwise.
-pub const DEFAULT_RUN_DIR: &str = "/var/run/vmmresv";
-/// Environment variable that overrides [`DEFAULT_RUN_DIR`].
-pub const RUN_DIR_ENV: &str = "VMMRESV_RUNDIR";
 /// Name of the resize lock file inside the run directory.
 pub const LOCK_FILE_NAME: &str = "reservoir.lock";
-
-/// RFD 185's boot-time default: 75% of the maximum the kernel reports.
-pub const DEFAULT_TARGET_PERCENT: u64 = 75;
-
-/// The run directory: `VMMRESV_RUNDIR` if set and non-empty, else
-/// [`DEFAULT_RUN_DIR`].
-pub fn run_dir() -> PathBuf {
-    run_dir_setting()
-        .map(|(d, _)| d)
-        .unwrap_or_else(|_| PathBuf::from(DEFAULT_RUN_DIR))
-}
-
-/// Where a run directory (and so the admission ledger in it) came from.
-/// One host has one ledger: the host-wide setting (the config file, or the
-/// default) is what every launcher must share; an argument or the
-/// environment overrides it for one process only, and is reported so a
-/// mis-set one is seen.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunDirOrigin {
-    /// The built-in default ([`DEFAULT_RUN_DIR`]).
-    Default = 0,
-    /// `run_dir=` in the host's config file.
-    Config = 1,
-    /// The [`RUN_DIR_ENV`] environment variable.
-    Environment = 2,
-    /// An argument of the call that opened the handle.
-    Argument = 3,
-}
-
-// `name`: the name reports use.
-crate::status::c_enum!(RunDirOrigin, names: name -> &'static str {
-    Default => "default",
-    Config => "config",
-    Environment => "environment",
-    Argument => "argument",
-});
-
-impl RunDirOrigin {
-    /// Whether this is the host-wide setting rather than an override.
-    pub fn host_wide(self) -> bool {
-        matches!(self, RunDirOrigin::Default | RunDirOrigin::Config)
-    }
-}
-
-/// The run directory and where it came from: the environment
-/// ([`RUN_DIR_ENV`]), else `run_dir=` in the host's config file, else
-/// [`DEFAULT_RUN_DIR`]. A config file that cannot be read or parsed is an
-/// error, never a silent default (two ledgers for one host protect
-/// nothing).
-pub fn run_dir_setting() -> Result<(PathBuf, RunDirOrigin)> {
-    if let Some(d) = std::env::var_os(RUN_DIR_ENV) {
-        if !d.is_empty() {
-            return Ok((PathBuf::from(d), RunDirOrigin::Environment));
-        }
-    }
-    Ok(
-        match crate::boot::configured_run_dir().map_err(Error::from)? {
-            Some(d) => (d, RunDirOrigin::Config),
-            None => (PathBuf::from(DEFAULT_RUN_DIR), RunDirOrigin::Default),
-        },
-    )
-}
 
 /// The reservoir's counters, in bytes (`struct vmm_resv_query`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -217,48 +153,6 @@ impl std::error::Error for ResizeError {}
 /// size reached and the target.
 pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64) -> Progress;
 
-/// The one place errno values become statuses (FACTS.md §1).
-///
-/// EINVAL means "unaligned": the only EINVAL this library can provoke from
-/// vmm is SET_TARGET's alignment / SIZE_MAX check (open always passes
-/// O_EXCL, whose absence is the driver's other EINVAL).
-pub fn status_of_errno(errno: i32) -> Status {
-    match errno {
-        libc::EPERM | libc::EACCES => Status::Permission,
-        libc::EALREADY => Status::ResizeInProgress,
-        libc::ENOSPC => Status::NoSpace,
-        libc::EINVAL => Status::Unaligned,
-        libc::ENOMEM => Status::OutOfMemory,
-        libc::EINTR => Status::Interrupted,
-        libc::ENOENT | libc::ENXIO | libc::ENODEV => Status::NoDevice,
-        libc::ENOTTY => Status::NotVmmDevice,
-        libc::EOVERFLOW => Status::Overflow,
-        _ => Status::Io,
-    }
-}
-
-fn os_error(errno: i32) -> Error {
-    Error::with_errno(status_of_errno(errno), errno)
-}
-
-fn io_error(e: &std::io::Error) -> Error {
-    os_error(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// The RFD 185 default reservoir target for a kernel limit: 75% of it,
-/// rounded down to `chunk` (a multiple of the page size; 0 = the page).
-pub fn default_target_for(limit: u64, chunk: u64) -> Result<u64> {
-    if !pages::is_aligned(chunk, PAGESIZE) && chunk != 0 {
-        return Err(Error::new(Status::Unaligned));
-    }
-    let align = if chunk == 0 { PAGESIZE } else { chunk };
-    // 75% without overflow: (limit / 100) * 75 loses up to 99 bytes before
-    // rounding, so split into quotient and remainder.
-    let pct = DEFAULT_TARGET_PERCENT;
-    let share = (limit / 100) * pct + (limit % 100) * pct / 100;
-    pages::round_down(share, align)
-}
-
 /// An open `/dev/vmmctl` (or another vmm control device path).
 #[derive(Debug)]
 pub struct Reservoir {
@@ -275,7 +169,7 @@ impl Reservoir {
     }
 
     /// Open the vmm control device at `device`, keeping the resize lock in
-    /// `run_dir` (default: [`run_dir()`]).
+    /// `run_dir` (default: [`crate::rundir::run_dir_setting`]).
     ///
     /// The device is opened `O_RDWR | O_EXCL | O_CLOEXEC`: the driver
     /// refuses a ctl open without O_EXCL (EINVAL), although O_EXCL
@@ -287,7 +181,7 @@ impl Reservoir {
             .write(true)
             .custom_flags(libc::O_EXCL)
             .open(device)
-            .map_err(|e| io_error(&e))?;
+            .map_err(|e| errno::device_io_error(&e))?;
         let fd: OwnedFd = file.into();
         let version = Self::read_version(&fd)?;
         let (dir, run_dir_origin) = match run_dir_path {
@@ -306,6 +200,7 @@ impl Reservoir {
         loop {
             // SAFETY: VMM_INTERFACE_VERSION takes no argument; a null
             // pointer is what the kernel expects to ignore.
+            #[allow(unsafe_code)]
             let rv = unsafe {
                 sys::ioctl(
                     fd.as_fd(),
@@ -314,15 +209,14 @@ impl Reservoir {
                 )
             };
             return match rv {
-                Ok(v) if v > 0 => Ok(v as u32),
-                // A driver that answers 0 is not vmm: vmm versions start at 1.
-                Ok(_) => Err(Error::new(Status::NotVmmDevice)),
+                Ok(v) => match u32::try_from(v) {
+                    Ok(v) if v > 0 => Ok(v),
+                    // A driver that answers 0 is not vmm: vmm versions
+                    // start at 1.
+                    _ => Err(Error::new(Status::NotVmmDevice)),
+                },
                 Err(libc::EINTR) => continue,
-                // Other drivers reject the unknown request in different words.
-                Err(e @ (libc::ENOTTY | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)) => {
-                    Err(Error::with_errno(Status::NotVmmDevice, e))
-                }
-                Err(e) => Err(os_error(e)),
+                Err(e) => Err(Error::with_errno(errno::status_of_version_errno(e), e)),
             };
         }
     }
@@ -331,7 +225,10 @@ impl Reservoir {
     /// an owner that must outlive this one.
     pub fn try_clone(&self) -> Result<Reservoir> {
         Ok(Reservoir {
-            fd: self.fd.try_clone().map_err(|e| io_error(&e))?,
+            fd: self
+                .fd
+                .try_clone()
+                .map_err(|e| errno::device_io_error(&e))?,
             version: self.version,
             lock_path: self.lock_path.clone(),
             run_dir_origin: self.run_dir_origin,
@@ -448,8 +345,8 @@ impl Reservoir {
                     if cur == 0 {
                         return Ok(None);
                     }
-                    let clamped = bytes.min(cur);
-                    Ok(Some((cur - clamped, chunk.min(bytes))))
+                    // Clamped to the size: cannot go below 0.
+                    Ok(Some((cur.saturating_sub(bytes), chunk.min(bytes))))
                 },
                 on_signal,
                 progress,
@@ -460,7 +357,7 @@ impl Reservoir {
     /// RFD 185's default target for this host: 75% of the kernel's limit,
     /// rounded down to `chunk` (0 = the page).
     pub fn default_target(&self, chunk: u64) -> Result<u64> {
-        default_target_for(self.query()?.limit, chunk)
+        headroom::default_target_for(self.query()?.limit, chunk)
     }
 
     /// The size now, for error reports; `None` if even a query fails.
@@ -506,7 +403,7 @@ impl Reservoir {
     /// exclusive flock, released when the returned file is dropped or the
     /// process dies.
     fn lock(&self) -> Result<File> {
-        lock_file(&self.lock_path)
+        files::lock_file(&self.lock_path).map_err(Error::from)
     }
 }
 
@@ -519,7 +416,7 @@ impl Reservoir {
 /// Released when dropped, after the resize: by then the kernel accounts
 /// the change.
 struct ResizeHold {
-    file: Option<crate::admission::file::LedgerFile>,
+    file: Option<crate::ledger::file::LedgerFile>,
     slot: Option<usize>,
 }
 
@@ -529,7 +426,7 @@ const RESIZE_HOLD_UUID: [u8; 16] = *b"vmmresv:resize\0\0";
 
 impl ResizeHold {
     fn open(run_dir: &Path) -> Result<ResizeHold> {
-        use crate::admission::file::{LedgerFile, LEDGER_FILE_NAME};
+        use crate::ledger::file::{LedgerFile, LEDGER_FILE_NAME};
         let path = run_dir.join(LEDGER_FILE_NAME);
         // No ledger: no admission ever claimed here, nothing to respect.
         // Any other answer (EACCES, EMFILE…) is an error, not "no ledger".
@@ -540,7 +437,7 @@ impl ResizeHold {
                     slot: None,
                 })
             }
-            Err(e) => return Err(io_error(&e)),
+            Err(e) => return Err(errno::device_io_error(&e)),
             Ok(_) => {}
         }
         Ok(ResizeHold {
@@ -550,17 +447,17 @@ impl ResizeHold {
     }
 
     fn take(&mut self, k: &dyn Kernel, size: u64, target: u64) -> Result<()> {
-        use crate::admission::ledger::{ClaimOutcome, Pool};
+        use crate::ledger::{ClaimOutcome, Pool};
         let Some(f) = &self.file else { return Ok(()) };
         if self.slot.is_some() || target == size {
             return Ok(());
         }
-        let (pool, bytes) = if target > size {
-            (Pool::Transient, target - size)
+        let pool = if target > size {
+            Pool::Transient
         } else {
-            (Pool::Reservoir, size - target)
+            Pool::Reservoir
         };
-        let pages = pages::btopr(bytes, pages::PageSize::Base4K);
+        let pages = pages::btopr(target.abs_diff(size), pages::PageSize::Base4K);
         let mut capacity = || -> Result<u64> {
             let q = query_with(k)?;
             let room = match pool {
@@ -602,6 +499,8 @@ pub trait Kernel {
     fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32>;
 }
 
+// The two ioctls themselves.
+#[allow(unsafe_code)]
 impl Kernel for Reservoir {
     fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32> {
         let mut buf = QueryBuf::new();
@@ -637,7 +536,7 @@ pub fn query_with(k: &dyn Kernel) -> Result<ReservoirQuery> {
         match k.resv_query() {
             Ok(q) => return Ok(q.into()),
             Err(libc::EINTR) => continue,
-            Err(e) => return Err(os_error(e)),
+            Err(e) => return Err(errno::device_error(e)),
         }
     }
 }
@@ -710,99 +609,23 @@ pub fn resize_on_signal(
             }
             // ENOSPC, ENOMEM, EALREADY, ...: the kernel does not copy the
             // result out, and completed chunks stay; ask where it stands.
-            Err(e) => return Err(ResizeError::new(os_error(e), reached_now())),
-        }
-    }
-}
-
-/// Take an exclusive `flock(2)` on `path` (created 0600 in a directory
-/// created if missing): a fresh open file description, so threads exclude
-/// each other like processes; released when the file is dropped or the
-/// process dies.
-pub(crate) fn lock_file(path: &Path) -> Result<File> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|e| io_error(&e))?;
-        }
-    }
-    // O_NOFOLLOW: a planted symlink must not redirect a root process's
-    // create; O_NONBLOCK: a planted FIFO must not hang the open.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| io_error(&e))?;
-    let meta = file.metadata().map_err(|e| io_error(&e))?;
-    if !meta.file_type().is_file() {
-        return Err(Error::with_errno(Status::Io, libc::EINVAL));
-    }
-    loop {
-        // SAFETY: flock on a descriptor owned by `file` for this call.
-        let rv = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-        if rv == 0 {
-            return Ok(file);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(io_error(&e));
+            Err(e) => return Err(ResizeError::new(errno::device_error(e), reached_now())),
         }
     }
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errno_mapping_is_one_status_per_kernel_meaning() {
-        let cases = [
-            (libc::EPERM, Status::Permission),
-            (libc::EALREADY, Status::ResizeInProgress),
-            (libc::ENOSPC, Status::NoSpace),
-            (libc::EINVAL, Status::Unaligned),
-            (libc::ENOMEM, Status::OutOfMemory),
-            (libc::EINTR, Status::Interrupted),
-            (libc::ENOENT, Status::NoDevice),
-            (libc::ENXIO, Status::NoDevice),
-            (libc::ENOTTY, Status::NotVmmDevice),
-            (libc::EOVERFLOW, Status::Overflow),
-            (libc::EFAULT, Status::Io),
-        ];
-        for (errno, want) in cases {
-            assert_eq!(status_of_errno(errno), want, "errno {}", errno);
-        }
-    }
-
-    #[test]
-    fn default_target_is_75_percent_rounded_down() {
-        let gib = 1u64 << 30;
-        assert_eq!(default_target_for(16 * gib, 0).unwrap(), 12 * gib);
-        // Rounded down to the chunk.
-        assert_eq!(default_target_for(10 * gib, gib).unwrap(), 7 * gib);
-        // Rounded down to the page when there is no chunk.
-        let limit = 15_237_394_432; // not a multiple of 4 pages
-        let t = default_target_for(limit, 0).unwrap();
-        assert_eq!(t % PAGESIZE, 0);
-        assert!(t <= limit / 4 * 3 + 3 && limit / 4 * 3 - t < PAGESIZE + 3);
-        // No overflow at the top of the range.
-        let t = default_target_for(u64::MAX, 0).unwrap();
-        assert_eq!(
-            t,
-            (u128::from(u64::MAX) * 75 / 100) as u64 / PAGESIZE * PAGESIZE
-        );
-        assert_eq!(
-            default_target_for(gib, 4095).unwrap_err().status(),
-            Status::Unaligned
-        );
-        assert_eq!(default_target_for(0, 0).unwrap(), 0);
-    }
 
     /// A kernel that answers from a script: each SET_TARGET pops
     /// (errno or 0, reached); queries report `size` as free.

@@ -14,6 +14,10 @@
 //! library sends what it sends: docs/kernel.md.
 
 #![allow(non_camel_case_types)]
+// The raw ioctl is unsafe by nature, and this is where it lives. Ioctl
+// numbers are built in const context (no `From` there) and passed as the
+// C types the platforms declare: `as` is the only spelling.
+#![allow(unsafe_code, clippy::as_conversions)]
 
 use core::mem::{align_of, offset_of, size_of};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -244,6 +248,15 @@ pub fn vm_arc_resv_copyin(fd: BorrowedFd<'_>, bytes: u64) -> Result<(), i32> {
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

@@ -7,8 +7,8 @@ mod common;
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference, Reason};
+use vmmresv::ledger::Pool;
 use vmmresv::{Reservoir, Status};
 
 fn uuid(n: u32) -> [u8; 16] {

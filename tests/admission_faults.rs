@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use common::child::{self, ROLE};
 use common::image::{fnv1a, put_u32, put_u64_at};
 use common::*;
-use vmmresv::admission::file::{self as lf, LedgerFile};
-use vmmresv::admission::ledger::{Pool, SlotState};
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
+use vmmresv::ledger::file::{self as lf, LedgerFile};
+use vmmresv::ledger::{Pool, SlotState};
 use vmmresv::{Reservoir, Status};
 
 const HOST: u64 = 8 * GIB;

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
 
 use proptest::prelude::*;
-use vmmresv::admission::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
-use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Op as LastOp, Pool, Role, Total, World};
+use vmmresv::ledger::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
+use vmmresv::ledger::{ClaimOutcome, Ledger, Op as LastOp, Pool, Role, Total, World};
 use vmmresv::Status;
 
 const CAPACITY: [u64; 3] = [60, 40, 50];

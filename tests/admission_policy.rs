@@ -9,12 +9,12 @@ mod common;
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::vm::AdmissionPolicy;
 use vmmresv::admission::{parse_uuid, Admission, ArcHost, Decision, Preference, Reason};
 use vmmresv::arc::guard::{ArcLimits, Ceiling};
 use vmmresv::arc::reserve::ArcPolicy;
 use vmmresv::host::HostMemory;
+use vmmresv::ledger::Pool;
 use vmmresv::policy::overhead::{OverheadKind, OverheadModel, OverheadParams, VmSpec};
 use vmmresv::policy::states::{self, MemState, MinFreeScale};
 use vmmresv::Reservoir;

@@ -184,10 +184,10 @@ fn race_closed_by_the_ledger() {
 
     // Every claim was committed: the ledger holds nothing.
     let ledger = host.dir.path().join("run/admission.ledger");
-    let f = vmmresv::admission::file::LedgerFile::open_or_create(&ledger).unwrap();
+    let f = vmmresv::ledger::file::LedgerFile::open_or_create(&ledger).unwrap();
     let l = f.ledger();
     assert_eq!(l.claims().unwrap(), vec![]);
-    for pool in vmmresv::admission::ledger::Pool::ALL {
+    for pool in vmmresv::ledger::Pool::ALL {
         assert_eq!(l.claimed(pool), 0);
     }
 }
@@ -338,7 +338,7 @@ fn zhyve_and_bhyve_are_valgrind_clean() {
         );
     }
     // Every claim was committed or aborted; every VM is gone.
-    let f = vmmresv::admission::file::LedgerFile::open_or_create(
+    let f = vmmresv::ledger::file::LedgerFile::open_or_create(
         &host.dir.path().join("run/admission.ledger"),
     )
     .unwrap();

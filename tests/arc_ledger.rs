@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use common::child::{self, run};
 use common::*;
-use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, ArcHost, Decision, Preference, Reason};
 use vmmresv::arc::guard::{ArcLimits, Ceiling, Refusal};
 use vmmresv::arc::reserve::{Applied, ArcPolicy, Reservation};
 use vmmresv::arc::{desfree_slack, ArcReader, LinuxArcFacts};
 use vmmresv::ffi::*;
+use vmmresv::ledger::Pool;
 use vmmresv::{Reservoir, Status};
 
 const C_MIN: u64 = 2 * GIB;

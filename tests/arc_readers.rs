@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use vmmresv::arc::{
     apply::ZFS_ARC_MAX_PARAM, read_memstat_file, ArcError, ArcMaxRejection, ArcReader,
-    HostSnapshot, KstatValue, LinuxArcFacts, MemstatRow, Platform, ZfsArcMax, MAX_INPUT_BYTES,
+    HostSnapshot, KstatValue, LinuxArcFacts, MemstatRow, Platform, ZfsArcMax,
 };
+use vmmresv::files::MAX_INPUT_BYTES;
 use vmmresv::status::{Error, Status};
 
 const GIB: u64 = 1 << 30;

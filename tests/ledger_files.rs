@@ -41,9 +41,9 @@ use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Output, Stdio};
 use common::child::{self, ROLE};
 use common::image::{fnv1a, put_u64};
 use common::*;
-use vmmresv::admission::file::{self as lf, LedgerFile};
-use vmmresv::admission::ledger::Pool;
 use vmmresv::admission::{parse_uuid, Admission, Decision, Preference};
+use vmmresv::ledger::file::{self as lf, LedgerFile};
+use vmmresv::ledger::Pool;
 use vmmresv::{Reservoir, Status};
 
 const HOST: u64 = 8 * GIB;

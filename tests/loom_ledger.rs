@@ -26,8 +26,8 @@
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
-use vmmresv::admission::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
-use vmmresv::admission::ledger::{ClaimOutcome, Pool, World};
+use vmmresv::ledger::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
+use vmmresv::ledger::{ClaimOutcome, Pool, World};
 use vmmresv::Status;
 
 /// The ledger and the kernel's lock table, shared by the threads.

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
+use vmmresv::policy::default_target_for;
 use vmmresv::policy::headroom::GIMLET_EARMARK_BYTES;
 use vmmresv::policy::*;
-use vmmresv::reservoir::default_target_for;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig::with_cases(cases)

@@ -245,7 +245,7 @@ fn default_target_is_75_percent_of_the_limit() {
     let want = limit / 100 * 75 + limit % 100 * 75 / 100;
     let want = want / GIB * GIB;
     assert_eq!(
-        vmmresv::reservoir::default_target_for(limit, GIB).unwrap(),
+        vmmresv::policy::default_target_for(limit, GIB).unwrap(),
         want
     );
     // And the handle's version of it asks the kernel for the limit.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use vmmresv::boot::{boot_target, read_config, BootSetting};
-use vmmresv::reservoir::default_target_for;
+use vmmresv::policy::default_target_for;
 
 const HOST: u64 = 16 * GIB;
 const MANIFEST: &str = "smf/vmmresv-reservoir.xml";

@@ -58,10 +58,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use vmmresv::admission::file::{
+use vmmresv::ledger::file::{
     anchor_for, FileHeader, FileWorld, LedgerFile, PoolId, FILE_SIZE, HEADER_SIZE, SLOT_SIZE,
 };
-use vmmresv::admission::ledger::{
+use vmmresv::ledger::{
     ClaimOutcome, Ledger, Pool, SlotState, World, MAX_PAGES, MAX_PID, NSLOTS,
 };
 use vmmresv::arc::guard::{ArcLimits, Ceiling};

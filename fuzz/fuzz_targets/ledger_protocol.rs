@@ -1,5 +1,5 @@
 //! The cross-process claim ledger's protocol on the one fake world
-//! (`vmmresv::admission::fake`, the same the unit tests, loom and the
+//! (`vmmresv::ledger::fake`, the same the unit tests, loom and the
 //! property tests use): sequences of claims, releases, deaths and
 //! reconciles by make-believe processes, any of which may die at any step
 //! of a claim (its capacity reading included) or of a release. The file
@@ -39,8 +39,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmmresv::admission::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
-use vmmresv::admission::ledger::{ClaimOutcome, Ledger, Pool, SlotState, World};
+use vmmresv::ledger::fake::{quiet_deaths, survive, FakeLedger, FakeWorld, Mortal};
+use vmmresv::ledger::{ClaimOutcome, Ledger, Pool, SlotState, World};
 use vmmresv::Status;
 use vmmresv_fuzz::Input;
 

@@ -94,9 +94,9 @@ use vmmresv::policy::overhead::{
 };
 use vmmresv::policy::planner::{plan, Consumer};
 use vmmresv::policy::states::{room_above, state, thresholds, MemState, MinFreeBand, MinFreeScale};
-use vmmresv::policy::{Ewma, BP_ONE};
+use vmmresv::policy::{default_target_for, Ewma, BP_ONE};
 use vmmresv::report::{self, Pending, ReportInputs, SCHEMA};
-use vmmresv::reservoir::{default_target_for, ReservoirQuery};
+use vmmresv::reservoir::ReservoirQuery;
 use vmmresv::{Error, Status};
 use vmmresv_fuzz::Input;
 

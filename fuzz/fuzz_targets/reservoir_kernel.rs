@@ -32,7 +32,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
-use vmmresv::reservoir::{query_with, resize_with, status_of_errno, Kernel, ReservoirQuery};
+use vmmresv::errno::status_of_errno;
+use vmmresv::reservoir::{query_with, resize_with, Kernel, ReservoirQuery};
 use vmmresv::sys::{vmm_resv_query, vmm_resv_target};
 use vmmresv::{Error, Progress, Status};
 use vmmresv_fuzz::Input;

@@ -19,9 +19,9 @@
 
 use std::os::fd::RawFd;
 
-use super::file::LedgerFile;
-use super::ledger::{Ledger, Pool, Role, World};
-use super::{hint, Admission, Result};
+use super::{Admission, Result};
+use crate::ledger::file::LedgerFile;
+use crate::ledger::{hint, Ledger, Pool, Role, World};
 use crate::status::{Error, Status};
 
 /// The environment variable the stand-ins pass the token in.
@@ -102,13 +102,13 @@ impl Token {
         let host_fd = field("hfd")?.parse().map_err(|_| bad())?;
         let ledger = parse_slots(field("l")?)?;
         let host = parse_slots(field("h")?)?;
-        if f.next().is_some() || hex.len() != 32 || ledger.len() + host.len() > 8 {
+        if f.next().is_some() || hex.len() != 32 || ledger.len().saturating_add(host.len()) > 8 {
             return Err(bad());
         }
         let mut uuid = [0u8; 16];
-        for (i, b) in uuid.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-                .map_err(|_| bad())?;
+        for (b, pair) in uuid.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+            *b = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
         }
         Ok(Token {
             pid,
@@ -152,7 +152,7 @@ fn adopt_all(f: &LedgerFile, t: &Token, list: &[(usize, u64)], inherited: bool) 
             // Give back what this call took (after an exec in place the
             // holder locks were ours before: keep those).
             if !inherited {
-                for (s, _) in &list[..k] {
+                for (s, _) in list.iter().take(k) {
                     w.unlock(*s, Role::Adopter);
                 }
             }
@@ -258,6 +258,15 @@ impl Admission {
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

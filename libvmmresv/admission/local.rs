@@ -181,7 +181,8 @@ const fn slot(word: u64) -> usize {
 /// snapshots a ledger reports (there `claimed <= capacity <= MAX_PAGES`);
 /// total for any inputs so no caller can make it wrap or panic.
 fn shortfall(claimed: u64, requested: u64, capacity: u64) -> u64 {
-    let need = u128::from(claimed) + u128::from(requested);
+    // Two u64s cannot saturate a u128.
+    let need = u128::from(claimed).saturating_add(u128::from(requested));
     let short = need.saturating_sub(u128::from(capacity));
     u64::try_from(short).unwrap_or(u64::MAX)
 }
@@ -293,6 +294,17 @@ impl LocalLedger {
         })
     }
 
+    /// Capacity slot `i` (0 or 1, as [`slot`] gives it).
+    #[inline]
+    fn capacity_slot(&self, i: usize) -> &AtomicU64 {
+        let [even, odd] = &self.capacity;
+        if i == 0 {
+            even
+        } else {
+            odd
+        }
+    }
+
     /// Claims `pages` pages if they fit beside those already claimed; the
     /// raw form, for callers (the C ABI) that pair it with
     /// [`release`](Self::release) themselves.
@@ -320,16 +332,16 @@ impl LocalLedger {
             // Acquire: if this slot was already rewritten by a later setter,
             // its generation flip becomes visible, so the CAS below (or the
             // re-read on refusal) fails and we retry.
-            let capacity = self.capacity[slot(word)].load(Ordering::Acquire);
+            let capacity = self.capacity_slot(slot(word)).load(Ordering::Acquire);
             let claimed = count(word);
-            // claimed <= MAX_PAGES and pages <= MAX_PAGES: no wrap.
-            let total = claimed + pages;
+            // claimed <= MAX_PAGES and pages <= MAX_PAGES: cannot saturate.
+            let total = claimed.saturating_add(pages);
             if total <= capacity {
                 // total <= capacity <= MAX_PAGES: the add cannot carry into
-                // the generation bits.
+                // the generation bits (nor saturate).
                 match self.word.compare_exchange_weak(
                     word,
-                    word + pages,
+                    word.saturating_add(pages),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
@@ -350,7 +362,7 @@ impl LocalLedger {
                     claimed,
                     capacity,
                     // total > capacity, checked above.
-                    shortfall: total - capacity,
+                    shortfall: total.saturating_sub(capacity),
                 });
             }
             word = now;
@@ -447,7 +459,7 @@ impl LocalLedger {
         let current = slot(word);
         // Relaxed: only setters write the slots, and the mutex orders us
         // after the previous setter.
-        let old = self.capacity[current].load(Ordering::Relaxed);
+        let old = self.capacity_slot(current).load(Ordering::Relaxed);
         if count(word) > pages {
             return Err(Error::new(Status::NoSpace));
         }
@@ -455,7 +467,8 @@ impl LocalLedger {
         // holding a stale word that reads it also sees the flips before
         // this call (see the module docs). Nobody treats it as the capacity
         // until the CAS below flips the generation to point at it.
-        self.capacity[1 - current].store(pages, Ordering::Release);
+        self.capacity_slot(current ^ 1)
+            .store(pages, Ordering::Release);
         loop {
             if count(word) > pages {
                 // A claim got in since the check above; the staged slot is
@@ -506,7 +519,7 @@ impl LocalLedger {
     pub fn usage(&self) -> Usage {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
-            let capacity = self.capacity[slot(word)].load(Ordering::Acquire);
+            let capacity = self.capacity_slot(slot(word)).load(Ordering::Acquire);
             // Same re-read as a refusal: the slot must still be the one in
             // force for this word.
             let now = self.word.load(Ordering::Acquire);
@@ -577,6 +590,15 @@ static_assertions::const_assert!(MAX_PAGES < GENERATION_ONE);
 static_assertions::const_assert_eq!(core::mem::align_of::<LocalLedger>(), 128);
 
 #[cfg(all(test, not(loom)))]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 

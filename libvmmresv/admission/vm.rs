@@ -28,10 +28,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::file::LedgerFile;
-use super::ledger::{ClaimOutcome, Pool, Refused, World};
-use super::{bytes, hint, Admission, Decision, Preference, Reason, Result, Verdict};
+use super::{bytes, Admission, Decision, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
+use crate::ledger::file::LedgerFile;
+use crate::ledger::{hint, ClaimOutcome, Pool, Refused, World};
 use crate::pages::{self, PageSize};
 use crate::policy::overhead::{OverheadKind, OverheadModel, PoolShare, VmSpec};
 use crate::policy::states::{self, MemState, MinFreeScale};
@@ -426,7 +426,15 @@ pub(super) fn host_path_for(ledger: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
     use crate::policy::overhead::{OverheadParams, MIB};

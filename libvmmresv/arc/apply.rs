@@ -20,98 +20,21 @@
 //! `arc_init()`); [`ZfsArcMax::for_platform`] reports that as
 //! [`ArcError::Unsupported`].
 
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::error::{ArcError, ParseError};
+use super::error::{ArcError, ArcMaxRejection, ParseError};
 use super::guard::TargetReport;
+use super::platform::Platform;
 use super::snapshot::HostSnapshot;
 use super::text::{self, parse_u64};
+use crate::files;
 
 /// The Linux module parameter, relative to the root directory.
 pub const ZFS_ARC_MAX_PARAM: &str = "sys/module/zfs/parameters/zfs_arc_max";
 
 /// OpenZFS `MIN_ARC_MAX` (64 MiB): a smaller `zfs_arc_max` is ignored.
 pub const MIN_ARC_MAX: u64 = 64 << 20;
-
-/// The platforms the apply step knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
-    /// Linux with OpenZFS: `zfs_arc_max` is writable at run time.
-    Linux,
-    /// illumos: ARC limits are boot-time tunables.
-    Illumos,
-    /// Anything else (FreeBSD has `vfs.zfs.arc.max`, a sysctl this library
-    /// does not drive).
-    Other,
-}
-
-impl Platform {
-    /// The platform this library was built for.
-    pub const fn current() -> Platform {
-        if cfg!(target_os = "linux") {
-            Platform::Linux
-        } else if cfg!(any(target_os = "illumos", target_os = "solaris")) {
-            Platform::Illumos
-        } else {
-            Platform::Other
-        }
-    }
-}
-
-/// Why a `zfs_arc_max` value was not written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArcMaxRejection {
-    /// 0 asks for the default, which OpenZFS does not restore while loaded.
-    Zero,
-    /// Below `MIN_ARC_MAX`.
-    BelowMinimum {
-        /// The value asked for.
-        value: u64,
-        /// [`MIN_ARC_MAX`].
-        minimum: u64,
-    },
-    /// Not below all memory.
-    NotBelowAllMemory {
-        /// The value asked for.
-        value: u64,
-        /// `arc_all_memory()` (arcstats `memory_all_bytes`).
-        all_memory: u64,
-    },
-    /// Not above `arc_c_min`.
-    NotAboveArcCMin {
-        /// The value asked for.
-        value: u64,
-        /// arcstats `c_min`.
-        arc_c_min: u64,
-    },
-}
-
-impl fmt::Display for ArcMaxRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ArcMaxRejection::Zero => write!(
-                f,
-                "zfs_arc_max 0 (default) cannot be restored while the zfs module is loaded"
-            ),
-            ArcMaxRejection::BelowMinimum { value, minimum } => write!(
-                f,
-                "zfs_arc_max {value} is below OpenZFS's minimum of {minimum} and would be ignored"
-            ),
-            ArcMaxRejection::NotBelowAllMemory { value, all_memory } => write!(
-                f,
-                "zfs_arc_max {value} is not below all memory ({all_memory}) and would be ignored"
-            ),
-            ArcMaxRejection::NotAboveArcCMin { value, arc_c_min } => write!(
-                f,
-                "zfs_arc_max {value} is not above arc_c_min ({arc_c_min}) and would be ignored"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ArcMaxRejection {}
 
 /// What OpenZFS checks a new `zfs_arc_max` against (from Linux arcstats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +130,7 @@ impl ZfsArcMax {
 
     /// The current value (0 = the module's default).
     pub fn read(&self) -> Result<u64, ArcError> {
-        let bytes = text::read_limited(&self.path)?;
+        let bytes = files::read_limited(&self.path)?;
         let mut lines = text::lines(&bytes);
         let first = lines
             .next()

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use super::error::{ArcError, ParseError};
 use super::snapshot::HostSnapshot;
 use super::text::{self, parse_i64, parse_u64, Line};
+use crate::files;
 
 /// The Linux arcstats file, relative to the root directory.
 pub const LINUX_ARCSTATS: &str = "proc/spl/kstat/zfs/arcstats";
@@ -477,9 +478,9 @@ impl ArcReader {
         self.format
     }
 
-    /// Reads and parses the file (at most [`super::MAX_INPUT_BYTES`]).
+    /// Reads and parses the file (at most [`crate::files::MAX_INPUT_BYTES`]).
     pub fn read(&self) -> Result<Arcstats, ArcError> {
-        let bytes = text::read_limited(&self.path)?;
+        let bytes = files::read_limited(&self.path)?;
         let parsed = match self.format {
             ArcstatsFormat::LinuxProc => parse_linux(&bytes),
             ArcstatsFormat::KstatP => parse_kstat_p(&bytes),

@@ -3,13 +3,16 @@
 //! [`ParseError`] names the offending line of an arcstats, `kstat -p` or
 //! `::memstat` text (number and text), so an operator can find it.
 //! [`ArcError`] adds the file-system side (which path, which errno) and the
-//! two refusals of the apply step. Both convert into the crate-wide
-//! [`Error`] for the C ABI; the detail is then reduced to a [`Status`].
+//! two refusals of the apply step (one of them an [`ArcMaxRejection`]).
+//! Both convert into the crate-wide [`Error`] for the C ABI; the detail is
+//! then reduced to a [`Status`].
 
 use std::fmt;
 use std::path::PathBuf;
 
-use super::apply::{ArcMaxRejection, Platform};
+use super::platform::Platform;
+use crate::errno;
+use crate::files::FileError;
 use crate::status::{Error, Status};
 
 /// At most this many characters of an offending line are kept in a
@@ -78,6 +81,59 @@ impl From<ParseError> for Error {
     }
 }
 
+/// Why a `zfs_arc_max` value was not written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArcMaxRejection {
+    /// 0 asks for the default, which OpenZFS does not restore while loaded.
+    Zero,
+    /// Below `MIN_ARC_MAX`.
+    BelowMinimum {
+        /// The value asked for.
+        value: u64,
+        /// OpenZFS `MIN_ARC_MAX` (64 MiB).
+        minimum: u64,
+    },
+    /// Not below all memory.
+    NotBelowAllMemory {
+        /// The value asked for.
+        value: u64,
+        /// `arc_all_memory()` (arcstats `memory_all_bytes`).
+        all_memory: u64,
+    },
+    /// Not above `arc_c_min`.
+    NotAboveArcCMin {
+        /// The value asked for.
+        value: u64,
+        /// arcstats `c_min`.
+        arc_c_min: u64,
+    },
+}
+
+impl fmt::Display for ArcMaxRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArcMaxRejection::Zero => write!(
+                f,
+                "zfs_arc_max 0 (default) cannot be restored while the zfs module is loaded"
+            ),
+            ArcMaxRejection::BelowMinimum { value, minimum } => write!(
+                f,
+                "zfs_arc_max {value} is below OpenZFS's minimum of {minimum} and would be ignored"
+            ),
+            ArcMaxRejection::NotBelowAllMemory { value, all_memory } => write!(
+                f,
+                "zfs_arc_max {value} is not below all memory ({all_memory}) and would be ignored"
+            ),
+            ArcMaxRejection::NotAboveArcCMin { value, arc_c_min } => write!(
+                f,
+                "zfs_arc_max {value} is not above arc_c_min ({arc_c_min}) and would be ignored"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ArcMaxRejection {}
+
 /// An error of the ARC readers, the wait and the apply step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArcError {
@@ -91,7 +147,7 @@ pub enum ArcError {
         errno: Option<i32>,
     },
     /// The file is larger than any arcstats / memstat / parameter file can
-    /// be ([`super::MAX_INPUT_BYTES`]); it was not parsed.
+    /// be ([`crate::files::MAX_INPUT_BYTES`]); it was not parsed.
     TooLarge {
         /// The file involved.
         path: PathBuf,
@@ -164,6 +220,18 @@ impl From<Error> for ArcError {
     }
 }
 
+/// A file read through [`crate::files::read_limited`]: the same path and
+/// errno, in the ARC's own words.
+impl From<FileError> for ArcError {
+    fn from(e: FileError) -> ArcError {
+        match e {
+            FileError::Io { path, errno } => ArcError::Io { path, errno },
+            FileError::TooLarge { path } => ArcError::TooLarge { path },
+            e @ FileError::Lock { .. } => ArcError::Status(Error::from(e)),
+        }
+    }
+}
+
 impl From<ArcMaxRejection> for ArcError {
     fn from(r: ArcMaxRejection) -> ArcError {
         ArcError::ArcMaxRejected(r)
@@ -174,8 +242,7 @@ impl From<ArcError> for Error {
     fn from(e: ArcError) -> Error {
         match e {
             ArcError::Parse(p) => Error::from(p),
-            ArcError::Io { errno: Some(n), .. } => Error::with_errno(Status::Io, n),
-            ArcError::Io { errno: None, .. } => Error::new(Status::Io),
+            ArcError::Io { errno, .. } => errno::file_error(errno),
             ArcError::TooLarge { .. } => Error::new(Status::InvalidArgument),
             ArcError::Unsupported { .. } => Error::new(Status::Unsupported),
             // The value itself is the problem: an invalid argument, not a
@@ -222,7 +289,7 @@ mod tests {
             Status::MalformedInput
         );
         let u = ArcError::Unsupported {
-            platform: crate::arc::apply::Platform::Illumos,
+            platform: crate::arc::platform::Platform::Illumos,
             what: "zfs_arc_max",
         };
         assert_eq!(Error::from(u).status(), Status::Unsupported);

@@ -40,6 +40,7 @@ use std::path::Path;
 use super::error::{ArcError, ParseError};
 use super::snapshot::HostSnapshot;
 use super::text::{self, parse_u64, Line};
+use crate::files;
 use crate::pages::{self, PageSize};
 
 /// The rows of a `::memstat` table.
@@ -345,9 +346,9 @@ pub fn parse_memstat<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<Memstat, Pars
 }
 
 /// Reads a file of `::memstat` output (at most
-/// [`super::MAX_INPUT_BYTES`]) and parses it.
+/// [`crate::files::MAX_INPUT_BYTES`]) and parses it.
 pub fn read_memstat_file<P: AsRef<Path>>(path: P) -> Result<Memstat, ArcError> {
-    let bytes = text::read_limited(path.as_ref())?;
+    let bytes = files::read_limited(path.as_ref())?;
     Ok(parse_memstat(&bytes)?)
 }
 

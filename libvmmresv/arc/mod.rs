@@ -20,47 +20,35 @@
 //!   deadline, a cancellable progress callback and a smoothed shrink rate.
 //! - [`apply`]: the `zfs_arc_max` value OpenZFS would accept, and the Linux
 //!   parameter file's read and write.
-//! - [`error`]: [`ParseError`] (naming the line) and [`ArcError`].
+//! - [`platform`]: where `zfs_arc_max` can be set at run time.
+//! - [`error`]: [`ParseError`] (naming the line), [`ArcError`] and
+//!   [`ArcMaxRejection`].
 //!
 //! - [`reserve`]: the per-VM reservations themselves, persisted in the
-//!   admission ledger's ARC pool (shared file, reclaimed when the owner
+//!   shared ledger's ARC pool ([`crate::ledger`]) (shared file, reclaimed when the owner
 //!   dies), checked by the guard, with the target that follows; and
 //!   [`apply_linux`](reserve::apply_linux), which writes `zfs_arc_max` and
 //!   restores the original when the last reservation is released.
 //!
-//! No `unsafe`, no panics: the lints below make indexing, unchecked
-//! arithmetic, `unwrap`/`expect`/`panic!` and `as` casts compile errors
-//! outside tests, and the parsers are proptested on arbitrary bytes
-//! (tests/arc_props.rs).
-
-#![deny(
-    unsafe_code,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::as_conversions
-)]
+//! No `unsafe`, no panics: the crate's lints (`Cargo.toml`) make
+//! indexing, unchecked arithmetic, `unwrap`/`expect`/`panic!` and `as`
+//! casts errors outside tests, and the parsers are proptested on arbitrary
+//! bytes (tests/arc_props.rs).
 
 pub mod apply;
 pub mod arcstats;
 pub mod error;
 pub mod guard;
 pub mod memstat;
+pub mod platform;
 pub mod reserve;
 pub mod snapshot;
 mod text;
 pub mod wait;
 
-pub use apply::{
-    check_zfs_arc_max, zfs_arc_max_for, ArcMaxRejection, LinuxArcFacts, Platform, ZfsArcMax,
-    MIN_ARC_MAX,
-};
+pub use apply::{check_zfs_arc_max, zfs_arc_max_for, LinuxArcFacts, ZfsArcMax, MIN_ARC_MAX};
 pub use arcstats::{parse_kstat_p, parse_linux, ArcReader, Arcstats, KstatNamed, KstatValue};
-pub use error::{ArcError, ParseError};
+pub use error::{ArcError, ArcMaxRejection, ParseError};
 pub use guard::{
     desfree_slack, guard, illumos_arc_limits, illumos_arc_limits_for_allmem,
     openzfs_linux_arc_limits, openzfs_linux_arc_limits_pre_2_3, target, Admitted, ArcDefaults,
@@ -68,11 +56,8 @@ pub use guard::{
     VmDemand,
 };
 pub use memstat::{parse_memstat, read_memstat_file, Memstat, MemstatLine, MemstatRow};
+pub use platform::Platform;
 pub use snapshot::HostSnapshot;
-pub use text::MAX_INPUT_BYTES;
-// The one bounded file reader of the library's text inputs (host memory,
-// the boot config file use it too).
-pub(crate) use text::read_limited;
 pub use wait::{
     wait, wait_for_reader, Clock, Flow, ShrinkRate, SystemClock, WaitOptions, WaitOutcome,
     WaitProgress,

@@ -1,12 +1,12 @@
 //! The per-VM ARC reservation ledger (OS-8005's `arc_virt_machine_reserved`,
 //! kept by the library instead of the kernel).
 //!
-//! Reservations live in the admission ledger's `Pool::Arc`: the same shared
-//! file, the same lock-free claim protocol, the same reclaim of a dead
-//! holder (the kernel's record locks) and the same hostile-file rules. A
-//! VM's reservation is keyed by its UUID, held by the process that made it
-//! (zhyve, and after a hand-off its bhyve) and released on destroy —
-//! explicitly, or when its last holder dies.
+//! Reservations live in the shared ledger's `Pool::Arc` ([`crate::ledger`]):
+//! the same shared file, the same lock-free claim protocol, the same
+//! reclaim of a dead holder (the kernel's record locks) and the same
+//! hostile-file rules. A VM's reservation is keyed by its UUID, held by the
+//! process that made it (zhyve, and after a hand-off its bhyve) and
+//! released on destroy — explicitly, or when its last holder dies.
 //!
 //! The claim's capacity is the guard's: `ceiling - arc_c_min` in pages, so
 //! the ledger's "claimed + request <= capacity" is exactly
@@ -16,8 +16,9 @@
 use super::guard::{
     guard, target, ArcLimits, Ceiling, GuardInputs, Refusal, TargetInputs, TargetReport,
 };
-use crate::admission::hint;
-use crate::admission::ledger::{ClaimOutcome, Ledger, Pool, World};
+use crate::errno;
+use crate::files;
+use crate::ledger::{hint, ClaimOutcome, Ledger, Pool, World};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 
@@ -194,7 +195,7 @@ pub fn apply_linux(
     run_dir: &std::path::Path,
 ) -> Result<Applied, Error> {
     use super::apply::{zfs_arc_max_for, ZfsArcMax};
-    let _lock = crate::reservoir::lock_file(&run_dir.join(ARC_LOCK_FILE))?;
+    let _lock = files::lock_file(&run_dir.join(ARC_LOCK_FILE))?;
     let param = ZfsArcMax::linux(root);
     let orig_path = run_dir.join(ARC_MAX_ORIGINAL_FILE);
     let remembered = match std::fs::read_to_string(&orig_path) {
@@ -204,15 +205,9 @@ pub fn apply_linux(
                 .map_err(|_| Error::new(Status::MalformedInput))?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(Error::with_errno(
-                Status::Io,
-                e.raw_os_error().unwrap_or(libc::EIO),
-            ))
-        }
+        Err(e) => return Err(errno::file_io_error(&e)),
     };
-    let io =
-        |e: std::io::Error| Error::with_errno(Status::Io, e.raw_os_error().unwrap_or(libc::EIO));
+    let io = |e: std::io::Error| errno::file_io_error(&e);
     if ledger.claimed(Pool::Arc) > 0 {
         let t = current_target(ledger, policy)?;
         let value = zfs_arc_max_for(&t, facts).map_err(|_| Error::new(Status::Refused))?;
@@ -289,15 +284,14 @@ pub fn arc_resv_plan(version: Result<i32, i32>) -> Result<&'static [ArcResvAbi],
 /// kernel took.
 pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<ArcResvAbi, Error> {
     use std::os::fd::AsFd;
-    let os = |errno: i32| Error::with_errno(crate::reservoir::status_of_errno(errno), errno);
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(vm_device)
-        .map_err(|e| os(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        .map_err(|e| errno::device_io_error(&e))?;
     let plan = arc_resv_plan(crate::sys::interface_version(f.as_fd())).map_err(|e| match e {
         0 => Error::new(Status::NotVmmDevice),
-        e => os(e),
+        e => errno::device_error(e),
     })?;
     for abi in plan {
         let sent = match abi {
@@ -308,7 +302,7 @@ pub fn apply_illumos(vm_device: &std::path::Path, bytes: u64) -> Result<ArcResvA
             Ok(()) => return Ok(*abi),
             // Not this kernel's number: try the next encoding, if any.
             Err(libc::ENOTTY) => continue,
-            Err(e) => return Err(os(e)),
+            Err(e) => return Err(errno::device_error(e)),
         }
     }
     Err(Error::with_errno(Status::Unsupported, libc::ENOTTY))

@@ -1,18 +1,8 @@
-//! Shared plumbing of the text parsers: numbered lines, strict numbers, and
-//! bounded file reads. Every function is total: any byte string in, a value
-//! or a [`ParseError`] out.
+//! Shared plumbing of the text parsers: numbered lines and strict numbers.
+//! Every function is total: any byte string in, a value or a
+//! [`ParseError`] out. (Files are read by [`crate::files::read_limited`].)
 
-use std::io::Read;
-use std::path::Path;
-
-use super::error::{ArcError, ParseError};
-
-/// The largest file the readers accept. A real arcstats is about 8 KiB
-/// (OpenZFS 2.2: ~150 lines of at most ~60 bytes), a `::memstat` table under
-/// 1 KiB, a module parameter a few bytes; 1 MiB is far above all of them,
-/// and a path pointed at something endless (`/dev/zero`) cannot exhaust
-/// memory.
-pub const MAX_INPUT_BYTES: u64 = 1 << 20;
+use super::error::ParseError;
 
 /// One line of input: its 1-based number and its text.
 #[derive(Clone, Copy, Debug)]
@@ -72,23 +62,6 @@ pub(crate) fn parse_i64(s: &str) -> Option<i64> {
         }
         None => i64::try_from(parse_u64(s)?).ok(),
     }
-}
-
-/// Reads at most [`MAX_INPUT_BYTES`] of `path`. procfs and sysfs report a
-/// size of 0, so the length is found by reading, not by `metadata()`.
-pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, ArcError> {
-    let file = std::fs::File::open(path).map_err(|e| ArcError::io(path, &e))?;
-    let mut buf = Vec::new();
-    // One byte more than allowed tells "exactly the limit" from "more".
-    file.take(MAX_INPUT_BYTES.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(|e| ArcError::io(path, &e))?;
-    if u64::try_from(buf.len()).map_or(true, |n| n > MAX_INPUT_BYTES) {
-        return Err(ArcError::TooLarge {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(buf)
 }
 
 #[cfg(test)]

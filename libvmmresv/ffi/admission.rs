@@ -8,8 +8,8 @@ use super::boundary::{
     boundary, c_values, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
     vmmresv_admission, vmmresv_decision, vmmresv_reservoir,
 };
-use crate::admission::ledger::Pool;
 use crate::admission::{Admission, Decision, Preference, Reason};
+use crate::ledger::Pool;
 use crate::pages;
 use crate::status::{Error, Status};
 

@@ -19,8 +19,7 @@ pub const VMMRESV_BOOT_DEFAULT_PERCENT: u32 = 75;
 
 // A widening cast in a compile-time check.
 #[allow(clippy::as_conversions)]
-const _: () =
-    assert!(VMMRESV_BOOT_DEFAULT_PERCENT as u64 == crate::reservoir::DEFAULT_TARGET_PERCENT);
+const _: () = assert!(VMMRESV_BOOT_DEFAULT_PERCENT as u64 == crate::policy::DEFAULT_TARGET_PERCENT);
 
 /// A parsed boot-time reservoir setting.
 #[repr(C)]

@@ -7,7 +7,7 @@ use core::ffi::c_char;
 use super::boundary::{
     c_str, c_values, checked, export, out, text_buf, uuid_arg, vmmresv_admission, NullBuf,
 };
-use crate::reservoir::RunDirOrigin;
+use crate::rundir::RunDirOrigin;
 use crate::status::{Error, Status};
 
 /// Write the hand-off token for VM `vm_uuid`'s claims (admission claim,

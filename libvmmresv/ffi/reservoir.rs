@@ -271,10 +271,7 @@ pub extern "C" fn vmmresv_default_target_for(
     out: *mut u64,
 ) -> Status {
     export(|| {
-        out!(out)?.set(crate::reservoir::default_target_for(
-            limit_bytes,
-            chunk_bytes,
-        )?);
+        out!(out)?.set(crate::policy::default_target_for(limit_bytes, chunk_bytes)?);
         Ok(())
     })
 }

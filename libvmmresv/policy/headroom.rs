@@ -13,11 +13,11 @@
 //! [`sizing`] reproduces three peers' rules for the reservoir size
 //! (docs/sources.md, "Headroom and peer sizing"): RFD 185's 75% of the
 //! kernel limit, omicron's earmark-and-percentage, and Triton CNAPI's
-//! provisionable memory.
+//! provisionable memory. The first is also the library's default target
+//! ([`default_target_for`]).
 
 use super::{bp_floor, sat_u64};
 use crate::pages::{self, PageSize, PAGESIZE, PAGESIZE_2M, PAGE_T_SIZE};
-use crate::reservoir;
 use crate::status::{Error, Status};
 
 /// What takes memory besides the reservoir, in bytes.
@@ -166,6 +166,26 @@ impl Default for ProfileInputs {
     }
 }
 
+/// RFD 185's boot-time default: 75% of the maximum the kernel reports.
+pub const DEFAULT_TARGET_PERCENT: u64 = 75;
+
+/// The RFD 185 default reservoir target for a kernel limit: 75% of it,
+/// rounded down to `chunk` (a multiple of the page size; 0 = the page).
+/// `Unaligned` for any other chunk.
+pub fn default_target_for(limit: u64, chunk: u64) -> Result<u64, Error> {
+    if !pages::is_aligned(chunk, PAGESIZE) && chunk != 0 {
+        return Err(Error::new(Status::Unaligned));
+    }
+    let align = if chunk == 0 { PAGESIZE } else { chunk };
+    // Exact in u128: limit × 75 cannot overflow it, and the share is below
+    // the limit, so it fits a u64.
+    let share = u128::from(limit)
+        .saturating_mul(u128::from(DEFAULT_TARGET_PERCENT))
+        .checked_div(100)
+        .unwrap_or(0);
+    pages::round_down(sat_u64(share), align)
+}
+
 /// `pct` percent of `x`, rounded down; `InvalidArgument` above 100.
 fn percent(x: u64, pct: u32) -> Result<u64, Error> {
     if pct > 100 {
@@ -175,7 +195,7 @@ fn percent(x: u64, pct: u32) -> Result<u64, Error> {
     Ok(sat_u64(bp_floor(x, pct.saturating_mul(100))))
 }
 
-/// RFD 185: rfd185_pct of the kernel limit rounded down to 4 KiB (with 75 this is reservoir::default_target_for(limit, 0));
+/// RFD 185: rfd185_pct of the kernel limit rounded down to 4 KiB (with 75 this is [`default_target_for`]`(limit, 0)`);
 /// omicron: (physmem − 120 B × physmem/4 KiB pages − earmark) × 91%, aligned down to 2 MiB; CNAPI: physmem × 85% − Σ caps. Saturating at 0.
 ///
 /// `InvalidArgument` for a percentage above 100. omicron and CNAPI compute
@@ -185,9 +205,9 @@ pub fn sizing(p: Profile, i: &ProfileInputs) -> Result<u64, Error> {
     match p {
         Profile::Rfd185 => {
             let pct = u64::from(i.rfd185_pct);
-            if pct == reservoir::DEFAULT_TARGET_PERCENT {
+            if pct == DEFAULT_TARGET_PERCENT {
                 // The RFD's own number: the library's default target.
-                return reservoir::default_target_for(i.kernel_limit_bytes, 0);
+                return default_target_for(i.kernel_limit_bytes, 0);
             }
             pages::round_down(percent(i.kernel_limit_bytes, i.rfd185_pct)?, PAGESIZE)
         }
@@ -293,16 +313,36 @@ mod tests {
     }
 
     #[test]
+    fn default_target_is_75_percent_rounded_down() {
+        assert_eq!(default_target_for(16 * GIB, 0).unwrap(), 12 * GIB);
+        // Rounded down to the chunk.
+        assert_eq!(default_target_for(10 * GIB, GIB).unwrap(), 7 * GIB);
+        // Rounded down to the page when there is no chunk.
+        let limit = 15_237_394_432; // not a multiple of 4 pages
+        let t = default_target_for(limit, 0).unwrap();
+        assert_eq!(t % PAGESIZE, 0);
+        assert!(t <= limit / 4 * 3 + 3 && limit / 4 * 3 - t < PAGESIZE + 3);
+        // No overflow at the top of the range.
+        let t = default_target_for(u64::MAX, 0).unwrap();
+        assert_eq!(
+            t,
+            (u128::from(u64::MAX) * 75 / 100) as u64 / PAGESIZE * PAGESIZE
+        );
+        assert_eq!(
+            default_target_for(GIB, 4095).unwrap_err().status(),
+            Status::Unaligned
+        );
+        assert_eq!(default_target_for(0, 0).unwrap(), 0);
+    }
+
+    #[test]
     fn rfd185_is_the_default_target() {
         let i = ProfileInputs {
             kernel_limit_bytes: 121 * GIB + 12345,
             ..ProfileInputs::default()
         };
         let t = sizing(Profile::Rfd185, &i).unwrap();
-        assert_eq!(
-            t,
-            reservoir::default_target_for(i.kernel_limit_bytes, 0).unwrap()
-        );
+        assert_eq!(t, default_target_for(i.kernel_limit_bytes, 0).unwrap());
         // 90% takes the general path: page aligned, 90% rounded down.
         let n = sizing(
             Profile::Rfd185,

@@ -7,32 +7,21 @@
 //! - [`states`]: VMware's minFree sliding scale and its high / soft / hard /
 //!   low memory states.
 //! - [`headroom`]: RFD 185's other consumers of memory (ARC floor, driver
-//!   DMA, zone caps, OS reserve, overcommit buffer) and the reservoir sizing
-//!   of RFD 185, omicron and Triton CNAPI.
+//!   DMA, zone caps, OS reserve, overcommit buffer), the reservoir sizing
+//!   of RFD 185, omicron and Triton CNAPI, and the library's default
+//!   target (RFD 185's 75%).
 //! - [`planner`]: the KVM Forum needy/greedy reclaim planner.
 //! - [`ewma`]: a time-weighted moving average for noisy rates.
 //!
-//! No I/O, no floating point, no panics: the lints below make unchecked
-//! arithmetic, indexing, `unwrap` and `as` casts compile errors outside
-//! tests. Products of two 64-bit quantities are taken in `u128`; a result
-//! that cannot be represented is `Status::Overflow` or, where the function
-//! is documented to saturate, the nearest representable value.
+//! No I/O, no floating point, no panics: the crate's lints (`Cargo.toml`)
+//! make unchecked arithmetic, indexing, `unwrap` and `as` casts errors
+//! outside tests. Products of two 64-bit quantities are taken in `u128`; a
+//! result that cannot be represented is `Status::Overflow` or, where the
+//! function is documented to saturate, the nearest representable value.
 //! Percentages are in basis points ([`BP_ONE`] = 100%), so 2.5% is exact.
 //!
 //! Where every default number comes from (document, file, quote):
 //! docs/sources.md.
-
-#![deny(
-    unsafe_code,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::as_conversions
-)]
 
 pub mod ewma;
 pub mod headroom;
@@ -42,7 +31,8 @@ pub mod states;
 
 pub use ewma::Ewma;
 pub use headroom::{
-    headroom, sizing, unlockable_from_limit, Headroom, HeadroomInputs, Profile, ProfileInputs,
+    default_target_for, headroom, sizing, unlockable_from_limit, Headroom, HeadroomInputs, Profile,
+    ProfileInputs, DEFAULT_TARGET_PERCENT,
 };
 pub use overhead::{
     recalculate, OverheadKind, OverheadModel, OverheadParams, PoolShare, Recalculation, RunningVm,

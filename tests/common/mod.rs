@@ -118,8 +118,7 @@ impl EmuHost {
 
     /// The admission ledger's default path on this host.
     pub fn ledger_path(&self) -> PathBuf {
-        self.run_dir()
-            .join(vmmresv::admission::file::LEDGER_FILE_NAME)
+        self.run_dir().join(vmmresv::ledger::file::LEDGER_FILE_NAME)
     }
 
     /// Add or replace an environment variable for every command.

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
-use super::ledger::{AtomicU64, Ledger, Result, Role, Slot, World};
+use super::{AtomicU64, Ledger, Result, Role, Slot, World};
 use crate::status::{Error, Status};
 
 /// Totals, spill count and slots in memory, and the record locks of the

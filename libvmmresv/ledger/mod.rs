@@ -1,5 +1,5 @@
 //! The cross-process claim ledger: fixed slots and one total per pool, in a
-//! shared file every admitting process maps (layout: [`super::file`];
+//! shared file every admitting process maps (layout: [`file`](mod@file);
 //! protocol in full: `docs/ledger.md`).
 //!
 //! # The race it closes (RFD 185)
@@ -29,7 +29,7 @@
 //! `usr/src/uts/common/fs/lofs/lofs_vnops.c` `lo_frlock()`). Their traps —
 //! owned by the process, all dropped when it closes *any* descriptor of the
 //! file, not inherited by fork, invisible to their owner's `F_GETLK` — are
-//! the file layer's business ([`super::file`]: one descriptor per file per
+//! the file layer's business ([`file`](mod@file): one descriptor per file per
 //! process, and a per-process map of what it holds). An error while asking
 //! is an error, never "dead".
 //!
@@ -70,6 +70,16 @@
 //! of range, a slot whose check word does not match, or a total that does
 //! not add up (and cannot be repaired) is [`Status::LedgerCorrupt`] — never
 //! a crash, never a reason to admit.
+//!
+//! # Who uses it
+//! Admission claims VM memory in the reservoir and transient pools, the ARC
+//! module keeps its per-VM reservations in the ARC pool, and a reservoir
+//! resize holds its change here: all of them sit above this module, which
+//! knows none of them.
+
+#[doc(hidden)]
+pub mod fake;
+pub mod file;
 
 #[cfg(loom)]
 pub use loom::sync::atomic::AtomicU64;
@@ -81,6 +91,17 @@ use crate::status::{Error, Status};
 
 /// Result of the ledger's calls.
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// Where a UUID's claim starts looking for a slot: spreads claims so the
+/// slot search stays short however many are live.
+pub fn hint(uuid: &[u8; 16]) -> usize {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in uuid {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // The remainder is a slot index: below NSLOTS, so it converts back.
+    usize::try_from(h % NSLOTS_U64).unwrap_or(0)
+}
 
 /// Slots in a ledger file: room for this many live claims at once.
 pub const NSLOTS: usize = 4096;
@@ -101,7 +122,10 @@ const LAST_MASK: u64 = (1 << 13) - 1;
 const OP_SHIFT: u32 = 48;
 const EPOCH_SHIFT: u32 = 49;
 const EPOCH_MASK: u64 = (1 << 15) - 1;
-static_assertions::const_assert!(NSLOTS as u64 <= LAST_MASK);
+/// [`NSLOTS`] as a `u64` (a const: `From` is not available there).
+#[allow(clippy::as_conversions)]
+const NSLOTS_U64: u64 = NSLOTS as u64;
+static_assertions::const_assert!(NSLOTS_U64 <= LAST_MASK);
 
 /// What the last change to a total did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,9 +155,10 @@ impl Total {
         } else {
             Op::Release
         };
-        let last = match last {
-            0 => None,
-            n if n as usize <= NSLOTS => Some((n as usize - 1, op)),
+        // The slot index + 1 (13 bits: always a usize).
+        let last = match usize::try_from(last) {
+            Ok(0) => None,
+            Ok(n) if n <= NSLOTS => Some((n.saturating_sub(1), op)),
             _ => return Err(Error::new(Status::LedgerCorrupt)),
         };
         Ok(Total {
@@ -144,10 +169,13 @@ impl Total {
     }
 
     fn pack(self) -> u64 {
+        // The slot index + 1; an index is below NSLOTS, so neither the
+        // conversion nor the addition can fail.
+        let code = |i: usize| u64::try_from(i).map_or(0, |i| i.saturating_add(1));
         let (last, op) = match self.last {
             None => (0, 0),
-            Some((i, Op::Apply)) => (i as u64 + 1, 0),
-            Some((i, Op::Release)) => (i as u64 + 1, 1),
+            Some((i, Op::Apply)) => (code(i), 0),
+            Some((i, Op::Release)) => (code(i), 1),
         };
         (self.claimed & CLAIMED_MASK)
             | ((last & LAST_MASK) << LAST_SHIFT)
@@ -160,7 +188,7 @@ impl Total {
         Total {
             claimed,
             last,
-            epoch: (self.epoch + 1) & EPOCH_MASK,
+            epoch: self.epoch.wrapping_add(1) & EPOCH_MASK,
         }
         .pack()
     }
@@ -226,7 +254,8 @@ const GEN_MASK: u64 = (1 << 37) - 1;
 impl Word {
     fn unpack(w: u64) -> Result<Word> {
         let state = SlotState::from_code(w & 7).ok_or(Error::new(Status::LedgerCorrupt))?;
-        let pid = ((w >> PID_SHIFT) & u64::from(MAX_PID)) as u32;
+        // Masked to 23 bits: always a u32.
+        let pid = u32::try_from((w >> PID_SHIFT) & u64::from(MAX_PID)).unwrap_or(MAX_PID);
         let word = Word {
             state,
             spill: w & SPILL_BIT != 0,
@@ -335,7 +364,19 @@ impl Pool {
     pub const ALL: [Pool; NPOOLS] = [Pool::Reservoir, Pool::Transient, Pool::Arc];
 
     fn index(self) -> usize {
-        self as usize
+        match self {
+            Pool::Reservoir => 0,
+            Pool::Transient => 1,
+            Pool::Arc => 2,
+        }
+    }
+
+    fn raw(self) -> u64 {
+        match self {
+            Pool::Reservoir => 0,
+            Pool::Transient => 1,
+            Pool::Arc => 2,
+        }
     }
 
     fn from_raw(v: u64) -> Option<Pool> {
@@ -428,6 +469,13 @@ pub struct ReconcileReport {
     pub repaired_totals: u64,
 }
 
+impl ReconcileReport {
+    /// A pool's total after the repair.
+    pub fn after(&self, pool: Pool) -> u64 {
+        self.claimed_after.get(pool.index()).copied().unwrap_or(0)
+    }
+}
+
 /// A slot's two lock bytes.
 ///
 /// The taker locks *both* (one call: it fails if anyone holds either, so a
@@ -445,7 +493,7 @@ pub enum Role {
 }
 
 /// The kernel as the protocol needs it: record locks on a slot's bytes and
-/// the clock. The real one is the ledger file ([`super::file`]); tests,
+/// the clock. The real one is the ledger file ([`file`](mod@file)); tests,
 /// model checking and fuzzing substitute a world of their own.
 pub trait World {
     /// Take this process's lock on `slot`'s byte for `role`: `Ok(false)`
@@ -512,13 +560,23 @@ impl<'a> Ledger<'a> {
 
     /// A pool's total, unpacked.
     pub fn total(&self, pool: Pool) -> Result<Total> {
-        Total::unpack(self.totals[pool.index()].load(Acquire))
+        Total::unpack(self.total_word(pool).load(Acquire))
     }
 
     /// Pages claimed in a pool (a corrupt total reads as its raw bits'
     /// claimed field, which is what reports show).
     pub fn claimed(&self, pool: Pool) -> u64 {
-        self.totals[pool.index()].load(Acquire) & CLAIMED_MASK
+        self.total_word(pool).load(Acquire) & CLAIMED_MASK
+    }
+
+    /// A pool's total word.
+    fn total_word(&self, pool: Pool) -> &'a AtomicU64 {
+        let [reservoir, transient, arc] = self.totals;
+        match pool {
+            Pool::Reservoir => reservoir,
+            Pool::Transient => transient,
+            Pool::Arc => arc,
+        }
     }
 
     fn slot(&self, i: usize) -> Result<&Slot> {
@@ -601,8 +659,9 @@ impl<'a> Ledger<'a> {
         let n = self.slots.len();
         // hint % n first: a caller's hint near usize::MAX must not overflow
         // (found by the ledger_file fuzz target).
-        let start = if n == 0 { 0 } else { hint % n };
-        (0..PROBE.min(n)).map(move |k| (start + k) % n)
+        let start = hint.checked_rem(n).unwrap_or(0);
+        // start + k < 2n: no overflow.
+        (0..PROBE.min(n)).map(move |k| start.saturating_add(k).checked_rem(n).unwrap_or(0))
     }
 
     /// Take a free slot for this process: its hint's window first, then
@@ -610,7 +669,7 @@ impl<'a> Ledger<'a> {
     /// holders.
     fn take_slot(&self, world: &dyn World, hint: usize) -> Result<(usize, Word)> {
         let n = self.slots.len();
-        let start = if n == 0 { 0 } else { hint % n };
+        let start = hint.checked_rem(n).unwrap_or(0);
         for round in 0..2 {
             if round == 1 {
                 self.reclaim_all(world)?;
@@ -621,7 +680,13 @@ impl<'a> Ledger<'a> {
                 }
             }
             for i in 0..n {
-                let spill = (i + n - start) % n >= PROBE;
+                // How far past the window's start, going round the ledger.
+                let from_start = if i >= start {
+                    i.saturating_sub(start)
+                } else {
+                    n.saturating_sub(start).saturating_add(i)
+                };
+                let spill = from_start >= PROBE;
                 if let Some(w) = self.try_take(world, i, spill)? {
                     return Ok((i, w));
                 }
@@ -631,7 +696,7 @@ impl<'a> Ledger<'a> {
     }
 
     fn try_take(&self, world: &dyn World, i: usize, spill: bool) -> Result<Option<Word>> {
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         let w = Word::unpack(s.word.load(Relaxed))?;
         if w.state != SlotState::Free {
             return Ok(None);
@@ -645,7 +710,7 @@ impl<'a> Ledger<'a> {
             state: SlotState::Busy,
             spill,
             pid: world.pid(),
-            gen: (w.gen + 1) & GEN_MASK,
+            gen: w.gen.wrapping_add(1) & GEN_MASK,
         };
         if spill {
             // Counted before the slot is taken, so a lookup that misses in
@@ -665,7 +730,10 @@ impl<'a> Ledger<'a> {
     /// Free a slot this caller moved (or found) in state `from`, then drop
     /// this process's locks on it if it held them.
     fn free_slot(&self, i: usize, from: Word) -> bool {
-        let freed = self.cas_slot(&self.slots[i], from, from.freed());
+        let freed = self
+            .slots
+            .get(i)
+            .is_some_and(|s| self.cas_slot(s, from, from.freed()));
         if freed && from.spill {
             self.spilled.fetch_sub(1, AcqRel);
         }
@@ -730,12 +798,12 @@ impl<'a> Ledger<'a> {
             return Err(Error::new(Status::InvalidArgument));
         }
         let (i, busy) = self.take_slot(world, hint)?;
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         let hi = u64::from_be_bytes(uuid[..8].try_into().unwrap_or_default());
         let lo = u64::from_be_bytes(uuid[8..].try_into().unwrap_or_default());
         let since = world.now_secs();
         let origin = world.origin();
-        let pool_raw = pool as u64;
+        let pool_raw = pool.raw();
         s.origin.store(origin, Relaxed);
         s.pages.store(pages, Relaxed);
         s.uuid_hi.store(hi, Relaxed);
@@ -780,7 +848,7 @@ impl<'a> Ledger<'a> {
         pages: u64,
         capacity: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<ClaimOutcome> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         let mut retried = false;
         loop {
             let raw = total.load(Acquire);
@@ -794,7 +862,8 @@ impl<'a> Ledger<'a> {
             // The capacity reading is taken after the total it is checked
             // against: the heart of the protocol.
             let cap = capacity()?;
-            let want = t.claimed + pages; // both < 2^35: no overflow
+            // Both below 2^35: cannot saturate.
+            let want = t.claimed.saturating_add(pages);
             if want > cap || want > MAX_PAGES {
                 if !retried {
                     // Refuse only after the claims in the way were checked
@@ -814,7 +883,7 @@ impl<'a> Ledger<'a> {
             let new = t.next(want, Some((i, Op::Apply)));
             if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 // Someone may already have helped us to CLAIMED.
-                let s = &self.slots[i];
+                let s = self.slot(i)?;
                 if !self.cas_slot(s, reserving, reserving.with(SlotState::Claimed))
                     && self.word(i)? != reserving.with(SlotState::Claimed)
                 {
@@ -833,7 +902,7 @@ impl<'a> Ledger<'a> {
     /// reclaimer of a dead holder's claim) may be racing others doing the
     /// same: the total is lowered once, by the CAS that names the slot.
     fn finish_release(&self, i: usize, releasing: Word, pool: Pool, pages: u64) -> Result<()> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         loop {
             let raw = total.load(Acquire);
             let t = Total::unpack(raw)?;
@@ -844,15 +913,15 @@ impl<'a> Ledger<'a> {
             if self.word(i)? != releasing {
                 return Ok(()); // someone else finished it
             }
-            if t.claimed < pages {
+            let Some(left) = t.claimed.checked_sub(pages) else {
                 return Err(corrupt());
-            }
-            let new = t.next(t.claimed - pages, Some((i, Op::Release)));
+            };
+            let new = t.next(left, Some((i, Op::Release)));
             if total.compare_exchange(raw, new, AcqRel, Acquire).is_ok() {
                 break;
             }
         }
-        let s = &self.slots[i];
+        let s = self.slot(i)?;
         if self.cas_slot(s, releasing, releasing.freed()) && releasing.spill {
             self.spilled.fetch_sub(1, AcqRel);
         }
@@ -870,7 +939,7 @@ impl<'a> Ledger<'a> {
             return Err(Error::new(Status::NotHolder));
         }
         let releasing = info.word.with(SlotState::Releasing);
-        if !self.cas_slot(&self.slots[slot], info.word, releasing) {
+        if !self.cas_slot(self.slot(slot)?, info.word, releasing) {
             return Err(Error::new(Status::NotFound));
         }
         let r = self.finish_release(slot, releasing, info.pool, info.pages);
@@ -910,7 +979,7 @@ impl<'a> Ledger<'a> {
             }
             SlotState::Claimed => {
                 let releasing = w.with(SlotState::Releasing);
-                if !self.cas_slot(&self.slots[i], w, releasing) {
+                if !self.cas_slot(self.slot(i)?, w, releasing) {
                     return Ok(None);
                 }
                 self.finish_release(i, releasing, c.pool, c.pages)?;
@@ -927,7 +996,7 @@ impl<'a> Ledger<'a> {
 
     /// Reclaim every dead holder's slot of `pool` (all pools with None).
     fn reclaim_pool(&self, world: &dyn World, pool: Option<Pool>) -> Result<(u64, u64)> {
-        let (mut slots, mut pages) = (0, 0);
+        let (mut slots, mut pages) = (0u64, 0u64);
         for i in 0..self.slots.len() {
             let w = self.word(i)?;
             if w.state == SlotState::Free {
@@ -936,13 +1005,13 @@ impl<'a> Ledger<'a> {
             if let (Some(p), SlotState::Reserving | SlotState::Claimed | SlotState::Releasing) =
                 (pool, w.state)
             {
-                if Pool::from_raw(self.slots[i].pool.load(Relaxed)) != Some(p) {
+                if Pool::from_raw(self.slot(i)?.pool.load(Relaxed)) != Some(p) {
                     continue;
                 }
             }
             if let Some(n) = self.reclaim(world, i)? {
-                slots += 1;
-                pages += n;
+                slots = slots.saturating_add(1);
+                pages = pages.saturating_add(n);
             }
         }
         Ok((slots, pages))
@@ -957,7 +1026,7 @@ impl<'a> Ledger<'a> {
     /// without changing the total), and repair it with one CAS if they
     /// differ. Returns whether it was repaired.
     pub fn check_total(&self, pool: Pool) -> Result<bool> {
-        let total = self.totals[pool.index()];
+        let total = self.total_word(pool);
         for _ in 0..1000 {
             let raw = total.load(Acquire);
             let t = Total::unpack(raw)?;
@@ -1005,22 +1074,22 @@ impl<'a> Ledger<'a> {
     /// each change is a CAS against the exact word it was computed from.
     pub fn reconcile(&self, world: &dyn World) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        for p in Pool::ALL {
-            report.claimed_before[p.index()] = self.claimed(p);
+        for (before, p) in report.claimed_before.iter_mut().zip(Pool::ALL) {
+            *before = self.claimed(p);
         }
         let (slots, pages) = self.reclaim_all(world)?;
         report.reclaimed_slots = slots;
         report.reclaimed_pages = pages;
-        for p in Pool::ALL {
+        for (after, p) in report.claimed_after.iter_mut().zip(Pool::ALL) {
             if self.check_total(p)? {
-                report.repaired_totals += 1;
+                report.repaired_totals = report.repaired_totals.saturating_add(1);
             }
-            report.claimed_after[p.index()] = self.claimed(p);
+            *after = self.claimed(p);
         }
         for i in 0..self.slots.len() {
             if let Some(c) = self.read(i)? {
                 if matches!(c.state, SlotState::Claimed | SlotState::Releasing) {
-                    report.live_claims += 1;
+                    report.live_claims = report.live_claims.saturating_add(1);
                 }
             }
         }
@@ -1094,516 +1163,13 @@ impl<'a> Ledger<'a> {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::admission::fake::{FakeLedger, FakeWorld};
-
-    fn uuid(n: u8) -> [u8; 16] {
-        let mut u = [0u8; 16];
-        u[15] = n;
-        u[0] = 0x42;
-        u
-    }
-
-    #[test]
-    fn total_words_round_trip() {
-        for t in [
-            Total {
-                claimed: MAX_PAGES,
-                last: Some((NSLOTS - 1, Op::Release)),
-                epoch: EPOCH_MASK,
-            },
-            Total {
-                claimed: 0,
-                last: None,
-                epoch: 0,
-            },
-            Total {
-                claimed: 12,
-                last: Some((0, Op::Apply)),
-                epoch: 5,
-            },
-        ] {
-            assert_eq!(Total::unpack(t.pack()).unwrap(), t);
-        }
-        // A last slot beyond the ledger is a hostile word.
-        let bad = (NSLOTS as u64 + 1) << LAST_SHIFT;
-        assert_eq!(
-            Total::unpack(bad).unwrap_err().status(),
-            Status::LedgerCorrupt
-        );
-    }
-
-    #[test]
-    fn claim_release_and_refusal() {
-        let m = FakeLedger::new(64);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        let slot = match out {
-            ClaimOutcome::Claimed { slot, others } => {
-                assert_eq!(others, 0);
-                slot
-            }
-            r => panic!("{:?}", r),
-        };
-        // b: 10 more does not fit in 15 while a holds 10.
-        let r = l
-            .claim(&b, uuid(2), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        assert_eq!(
-            r,
-            ClaimOutcome::Refused(Refused {
-                requested: 10,
-                claimed: 10,
-                capacity: 15,
-                shortfall: 5
-            })
-        );
-        // b cannot release a's claim: it is not a holder.
-        assert_eq!(l.release(&b, slot).unwrap_err().status(), Status::NotHolder);
-        assert_eq!(l.release(&a, slot).unwrap(), 10);
-        assert_eq!(l.claimed(Pool::Reservoir), 0);
-        assert!(!a.mine(slot), "the holder lock went with the claim");
-        assert_eq!(l.release(&a, slot).unwrap_err().status(), Status::NotFound);
-    }
-
-    #[test]
-    fn capacity_is_read_after_the_total() {
-        let m = FakeLedger::new(16);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        let mut sneaked = false;
-        // While a reads capacity, b claims: a's CAS must fail and a must
-        // read again, seeing b's claim.
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 8, 0, &mut || {
-                if !sneaked {
-                    sneaked = true;
-                    let r = l
-                        .claim(&b, uuid(2), Pool::Reservoir, 8, 5, &mut || Ok(10))
-                        .unwrap();
-                    assert!(matches!(r, ClaimOutcome::Claimed { .. }));
-                }
-                Ok(10)
-            })
-            .unwrap();
-        assert!(matches!(out, ClaimOutcome::Refused(_)), "{:?}", out);
-        assert_eq!(l.claimed(Pool::Reservoir), 8);
-    }
-
-    #[test]
-    fn a_dead_holders_claim_is_reclaimed_when_it_stands_in_the_way() {
-        let m = FakeLedger::new(64);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        l.claim(&a, uuid(1), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        // A live holder keeps its claim.
-        let r = l
-            .claim(&b, uuid(2), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        assert!(matches!(r, ClaimOutcome::Refused(_)));
-        m.kill(1);
-        let r = l
-            .claim(&b, uuid(2), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        assert!(
-            matches!(r, ClaimOutcome::Claimed { others: 0, .. }),
-            "{:?}",
-            r
-        );
-        assert_eq!(l.claimed(Pool::Reservoir), 10);
-    }
-
-    #[test]
-    fn an_error_asking_the_kernel_is_not_death() {
-        let m = FakeLedger::new(64);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        l.claim(&a, uuid(1), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap();
-        m.fail_held(true);
-        let e = l
-            .claim(&b, uuid(2), Pool::Reservoir, 10, 0, &mut || Ok(15))
-            .unwrap_err();
-        assert_eq!(e.errno(), Some(libc::EMFILE));
-        m.fail_held(false);
-        assert_eq!(l.claimed(Pool::Reservoir), 10);
-        assert_eq!(l.claims().unwrap().len(), 1);
-    }
-
-    /// Death at every step of a claim and a release leaves nothing a
-    /// reconcile cannot put right, and no page counted twice or lost.
-    #[test]
-    fn death_between_cas_and_slot_update_is_repaired() {
-        let m = FakeLedger::new(16);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 4, 0, &mut || Ok(100))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        // Play a's death after its CAS but before CLAIMED: the slot is
-        // RESERVING and the total names it.
-        let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
-        m.slots[slot].poke_word(w.with(SlotState::Reserving).pack());
-        m.kill(1);
-        let rep = l.reconcile(&b).unwrap();
-        assert_eq!(rep.reclaimed_pages, 4);
-        assert_eq!(l.claimed(Pool::Reservoir), 0);
-        assert_eq!(l.read(slot).unwrap(), None);
-        // Death before its CAS (RESERVING, not named): freed, total as it
-        // was.
-        let c = FakeWorld::process(&m, 3);
-        l.claim(&c, uuid(3), Pool::Reservoir, 4, 0, &mut || Ok(100))
-            .unwrap();
-        let d = FakeWorld::process(&m, 4);
-        let out = l
-            .claim(&d, uuid(4), Pool::Reservoir, 5, 8, &mut || Ok(100))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot: sd, .. } = out else {
-            panic!()
-        };
-        // d's claim applied; now c claims again so the total no longer
-        // names d, and we fake d as never having applied... instead: a
-        // RESERVING slot whose pool total names another slot.
-        let w = Word::unpack(m.slots[sd].peek_word()).unwrap();
-        l.claim(&c, uuid(5), Pool::Reservoir, 1, 3, &mut || Ok(100))
-            .unwrap();
-        // Pretend d died before applying: RESERVING and not named. Its 5
-        // pages are then in the total with no claim: check_total repairs.
-        m.slots[sd].poke_word(w.with(SlotState::Reserving).pack());
-        m.kill(4);
-        let rep = l.reconcile(&b).unwrap();
-        assert_eq!(rep.repaired_totals, 1);
-        assert_eq!(l.claimed(Pool::Reservoir), 5, "c's 4 + 1");
-    }
-
-    #[test]
-    fn a_stopped_holder_blocks_nobody_and_keeps_its_claim() {
-        let m = FakeLedger::new(64);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        // a is "stopped" holding a RESERVING slot that never applied.
-        let (i, busy) = l.take_slot(&a, 7).unwrap();
-        m.slots[i].poke_word(busy.with(SlotState::Busy).pack());
-        // b claims, releases, reconciles: nothing waits on a.
-        let out = l
-            .claim(&b, uuid(2), Pool::Reservoir, 3, 7, &mut || Ok(10))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        l.release(&b, slot).unwrap();
-        let rep = l.reconcile(&b).unwrap();
-        assert_eq!(rep.reclaimed_slots, 0, "a lives: its slot stays");
-        assert_eq!(
-            Word::unpack(m.slots[i].peek_word()).unwrap().state,
-            SlotState::Busy
-        );
-    }
-
-    /// Issue: a reconciler paused, replaced, and resumed after a claimant
-    /// was killed freed that claimant's slot while the totals were no longer
-    /// frozen, leaving 1 GiB in a total no slot held (LEDGER_CORRUPT for
-    /// every admission). Now every step is a CAS on the exact words it read:
-    /// a stale reclaimer's steps fail or finish the same release once.
-    #[test]
-    fn a_stale_reclaimer_cannot_lose_pages() {
-        let m = FakeLedger::new(16);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 6, 0, &mut || Ok(100))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        l.claim(&b, uuid(2), Pool::Reservoir, 2, 4, &mut || Ok(100))
-            .unwrap();
-        m.kill(1);
-        // A reclaimer marks the dead claim RELEASING and stops there.
-        let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
-        let releasing = w.with(SlotState::Releasing);
-        assert!(l.cas_slot(&m.slots[slot], w, releasing));
-        // Another finishes it; then the stale one resumes.
-        let c = FakeWorld::process(&m, 3);
-        l.reconcile(&c).unwrap();
-        assert_eq!(l.claimed(Pool::Reservoir), 2);
-        l.finish_release(slot, releasing, Pool::Reservoir, 6)
-            .unwrap();
-        assert_eq!(l.claimed(Pool::Reservoir), 2, "not lowered twice");
-        assert!(!l.check_total(Pool::Reservoir).unwrap());
-    }
-
-    #[test]
-    fn a_total_that_does_not_add_up_is_repaired_by_the_admission_it_blocks() {
-        let m = FakeLedger::new(16);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        // 9 pages in the total that no slot holds.
-        m.totals[0].store(
-            Total {
-                claimed: 9,
-                last: None,
-                epoch: 3,
-            }
-            .pack(),
-            Relaxed,
-        );
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 5, 0, &mut || Ok(10))
-            .unwrap();
-        assert!(
-            matches!(out, ClaimOutcome::Claimed { others: 0, .. }),
-            "{:?}",
-            out
-        );
-    }
-
-    #[test]
-    fn hostile_words_are_corrupt_not_crashes() {
-        let m = FakeLedger::new(8);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        m.slots[3].poke_word(7); // unknown state
-        assert_eq!(l.read(3).unwrap_err().status(), Status::LedgerCorrupt);
-        assert_eq!(l.claims().unwrap_err().status(), Status::LedgerCorrupt);
-        m.slots[3].poke_word(0);
-        // FREE with a pid.
-        m.slots[2].poke_word(1 << PID_SHIFT);
-        assert_eq!(l.read(2).unwrap_err().status(), Status::LedgerCorrupt);
-        m.slots[2].poke_word(0);
-        // CLAIMED with a bad check.
-        m.slots[1].poke_word(
-            Word {
-                state: SlotState::Claimed,
-                spill: false,
-                pid: 5,
-                gen: 1,
-            }
-            .pack(),
-        );
-        assert_eq!(l.read(1).unwrap_err().status(), Status::LedgerCorrupt);
-        m.slots[1].poke_word(0);
-        // A total naming a slot of another pool.
-        let out = l
-            .claim(&a, uuid(1), Pool::Transient, 1, 0, &mut || Ok(10))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        m.totals[0].store(
-            Total {
-                claimed: 1,
-                last: Some((slot, Op::Apply)),
-                epoch: 0,
-            }
-            .pack(),
-            Relaxed,
-        );
-        let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
-        m.slots[slot].poke_word(w.with(SlotState::Reserving).pack());
-        // Naming a slot of another pool is what a finished operation looks
-        // like once the slot was reused: nothing to help, nothing moved.
-        let out = l
-            .claim(&a, uuid(2), Pool::Reservoir, 1, 0, &mut || Ok(10))
-            .unwrap();
-        assert!(matches!(out, ClaimOutcome::Claimed { .. }), "{:?}", out);
-        assert_eq!(
-            Word::unpack(m.slots[slot].peek_word()).unwrap().state,
-            SlotState::Reserving
-        );
-        // A total that names the claimant's own slot as applied, before
-        // it is: not this protocol's word. The claim fails and its slot is
-        // freed, not left CLAIMED for a reclaim to subtract.
-        let b = FakeWorld::process(&m, 2);
-        let (i, _) = l.take_slot(&b, 3).unwrap();
-        b.unlock(i, Role::Holder);
-        m.slots[i].poke_word(0);
-        m.totals[1].store(
-            Total {
-                claimed: 0,
-                last: Some((i, Op::Apply)),
-                epoch: 9,
-            }
-            .pack(),
-            Relaxed,
-        );
-        assert_eq!(
-            l.claim(&b, uuid(3), Pool::Transient, 1, 3, &mut || Ok(10))
-                .unwrap_err()
-                .status(),
-            Status::LedgerCorrupt
-        );
-        assert!(l.is_free(i).unwrap());
-        assert!(!b.mine(i));
-    }
-
-    #[test]
-    fn a_huge_hint_does_not_overflow() {
-        let m = FakeLedger::new(8);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 1, usize::MAX, &mut || Ok(10))
-            .unwrap();
-        assert!(matches!(out, ClaimOutcome::Claimed { .. }));
-        assert!(l
-            .find(&uuid(1), usize::MAX, &[Pool::Reservoir])
-            .unwrap()
-            .is_some());
-    }
-
-    #[test]
-    fn a_crowded_window_spills_and_is_still_found() {
-        let m = FakeLedger::new(4 * PROBE);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        // Fill the window of hint 0 with other claims.
-        for k in 0..PROBE {
-            let out = l
-                .claim(&a, uuid(100 + k as u8), Pool::Reservoir, 1, 0, &mut || {
-                    Ok(1000)
-                })
-                .unwrap();
-            assert!(matches!(out, ClaimOutcome::Claimed { slot, .. } if slot < PROBE));
-        }
-        assert_eq!(m.spilled.load(Relaxed), 0);
-        let out = l
-            .claim(&a, uuid(1), Pool::Reservoir, 1, 0, &mut || Ok(1000))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        assert!(slot >= PROBE);
-        assert_eq!(m.spilled.load(Relaxed), 1);
-        let c = l.find(&uuid(1), 0, &[Pool::Reservoir]).unwrap().unwrap();
-        assert_eq!(c.slot, slot);
-        l.release(&a, slot).unwrap();
-        assert_eq!(m.spilled.load(Relaxed), 0);
-    }
-
-    #[test]
-    fn full_ledger_says_so_and_a_dead_holder_makes_room() {
-        let m = FakeLedger::new(4);
-        let l = m.ledger();
-        let a = FakeWorld::process(&m, 1);
-        let b = FakeWorld::process(&m, 2);
-        for k in 0..4 {
-            l.claim(&a, uuid(k), Pool::Reservoir, 1, 0, &mut || Ok(100))
-                .unwrap();
-        }
-        assert_eq!(
-            l.claim(&b, uuid(9), Pool::Reservoir, 1, 0, &mut || Ok(100))
-                .unwrap_err()
-                .status(),
-            Status::LedgerFull
-        );
-        m.kill(1);
-        let out = l
-            .claim(&b, uuid(9), Pool::Reservoir, 1, 0, &mut || Ok(100))
-            .unwrap();
-        assert!(
-            matches!(out, ClaimOutcome::Claimed { others: 0, .. }),
-            "{:?}",
-            out
-        );
-    }
-
-    #[test]
-    fn handed_over_claims_live_while_either_holder_does() {
-        let m = FakeLedger::new(16);
-        let l = m.ledger();
-        let parent = FakeWorld::process(&m, 1);
-        let child = FakeWorld::process(&m, 2);
-        let other = FakeWorld::process(&m, 3);
-        let out = l
-            .claim(&parent, uuid(1), Pool::Reservoir, 4, 0, &mut || Ok(100))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        let gen = l.read(slot).unwrap().unwrap().word.gen;
-        assert_eq!(
-            l.adopt(&child, slot, gen + 1, &uuid(1), false)
-                .unwrap_err()
-                .status(),
-            Status::NotFound
-        );
-        // The parent has not shared the adopter byte yet: taken.
-        assert_eq!(
-            l.adopt(&child, slot, gen, &uuid(1), false)
-                .unwrap_err()
-                .status(),
-            Status::Busy
-        );
-        parent.share(slot);
-        l.adopt(&child, slot, gen, &uuid(1), false).unwrap();
-        m.kill(1);
-        l.reconcile(&other).unwrap();
-        assert_eq!(l.claimed(Pool::Reservoir), 4, "the child still holds it");
-        assert_eq!(l.release(&child, slot).unwrap(), 4);
-        // A claim nobody holds any more cannot be adopted.
-        let p2 = FakeWorld::process(&m, 4);
-        let out = l
-            .claim(&p2, uuid(2), Pool::Reservoir, 4, 0, &mut || Ok(100))
-            .unwrap();
-        let ClaimOutcome::Claimed { slot, .. } = out else {
-            panic!()
-        };
-        let gen = l.read(slot).unwrap().unwrap().word.gen;
-        p2.share(slot);
-        m.kill(4);
-        let c2 = FakeWorld::process(&m, 5);
-        assert_eq!(
-            l.adopt(&c2, slot, gen, &uuid(2), false)
-                .unwrap_err()
-                .status(),
-            Status::NotFound
-        );
-    }
-
-    #[test]
-    fn threads_never_over_claim() {
-        let m = std::sync::Arc::new(FakeLedger::new(64));
-        let cap = 100u64;
-        let mut handles = Vec::new();
-        for t in 0..4u32 {
-            let m = m.clone();
-            handles.push(std::thread::spawn(move || {
-                let w = FakeWorld::process(&m, 10 + t);
-                let l = m.ledger();
-                let rounds = if cfg!(miri) { 10 } else { 300u32 };
-                for k in 0..rounds {
-                    let mut u = [0u8; 16];
-                    u[..4].copy_from_slice(&t.to_be_bytes());
-                    u[4..8].copy_from_slice(&k.to_be_bytes());
-                    let out = l
-                        .claim(&w, u, Pool::Reservoir, 30, k as usize, &mut || Ok(cap))
-                        .unwrap();
-                    if let ClaimOutcome::Claimed { slot, .. } = out {
-                        assert!(l.claimed(Pool::Reservoir) <= cap);
-                        l.release(&w, slot).unwrap();
-                    }
-                }
-            }));
-        }
-        for h in handles {
-            h.join().unwrap();
-        }
-        assert_eq!(m.ledger().claimed(Pool::Reservoir), 0);
-    }
-}
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+mod tests;

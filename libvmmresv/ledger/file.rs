@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | 0 | 80 | [`FileHeader`]: magic, version, sizes, backend and pool, creation, instance, check |
 //! | 128 | 8 | the reservoir pool's total word (its own cache line) |
-//! | 192 | 8 | the count of spilled slots ([`super::ledger::PROBE`]) |
+//! | 192 | 8 | the count of spilled slots ([`super::PROBE`]) |
 //! | 256 | 8 | the transient pool's total word |
 //! | 320 | 8 | the ARC pool's total word |
 //! | 4096 | 4096 × 64 | the slots |
@@ -42,6 +42,10 @@
 //! (looked up by device and inode from `stat`, before anything is opened),
 //! kept while any handle or any lock needs it.
 
+// The file is mapped and shared with other processes, and liveness is the
+// kernel's record locks: this layer is made of C calls.
+#![allow(unsafe_code)]
+
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -52,7 +56,8 @@ use std::sync::{Arc, Mutex};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::ledger::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
+use super::{AtomicU64, Ledger, Role, Slot, World, NSLOTS};
+use crate::errno;
 use crate::status::{Error, Status};
 
 /// Result of the file layer.
@@ -80,6 +85,7 @@ pub const SLOT_SIZE: usize = 64;
 pub const FILE_SIZE: usize = HEADER_SIZE + NSLOTS * SLOT_SIZE;
 /// First lock byte: just past the data (record locks may lie beyond the
 /// end of a file, and these bytes are never read or written).
+#[allow(clippy::as_conversions)] // const context: no From there
 pub const LOCK_BASE: u64 = FILE_SIZE as u64;
 const TOTAL_OFFSET: usize = 128;
 const SPILLED_OFFSET: usize = 192;
@@ -165,6 +171,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl FileHeader {
     /// The header of a new file.
+    #[allow(clippy::as_conversions)] // compile-time sizes, all far below 2^32
     pub fn new(created: u64, instance: u64, pool: PoolId) -> FileHeader {
         let mut h = FileHeader {
             magic: MAGIC,
@@ -187,7 +194,8 @@ impl FileHeader {
     }
 
     fn compute_check(&self) -> u64 {
-        fnv1a(&self.as_bytes()[..72])
+        // The bytes before the check word (the header is 80 bytes long).
+        fnv1a(self.as_bytes().get(..72).unwrap_or_default())
     }
 
     /// The pool the header names, if it names a known one.
@@ -210,15 +218,15 @@ impl FileHeader {
             return Err(Error::new(Status::LedgerVersion));
         }
         let ok = self.magic == MAGIC
-            && self.header_size as usize == HEADER_SIZE
-            && self.slot_size as usize == SLOT_SIZE
-            && self.nslots as usize == NSLOTS
+            && usize::try_from(self.header_size) == Ok(HEADER_SIZE)
+            && usize::try_from(self.slot_size) == Ok(SLOT_SIZE)
+            && usize::try_from(self.nslots) == Ok(NSLOTS)
             && u64::from(self.page_size) == crate::pages::PAGESIZE
             && self.pool().is_some()
             && self.pool_page_size.is_power_of_two()
             && self.node >= -1
             && self.reserved == 0
-            && self.file_size == FILE_SIZE as u64
+            && u64::try_from(FILE_SIZE) == Ok(self.file_size)
             && self.check == self.compute_check();
         if ok {
             Ok(())
@@ -228,18 +236,8 @@ impl FileHeader {
     }
 }
 
-fn io(e: &std::io::Error) -> Error {
-    let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    match errno {
-        libc::ELOOP => Error::with_errno(Status::LedgerUnsafe, errno),
-        libc::EACCES | libc::EPERM => Error::with_errno(Status::Permission, errno),
-        libc::ENOSPC | libc::EDQUOT => Error::with_errno(Status::NoSpace, errno),
-        _ => Error::with_errno(Status::Io, errno),
-    }
-}
-
 fn last_os_error() -> Error {
-    io(&std::io::Error::last_os_error())
+    errno::ledger_error(&std::io::Error::last_os_error())
 }
 
 /// This process's pid, cached: a claim takes and drops a few locks, each
@@ -403,7 +401,7 @@ fn stat_id(path: &Path) -> Result<Option<(u64, u64)>> {
         Ok(m) if !m.is_file() => Err(Error::new(Status::LedgerUnsafe)),
         Ok(m) => Ok(Some((m.dev(), m.ino()))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(&e)),
+        Err(e) => Err(errno::ledger_error(&e)),
     }
 }
 
@@ -462,7 +460,7 @@ impl LedgerFile {
                         Ok(()) => {}
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                         Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                        Err(e) => return Err(io(&e)),
+                        Err(e) => return Err(errno::ledger_error(&e)),
                     }
                     continue;
                 }
@@ -473,7 +471,7 @@ impl LedgerFile {
                         Ok(()) => {}
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                         Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&e)),
+                        Err(e) => return Err(errno::ledger_error(&e)),
                     }
                     continue;
                 }
@@ -506,17 +504,17 @@ impl LedgerFile {
                 .recursive(true)
                 .mode(0o755)
                 .create(&dir)
-                .map_err(|e| io(&e))?;
+                .map_err(|e| errno::ledger_error(&e))?;
         }
         let tmp = Self::write_new(&dir, pool)?;
         let result = match std::fs::hard_link(&tmp, anchor) {
             Ok(()) => match std::fs::hard_link(anchor, path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(io(&e)),
+                Err(e) => Err(errno::ledger_error(&e)),
             },
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io(&e)),
+            Err(e) => Err(errno::ledger_error(&e)),
         };
         let _ = std::fs::remove_file(&tmp);
         result
@@ -538,21 +536,23 @@ impl LedgerFile {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
-            .map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
         let result = (|| {
             let mut block = vec![0u8; HEADER_SIZE];
             let header = FileHeader::new(now_secs(), random_u64(), pool);
-            block[..core::mem::size_of::<FileHeader>()].copy_from_slice(header.as_bytes());
-            f.write_all_at(&block, 0).map_err(|e| io(&e))?;
-            let zeros = vec![0u8; 64 * 1024];
-            let mut off = HEADER_SIZE;
-            while off < FILE_SIZE {
-                let n = zeros.len().min(FILE_SIZE - off);
-                f.write_all_at(&zeros[..n], off as u64)
-                    .map_err(|e| io(&e))?;
-                off += n;
+            if let Some(head) = block.get_mut(..core::mem::size_of::<FileHeader>()) {
+                head.copy_from_slice(header.as_bytes());
             }
-            f.sync_data().map_err(|e| io(&e))
+            f.write_all_at(&block, 0)
+                .map_err(|e| errno::ledger_error(&e))?;
+            let zeros = vec![0u8; 64 * 1024];
+            for off in (HEADER_SIZE..FILE_SIZE).step_by(zeros.len()) {
+                let n = zeros.len().min(FILE_SIZE.saturating_sub(off));
+                let at = u64::try_from(off).map_err(|_| Error::new(Status::Overflow))?;
+                f.write_all_at(zeros.get(..n).unwrap_or_default(), at)
+                    .map_err(|e| errno::ledger_error(&e))?;
+            }
+            f.sync_data().map_err(|e| errno::ledger_error(&e))
         })();
         match result {
             Ok(()) => Ok(tmp),
@@ -573,7 +573,7 @@ impl LedgerFile {
         {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(io(&e)),
+            Err(e) => return Err(errno::ledger_error(&e)),
         };
         let mut head = [0u8; 12];
         if file.read_exact_at(&mut head, 0).is_err()
@@ -592,17 +592,19 @@ impl LedgerFile {
             .map_err(|e| match e.kind() {
                 // Shorter than a version-1 ledger: not one.
                 ErrorKind::UnexpectedEof => Error::new(Status::LedgerCorrupt),
-                _ => io(&e),
+                _ => errno::ledger_error(&e),
             })?;
+        // Every offset read is inside `all`.
         let word = |off: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&all[off..off + 8]);
-            u64::from_le_bytes(b)
+            all.get(off..off.saturating_add(8))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
         };
         let in_use = [TOTAL_OFFSET, TRANSIENT_TOTAL_OFFSET, ARC_TOTAL_OFFSET]
             .iter()
             .any(|&o| word(o) & ((1 << 36) - 1) != 0)
-            || (0..V1_NSLOTS).any(|i| word(HEADER_SIZE + i * SLOT_SIZE) & 7 != 0);
+            || (0..V1_NSLOTS)
+                .any(|i| word(SLOT_SIZE.saturating_mul(i).saturating_add(HEADER_SIZE)) & 7 != 0);
         if in_use {
             return Err(Error::new(Status::LedgerVersion));
         }
@@ -613,9 +615,9 @@ impl LedgerFile {
         let tmp = Self::write_new(&dir, pool)?;
         let anchor = anchor_for(path);
         let r = match std::fs::hard_link(&tmp, &anchor) {
-            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| io(&e)),
+            Ok(()) => std::fs::rename(&tmp, path).map_err(|e| errno::ledger_error(&e)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io(&e)),
+            Err(e) => Err(errno::ledger_error(&e)),
         };
         let _ = std::fs::remove_file(&tmp);
         r.map(|()| true)
@@ -647,8 +649,8 @@ impl LedgerFile {
             .write(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| io(&e))?;
-        let meta = file.metadata().map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
+        let meta = file.metadata().map_err(|e| errno::ledger_error(&e))?;
         if (meta.dev(), meta.ino()) != id {
             return Err(Error::new(Status::LedgerReplaced));
         }
@@ -658,10 +660,11 @@ impl LedgerFile {
             return Err(Error::new(Status::LedgerUnsafe));
         }
         let mut hb = [0u8; core::mem::size_of::<FileHeader>()];
-        if meta.len() < hb.len() as u64 {
+        if u64::try_from(hb.len()).map_or(true, |n| meta.len() < n) {
             return Err(Error::new(Status::LedgerCorrupt));
         }
-        file.read_exact_at(&mut hb, 0).map_err(|e| io(&e))?;
+        file.read_exact_at(&mut hb, 0)
+            .map_err(|e| errno::ledger_error(&e))?;
         let header =
             FileHeader::read_from_bytes(&hb).map_err(|_| Error::new(Status::LedgerCorrupt))?;
         header.validate()?;
@@ -669,7 +672,7 @@ impl LedgerFile {
         // compressing file system (ZFS) may store its zeros as holes, so
         // the block count proves nothing. The run directory belongs on
         // tmpfs (illumos's /var/run), where written is allocated.
-        if meta.len() != FILE_SIZE as u64 {
+        if u64::try_from(FILE_SIZE) != Ok(meta.len()) {
             return Err(Error::new(Status::LedgerCorrupt));
         }
         let shared = Arc::new(Shared::map(file, id.0, id.1, path, header)?);
@@ -720,7 +723,7 @@ impl LedgerFile {
                 match std::fs::hard_link(&anchor, &self.path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io(&e)),
+                    Err(e) => return Err(errno::ledger_error(&e)),
                 }
                 match stat_id(&self.path)? {
                     Some(id) if id == mine => Ok(()),
@@ -774,7 +777,7 @@ impl LedgerFile {
         };
         // st_dev and st_ino are u64 on Linux and illumos LP64 alike, but
         // libc spells them differently per platform.
-        #[allow(clippy::unnecessary_cast)]
+        #[allow(clippy::unnecessary_cast, clippy::as_conversions)]
         let id = (st.st_dev as u64, st.st_ino as u64);
         if !open || id != (self.shared.dev, self.shared.ino) {
             return Ok(false);
@@ -807,8 +810,8 @@ impl LedgerFile {
         // repr(C) AtomicU64s, so any bit pattern is a valid value), all
         // inside the mapping; the memory is only accessed through atomics.
         unsafe {
-            let word = |off: usize| &*(base.add(off) as *const AtomicU64);
-            let slots = std::slice::from_raw_parts(base.add(HEADER_SIZE) as *const Slot, NSLOTS);
+            let word = |off: usize| &*base.add(off).cast::<AtomicU64>();
+            let slots = std::slice::from_raw_parts(base.add(HEADER_SIZE).cast::<Slot>(), NSLOTS);
             Ledger::new(
                 [
                     word(TOTAL_OFFSET),
@@ -876,17 +879,20 @@ pub struct FileWorld<'a> {
 /// The first byte and length a role locks: the holder both of the slot's
 /// bytes, the adopter the second.
 fn lock_range(slot: usize, role: Role) -> (libc::off_t, libc::off_t) {
-    let first = (LOCK_BASE + 2 * slot as u64) as libc::off_t;
+    // A slot index is below NSLOTS: the offset is a few hundred KiB, far
+    // from saturating or leaving off_t.
+    let first = FILE_SIZE.saturating_add(slot.saturating_mul(2));
+    let first = libc::off_t::try_from(first).unwrap_or(libc::off_t::MAX);
     match role {
         Role::Holder => (first, 2),
-        Role::Adopter => (first + 1, 1),
+        Role::Adopter => (first.saturating_add(1), 1),
     }
 }
 
 // The lock types are c_int on Linux and c_short on illumos.
-#[allow(clippy::unnecessary_cast)]
+#[allow(clippy::unnecessary_cast, clippy::as_conversions)]
 const WRLCK: i32 = libc::F_WRLCK as i32;
-#[allow(clippy::unnecessary_cast)]
+#[allow(clippy::unnecessary_cast, clippy::as_conversions)]
 const UNLCK: i32 = libc::F_UNLCK as i32;
 
 fn bit(role: Role) -> u8 {
@@ -906,8 +912,12 @@ impl FileWorld<'_> {
     ) -> std::io::Result<libc::flock> {
         // SAFETY: a zeroed flock is a valid value; its fields are set below.
         let mut fl: libc::flock = unsafe { core::mem::zeroed() };
-        fl.l_type = typ as _; // c_short on every platform; F_* fit
-        fl.l_whence = libc::SEEK_SET as _;
+        // c_short on every platform; F_* and SEEK_SET fit.
+        #[allow(clippy::as_conversions)]
+        {
+            fl.l_type = typ as _;
+            fl.l_whence = libc::SEEK_SET as _;
+        }
         fl.l_start = start;
         fl.l_len = len;
         loop {
@@ -926,7 +936,7 @@ impl FileWorld<'_> {
 }
 
 impl World for FileWorld<'_> {
-    fn lock(&self, slot: usize, role: Role) -> super::ledger::Result<bool> {
+    fn lock(&self, slot: usize, role: Role) -> super::Result<bool> {
         let held = self.shared.held();
         let cell = held.get(slot).ok_or(Error::new(Status::InvalidArgument))?;
         if cell.fetch_or(bit(role), Ordering::AcqRel) & bit(role) != 0 {
@@ -939,7 +949,7 @@ impl World for FileWorld<'_> {
                 cell.fetch_and(!bit(role), Ordering::AcqRel);
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-                    _ => Err(io(&e)),
+                    _ => Err(errno::ledger_error(&e)),
                 }
             }
         }
@@ -975,10 +985,10 @@ impl World for FileWorld<'_> {
             .is_some_and(|c| c.load(Ordering::Acquire) != 0)
     }
 
-    fn others_hold(&self, slot: usize) -> super::ledger::Result<bool> {
+    fn others_hold(&self, slot: usize) -> super::Result<bool> {
         let fl = self
             .fcntl_lock(libc::F_GETLK, WRLCK, lock_range(slot, Role::Holder).0, 2)
-            .map_err(|e| io(&e))?;
+            .map_err(|e| errno::ledger_error(&e))?;
         Ok(i32::from(fl.l_type) != UNLCK)
     }
 
@@ -1010,6 +1020,15 @@ fn zone_id() -> u64 {
 }
 
 #[cfg(test)]
+// Tests may panic, index and compute freely: a failure is a test failure.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 mod tests {
     use super::*;
 
