@@ -1,8 +1,9 @@
 //! The boot-time reservoir setting (RFD 185).
 //!
 //! Nothing in illumos sizes the reservoir at boot: it starts empty every
-//! time (../shared/FACTS.md §1). RFD 185 proposes a boot-time tunable,
-//! default 75% of the maximum the vmm subsystem reports. This module is the
+//! time (docs/kernel.md, "VM memory and the reservoir"). RFD 185 proposes
+//! a boot-time tunable, default 75% of the maximum the vmm subsystem
+//! reports (docs/sources.md, "Reservoir size"). This module is the
 //! pure part of that: what a setting may say ([`BootSetting`]), what target
 //! it means on a host ([`boot_target`]), and the config-file fallback
 //! ([`read_config`]). The SMF service (`smf/`) applies it through the

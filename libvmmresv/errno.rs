@@ -1,4 +1,5 @@
-//! The one place errno values become statuses.
+//! The one place errno values become statuses (what each errno means per
+//! ioctl: docs/kernel.md, "Errno semantics").
 //!
 //! The same number means different things depending on what answered it,
 //! so there is one table per source, side by side here:

@@ -10,6 +10,19 @@
 //! started through the same path). A VM's demand is its guest RAM plus the
 //! VMM memory beyond guest RAM the "after" table shows for it.
 
+// Tests are not the library: a panic is how a check fails, and their
+// arithmetic, casts and indexing are on values they chose. The strict
+// lints of Cargo.toml are for the library.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+
 use std::path::PathBuf;
 
 use vmmresv::arc::{

@@ -25,6 +25,20 @@
 //! names what a child does), and the C API through tests/c/zhyve.c (and
 //! the tests/c/bhyve.c it launches) linked with the .so.
 
+// Tests are not the library: a panic is how a check fails, and their
+// arithmetic, casts and indexing are on values they chose. The strict
+// lints of Cargo.toml are for the library; their unsafe calls (system
+// calls and the C ABI, as a C caller makes them) carry SAFETY comments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    unsafe_code
+)]
 // tmpfs mounts and the Linux emulator: Linux only.
 #![cfg(target_os = "linux")]
 

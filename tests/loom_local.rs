@@ -25,6 +25,19 @@
 //! flip; `Relaxed` capacity-slot loads and stores; `Relaxed` orderings on
 //! the claim's loads and CAS of the word; no re-read of the word before a
 //! refusal is reported.
+
+// Tests are not the library: a panic is how a check fails, and their
+// arithmetic, casts and indexing are on values they chose. The strict
+// lints of Cargo.toml are for the library.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicU64, Ordering};

@@ -6,6 +6,19 @@
 //! wrapping or rounding bug in the library cannot hide behind the same bug
 //! in the test.
 
+// Tests are not the library: a panic is how a check fails, and their
+// arithmetic, casts and indexing are on values they chose. The strict
+// lints of Cargo.toml are for the library.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions
+)]
+
 use std::time::Duration;
 
 use proptest::prelude::*;

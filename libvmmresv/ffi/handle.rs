@@ -299,6 +299,8 @@ impl<T: Send + Sync> Table<T> {
 }
 
 #[cfg(test)]
+// Tests may panic: a failure is a test failure.
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -45,9 +45,9 @@ mod report;
 
 mod resize;
 
-// handle.rs packs a tag, an index and a generation into a handle with
-// fixed-width shifts and masks, on purpose; its internals are being tuned
-// separately and keep their own review until then.
+// handle.rs packs a tag, an index and a generation into a pointer-sized
+// handle with fixed-width shifts and masks (every value bounded by its
+// mask), and indexes its slot tables only with indices it bounds first.
 #[allow(
     clippy::arithmetic_side_effects,
     clippy::as_conversions,

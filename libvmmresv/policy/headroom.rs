@@ -166,7 +166,8 @@ impl Default for ProfileInputs {
     }
 }
 
-/// RFD 185's boot-time default: 75% of the maximum the kernel reports.
+/// RFD 185's boot-time default: 75% of the maximum the kernel reports
+/// (docs/sources.md, "Reservoir size").
 pub const DEFAULT_TARGET_PERCENT: u64 = 75;
 
 /// The RFD 185 default reservoir target for a kernel limit: 75% of it,
