@@ -14,6 +14,7 @@
 //! - [`rundir`]: the run directory and where its setting came from.
 //! - [`host`]: the host's memory from the platform's counters.
 //! - [`reservoir`]: the VMM reservoir behind `/dev/vmmctl`.
+//! - [`hugetlb`]: the Linux hugetlb pool, a reservoir of the same shape.
 //! - [`arc`]: the ZFS ARC and its per-VM reservations (in the ledger).
 //! - [`admission`]: VM admission, and the in-process claim ledger.
 //! - [`report`]: the host capacity report (JSON).
@@ -35,6 +36,8 @@ pub mod errno;
 pub mod files;
 /// cbindgen:ignore
 pub mod host;
+/// cbindgen:ignore
+pub mod hugetlb;
 /// cbindgen:ignore
 pub mod ledger;
 /// cbindgen:ignore

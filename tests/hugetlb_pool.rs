@@ -1,0 +1,166 @@
+//! The hugetlb backend against the real kernel: grow the 2 MiB pool in
+//! chunks, take pages the way QEMU does (a hugetlb memfd, mapped shared
+//! and touched), shrink below what is in use, and read every counter
+//! against /proc/meminfo's HugePages_* lines (an independent reading).
+//! Needs root; prints a loud SKIPPED line where the pool cannot be resized.
+
+#[path = "common/hugepool.rs"]
+mod hugepool;
+
+use vmmresv::hugetlb::{HugetlbPool, HugetlbQuery};
+use vmmresv::Progress;
+
+const MB2: u64 = 2 << 20;
+
+/// HugePages_Total, _Free, _Rsvd, _Surp from /proc/meminfo (the default
+/// page size's pool, 2 MiB on x86-64).
+fn meminfo() -> (u64, u64, u64, u64) {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let get = |k: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in /proc/meminfo"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (
+        get("HugePages_Total:"),
+        get("HugePages_Free:"),
+        get("HugePages_Rsvd:"),
+        get("HugePages_Surp:"),
+    )
+}
+
+fn agrees(q: &HugetlbQuery) {
+    assert_eq!(
+        (
+            q.total_pages,
+            q.free_pages,
+            q.reserved_pages,
+            q.surplus_pages
+        ),
+        meminfo(),
+        "the pool's counters and /proc/meminfo disagree"
+    );
+}
+
+/// `pages` huge pages from a hugetlb memfd, mapped shared; touched (taken)
+/// or only reserved.
+struct Taken {
+    addr: *mut libc::c_void,
+    len: usize,
+    fd: libc::c_int,
+}
+
+fn take(pages: u64, touch: bool) -> Taken {
+    let len = (pages * MB2) as usize;
+    // SAFETY: a fresh memfd, sized, mapped shared over exactly its length;
+    // every touched address is inside the mapping.
+    unsafe {
+        let fd = libc::memfd_create(c"vmmresv-test".as_ptr(), libc::MFD_HUGETLB);
+        assert!(
+            fd >= 0,
+            "memfd_create(MFD_HUGETLB): {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+        let addr = libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        assert_ne!(
+            addr,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        if touch {
+            for i in 0..pages as usize {
+                addr.cast::<u8>().add(i * MB2 as usize).write_volatile(1);
+            }
+        }
+        Taken { addr, len, fd }
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        // SAFETY: the mapping and descriptor made by `take`, released once.
+        unsafe {
+            libc::munmap(self.addr, self.len);
+            libc::close(self.fd);
+        }
+    }
+}
+
+#[test]
+fn resize_query_and_surplus_on_the_real_pool() {
+    let Some(borrowed) = hugepool::borrow("hugetlb pool (real kernel)") else {
+        return;
+    };
+    let pool = HugetlbPool::open(0, None).unwrap();
+    // Start from an empty pool (the original is restored on drop).
+    assert_eq!(
+        pool.resize(0, 0, None),
+        Ok(0),
+        "from {} pages",
+        borrowed.original()
+    );
+
+    // Grow to 64 pages (128 MiB), 16 at a time.
+    let mut steps = Vec::new();
+    let mut cb = |r: u64, t: u64| {
+        steps.push((r / MB2, t / MB2));
+        Progress::Continue
+    };
+    assert_eq!(pool.resize(64 * MB2, 16 * MB2, Some(&mut cb)), Ok(64 * MB2));
+    assert_eq!(steps, vec![(16, 64), (32, 64), (48, 64)]);
+    let q = pool.query().unwrap();
+    agrees(&q);
+    assert_eq!(
+        (q.persistent_pages(), q.free_pages, q.available_pages()),
+        (64, 64, 64)
+    );
+
+    // A mapping reserves its pages at mmap; touching takes them.
+    let reserved = take(6, false);
+    let q = pool.query().unwrap();
+    agrees(&q);
+    assert_eq!(
+        (q.free_pages, q.reserved_pages, q.available_pages()),
+        (64, 6, 58)
+    );
+    let touched = take(10, true);
+    let q = pool.query().unwrap();
+    agrees(&q);
+    assert_eq!((q.in_use_pages(), q.available_pages()), (10, 48));
+
+    // Shrinking below the pages in use reaches the target; the rest is
+    // surplus, given back as its users let go.
+    assert_eq!(pool.resize(4 * MB2, 0, None), Ok(4 * MB2));
+    let q = pool.query().unwrap();
+    agrees(&q);
+    assert_eq!(q.persistent_pages(), 4);
+    assert!(q.surplus_pages > 0, "{q:?}");
+    drop(touched);
+    drop(reserved);
+    let q = pool.query().unwrap();
+    agrees(&q);
+    assert_eq!((q.total_pages, q.surplus_pages, q.free_pages), (4, 0, 4));
+
+    // Cancel from the callback stops at the first step.
+    let mut cancel = |_: u64, _: u64| Progress::Cancel;
+    let e = pool
+        .resize(40 * MB2, 8 * MB2, Some(&mut cancel))
+        .unwrap_err();
+    assert_eq!(
+        (e.error.status(), e.reached),
+        (vmmresv::Status::Interrupted, Some(12 * MB2))
+    );
+    assert_eq!(pool.resize(0, 0, None), Ok(0));
+}
