@@ -35,7 +35,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::errno::status_of_errno;
-use crate::reservoir::{Progress, ProgressFn, ResizeError};
+use crate::ledger::file::{Backend, PoolId};
+use crate::reservoir::{Progress, ProgressFn, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 
 type Result<T> = core::result::Result<T, Error>;
@@ -196,6 +197,19 @@ impl HugetlbPool<SysfsPool> {
     }
 }
 
+impl HugetlbPool<SysfsPool> {
+    /// [`reservoir_query_with`](Self::reservoir_query_with) this host's
+    /// available memory, read after the pool (`/proc/meminfo`).
+    pub fn reservoir_query(&self) -> Result<ReservoirQuery> {
+        let q = self.reservoir_query_with(0)?;
+        let host = crate::host::read_now()?;
+        Ok(ReservoirQuery {
+            limit: q.limit.saturating_add(host.free_bytes),
+            ..q
+        })
+    }
+}
+
 impl<F: PoolFiles> HugetlbPool<F> {
     /// A pool over other counter files (a model of the kernel, in tests).
     pub fn with_files(files: F, page_size: u64, node: Option<u32>) -> Self {
@@ -214,6 +228,48 @@ impl<F: PoolFiles> HugetlbPool<F> {
     /// The NUMA node, or None for the whole machine.
     pub fn node(&self) -> Option<u32> {
         self.node
+    }
+
+    /// What the pool's ledger header names: backend, page size, node.
+    pub fn pool_id(&self) -> PoolId {
+        PoolId {
+            backend: Backend::LinuxHugetlb,
+            page_size: self.page_size,
+            node: self.node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1),
+        }
+    }
+
+    /// The admission ledger's file name in the run directory: one ledger
+    /// per pool, `hugetlb-2048kB.ledger` or `hugetlb-2048kB-node0.ledger`.
+    pub fn ledger_name(&self) -> String {
+        match self.node {
+            None => format!(
+                "{}.ledger",
+                size_dir(self.page_size).replace("hugepages", "hugetlb")
+            ),
+            Some(n) => format!(
+                "{}-node{n}.ledger",
+                size_dir(self.page_size).replace("hugepages", "hugetlb")
+            ),
+        }
+    }
+
+    /// The pool in the reservoir's terms, as admission reads it: `free` is
+    /// free − reserved (what a new VM can take now), `alloc` the rest of
+    /// the pool, no transient memory, and a limit that leaves
+    /// `host_available` bytes of transient room: a VM that starts without
+    /// huge pages takes ordinary memory (MemAvailable, which the pool is
+    /// not part of).
+    pub fn reservoir_query_with(&self, host_available: u64) -> Result<ReservoirQuery> {
+        let q = self.query()?;
+        let total = q.bytes(q.total_pages);
+        let free = q.bytes(q.available_pages());
+        Ok(ReservoirQuery {
+            free,
+            alloc: total.saturating_sub(free),
+            alloc_transient: 0,
+            limit: total.saturating_add(host_available),
+        })
     }
 
     /// Read the pool's counters. Not atomic across files: each is the

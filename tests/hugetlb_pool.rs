@@ -100,17 +100,12 @@ impl Drop for Taken {
 
 #[test]
 fn resize_query_and_surplus_on_the_real_pool() {
-    let Some(borrowed) = hugepool::borrow("hugetlb pool (real kernel)") else {
+    let Some(_borrowed) = hugepool::borrow("hugetlb pool (real kernel)") else {
         return;
     };
     let pool = HugetlbPool::open(0, None).unwrap();
     // Start from an empty pool (the original is restored on drop).
-    assert_eq!(
-        pool.resize(0, 0, None),
-        Ok(0),
-        "from {} pages",
-        borrowed.original()
-    );
+    assert_eq!(pool.resize(0, 0, None), Ok(0));
 
     // Grow to 64 pages (128 MiB), 16 at a time.
     let mut steps = Vec::new();

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::arc::guard::Refusal;
 use crate::arc::reserve::{self as arc_reserve, Applied, ArcPolicy, Reservation};
 use crate::arc::{LinuxArcFacts, TargetReport};
+use crate::hugetlb::HugetlbPool;
 use crate::ledger::file::{self, LedgerFile};
 use crate::ledger::{self, hint, ClaimInfo, ClaimOutcome, Pool, ReconcileReport, World};
 use crate::pages::{self, PageSize, PAGESIZE};
@@ -228,6 +229,8 @@ enum Device {
     Reservoir(Reservoir),
     /// Another kernel (tests and benchmarks: one that answers from memory).
     Kernel(Box<dyn Kernel + Send + Sync>, PathBuf),
+    /// A Linux hugetlb pool, and the run directory of its ledger.
+    Hugetlb(HugetlbPool, PathBuf),
 }
 
 /// The admission point of one host: the reservoir and the claim ledger.
@@ -262,7 +265,12 @@ impl Admission {
                 reservoir.run_dir_origin(),
             ),
         };
-        Self::open_on(Device::Reservoir(reservoir), &path, origin)
+        Self::open_on(
+            Device::Reservoir(reservoir),
+            &path,
+            origin,
+            file::PoolId::default(),
+        )
     }
 
     /// Admissions against `kernel` (anything that answers the reservoir
@@ -279,15 +287,43 @@ impl Admission {
             Device::Kernel(kernel, dir),
             ledger_path,
             LedgerOrigin::Argument,
+            file::PoolId::default(),
         )
     }
 
-    fn open_on(device: Device, path: &Path, origin: LedgerOrigin) -> Result<Admission> {
+    /// Admissions against a Linux hugetlb pool: the ledger at
+    /// `ledger_path`, or [`HugetlbPool::ledger_name`] in `run_dir` (None:
+    /// [`crate::rundir::run_dir_setting`]). A decision to use the
+    /// reservoir means "start with huge pages"; NO_RESERVOIR "start without
+    /// them", against the host's available memory.
+    pub fn open_hugetlb(
+        pool: HugetlbPool,
+        run_dir: Option<&Path>,
+        ledger_path: Option<&Path>,
+    ) -> Result<Admission> {
+        let (dir, dir_origin) = match run_dir {
+            Some(d) => (d.to_path_buf(), LedgerOrigin::Argument),
+            None => crate::rundir::run_dir_setting()?,
+        };
+        let (path, origin) = match ledger_path {
+            Some(p) => (p.to_path_buf(), LedgerOrigin::Argument),
+            None => (dir.join(pool.ledger_name()), dir_origin),
+        };
+        let id = pool.pool_id();
+        Self::open_on(Device::Hugetlb(pool, dir), &path, origin, id)
+    }
+
+    fn open_on(
+        device: Device,
+        path: &Path,
+        origin: LedgerOrigin,
+        pool: file::PoolId,
+    ) -> Result<Admission> {
         // The caller's name must leave room for the host ledger's beside it.
         if path.file_name().map(|n| n.len()).unwrap_or(0) > file::MAX_NAME {
             return Err(Error::new(Status::InvalidArgument));
         }
-        let file = LedgerFile::open_or_create(path)?;
+        let file = LedgerFile::open_or_create_for(path, pool)?;
         // On open: check each total against the slots (repairing one that
         // does not add up). Not a reclaim: a process that exec()ed in
         // place still holds the record locks of its claims, and neither
@@ -318,7 +354,7 @@ impl Admission {
     pub fn reservoir(&self) -> Option<&Reservoir> {
         match &self.device {
             Device::Reservoir(r) => Some(r),
-            Device::Kernel(..) => None,
+            Device::Kernel(..) | Device::Hugetlb(..) => None,
         }
     }
 
@@ -327,13 +363,14 @@ impl Admission {
         match &self.device {
             Device::Reservoir(r) => r.query(),
             Device::Kernel(k, _) => crate::reservoir::query_with(k.as_ref()),
+            Device::Hugetlb(p, _) => p.reservoir_query(),
         }
     }
 
     fn run_dir(&self) -> &Path {
         match &self.device {
             Device::Reservoir(r) => r.run_dir(),
-            Device::Kernel(_, d) => d,
+            Device::Kernel(_, d) | Device::Hugetlb(_, d) => d,
         }
     }
 

@@ -72,13 +72,6 @@ pub fn borrow(test: &str) -> Option<BorrowedPool> {
     })
 }
 
-impl BorrowedPool {
-    /// The size the pool had before the test.
-    pub fn original(&self) -> u64 {
-        self.original
-    }
-}
-
 impl Drop for BorrowedPool {
     fn drop(&mut self) {
         match set(self.original) {
