@@ -13,8 +13,8 @@
 //! - [`boot`]: the boot-time setting and the host's config file.
 //! - [`rundir`]: the run directory and where its setting came from.
 //! - [`host`]: the host's memory from the platform's counters.
-//! - [`reservoir`]: the VMM reservoir behind `/dev/vmmctl`.
-//! - [`hugetlb`]: the Linux hugetlb pool, a reservoir of the same shape.
+//! - [`reservoir`]: the VMM reservoir behind `/dev/vmmctl`, or a Linux
+//!   hugetlb pool ([`reservoir::hugetlb`]).
 //! - [`arc`]: the ZFS ARC and its per-VM reservations (in the ledger).
 //! - [`admission`]: VM admission, and the in-process claim ledger.
 //! - [`report`]: the host capacity report (JSON).
@@ -36,8 +36,6 @@ pub mod errno;
 pub mod files;
 /// cbindgen:ignore
 pub mod host;
-/// cbindgen:ignore
-pub mod hugetlb;
 /// cbindgen:ignore
 pub mod ledger;
 /// cbindgen:ignore

@@ -22,7 +22,7 @@
 #[path = "common/hugepool.rs"]
 mod hugepool;
 
-use vmmresv::hugetlb::{HugetlbPool, HugetlbQuery};
+use vmmresv::reservoir::hugetlb::{HugetlbPool, HugetlbQuery};
 use vmmresv::Progress;
 
 const MB2: u64 = 2 << 20;

@@ -40,7 +40,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use vmmresv::admission::{Admission, Decision, Preference};
-use vmmresv::hugetlb::HugetlbPool;
+use vmmresv::reservoir::hugetlb::HugetlbPool;
+use vmmresv::Reservoir;
 
 const MB2: u64 = 2 << 20;
 const LAUNCHERS: usize = 16;
@@ -103,7 +104,8 @@ fn uuid(launcher: usize, n: u64) -> [u8; 16] {
 }
 
 fn admission(run_dir: &Path) -> Admission {
-    Admission::open_hugetlb(HugetlbPool::open(0, None).unwrap(), Some(run_dir), None).unwrap()
+    let pool = Reservoir::open_hugetlb(0, None, Some(run_dir)).unwrap();
+    Admission::open(pool, None).unwrap()
 }
 
 /// A launcher's counts.

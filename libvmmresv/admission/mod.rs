@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use crate::arc::guard::Refusal;
 use crate::arc::reserve::{self as arc_reserve, Applied, ArcPolicy, Reservation};
 use crate::arc::{LinuxArcFacts, TargetReport};
-use crate::hugetlb::HugetlbPool;
 use crate::ledger::file::{self, LedgerFile};
 use crate::ledger::{self, hint, ClaimInfo, ClaimOutcome, Pool, ReconcileReport, World};
 use crate::pages::{self, PageSize, PAGESIZE};
@@ -229,8 +228,6 @@ enum Device {
     Reservoir(Reservoir),
     /// Another kernel (tests and benchmarks: one that answers from memory).
     Kernel(Box<dyn Kernel + Send + Sync>, PathBuf),
-    /// A Linux hugetlb pool, and the run directory of its ledger.
-    Hugetlb(HugetlbPool, PathBuf),
 }
 
 /// The admission point of one host: the reservoir and the claim ledger.
@@ -254,23 +251,22 @@ pub struct Admission {
 
 impl Admission {
     /// Open (creating if needed) the ledger at `ledger_path` (default
-    /// `admission.ledger` in the run directory `reservoir` was opened
-    /// with: [`crate::rundir::run_dir_setting`]) for admissions against
-    /// `reservoir`.
+    /// [`Reservoir::ledger_name`] — `admission.ledger`, or one per hugetlb
+    /// pool — in the run directory `reservoir` was opened with:
+    /// [`crate::rundir::run_dir_setting`]) for admissions against
+    /// `reservoir`. On a hugetlb pool, USE_RESERVOIR means "start with huge
+    /// pages" and NO_RESERVOIR "start without them", against the host's
+    /// available memory (docs/hugetlb.md).
     pub fn open(reservoir: Reservoir, ledger_path: Option<&Path>) -> Result<Admission> {
         let (path, origin) = match ledger_path {
             Some(p) => (p.to_path_buf(), LedgerOrigin::Argument),
             None => (
-                reservoir.run_dir().join(file::LEDGER_FILE_NAME),
+                reservoir.run_dir().join(reservoir.ledger_name()),
                 reservoir.run_dir_origin(),
             ),
         };
-        Self::open_on(
-            Device::Reservoir(reservoir),
-            &path,
-            origin,
-            file::PoolId::default(),
-        )
+        let pool = reservoir.pool_id();
+        Self::open_on(Device::Reservoir(reservoir), &path, origin, pool)
     }
 
     /// Admissions against `kernel` (anything that answers the reservoir
@@ -289,28 +285,6 @@ impl Admission {
             LedgerOrigin::Argument,
             file::PoolId::default(),
         )
-    }
-
-    /// Admissions against a Linux hugetlb pool: the ledger at
-    /// `ledger_path`, or [`HugetlbPool::ledger_name`] in `run_dir` (None:
-    /// [`crate::rundir::run_dir_setting`]). A decision to use the
-    /// reservoir means "start with huge pages"; NO_RESERVOIR "start without
-    /// them", against the host's available memory.
-    pub fn open_hugetlb(
-        pool: HugetlbPool,
-        run_dir: Option<&Path>,
-        ledger_path: Option<&Path>,
-    ) -> Result<Admission> {
-        let (dir, dir_origin) = match run_dir {
-            Some(d) => (d.to_path_buf(), LedgerOrigin::Argument),
-            None => crate::rundir::run_dir_setting()?,
-        };
-        let (path, origin) = match ledger_path {
-            Some(p) => (p.to_path_buf(), LedgerOrigin::Argument),
-            None => (dir.join(pool.ledger_name()), dir_origin),
-        };
-        let id = pool.pool_id();
-        Self::open_on(Device::Hugetlb(pool, dir), &path, origin, id)
     }
 
     fn open_on(
@@ -354,7 +328,7 @@ impl Admission {
     pub fn reservoir(&self) -> Option<&Reservoir> {
         match &self.device {
             Device::Reservoir(r) => Some(r),
-            Device::Kernel(..) | Device::Hugetlb(..) => None,
+            Device::Kernel(..) => None,
         }
     }
 
@@ -363,14 +337,13 @@ impl Admission {
         match &self.device {
             Device::Reservoir(r) => r.query(),
             Device::Kernel(k, _) => crate::reservoir::query_with(k.as_ref()),
-            Device::Hugetlb(p, _) => p.reservoir_query(),
         }
     }
 
     fn run_dir(&self) -> &Path {
         match &self.device {
             Device::Reservoir(r) => r.run_dir(),
-            Device::Kernel(_, d) | Device::Hugetlb(_, d) => d,
+            Device::Kernel(_, d) => d,
         }
     }
 

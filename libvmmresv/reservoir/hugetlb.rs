@@ -34,9 +34,9 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::{Progress, ProgressFn, ReservoirQuery, ResizeError};
 use crate::errno::status_of_errno;
 use crate::ledger::file::{Backend, PoolId};
-use crate::reservoir::{Progress, ProgressFn, ReservoirQuery, ResizeError};
 use crate::status::{Error, Status};
 
 type Result<T> = core::result::Result<T, Error>;
@@ -252,6 +252,11 @@ impl<F: PoolFiles> HugetlbPool<F> {
                 size_dir(self.page_size).replace("hugepages", "hugetlb")
             ),
         }
+    }
+
+    /// The resize lock's name in the run directory: one per pool.
+    pub fn lock_name(&self) -> String {
+        self.ledger_name().replace(".ledger", ".lock")
     }
 
     /// The pool in the reservoir's terms, as admission reads it: `free` is

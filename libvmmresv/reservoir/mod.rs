@@ -20,6 +20,11 @@
 //! crashed resizer cannot wedge the next one (no pid file to go stale).
 //! Resizers that do not use this library (an old rsrvrctl) are not covered;
 //! if one is running, the kernel answers EALREADY and we report it.
+//!
+//! A [`Reservoir`] can also be a Linux hugetlb pool ([`hugetlb`],
+//! docs/hugetlb.md): the same shape (memory set aside for VMs, sized by an
+//! operator, taken whole at a VM's start), the same lock, ledger hold and
+//! admission; only the kernel interface differs.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, OwnedFd};
@@ -35,6 +40,11 @@ use crate::policy::headroom;
 use crate::rundir::{run_dir_setting, RunDirOrigin};
 use crate::status::{Error, Status};
 use crate::sys::{self, QueryBuf};
+
+pub mod hugetlb;
+
+use crate::ledger::file::{PoolId, LEDGER_FILE_NAME};
+use hugetlb::HugetlbPool;
 
 /// Result of the reservoir's calls.
 pub type Result<T> = core::result::Result<T, Error>;
@@ -153,13 +163,22 @@ impl std::error::Error for ResizeError {}
 /// size reached and the target.
 pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64) -> Progress;
 
-/// An open `/dev/vmmctl` (or another vmm control device path).
+/// A reservoir: an open `/dev/vmmctl` (or another vmm control device
+/// path), or a Linux hugetlb pool.
 #[derive(Debug)]
 pub struct Reservoir {
-    fd: OwnedFd,
-    version: u32,
+    backend: Backend,
     lock_path: PathBuf,
     run_dir_origin: RunDirOrigin,
+}
+
+/// What a [`Reservoir`] is made of.
+#[derive(Debug)]
+enum Backend {
+    /// The vmm control device and its interface version.
+    Vmm { fd: OwnedFd, version: u32 },
+    /// A hugetlb pool of one page size (and node).
+    Hugetlb(HugetlbPool),
 }
 
 impl Reservoir {
@@ -189,11 +208,60 @@ impl Reservoir {
             None => run_dir_setting()?,
         };
         Ok(Reservoir {
-            fd,
-            version,
+            backend: Backend::Vmm { fd, version },
             lock_path: dir.join(LOCK_FILE_NAME),
             run_dir_origin,
         })
+    }
+
+    /// A reservoir on the Linux hugetlb pool of `page_size` bytes (0: 2
+    /// MiB) of NUMA node `node` (None: the whole machine), its resize lock
+    /// and ledger in `run_dir` (default: [`run_dir_setting`]).
+    ///
+    /// Errors: as [`HugetlbPool::open`].
+    pub fn open_hugetlb(
+        page_size: u64,
+        node: Option<u32>,
+        run_dir_path: Option<&Path>,
+    ) -> Result<Reservoir> {
+        Self::on_hugetlb(HugetlbPool::open(page_size, node)?, run_dir_path)
+    }
+
+    /// [`open_hugetlb`](Self::open_hugetlb) on a pool already opened.
+    pub fn on_hugetlb(pool: HugetlbPool, run_dir_path: Option<&Path>) -> Result<Reservoir> {
+        let (dir, run_dir_origin) = match run_dir_path {
+            Some(p) => (p.to_path_buf(), RunDirOrigin::Argument),
+            None => run_dir_setting()?,
+        };
+        Ok(Reservoir {
+            lock_path: dir.join(pool.lock_name()),
+            backend: Backend::Hugetlb(pool),
+            run_dir_origin,
+        })
+    }
+
+    /// The hugetlb pool, for a reservoir that is one.
+    pub fn hugetlb(&self) -> Option<&HugetlbPool> {
+        match &self.backend {
+            Backend::Hugetlb(p) => Some(p),
+            Backend::Vmm { .. } => None,
+        }
+    }
+
+    /// The backend and pool, as the ledger's header names them.
+    pub fn pool_id(&self) -> PoolId {
+        match &self.backend {
+            Backend::Vmm { .. } => PoolId::default(),
+            Backend::Hugetlb(p) => p.pool_id(),
+        }
+    }
+
+    /// The admission ledger's name in the run directory: one per pool.
+    pub fn ledger_name(&self) -> String {
+        match &self.backend {
+            Backend::Vmm { .. } => LEDGER_FILE_NAME.to_string(),
+            Backend::Hugetlb(p) => p.ledger_name(),
+        }
     }
 
     fn read_version(fd: &OwnedFd) -> Result<u32> {
@@ -225,25 +293,34 @@ impl Reservoir {
     /// an owner that must outlive this one.
     pub fn try_clone(&self) -> Result<Reservoir> {
         Ok(Reservoir {
-            fd: self
-                .fd
-                .try_clone()
-                .map_err(|e| errno::device_io_error(&e))?,
-            version: self.version,
+            backend: match &self.backend {
+                Backend::Vmm { fd, version } => Backend::Vmm {
+                    fd: fd.try_clone().map_err(|e| errno::device_io_error(&e))?,
+                    version: *version,
+                },
+                Backend::Hugetlb(p) => Backend::Hugetlb(p.clone()),
+            },
             lock_path: self.lock_path.clone(),
             run_dir_origin: self.run_dir_origin,
         })
     }
 
     /// The kernel's vmm interface version, as read when the device was
-    /// opened.
+    /// opened; 0 for a hugetlb pool (no vmm interface).
     pub fn interface_version(&self) -> u32 {
-        self.version
+        match &self.backend {
+            Backend::Vmm { version, .. } => *version,
+            Backend::Hugetlb(_) => 0,
+        }
     }
 
-    /// Whether this kernel has `VMM_RESV_SET_TARGET` (version >= 9).
+    /// Whether this kernel has `VMM_RESV_SET_TARGET` (version >= 9); a
+    /// hugetlb pool can always be resized (by root).
     pub fn can_resize(&self) -> bool {
-        self.version >= sys::VMM_RESV_SET_TARGET_MIN_VERSION
+        match &self.backend {
+            Backend::Vmm { version, .. } => *version >= sys::VMM_RESV_SET_TARGET_MIN_VERSION,
+            Backend::Hugetlb(_) => true,
+        }
     }
 
     /// The lock file resizes serialize on.
@@ -262,9 +339,13 @@ impl Reservoir {
         self.lock_path.parent().unwrap_or(Path::new("/"))
     }
 
-    /// Read the reservoir's counters. Needs no privilege.
+    /// Read the reservoir's counters. Needs no privilege. For a hugetlb
+    /// pool, in the reservoir's terms ([`HugetlbPool::reservoir_query`]).
     pub fn query(&self) -> Result<ReservoirQuery> {
-        query_with(self)
+        match &self.backend {
+            Backend::Vmm { .. } => query_with(self),
+            Backend::Hugetlb(p) => p.reservoir_query(),
+        }
     }
 
     /// Resize the reservoir to `target` bytes in steps of `chunk` (0 = one
@@ -355,7 +436,9 @@ impl Reservoir {
     }
 
     /// RFD 185's default target for this host: 75% of the kernel's limit,
-    /// rounded down to `chunk` (0 = the page).
+    /// rounded down to `chunk` (0 = the page). For a hugetlb pool the limit
+    /// is what the pool could hold: its pages and the host's available
+    /// memory.
     pub fn default_target(&self, chunk: u64) -> Result<u64> {
         headroom::default_target_for(self.query()?.limit, chunk)
     }
@@ -387,7 +470,7 @@ impl Reservoir {
             .map_err(|e| ResizeError::new(e, self.reached_now()))?;
         // Pending admission claims were checked against the room a resize
         // changes: hold the change in the ledger first, like a claim.
-        let mut hold = ResizeHold::open(self.run_dir())
+        let mut hold = ResizeHold::open(&self.run_dir().join(self.ledger_name()), self.pool_id())
             .map_err(|e| ResizeError::new(e, self.reached_now()))?;
         let planned = |q: &ReservoirQuery| -> Result<Option<(u64, u64)>> {
             let p = plan(q)?;
@@ -396,7 +479,19 @@ impl Reservoir {
             }
             Ok(p)
         };
-        resize_on_signal(self, planned, on_signal, progress)
+        match &self.backend {
+            Backend::Vmm { .. } => resize_on_signal(self, planned, on_signal, progress),
+            // The pool's own resize: no EINTR to resume (the kernel's loop
+            // stops short for a signal, which the pool tells apart).
+            Backend::Hugetlb(pool) => {
+                let q = self.query().map_err(|e| ResizeError::new(e, None))?;
+                match planned(&q) {
+                    Ok(Some((target, chunk))) => pool.resize(target, chunk, progress),
+                    Ok(None) => Ok(q.size()),
+                    Err(e) => Err(ResizeError::new(e, Some(q.size()))),
+                }
+            }
+        }
     }
 
     /// Take the resize lock: a fresh open file description with an
@@ -425,9 +520,9 @@ struct ResizeHold {
 const RESIZE_HOLD_UUID: [u8; 16] = *b"vmmresv:resize\0\0";
 
 impl ResizeHold {
-    fn open(run_dir: &Path) -> Result<ResizeHold> {
-        use crate::ledger::file::{LedgerFile, LEDGER_FILE_NAME};
-        let path = run_dir.join(LEDGER_FILE_NAME);
+    /// The hold on the ledger at `path` (of pool `pool`), if there is one.
+    fn open(path: &Path, pool: PoolId) -> Result<ResizeHold> {
+        use crate::ledger::file::LedgerFile;
         // No ledger: no admission ever claimed here, nothing to respect.
         // Any other answer (EACCES, EMFILE…) is an error, not "no ledger".
         match std::fs::symlink_metadata(&path) {
@@ -441,12 +536,12 @@ impl ResizeHold {
             Ok(_) => {}
         }
         Ok(ResizeHold {
-            file: Some(LedgerFile::open_or_create(&path)?),
+            file: Some(LedgerFile::open_or_create_for(path, pool)?),
             slot: None,
         })
     }
 
-    fn take(&mut self, k: &dyn Kernel, size: u64, target: u64) -> Result<()> {
+    fn take(&mut self, r: &Reservoir, size: u64, target: u64) -> Result<()> {
         use crate::ledger::{ClaimOutcome, Pool};
         let Some(f) = &self.file else { return Ok(()) };
         if self.slot.is_some() || target == size {
@@ -459,7 +554,7 @@ impl ResizeHold {
         };
         let pages = pages::btopr(target.abs_diff(size), pages::PageSize::Base4K);
         let mut capacity = || -> Result<u64> {
-            let q = query_with(k)?;
+            let q = r.query()?;
             let room = match pool {
                 Pool::Transient => q.transient_room(),
                 _ => q.free,
@@ -499,16 +594,28 @@ pub trait Kernel {
     fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32>;
 }
 
+impl Reservoir {
+    /// The vmm control device; ENOTTY for a hugetlb pool (never asked:
+    /// its queries and resizes go to the pool).
+    fn vmm_fd(&self) -> core::result::Result<&OwnedFd, i32> {
+        match &self.backend {
+            Backend::Vmm { fd, .. } => Ok(fd),
+            Backend::Hugetlb(_) => Err(libc::ENOTTY),
+        }
+    }
+}
+
 // The two ioctls themselves.
 #[allow(unsafe_code)]
 impl Kernel for Reservoir {
     fn resv_query(&self) -> core::result::Result<sys::vmm_resv_query, i32> {
+        let fd = self.vmm_fd()?;
         let mut buf = QueryBuf::new();
         // SAFETY: `buf` is 256 zeroed, writable bytes owned by this frame;
         // the kernel writes at most 48 (32 upstream) — see QueryBuf.
         unsafe {
             sys::ioctl(
-                self.fd.as_fd(),
+                fd.as_fd(),
                 sys::VMM_RESV_QUERY,
                 buf.as_mut_bytes().as_mut_ptr().cast(),
             )
@@ -517,11 +624,12 @@ impl Kernel for Reservoir {
     }
 
     fn resv_set_target(&self, req: &mut sys::vmm_resv_target) -> core::result::Result<(), i32> {
+        let fd = self.vmm_fd()?;
         // SAFETY: `req` is a live, writable vmm_resv_target (24 bytes,
         // layout pinned in sys) that the kernel reads and writes back.
         unsafe {
             sys::ioctl(
-                self.fd.as_fd(),
+                fd.as_fd(),
                 sys::VMM_RESV_SET_TARGET,
                 req.as_mut_bytes().as_mut_ptr().cast(),
             )
