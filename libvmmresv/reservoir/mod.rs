@@ -525,7 +525,7 @@ impl ResizeHold {
         use crate::ledger::file::LedgerFile;
         // No ledger: no admission ever claimed here, nothing to respect.
         // Any other answer (EACCES, EMFILE…) is an error, not "no ledger".
-        match std::fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ResizeHold {
                     file: None,
