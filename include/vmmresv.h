@@ -290,6 +290,22 @@
 #define VMMRESV_RESIZE_STOP_ON_SIGNAL 1
 
 /**
+ * `vmmresv_reservoir_backend()`: the illumos VMM reservoir (`/dev/vmmctl`).
+ */
+#define VMMRESV_BACKEND_VMM_RESERVOIR 1
+
+/**
+ * `vmmresv_reservoir_backend()`: a Linux hugetlb pool.
+ */
+#define VMMRESV_BACKEND_LINUX_HUGETLB 2
+
+/**
+ * `vmmresv_reservoir_open_hugetlb()`: the pool of the whole machine, not
+ * of one NUMA node.
+ */
+#define VMMRESV_NODE_ANY -1
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -1151,6 +1167,36 @@ typedef struct vmmresv_report_inputs {
   uint32_t reserved;
 } vmmresv_report_inputs;
 
+/**
+ * A hugetlb pool's own counters, in bytes (the kernel counts pages of
+ * `page_size_bytes`).
+ */
+typedef struct vmmresv_hugetlb_counts {
+  /**
+   * Bytes per huge page.
+   */
+  uint64_t page_size_bytes;
+  /**
+   * Every page of the pool, surplus included (`nr_hugepages`).
+   */
+  uint64_t total_bytes;
+  /**
+   * Pages no mapping holds (`free_hugepages`).
+   */
+  uint64_t free_bytes;
+  /**
+   * Free pages promised to mappings that have not touched them yet
+   * (`resv_hugepages`; the whole machine's for a node's pool). Free −
+   * reserved is what a new VM can take.
+   */
+  uint64_t reserved_bytes;
+  /**
+   * Pages beyond the persistent size (`surplus_hugepages`): in use
+   * after a shrink below what VMs held, freed as they let go.
+   */
+  uint64_t surplus_bytes;
+} vmmresv_hugetlb_counts;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1942,6 +1988,41 @@ vmmresv_status vmmresv_reservoir_resize(const struct vmmresv_reservoir *reservoi
                                         vmmresv_progress_fn progress,
                                         void *arg,
                                         uint64_t *reached);
+
+/**
+ * Open a reservoir handle on the Linux hugetlb pool of `page_size` bytes
+ * (0 for 2 MiB; 2 MiB or 1 GiB) of NUMA node `node` (VMMRESV_NODE_ANY
+ * for the whole machine). `run_dir` is as for vmmresv_reservoir_open():
+ * the pool's resize lock and admission ledger live there, one per pool.
+ * Reading needs no privilege; resizing needs root. `*out` receives the
+ * handle (free with vmmresv_reservoir_close()), or NULL.
+ *
+ * Errors: NULL_ARGUMENT (`out` NULL), INVALID_ARGUMENT (another page
+ * size, a node below -1), NO_DEVICE (no hugetlb pool of that size or
+ * node: not Linux, no hugetlb support, or the CPU lacks the size), IO.
+ * Since 1.2.
+ */
+vmmresv_status vmmresv_reservoir_open_hugetlb(uint64_t page_size,
+                                              int32_t node,
+                                              const char *run_dir,
+                                              struct vmmresv_reservoir **out);
+
+/**
+ * Which kernel pool `reservoir` is: VMMRESV_BACKEND_VMM_RESERVOIR or
+ * VMMRESV_BACKEND_LINUX_HUGETLB, into `*out`. Since 1.2.
+ */
+vmmresv_status vmmresv_reservoir_backend(const struct vmmresv_reservoir *reservoir,
+                                         uint32_t *out);
+
+/**
+ * Read a hugetlb pool's own counters into `*out`. (vmmresv_reservoir_query()
+ * gives them in the reservoir's terms: free is free − reserved.)
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (not a reservoir handle),
+ * UNSUPPORTED (a vmm reservoir, not a hugetlb pool), IO. Since 1.2.
+ */
+vmmresv_status vmmresv_hugetlb_query(const struct vmmresv_reservoir *reservoir,
+                                     struct vmmresv_hugetlb_counts *out);
 
 #ifdef __cplusplus
 }  // extern "C"

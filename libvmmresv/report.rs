@@ -536,10 +536,10 @@ impl Admission {
             path: self.ledger_path().display().to_string(),
             origin: self.ledger_origin().name(),
             host_wide: self.ledger_origin().host_wide(),
-            backend: match h.pool().map(|p| p.backend) {
-                Some(crate::ledger::file::Backend::LinuxHugetlb) => "linux-hugetlb",
-                _ => "vmm-reservoir",
-            },
+            backend: h
+                .pool()
+                .map_or(crate::ledger::file::Backend::VmmReservoir, |p| p.backend)
+                .name(),
             instance: h.instance,
         });
         Ok(r)

@@ -11,7 +11,8 @@
 //! use them), so it stays: an
 //! area whose functions came in a later ABI version sits where the header
 //! has them (admission's policy functions in admit_vm.rs, its ledger
-//! origin in handoff.rs, the reservoir's ABI 1.2 resize in resize.rs).
+//! origin in handoff.rs, the reservoir's ABI 1.2 resize in resize.rs, its
+//! hugetlb backend in hugetlb.rs).
 //! The doc comments are the header's documentation.
 
 #![allow(non_camel_case_types)]
@@ -45,6 +46,8 @@ mod report;
 
 mod resize;
 
+mod hugetlb;
+
 // handle.rs packs a tag, an index and a generation into a pointer-sized
 // handle with fixed-width shifts and masks (every value bounded by its
 // mask), and indexes its slot tables only with indices it bounds first.
@@ -67,6 +70,7 @@ pub use boundary::{
     VMMRESV_VERSION_MAJOR, VMMRESV_VERSION_MINOR, VMMRESV_VERSION_PATCH,
 };
 pub use handoff::*;
+pub use hugetlb::*;
 pub use ledger::*;
 pub use pages::*;
 pub use policy::*;

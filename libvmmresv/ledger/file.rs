@@ -102,6 +102,12 @@ pub enum Backend {
     LinuxHugetlb = 2,
 }
 
+// `name`: the name reports use.
+crate::status::c_enum!(Backend, names: name -> &'static str {
+    VmmReservoir => "vmm-reservoir",
+    LinuxHugetlb => "linux-hugetlb",
+});
+
 /// The backend and pool a ledger file is for, named in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolId {

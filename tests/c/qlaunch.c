@@ -55,10 +55,10 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "vmmresv.h"
+#include "common.h"
 
 static void usage(void)
 {
@@ -74,14 +74,6 @@ static void die(const char *what, uint32_t st)
 	fprintf(stderr, "qlaunch: %s: %s (status %u, errno %d)\n", what,
 	    vmmresv_strerror(st), st, vmmresv_last_errno());
 	exit(1);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 /* Read from fd until `want` appears (or EOF / error); 0 when it did. */
@@ -195,9 +187,14 @@ int main(int argc, char **argv)
 		case 'u':
 			uuid = optarg;
 			break;
-		case 'm':
-			mib = strtoul(optarg, NULL, 10);
+		case 'm': {
+			long long v = number(optarg, 1, 1 << 20);
+
+			if (v < 0)
+				usage();
+			mib = (unsigned long)v;
 			break;
+		}
 		case 's':
 			sock = optarg;
 			break;
@@ -213,7 +210,7 @@ int main(int argc, char **argv)
 	if (st != VMMRESV_STATUS_OK)
 		die("vmmresv_reservoir_open_hugetlb", st);
 	if (no_library) {
-		struct vmmresv_hugetlb_query q;
+		struct vmmresv_hugetlb_counts q;
 
 		st = vmmresv_hugetlb_query(r, &q);
 		if (st != VMMRESV_STATUS_OK)
@@ -297,7 +294,7 @@ int main(int argc, char **argv)
 
 	if (!wait_for_qemu(pid, sock, &status)) {
 		if (a != NULL) {
-			st = vmmresv_abort(a, uuid);
+			st = vmmresv_abort(a, uuid, NULL);
 			if (st != VMMRESV_STATUS_OK)
 				die("vmmresv_abort", st);
 		}
@@ -306,7 +303,7 @@ int main(int argc, char **argv)
 		return (3);
 	}
 	if (a != NULL) {
-		st = vmmresv_commit(a, uuid);
+		st = vmmresv_commit(a, uuid, NULL);
 		if (st != VMMRESV_STATUS_OK)
 			die("vmmresv_commit", st);
 	}
