@@ -51,6 +51,7 @@ EMU_CTL    := $(EMUDIR)/vmmemu_ctl
 RSRVRCTL   := $(CDIR)/rsrvrctl
 REPORT     := $(CDIR)/report
 HANDLES    := $(CDIR)/handles
+HADMIT     := $(CDIR)/hadmit
 RSRVRCTL_SRC := cmd/rsrvrctl/rsrvrctl.c
 # The tests' C programs share tests/c/common.h.
 TEST_CFLAGS  := -Itests/c
@@ -108,8 +109,9 @@ $(EMU_CTL): tests/emu/vmmemu_ctl.c tests/emu/vmmemu.h
 
 # C consumers, built only against include/vmmresv.h and the .so: the
 # rsrvrctl port (cmd/rsrvrctl; make install builds it again without the
-# build tree's RUNPATH) and the tests' report printer and handle checker.
-c: $(RSRVRCTL) $(REPORT) $(HANDLES)
+# build tree's RUNPATH), the tests' report printer and handle checker, and
+# the demo's hugetlb admissions.
+c: $(RSRVRCTL) $(REPORT) $(HANDLES) $(HADMIT)
 
 $(RSRVRCTL): $(RSRVRCTL_SRC) include/vmmresv.h lib
 	@mkdir -p $(CDIR)
@@ -128,9 +130,15 @@ $(HANDLES): tests/c/handles.c $(TEST_C_DEPS) include/vmmresv.h lib
 	$(CC) $(CWARN) -g -Iinclude $(TEST_CFLAGS) -o $@ tests/c/handles.c \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
+$(HADMIT): tests/c/hadmit.c $(TEST_C_DEPS) include/vmmresv.h lib
+	@mkdir -p $(CDIR)
+	$(CC) $(CWARN) -g -Iinclude $(TEST_CFLAGS) -o $@ tests/c/hadmit.c \
+		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
+
 # The demo: an emulated 16 GiB host; query, grow in 1 GiB chunks, add,
 # query again, apply the boot-time setting (RFD 185's 75% of the limit, as
-# the SMF method does), and print the capacity report.
+# the SMF method does), print the capacity report; then, on Linux
+# as root, admit four VMs against a 96 MiB hugetlb pool (restored after).
 demo: lib emu c
 	@state=$$(mktemp -d) && trap 'rm -rf "$$state"' EXIT && \
 	export VMMEMU_STATE=$$state/vmmctl.state VMMEMU_PHYSMEM=16G \
@@ -148,7 +156,13 @@ demo: lib emu c
 	mkdir -p $$state/root/proc && \
 	printf 'MemTotal: 16777216 kB\nMemAvailable: 3145728 kB\n' > $$state/root/proc/meminfo && \
 	echo "== report -d 512 -c 2   (the capacity report: 3 GiB free, 512 MiB of driver DMA)" && \
-	$(REPORT) -R $$state/root -d 512 -c 2
+	$(REPORT) -R $$state/root -d 512 -c 2 && \
+	echo "== hadmit -s 96 -m 32 -n 4   (Linux: four 32 MiB VMs against a 96 MiB hugetlb pool)" && \
+	if [ -d /sys/kernel/mm/hugepages/hugepages-2048kB ] && [ -w /proc/sys/vm/nr_hugepages ]; then \
+		$(HADMIT) -r $$state/run -s 96 -m 32 -n 4; \
+	else \
+		echo "skipped: the hugetlb pool cannot be resized here (it needs Linux with hugetlb support, root and a writable /proc/sys)"; \
+	fi
 
 test: lib emu c
 	$(CARGO) test --all-targets

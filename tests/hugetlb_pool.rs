@@ -174,3 +174,57 @@ fn resize_query_and_surplus_on_the_real_pool() {
     );
     assert_eq!(pool.resize(0, 0, None), Ok(0));
 }
+
+/// The pool through the reservoir API: resized in chunks by a `Reservoir`
+/// (lock and ledger hold as on illumos), a shrink into pages a pending
+/// admission counts on refused, the admission ledger named for the pool,
+/// and the capacity report naming the backend.
+#[test]
+fn the_pool_as_a_reservoir() {
+    use vmmresv::admission::{Admission, Decision, Preference};
+    use vmmresv::{Reservoir, Status};
+
+    let Some(_borrowed) = hugepool::borrow("hugetlb reservoir API (real kernel)") else {
+        return;
+    };
+    let run = std::env::temp_dir().join(format!("vmmresv-hugetlb-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(&run).unwrap();
+    let r = Reservoir::open_hugetlb(0, None, Some(&run)).unwrap();
+    assert_eq!(r.interface_version(), 0);
+    assert!(r.can_resize());
+    let mut steps = Vec::new();
+    let mut cb = |got: u64, _: u64| {
+        steps.push(got / MB2);
+        Progress::Continue
+    };
+    assert_eq!(r.set_target(32 * MB2, 8 * MB2, Some(&mut cb)), Ok(32 * MB2));
+    assert_eq!(steps, vec![8, 16, 24]);
+    let q = r.query().unwrap();
+    assert_eq!((q.free, q.alloc, q.alloc_transient), (32 * MB2, 0, 0));
+    assert!(q.limit > 32 * MB2, "the limit adds the host's available memory");
+
+    let adm = Admission::open(r.try_clone().unwrap(), None).unwrap();
+    assert_eq!(adm.ledger_path(), run.join("hugetlb-2048kB.ledger"));
+    let uuid = [7u8; 16];
+    let v = adm.admit(&uuid, 24 * MB2, Preference::Require).unwrap();
+    assert_eq!(v.decision, Decision::UseReservoir);
+    // 24 MiB of the 64 MiB pool are promised: shrinking to 16 MiB would
+    // take them.
+    let e = r.set_target(16 * MB2, 0, None).unwrap_err();
+    assert_eq!((e.error.status(), e.reached), (Status::Refused, Some(32 * MB2)));
+    // Another admission finds only what is left.
+    let v2 = adm.admit(&[8u8; 16], 24 * MB2, Preference::Prefer).unwrap();
+    assert_eq!(v2.decision, Decision::NoReservoir);
+    adm.abort(&[8u8; 16]).unwrap();
+
+    let rep = adm
+        .report(&vmmresv::report::ReportInputs::default())
+        .unwrap()
+        .to_value();
+    assert_eq!(rep["ledger"]["backend"], "linux-hugetlb", "{rep}");
+
+    adm.abort(&uuid).unwrap();
+    assert_eq!(r.set_target(0, 0, None), Ok(0));
+    std::fs::remove_dir_all(&run).unwrap();
+}
