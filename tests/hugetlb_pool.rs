@@ -202,17 +202,23 @@ fn the_pool_as_a_reservoir() {
     assert_eq!(steps, vec![8, 16, 24]);
     let q = r.query().unwrap();
     assert_eq!((q.free, q.alloc, q.alloc_transient), (32 * MB2, 0, 0));
-    assert!(q.limit > 32 * MB2, "the limit adds the host's available memory");
+    assert!(
+        q.limit > 32 * MB2,
+        "the limit adds the host's available memory"
+    );
 
     let adm = Admission::open(r.try_clone().unwrap(), None).unwrap();
     assert_eq!(adm.ledger_path(), run.join("hugetlb-2048kB.ledger"));
     let uuid = [7u8; 16];
     let v = adm.admit(&uuid, 24 * MB2, Preference::Require).unwrap();
     assert_eq!(v.decision, Decision::UseReservoir);
-    // 24 MiB of the 64 MiB pool are promised: shrinking to 16 MiB would
-    // take them.
+    // 24 of the pool's 32 pages are promised: shrinking it to 16 would
+    // take 8 of them.
     let e = r.set_target(16 * MB2, 0, None).unwrap_err();
-    assert_eq!((e.error.status(), e.reached), (Status::Refused, Some(32 * MB2)));
+    assert_eq!(
+        (e.error.status(), e.reached),
+        (Status::Refused, Some(32 * MB2))
+    );
     // Another admission finds only what is left.
     let v2 = adm.admit(&[8u8; 16], 24 * MB2, Preference::Prefer).unwrap();
     assert_eq!(v2.decision, Decision::NoReservoir);
