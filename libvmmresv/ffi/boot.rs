@@ -223,16 +223,13 @@ mod tests {
     fn target_for_through_the_abi() {
         let limit = 16_350_203_084;
         let mut t = vmmresv_boot_plan::default();
-        // NULL = the default, which is vmmresv_default_target_for().
+        // NULL = the default, RFD 185's 75% (what vmmresv_default_target_for()
+        // gives).
         assert_eq!(
             vmmresv_boot_target_for(core::ptr::null(), limit, GIB, &mut t),
             Status::Ok
         );
-        let mut want = 0;
-        assert_eq!(
-            super::super::vmmresv_default_target_for(limit, GIB, &mut want),
-            Status::Ok
-        );
+        let want = crate::policy::default_target_for(limit, GIB).unwrap();
         assert_eq!(t.target_bytes, want);
         assert_eq!(
             (t.setting.kind, t.setting.percent),
