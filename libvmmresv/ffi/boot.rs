@@ -229,8 +229,10 @@ mod tests {
             vmmresv_boot_target_for(core::ptr::null(), limit, GIB, &mut t),
             Status::Ok
         );
-        let want = crate::policy::default_target_for(limit, GIB).unwrap();
-        assert_eq!(t.target_bytes, want);
+        assert_eq!(
+            Ok(t.target_bytes),
+            crate::policy::default_target_for(limit, GIB)
+        );
         assert_eq!(
             (t.setting.kind, t.setting.percent),
             (VMMRESV_BOOT_PERCENT, 75)
