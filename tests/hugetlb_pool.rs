@@ -19,6 +19,7 @@
     unsafe_code
 )]
 
+mod common;
 #[path = "common/hugepool.rs"]
 mod hugepool;
 
@@ -233,4 +234,41 @@ fn the_pool_as_a_reservoir() {
     adm.abort(&uuid).unwrap();
     assert_eq!(r.set_target(0, 0, None), Ok(0));
     std::fs::remove_dir_all(&run).unwrap();
+}
+
+/// Resizing the pool without root is PERMISSION (EACCES from the kernel's
+/// file), not success and not another error: `tests/c/hadmit.c` run as
+/// `nobody` (setpriv), against a run directory it may write.
+#[test]
+fn resizing_without_root_is_permission() {
+    let Some(_borrowed) = hugepool::borrow("hugetlb resize as nobody") else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!(
+            "\n!!!!!!!!\nSKIPPED: hugetlb resize as nobody: no setpriv (util-linux)\n!!!!!!!!"
+        );
+        return;
+    }
+    let pool = HugetlbPool::open(0, None).unwrap();
+    let before = pool.query().unwrap().persistent_pages();
+    let hadmit = common::program("hadmit");
+    let run = common::Scratch::new("hugetlb-nobody");
+    std::fs::set_permissions(&run.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(hadmit)
+        .arg("-r")
+        .arg(&run.0)
+        .args(["-s", "8", "-m", "2", "-n", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("vmmresv_reservoir_set_target") && err.contains("(status 7010, errno 13)"),
+        "not PERMISSION with EACCES: {err}"
+    );
+    // Nothing moved.
+    assert_eq!(pool.query().unwrap().persistent_pages(), before);
 }
