@@ -23,6 +23,8 @@
 // arithmetic, casts and indexing are on values they chose. The strict
 // lints of Cargo.toml are for the library; their unsafe calls (system
 // calls and the C ABI, as a C caller makes them) carry SAFETY comments.
+// The Linux hugetlb pool: nothing to test elsewhere.
+#![cfg(target_os = "linux")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
