@@ -11,8 +11,8 @@
 #   make ci-gates    list the gates.
 #
 # A gate that needs a tool that may be missing (cbindgen 0.29.4, mandoc,
-# man-db's man, xmllint, the illumos target, gcc's sanitizer runtimes, abigail-tools,
-# nightly Miri, nightly + cargo-fuzz) checks for it first; when it is
+# man-db's man, xmllint, the illumos target, gcc's sanitizer runtimes,
+# abigail-tools, nightly Miri, nightly + cargo-fuzz) checks for it first; when it is
 # missing the gate prints a loud "SKIPPED: <gate>: <why>" (.ci/skip.sh) and
 # succeeds, and make ci lists it again at the end. Nothing else skips:
 # `make test` (the README's test command) always runs.
@@ -96,8 +96,8 @@ CI_GATES := check-format clippy test bench-quick-ledger bench-quick-admission \
 .PHONY: ci ci-gates check-format clippy bench-quick-ledger \
 	bench-quick-admission check-valgrind emu-selftest loom check-header \
 	check-header-compiles check-exports check-man-lint check-man \
-	check-man-install check-readme check-smf check-illumos sanitizers check-abi \
-	check-abi-selftest abi-baseline miri fuzz-build fuzz $(FUZZ_RUNS)
+	check-man-install check-readme check-smf check-illumos sanitizers \
+	check-abi check-abi-selftest abi-baseline miri fuzz-build fuzz $(FUZZ_RUNS)
 
 ci:
 	@skips=$$(mktemp) && trap 'rm -f "$$skips"' EXIT; failed=; \
