@@ -12,9 +12,10 @@
 #
 # A gate that needs a tool that may be missing (cbindgen 0.29.4, mandoc,
 # man-db's man, xmllint, the illumos target, gcc's sanitizer runtimes,
-# abigail-tools, nightly Miri, nightly + cargo-fuzz) checks for it first; when it is
-# missing the gate prints a loud "SKIPPED: <gate>: <why>" (.ci/skip.sh) and
-# succeeds, and make ci lists it again at the end. Nothing else skips:
+# abigail-tools, nightly Miri, nightly + cargo-fuzz) checks for it first;
+# when it is missing the gate prints a loud "SKIPPED: <gate>: <why>"
+# (.ci/skip.sh) and succeeds, and make ci lists it again at the end.
+# Nothing else skips:
 # `make test` (the README's test command) always runs.
 #
 #   check-format            cargo fmt --check
