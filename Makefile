@@ -14,6 +14,8 @@
 #   make check-man  every function the header declares has a man page
 #                   with its exact prototype, and nothing else is documented
 #   make check-man-lint   mandoc -T lint of man/ (needs mandoc)
+#   make check-man-install   every function of the header found by
+#                   man -w <function> after make install (needs man-db)
 #
 # Sources: the library in libvmmresv/, the shipped rsrvrctl port in
 # cmd/rsrvrctl/, the tests' C programs in tests/c/, the /dev/vmmctl
@@ -193,7 +195,8 @@ check: check-header check-exports check-header-compiles check-man
 #                                  build (target/native-static-libs)
 #   $(BINDIR)/rsrvrctl             the rsrvrctl port (cmd/rsrvrctl/rsrvrctl.c)
 #   $(MAN3LIBDIR)/libvmmresv.3lib, $(MAN3DIR)/*.3vmmresv plus a link per
-#   function named in a page's NAME (illumos MLINKS), $(MAN8DIR)/rsrvrctl.8
+#   function named in a page's NAME (illumos MANLINKS: a relative symlink
+#   beside the page), $(MAN8DIR)/rsrvrctl.8, vmmresv-reservoir.8
 #   $(SMFMANIFESTDIR)/vmmresv-reservoir.xml, $(SMFMETHODDIR)/vmmresv-reservoir
 #                                  the SMF service (SMF=yes; see below)
 #   $(MANIFEST)                    every path above (without DESTDIR)
@@ -233,8 +236,27 @@ INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BINDIR       ?= $(PREFIX)/lib/vmmresv
 MANDIR       ?= $(PREFIX)/share/man
+# Where the library's pages go, so that `man <function>` finds them. The
+# files keep illumos's section suffixes everywhere (libvmmresv.3lib,
+# vmmresv_admit.3vmmresv); the directories follow each system's man(1):
+#   illumos  man3lib/ and man3vmmresv/, a directory per section as
+#            illumos-gate installs libnvpair.3lib and nvlist_alloc.3nvpair:
+#            its man searches every man* directory, and `man -s 3vmmresv
+#            vmmresv_admit` names the section;
+#   others   man3/, as Linux packages install a library's section-3 pages
+#            with a suffix (SSL_new.3ssl, Foo.3pm): man-db finds a page in
+#            man3/ with or without a section (`man vmmresv_admit`, `man 3
+#            vmmresv_admit`, `man 3vmmresv vmmresv_admit`), and so does
+#            mandoc's man without a mandoc.db, which searches man3vmmresv/
+#            only when asked for that section.
+# make check-man-install resolves every function with man -w in both.
+ifeq ($(UNAME_S),SunOS)
 MAN3LIBDIR   ?= $(MANDIR)/man3lib
 MAN3DIR      ?= $(MANDIR)/man3vmmresv
+else
+MAN3LIBDIR   ?= $(MANDIR)/man3
+MAN3DIR      ?= $(MANDIR)/man3
+endif
 MAN8DIR      ?= $(MANDIR)/man8
 MANIFEST     ?= $(LIBDIR)/vmmresv/install.manifest
 

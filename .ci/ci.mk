@@ -11,10 +11,11 @@
 #   make ci-gates    list the gates.
 #
 # A gate that needs a tool that may be missing (cbindgen 0.29.4, mandoc,
-# xmllint, the illumos target, gcc's sanitizer runtimes, abigail-tools,
-# nightly Miri, nightly + cargo-fuzz) checks for it first; when it is
-# missing the gate prints a loud "SKIPPED: <gate>: <why>" (.ci/skip.sh) and
-# succeeds, and make ci lists it again at the end. Nothing else skips:
+# man-db's man, xmllint, the illumos target, gcc's sanitizer runtimes,
+# abigail-tools, nightly Miri, nightly + cargo-fuzz) checks for it first;
+# when it is missing the gate prints a loud "SKIPPED: <gate>: <why>"
+# (.ci/skip.sh) and succeeds, and make ci lists it again at the end.
+# Nothing else skips:
 # `make test` (the README's test command) always runs.
 #
 #   check-format            cargo fmt --check
@@ -42,6 +43,13 @@
 #   check-man-lint          mandoc -T lint of man/: .ci/check-man.sh --lint
 #   check-man               the man pages document exactly the header's
 #                           functions, prototypes and statuses: .ci/check-man.sh
+#   check-man-install       make install into a scratch DESTDIR, in the man3/
+#                           layout and in illumos's (man3lib/, man3vmmresv/),
+#                           then every header function, libvmmresv(3lib) and
+#                           the section 8 pages resolve with man -w (man-db;
+#                           mandoc's mman too when present), by name and by
+#                           section, to the page that documents them:
+#                           .ci/check-man-install.sh
 #   check-readme            the README's install example compiles and prints
 #                           what the README shows: .ci/readme-example.sh
 #   check-smf               the SMF manifest is well-formed XML (xmllint,
@@ -82,15 +90,15 @@ SAN_CC ?= $(if $(filter environment command,$(firstword $(origin CC))),$(CC),gcc
 
 CI_GATES := check-format clippy test bench-quick-ledger bench-quick-admission \
 	check-valgrind emu-selftest loom check-header check-header-compiles \
-	check-exports check-man-lint check-man check-readme check-smf \
-	check-illumos sanitizers check-abi check-abi-selftest miri \
+	check-exports check-man-lint check-man check-man-install check-readme \
+	check-smf check-illumos sanitizers check-abi check-abi-selftest miri \
 	fuzz-build $(FUZZ_RUNS)
 
 .PHONY: ci ci-gates check-format clippy bench-quick-ledger \
 	bench-quick-admission check-valgrind emu-selftest loom check-header \
 	check-header-compiles check-exports check-man-lint check-man \
-	check-readme check-smf check-illumos sanitizers check-abi \
-	check-abi-selftest abi-baseline miri fuzz-build fuzz $(FUZZ_RUNS)
+	check-man-install check-readme check-smf check-illumos sanitizers \
+	check-abi check-abi-selftest abi-baseline miri fuzz-build fuzz $(FUZZ_RUNS)
 
 ci:
 	@skips=$$(mktemp) && trap 'rm -f "$$skips"' EXIT; failed=; \
@@ -158,6 +166,25 @@ check-man:
 check-man-lint:
 	@if command -v mandoc >/dev/null 2>&1; then sh .ci/check-man.sh --lint man; \
 	else $(SKIP) check-man-lint "mandoc is not installed (Debian: apt-get install mandoc)"; fi
+
+# Both layouts are given explicitly, so the gate checks the same two on
+# every system (the Makefile picks one of them by uname: tests/install.rs
+# checks that choice).
+MAN_INSTALL = $(MAKE) --no-print-directory install PREFIX=/usr MANDIR=/usr/share/man
+
+check-man-install: lib
+	@if command -v man >/dev/null 2>&1; then \
+		set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+		inst() { \
+			$(MAN_INSTALL) DESTDIR="$$d/$$1" MAN3LIBDIR=/usr/share/man/$$2 \
+				MAN3DIR=/usr/share/man/$$3 > "$$d/$$1.log" 2>&1 || \
+				{ cat "$$d/$$1.log"; echo "man-install: make install failed"; exit 1; }; \
+		}; \
+		inst man3 man3 man3; \
+		sh .ci/check-man-install.sh include/vmmresv.h "$$d/man3/usr/share/man" man3; \
+		inst illumos man3lib man3vmmresv; \
+		sh .ci/check-man-install.sh include/vmmresv.h "$$d/illumos/usr/share/man" illumos; \
+	else $(SKIP) check-man-install "man is not installed (Debian: apt-get install man-db)"; fi
 
 check-readme:
 	bash .ci/readme-example.sh

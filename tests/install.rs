@@ -379,13 +379,20 @@ fn install_layout_manifest_and_uninstall() {
     );
 
     // Man pages: every page of man/, and a page or link for every function
-    // of the header, so `man vmmresv_admit` finds it.
+    // of the header, so `man vmmresv_admit` finds it. The directories are
+    // the system's (the Makefile's MAN3DIR): illumos's section directories
+    // there, man3/ elsewhere (make check-man-install asks man -w).
     let man = under(d, "/usr/share/man");
+    let (man3lib, man3) = if cfg!(target_os = "illumos") {
+        ("man3lib", "man3vmmresv")
+    } else {
+        ("man3", "man3")
+    };
     for e in std::fs::read_dir(root().join("man")).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         let sub = match name.rsplit_once('.').unwrap().1 {
-            "3lib" => "man3lib",
-            "3vmmresv" => "man3vmmresv",
+            "3lib" => man3lib,
+            "3vmmresv" => man3,
             "8" => "man8",
             other => panic!("man/{}: unexpected section {}", name, other),
         };
@@ -396,16 +403,41 @@ fn install_layout_manifest_and_uninstall() {
             name
         );
     }
+    let mut dirs: Vec<String> = std::fs::read_dir(&man)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    dirs.sort();
+    let mut want = vec![man3lib.to_string(), man3.to_string(), "man8".to_string()];
+    want.sort();
+    want.dedup();
+    assert_eq!(dirs, want, "the man directories installed");
     for f in header_functions() {
-        let p = man.join("man3vmmresv").join(format!("{}.3vmmresv", f));
+        let p = man.join(man3).join(format!("{}.3vmmresv", f));
         let text = std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("no man page or link for {} ({}): {}", f, p.display(), e));
+        // In the page's NAME, as man(1) and makewhatis index it.
+        let in_name = text
+            .lines()
+            .skip_while(|l| *l != ".Sh NAME")
+            .skip(1)
+            .take_while(|l| !l.starts_with(".Sh "))
+            .any(|l| l.trim_end_matches(" ,") == format!(".Nm {}", f));
         assert!(
-            text.contains(&format!(".Nm {}", f)),
-            "{} does not document {}",
+            in_name,
+            "{} does not document {} in its NAME",
             p.display(),
             f
         );
+        // A link is relative and beside its page, as illumos's MANLINKS.
+        if let Ok(target) = std::fs::read_link(&p) {
+            assert!(
+                target.components().count() == 1,
+                "{} -> {}: not a link to a page beside it",
+                p.display(),
+                target.display()
+            );
+        }
     }
 
     // The manifest lists exactly what is there.
@@ -480,11 +512,19 @@ fn install_directories_are_overridable() {
         ("LIBDIR", "/opt/vmm/lib/64".to_string()),
         ("INCLUDEDIR", "/opt/vmm/include/vmmresv".to_string()),
         ("MANDIR", "/opt/vmm/man".to_string()),
+        // illumos's section directories, as the Makefile picks them there.
+        ("MAN3LIBDIR", "/opt/vmm/man/man3lib".to_string()),
+        ("MAN3DIR", "/opt/vmm/man/man3vmmresv".to_string()),
         ("BINDIR", "/opt/vmm/sbin".to_string()),
         ("DESTDIR", d.display().to_string()),
     ];
     install(&vars);
     let files = files_under(d);
+    assert_eq!(
+        std::fs::read_link(under(d, "/opt/vmm/man/man3vmmresv/vmmresv_sizing.3vmmresv")).unwrap(),
+        PathBuf::from("vmmresv_policy.3vmmresv"),
+        "the man link of vmmresv_sizing"
+    );
     for p in [
         "/opt/vmm/lib/64/libvmmresv.so.1",
         "/opt/vmm/lib/64/libvmmresv.so",
