@@ -27,6 +27,15 @@
 #                           cannot build or run or a check in it fails
 #                           (over-admission, a claim left behind, a failing
 #                           C call): benches/README.md
+#   hugetlb-race            tests/hugetlb_pool.rs and hugetlb_race.rs again
+#                           (they are part of make test), their output
+#                           shown: the pool's behaviour, the race counted
+#                           with and without the ledger; SKIPPED where the
+#                           pool cannot be resized (not root, no hugetlb, a
+#                           read-only /proc/sys)
+#   hugetlb-qemu            tests/hugetlb_qemu.rs again, its output shown:
+#                           real QEMU started from the pool; SKIPPED as
+#                           above or without qemu-system-x86_64
 #   check-valgrind          tests/rsrvrctl.rs again with every rsrvrctl run
 #                           under valgrind memcheck (no error, no definite
 #                           leak)
@@ -88,13 +97,13 @@ ILLUMOS_TARGET := x86_64-unknown-illumos
 # command line), else gcc, whose libasan/libubsan .ci/run installs.
 SAN_CC ?= $(if $(filter environment command,$(firstword $(origin CC))),$(CC),gcc)
 
-CI_GATES := check-format clippy test bench-quick-ledger bench-quick-admission \
-	check-valgrind emu-selftest loom check-header check-header-compiles \
+CI_GATES := check-format clippy test hugetlb-race hugetlb-qemu \
+	bench-quick-ledger bench-quick-admission check-valgrind emu-selftest loom check-header check-header-compiles \
 	check-exports check-man-lint check-man check-man-install check-readme \
 	check-smf check-illumos sanitizers check-abi check-abi-selftest miri \
 	fuzz-build $(FUZZ_RUNS)
 
-.PHONY: ci ci-gates check-format clippy bench-quick-ledger \
+.PHONY: ci ci-gates check-format clippy hugetlb-race hugetlb-qemu bench-quick-ledger \
 	bench-quick-admission check-valgrind emu-selftest loom check-header \
 	check-header-compiles check-exports check-man-lint check-man \
 	check-man-install check-readme check-smf check-illumos sanitizers \
@@ -188,6 +197,21 @@ check-man-install: lib
 
 check-readme:
 	bash .ci/readme-example.sh
+
+# The hugetlb pool can be borrowed (the tests restore it) where this holds.
+HUGETLB_OK = [ -d /sys/kernel/mm/hugepages/hugepages-2048kB ] && [ -w /proc/sys/vm/nr_hugepages ]
+HUGETLB_WHY = the hugetlb pool cannot be resized here (it needs Linux with hugetlb support, root and a writable /proc/sys)
+
+hugetlb-race: lib c
+	@if $(HUGETLB_OK); then \
+		$(CARGO) test --locked --test hugetlb_pool --test hugetlb_race -- --nocapture --test-threads 1; \
+	else $(SKIP) hugetlb-race "$(HUGETLB_WHY)"; fi
+
+hugetlb-qemu: lib c
+	@if ! $(HUGETLB_OK); then $(SKIP) hugetlb-qemu "$(HUGETLB_WHY)"; \
+	elif ! command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+		$(SKIP) hugetlb-qemu "qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)"; \
+	else $(CARGO) test --locked --test hugetlb_qemu -- --nocapture; fi
 
 check-smf:
 	@if command -v xmllint >/dev/null 2>&1; then \
