@@ -19,6 +19,9 @@
 #
 #   check-format            cargo fmt --check
 #   clippy                  cargo clippy --all-targets, warnings denied
+#   check-doc               cargo doc of the library, warnings denied (the
+#                           Rust API is documented: #![warn(missing_docs)],
+#                           every intra-doc link resolves)
 #   test                    every test (the Makefile's, the README's command)
 #   bench-quick-ledger      benches/ledger.rs, one short round: ratios to the
 #   bench-quick-admission   goals printed, not gated (timings on a shared
@@ -44,6 +47,9 @@
 #                           functions, prototypes and statuses: .ci/check-man.sh
 #   check-readme            the README's install example compiles and prints
 #                           what the README shows: .ci/readme-example.sh
+#   examples                the Rust examples (examples/: a VM start, a
+#                           resize with progress) built and run against the
+#                           emulator, their output checked: .ci/examples.sh
 #   check-smf               the SMF manifest is well-formed XML (xmllint,
 #                           no network; the DTD's element order is
 #                           tests/smf.rs, part of make test)
@@ -80,13 +86,13 @@ ILLUMOS_TARGET := x86_64-unknown-illumos
 # command line), else gcc, whose libasan/libubsan .ci/run installs.
 SAN_CC ?= $(if $(filter environment command,$(firstword $(origin CC))),$(CC),gcc)
 
-CI_GATES := check-format clippy test bench-quick-ledger bench-quick-admission \
+CI_GATES := check-format clippy check-doc test bench-quick-ledger bench-quick-admission \
 	check-valgrind emu-selftest loom check-header check-header-compiles \
-	check-exports check-man-lint check-man check-readme check-smf \
+	check-exports check-man-lint check-man check-readme examples check-smf \
 	check-illumos sanitizers check-abi check-abi-selftest miri \
 	fuzz-build $(FUZZ_RUNS)
 
-.PHONY: ci ci-gates check-format clippy bench-quick-ledger \
+.PHONY: ci ci-gates check-format clippy check-doc examples bench-quick-ledger \
 	bench-quick-admission check-valgrind emu-selftest loom check-header \
 	check-header-compiles check-exports check-man-lint check-man \
 	check-readme check-smf check-illumos sanitizers check-abi \
@@ -120,6 +126,9 @@ check-format:
 
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+check-doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --lib --locked
 
 bench-quick-ledger bench-quick-admission: bench-quick-%:
 	VMMRESV_BENCH_QUICK=1 $(CARGO) bench --locked --bench $*
@@ -161,6 +170,9 @@ check-man-lint:
 
 check-readme:
 	bash .ci/readme-example.sh
+
+examples: emu
+	CARGO=$(CARGO) bash .ci/examples.sh
 
 check-smf:
 	@if command -v xmllint >/dev/null 2>&1; then \
