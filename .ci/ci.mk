@@ -20,6 +20,9 @@
 #
 #   check-format            cargo fmt --check
 #   clippy                  cargo clippy --all-targets, warnings denied
+#   check-doc               cargo doc of the library, warnings denied (the
+#                           Rust API is documented: #![warn(missing_docs)],
+#                           every intra-doc link resolves)
 #   test                    every test (the Makefile's, the README's command)
 #   bench-quick-ledger      benches/ledger.rs, one short round: ratios to the
 #   bench-quick-admission   goals printed, not gated (timings on a shared
@@ -61,6 +64,9 @@
 #                           .ci/check-man-install.sh
 #   check-readme            the README's install example compiles and prints
 #                           what the README shows: .ci/readme-example.sh
+#   examples                the Rust examples (examples/: a VM start, a
+#                           resize with progress) built and run against the
+#                           emulator, their output checked: .ci/examples.sh
 #   check-smf               the SMF manifest is well-formed XML (xmllint,
 #                           no network; the DTD's element order is
 #                           tests/smf.rs, part of make test)
@@ -97,13 +103,13 @@ ILLUMOS_TARGET := x86_64-unknown-illumos
 # command line), else gcc, whose libasan/libubsan .ci/run installs.
 SAN_CC ?= $(if $(filter environment command,$(firstword $(origin CC))),$(CC),gcc)
 
-CI_GATES := check-format clippy test hugetlb-race hugetlb-qemu \
-	bench-quick-ledger bench-quick-admission check-valgrind emu-selftest loom check-header check-header-compiles \
-	check-exports check-man-lint check-man check-man-install check-readme \
-	check-smf check-illumos sanitizers check-abi check-abi-selftest miri \
-	fuzz-build $(FUZZ_RUNS)
+CI_GATES := check-format clippy check-doc test hugetlb-race hugetlb-qemu \
+	bench-quick-ledger bench-quick-admission check-valgrind emu-selftest loom \
+	check-header check-header-compiles check-exports check-man-lint check-man \
+	check-man-install check-readme examples check-smf check-illumos sanitizers \
+	check-abi check-abi-selftest miri fuzz-build $(FUZZ_RUNS)
 
-.PHONY: ci ci-gates check-format clippy hugetlb-race hugetlb-qemu bench-quick-ledger \
+.PHONY: ci ci-gates check-format clippy check-doc hugetlb-race hugetlb-qemu examples bench-quick-ledger \
 	bench-quick-admission check-valgrind emu-selftest loom check-header \
 	check-header-compiles check-exports check-man-lint check-man \
 	check-man-install check-readme check-smf check-illumos sanitizers \
@@ -137,6 +143,9 @@ check-format:
 
 clippy:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+check-doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --lib --locked
 
 bench-quick-ledger bench-quick-admission: bench-quick-%:
 	VMMRESV_BENCH_QUICK=1 $(CARGO) bench --locked --bench $*
@@ -212,6 +221,9 @@ hugetlb-qemu: lib c
 	elif ! command -v qemu-system-x86_64 >/dev/null 2>&1; then \
 		$(SKIP) hugetlb-qemu "qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)"; \
 	else $(CARGO) test --locked --test hugetlb_qemu -- --nocapture; fi
+
+examples: emu
+	CARGO=$(CARGO) bash .ci/examples.sh
 
 check-smf:
 	@if command -v xmllint >/dev/null 2>&1; then \

@@ -53,7 +53,7 @@ pub const VMM_IOC_BASE: i32 = ((b'v' as i32) << 16) | ((b'm' as i32) << 8);
 
 /// OS-8005's per-VM ARC reservation as the early (2020) illumos-joyent tree
 /// defines it: `VM_ARC_RESV = _IOW('v', IOCNUM_ARC_RESV = 258, uint64_t)`
-/// on the VM's own device (/dev/vmm/<name>), its `vmm_sol_dev.c` handing
+/// on the VM's own device (`/dev/vmm/<name>`), its `vmm_sol_dev.c` handing
 /// the ioctl's argument itself to `vm_arc_resv()`: the length goes **by
 /// value**. illumos `_IOW(x, y, t)` is `IOC_IN | (sizeof (t) &
 /// IOCPARM_MASK) << 16 | x << 8 | y`, and 258 overflows into the 'v' byte

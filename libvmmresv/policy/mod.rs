@@ -6,7 +6,7 @@
 //!   below current usage.
 //! - [`states`]: VMware's minFree sliding scale and its high / soft / hard /
 //!   low memory states.
-//! - [`headroom`]: RFD 185's other consumers of memory (ARC floor, driver
+//! - [`headroom`](mod@headroom): RFD 185's other consumers of memory (ARC floor, driver
 //!   DMA, zone caps, OS reserve, overcommit buffer), the reservoir sizing
 //!   of RFD 185, omicron and Triton CNAPI, and the library's default
 //!   target (RFD 185's 75%).
