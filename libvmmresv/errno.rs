@@ -47,6 +47,20 @@ pub fn status_of_version_errno(errno: i32) -> Status {
     }
 }
 
+/// What an errno from a hugetlb pool's sysfs files means
+/// (`mm/hugetlb.c`): EINVAL from a write of `nr_hugepages` is a page size
+/// the kernel cannot resize at run time (gigantic pages without runtime
+/// support), not an alignment; a missing file is no pool.
+pub fn status_of_sysfs_errno(errno: i32) -> Status {
+    match errno {
+        libc::EPERM | libc::EACCES => Status::Permission,
+        libc::EINVAL | libc::EOPNOTSUPP => Status::Unsupported,
+        libc::ENOMEM => Status::OutOfMemory,
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => Status::NoDevice,
+        _ => Status::Io,
+    }
+}
+
 /// What an errno from the shared ledger's files means.
 pub fn status_of_ledger_errno(errno: i32) -> Status {
     match errno {

@@ -283,3 +283,78 @@ fn resizing_without_root_is_permission() {
     // Nothing moved.
     assert_eq!(pool.query().unwrap().persistent_pages(), before);
 }
+
+/// What an earlier review found, each pinned: relative resizes and the
+/// ledger hold count the persistent size (not surplus pages still in use),
+/// a shrink below what is in use is not refused for pages it does not
+/// take, claims are whole huge pages, the default target is whole huge
+/// pages, and a node's pool shares the ledger of its page size.
+#[test]
+fn surplus_rounding_and_nodes() {
+    use vmmresv::admission::{Admission, Decision, Preference};
+    use vmmresv::Reservoir;
+
+    let Some(_borrowed) = hugepool::borrow("hugetlb surplus, rounding, nodes") else {
+        return;
+    };
+    let run = std::env::temp_dir().join(format!("vmmresv-hugetlb-srn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(&run).unwrap();
+    let r = Reservoir::open_hugetlb(0, None, Some(&run)).unwrap();
+    let pool = HugetlbPool::open(0, None).unwrap();
+    assert_eq!(r.set_target(10 * MB2, 0, None), Ok(10 * MB2));
+    // A ledger exists, with nothing pending.
+    let adm = Admission::open(r.try_clone().unwrap(), None).unwrap();
+
+    // 6 pages in use; shrinking to 2 takes the 4 free ones, the rest
+    // becomes surplus: not refused although the pool's free pages cannot
+    // cover 8.
+    let vm = take(6, true);
+    assert_eq!(r.set_target(2 * MB2, 0, None), Ok(2 * MB2));
+    let q = pool.query().unwrap();
+    assert_eq!((q.persistent_pages(), q.surplus_pages), (2, 4), "{q:?}");
+    // The reservoir's size is the persistent size: a remove shrinks it, an
+    // add grows it, from 2 pages.
+    assert_eq!(r.query().unwrap().size(), 2 * MB2);
+    assert_eq!(r.remove(MB2, 0, None), Ok(MB2));
+    assert_eq!(pool.query().unwrap().persistent_pages(), 1);
+    assert_eq!(r.add(2 * MB2, 0, None), Ok(3 * MB2));
+    assert_eq!(pool.query().unwrap().persistent_pages(), 3);
+    drop(vm);
+    let q = pool.query().unwrap();
+    assert_eq!(
+        (q.total_pages, q.surplus_pages, q.free_pages),
+        (3, 0, 3),
+        "{q:?}"
+    );
+
+    // Claims are whole huge pages: a 3 MiB VM takes two, so a 3-page pool
+    // holds one of them, not two.
+    let a = adm.admit(&[1; 16], 3 << 20, Preference::Require).unwrap();
+    assert_eq!(
+        (a.decision, a.charged_bytes),
+        (Decision::UseReservoir, 2 * MB2)
+    );
+    let b = adm.admit(&[2; 16], 3 << 20, Preference::Require).unwrap();
+    assert_eq!(b.decision, Decision::Refuse, "{b:?}");
+
+    // A node's pool shares the ledger: its admissions see the pending
+    // claim above.
+    if std::path::Path::new("/sys/devices/system/node/node0/hugepages/hugepages-2048kB").is_dir() {
+        let node = Reservoir::open_hugetlb(0, Some(0), Some(&run)).unwrap();
+        let nadm = Admission::open(node, None).unwrap();
+        assert_eq!(nadm.ledger_path(), adm.ledger_path());
+        let c = nadm.admit(&[3; 16], 4 << 20, Preference::Require).unwrap();
+        assert_eq!(c.decision, Decision::Refuse, "{c:?}");
+    }
+    adm.abort(&[1; 16]).unwrap();
+
+    // The default target is whole huge pages (75% of the pool and the
+    // host's available memory), for any chunk.
+    for chunk in [0, 4096, 3 << 20] {
+        let t = r.default_target(chunk).unwrap();
+        assert_eq!(t % MB2, 0, "chunk {chunk}: {t}");
+    }
+    assert_eq!(r.set_target(0, 0, None), Ok(0));
+    std::fs::remove_dir_all(&run).unwrap();
+}

@@ -390,6 +390,17 @@ impl Admission {
                 return self.already(&l, &world, &c);
             }
         }
+        // The reservoir hands out whole pages of its own size (a hugetlb
+        // pool's huge pages): a VM takes its memory rounded up to them.
+        let pool_pages = match self.reservoir().map(Reservoir::page_size) {
+            Some(ps) if ps > PAGESIZE => {
+                pages::btopr(pages::round_up(guest_bytes, ps)?, PageSize::Base4K)
+            }
+            _ => pages,
+        };
+        if pool_pages > ledger::MAX_PAGES {
+            return Err(Error::new(Status::InvalidArgument));
+        }
         let mut free = 0u64;
         if pref != Preference::Never {
             let mut capacity = || -> Result<u64> {
@@ -401,7 +412,7 @@ impl Admission {
                 &world,
                 *uuid,
                 Pool::Reservoir,
-                pages,
+                pool_pages,
                 hint(uuid),
                 &mut capacity,
             )?;
@@ -410,7 +421,7 @@ impl Admission {
                     return Ok(Verdict {
                         decision: Decision::UseReservoir,
                         reason: Reason::Ok,
-                        charged_bytes: bytes(pages),
+                        charged_bytes: bytes(pool_pages),
                         shortfall_bytes: 0,
                         free_bytes: free,
                         pending_bytes: bytes(others),

@@ -162,10 +162,11 @@ pub extern "C" fn vmmresv_boot_target(
         // Parse before querying: a bad setting is the caller's error
         // whatever the device says.
         let s = setting_arg(c_str!(setting).ok())?;
+        let chunk = r.inner.align_chunk(chunk_bytes)?;
         let t = r
             .inner
             .query()
-            .and_then(|q| boot::boot_target(s, q.limit, chunk_bytes))?;
+            .and_then(|q| boot::boot_target(s, q.limit, chunk))?;
         out.set(t.into());
         Ok(())
     })

@@ -35,7 +35,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Progress, ProgressFn, ReservoirQuery, ResizeError};
-use crate::errno::status_of_errno;
+use crate::errno::status_of_sysfs_errno;
 use crate::ledger::file::{Backend, PoolId};
 use crate::status::{Error, Status};
 
@@ -109,7 +109,7 @@ const MAX_COUNTER_BYTES: u64 = 64;
 
 fn os_error(e: &std::io::Error) -> Error {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    Error::with_errno(status_of_errno(errno), errno)
+    Error::with_errno(status_of_sysfs_errno(errno), errno)
 }
 
 impl PoolFiles for SysfsPool {
@@ -230,50 +230,50 @@ impl<F: PoolFiles> HugetlbPool<F> {
         self.node
     }
 
-    /// What the pool's ledger header names: backend, page size, node.
+    /// What the ledger's header names: backend and page size. One ledger
+    /// serves every pool of a page size, the whole machine's and each
+    /// node's: their pages are the same pages, so their claims must be
+    /// counted together (a node's admissions then also count the others'
+    /// pending claims against that node: conservative, never over).
     pub fn pool_id(&self) -> PoolId {
         PoolId {
             backend: Backend::LinuxHugetlb,
             page_size: self.page_size,
-            node: self.node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1),
+            node: -1,
         }
     }
 
     /// The admission ledger's file name in the run directory: one ledger
-    /// per pool, `hugetlb-2048kB.ledger` or `hugetlb-2048kB-node0.ledger`.
+    /// per page size, `hugetlb-2048kB.ledger` (see [`pool_id`](Self::pool_id)).
     pub fn ledger_name(&self) -> String {
-        match self.node {
-            None => format!(
-                "{}.ledger",
-                size_dir(self.page_size).replace("hugepages", "hugetlb")
-            ),
-            Some(n) => format!(
-                "{}-node{n}.ledger",
-                size_dir(self.page_size).replace("hugepages", "hugetlb")
-            ),
-        }
+        format!(
+            "{}.ledger",
+            size_dir(self.page_size).replace("hugepages", "hugetlb")
+        )
     }
 
-    /// The resize lock's name in the run directory: one per pool.
+    /// The resize lock's name in the run directory: one per page size, so
+    /// a node's resize and the whole machine's exclude each other.
     pub fn lock_name(&self) -> String {
         self.ledger_name().replace(".ledger", ".lock")
     }
 
-    /// The pool in the reservoir's terms, as admission reads it: `free` is
-    /// free − reserved (what a new VM can take now), `alloc` the rest of
-    /// the pool, no transient memory, and a limit that leaves
-    /// `host_available` bytes of transient room: a VM that starts without
-    /// huge pages takes ordinary memory (MemAvailable, which the pool is
-    /// not part of).
+    /// The pool in the reservoir's terms, as admission and resizes read
+    /// it: `free` is free − reserved (what a new VM can take now), `alloc`
+    /// the rest of the persistent pool (so free + alloc, the reservoir's
+    /// size, is the persistent size a resize sets, surplus excluded), no
+    /// transient memory, and a limit that leaves `host_available` bytes of
+    /// transient room: a VM that starts without huge pages takes ordinary
+    /// memory (MemAvailable, which the pool is not part of).
     pub fn reservoir_query_with(&self, host_available: u64) -> Result<ReservoirQuery> {
         let q = self.query()?;
-        let total = q.bytes(q.total_pages);
+        let persistent = q.bytes(q.persistent_pages());
         let free = q.bytes(q.available_pages());
         Ok(ReservoirQuery {
             free,
-            alloc: total.saturating_sub(free),
+            alloc: persistent.saturating_sub(free),
             alloc_transient: 0,
-            limit: total.saturating_add(host_available),
+            limit: persistent.max(free).saturating_add(host_available),
         })
     }
 
@@ -303,8 +303,11 @@ impl<F: PoolFiles> HugetlbPool<F> {
     /// (target or chunk not a multiple of the page size), OUT_OF_MEMORY
     /// (the kernel stopped short of a growth step and a second write found
     /// no more pages: it reports no error, the count read back is the
-    /// truth), INTERRUPTED (the callback cancelled), PERMISSION (EPERM,
-    /// EACCES: writing needs root), IO.
+    /// truth; a signal cuts the kernel's loop short too, which is why it
+    /// writes once more), INTERRUPTED (the callback cancelled), PERMISSION
+    /// (EPERM, EACCES: writing needs root), UNSUPPORTED (EINVAL: a page
+    /// size the kernel cannot resize at run time), IO (a shrink that did
+    /// not move).
     pub fn resize(
         &self,
         target: u64,
@@ -346,6 +349,15 @@ impl<F: PoolFiles> HugetlbPool<F> {
                     ));
                 }
                 now = again;
+            }
+            if goal < reached && now >= reached {
+                // A shrink always reaches its step (pages in use become
+                // surplus): a kernel that did not is not one this library
+                // knows, and writing again would loop.
+                return Err(resize_error(
+                    Error::new(Status::Io),
+                    Some(reached_bytes(now)),
+                ));
             }
             reached = now;
             if reached != goal {
@@ -433,7 +445,7 @@ mod tests {
         }
         fn write_nr(&self, pages: u64) -> Result<()> {
             if let Some(e) = self.fail_errno {
-                return Err(Error::with_errno(status_of_errno(e), e));
+                return Err(Error::with_errno(status_of_sysfs_errno(e), e));
             }
             self.writes.set(self.writes.get() + 1);
             self.persistent.set(pages.min(self.max_pages));

@@ -248,6 +248,27 @@ impl Reservoir {
         }
     }
 
+    /// The page the reservoir hands out: the base page of the vmm
+    /// reservoir, a hugetlb pool's huge page. Sizes it is given are
+    /// multiples of it.
+    pub fn page_size(&self) -> u64 {
+        match &self.backend {
+            Backend::Vmm { .. } => PAGESIZE,
+            Backend::Hugetlb(p) => p.page_size(),
+        }
+    }
+
+    /// `chunk` as a resize or target of this reservoir needs it: unchanged
+    /// for the vmm reservoir; for a hugetlb pool, rounded up to the huge
+    /// page (0 becomes one page), since the pool moves in whole pages.
+    pub fn align_chunk(&self, chunk: u64) -> Result<u64> {
+        match &self.backend {
+            Backend::Vmm { .. } => Ok(chunk),
+            Backend::Hugetlb(p) if chunk == 0 => Ok(p.page_size()),
+            Backend::Hugetlb(p) => pages::round_up(chunk, p.page_size()),
+        }
+    }
+
     /// The backend and pool, as the ledger's header names them.
     pub fn pool_id(&self) -> PoolId {
         match &self.backend {
@@ -437,10 +458,10 @@ impl Reservoir {
 
     /// RFD 185's default target for this host: 75% of the kernel's limit,
     /// rounded down to `chunk` (0 = the page). For a hugetlb pool the limit
-    /// is what the pool could hold: its pages and the host's available
-    /// memory.
+    /// is what the pool could hold (its persistent pages and the host's
+    /// available memory) and the chunk at least the huge page.
     pub fn default_target(&self, chunk: u64) -> Result<u64> {
-        headroom::default_target_for(self.query()?.limit, chunk)
+        headroom::default_target_for(self.query()?.limit, self.align_chunk(chunk)?)
     }
 
     /// The size now, for error reports; `None` if even a query fails.
@@ -552,7 +573,17 @@ impl ResizeHold {
         } else {
             Pool::Reservoir
         };
-        let pages = pages::btopr(target.abs_diff(size), pages::PageSize::Base4K);
+        let mut delta = target.abs_diff(size);
+        if pool == Pool::Reservoir && r.hugetlb().is_some() {
+            // A pool's shrink takes only its free pages; pages in use
+            // become surplus. Only those free pages are what pending
+            // claims may have counted on.
+            delta = delta.min(r.query()?.free);
+        }
+        let pages = pages::btopr(delta, pages::PageSize::Base4K);
+        if pages == 0 {
+            return Ok(());
+        }
         let mut capacity = || -> Result<u64> {
             let q = r.query()?;
             let room = match pool {
