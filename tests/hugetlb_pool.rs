@@ -51,6 +51,15 @@ fn meminfo() -> (u64, u64, u64, u64) {
 }
 
 fn agrees(q: &HugetlbQuery) {
+    // /proc/meminfo counts the default page size's pool: compare only
+    // where that is the 2 MiB one (not with default_hugepagesz=1G).
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    if !text
+        .lines()
+        .any(|l| l.split_whitespace().eq(["Hugepagesize:", "2048", "kB"]))
+    {
+        return;
+    }
     assert_eq!(
         (
             q.total_pages,

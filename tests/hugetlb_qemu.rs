@@ -124,6 +124,16 @@ fn reader(out: ChildStdout) -> mpsc::Receiver<String> {
     rx
 }
 
+/// A launcher that a failed check leaves behind is killed; its QEMU dies
+/// with it (qlaunch sets PR_SET_PDEATHSIG), so no paused QEMU keeps pool
+/// pages after the test.
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Launcher {
     fn next(&self, what: &str) -> String {
         self.lines

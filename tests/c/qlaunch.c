@@ -13,16 +13,23 @@
  *   REFUSE        -> print the reason and shortfall, start nothing, exit 4
  *   USE_RESERVOIR -> start QEMU with its RAM from hugetlbfs, preallocated
  *                    (memory-backend-file, mem-path=<dir>, prealloc=on)
- *   NO_RESERVOIR  -> start QEMU with ordinary memory
- *   then wait until QEMU holds its memory: QEMU answers on its QMP socket
- *   only after machine set-up, preallocation included; commit the claim.
+ *   NO_RESERVOIR  -> start QEMU with ordinary memory, preallocated too
+ *                    (memory-backend-ram, prealloc=on), so that the host's
+ *                    available memory has dropped by the time the claim,
+ *                    which counted on it, is committed
+ *   then wait until QEMU holds its memory: QEMU answers the
+ *   qmp_capabilities command on its QMP socket only after machine set-up,
+ *   preallocation included (its greeting can come before: that is not
+ *   enough); commit the claim.
  *   If QEMU exits first, abort the claim and exit 3 (QEMU's message, e.g.
  *   "unable to map backing store for guest RAM: Cannot allocate memory",
  *   is on stderr).  Once QEMU runs, print one line and wait for it to
  *   exit; exit 0 when it was stopped by a signal or exited 0.
  *
  * QEMU runs paused (-S) under TCG with no devices (-nodefaults): no KVM
- * is needed; its memory is what matters here.
+ * is needed; its memory is what matters here.  QEMU dies with this
+ * launcher (PR_SET_PDEATHSIG), so a killed launcher leaves no QEMU holding
+ * pages its claim no longer covers.
  *
  * Options:
  *   -n        no library: query the pool and start with huge pages if its
@@ -44,14 +51,17 @@
  * or system error (message on stderr, with the status number); 2 usage.
  */
 
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE	/* prctl(PR_SET_PDEATHSIG): this launcher is Linux's */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -132,8 +142,12 @@ static int wait_for_qemu(pid_t pid, const char *sock, int *status)
 		if (connect(fd, (struct sockaddr *)&sa, sizeof (sa)) == 0) {
 			static const char caps[] =
 			    "{\"execute\":\"qmp_capabilities\"}\n";
-			int ok = read_until(fd, "\"QMP\"") == 0 &&
-			    write(fd, caps, sizeof (caps) - 1) ==
+			/* No endless wait on a QEMU that hangs. */
+			struct timeval tv = { 300, 0 };
+			int ok = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			    sizeof (tv)) == 0 &&
+			    read_until(fd, "\"QMP\"") == 0 &&
+			    send(fd, caps, sizeof (caps) - 1, MSG_NOSIGNAL) ==
 			    (ssize_t)(sizeof (caps) - 1) &&
 			    read_until(fd, "\"return\"") == 0;
 
@@ -158,7 +172,7 @@ int main(int argc, char **argv)
 	struct vmmresv_admission *a = NULL;
 	int huge = 0, status = 0;
 	uint32_t st;
-	pid_t pid;
+	pid_t pid, parent;
 
 	while ((c = getopt(argc, argv, "nwp:H:r:u:m:s:")) != -1) {
 		switch (c) {
@@ -216,6 +230,7 @@ int main(int argc, char **argv)
 		if (st != VMMRESV_STATUS_OK)
 			die("vmmresv_hugetlb_query", st);
 		huge = pref != VMMRESV_RESERVOIR_NEVER &&
+		    q.free_bytes >= q.reserved_bytes &&
 		    q.free_bytes - q.reserved_bytes >= (uint64_t)mib << 20;
 	} else {
 		struct vmmresv_decision d;
@@ -249,6 +264,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		perror("qlaunch: fork");
@@ -259,10 +275,20 @@ int main(int argc, char **argv)
 		char *args[24];
 		int n = 0;
 
+		int devnull;
+
+		/* QEMU dies with the launcher (and not after a race). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(127);
 		(void) snprintf(mem, sizeof (mem), "%luM", mib);
-		(void) snprintf(backend, sizeof (backend),
-		    "memory-backend-file,id=ram,size=%luM,mem-path=%s,"
-		    "prealloc=on,share=on", mib, hugedir);
+		if (huge)
+			(void) snprintf(backend, sizeof (backend),
+			    "memory-backend-file,id=ram,size=%luM,mem-path=%s,"
+			    "prealloc=on,share=on", mib, hugedir);
+		else
+			(void) snprintf(backend, sizeof (backend),
+			    "memory-backend-ram,id=ram,size=%luM,prealloc=on",
+			    mib);
 		(void) snprintf(qmp, sizeof (qmp), "unix:%s,server=on,wait=off",
 		    sock);
 		args[n++] = (char *)qemu;
@@ -274,19 +300,17 @@ int main(int argc, char **argv)
 		args[n++] = "tcg,tb-size=16";
 		args[n++] = "-m";
 		args[n++] = mem;
-		if (huge) {
-			args[n++] = "-machine";
-			args[n++] = "pc,memory-backend=ram";
-			args[n++] = "-object";
-			args[n++] = backend;
-		} else {
-			args[n++] = "-machine";
-			args[n++] = "pc";
-		}
+		args[n++] = "-machine";
+		args[n++] = "pc,memory-backend=ram";
+		args[n++] = "-object";
+		args[n++] = backend;
 		args[n++] = "-qmp";
 		args[n++] = qmp;
 		args[n] = NULL;
-		(void) close(STDIN_FILENO);
+		/* stdin is the test's go-channel, not QEMU's. */
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)
+			_exit(127);
 		execv(qemu, args);
 		perror("qlaunch: exec qemu");
 		_exit(127);
@@ -304,8 +328,12 @@ int main(int argc, char **argv)
 	}
 	if (a != NULL) {
 		st = vmmresv_commit(a, uuid, NULL);
-		if (st != VMMRESV_STATUS_OK)
+		if (st != VMMRESV_STATUS_OK) {
+			/* Not a VM this host admitted: it does not run. */
+			(void) kill(pid, SIGKILL);
+			(void) waitpid(pid, NULL, 0);
 			die("vmmresv_commit", st);
+		}
 	}
 	printf("qlaunch: started pid=%ld hugepages=%d\n", (long)pid, huge);
 	fflush(stdout);
