@@ -1248,7 +1248,8 @@ void vmmresv_reservoir_close(struct vmmresv_reservoir *reservoir);
 
 /**
  * The kernel's vmm interface version, read when the handle was opened.
- * Resizing needs version 9 or later.
+ * Resizing needs version 9 or later. A hugetlb pool's handle
+ * (vmmresv_reservoir_open_hugetlb()) gives 0, and can be resized.
  */
 vmmresv_status vmmresv_reservoir_interface_version(const struct vmmresv_reservoir *reservoir,
                                                    uint32_t *out);
@@ -1272,9 +1273,16 @@ vmmresv_status vmmresv_reservoir_query(const struct vmmresv_reservoir *reservoir
  * VMMRESV_SIZE_UNKNOWN only if that query failed. Resizes made through
  * this library are serialized across threads and processes.
  *
+ * On a hugetlb pool (vmmresv_reservoir_open_hugetlb()) sizes and chunks
+ * are multiples of the huge page, `progress` is called after every chunk
+ * but the last, the size is the pool's persistent size, and a shrink
+ * below the pages in use succeeds (they become surplus): see
+ * vmmresv_hugetlb(3VMMRESV).
+ *
  * Errors: PERMISSION, RESIZE_IN_PROGRESS (a resizer outside the library),
  * NO_SPACE (beyond the limit / more than the free part), UNALIGNED,
- * OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, IO.
+ * OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, REFUSED (it
+ * would take memory pending admissions were admitted against), IO.
  */
 vmmresv_status vmmresv_reservoir_set_target(const struct vmmresv_reservoir *reservoir,
                                             uint64_t target_bytes,

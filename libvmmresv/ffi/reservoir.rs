@@ -76,7 +76,8 @@ pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
 }
 
 /// The kernel's vmm interface version, read when the handle was opened.
-/// Resizing needs version 9 or later.
+/// Resizing needs version 9 or later. A hugetlb pool's handle
+/// (vmmresv_reservoir_open_hugetlb()) gives 0, and can be resized.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_interface_version(
     reservoir: *const vmmresv_reservoir,
@@ -166,9 +167,16 @@ fn resize(
 /// VMMRESV_SIZE_UNKNOWN only if that query failed. Resizes made through
 /// this library are serialized across threads and processes.
 ///
+/// On a hugetlb pool (vmmresv_reservoir_open_hugetlb()) sizes and chunks
+/// are multiples of the huge page, `progress` is called after every chunk
+/// but the last, the size is the pool's persistent size, and a shrink
+/// below the pages in use succeeds (they become surplus): see
+/// vmmresv_hugetlb(3VMMRESV).
+///
 /// Errors: PERMISSION, RESIZE_IN_PROGRESS (a resizer outside the library),
 /// NO_SPACE (beyond the limit / more than the free part), UNALIGNED,
-/// OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, IO.
+/// OUT_OF_MEMORY, INTERRUPTED (cancelled), INTERFACE_TOO_OLD, REFUSED (it
+/// would take memory pending admissions were admitted against), IO.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_set_target(
     reservoir: *const vmmresv_reservoir,

@@ -19,8 +19,11 @@
 //! - `free_hugepages`, `surplus_hugepages`: pages no mapping holds, and
 //!   pages beyond the persistent count.
 //! - `resv_hugepages` (whole pool only): pages promised to mappings that
-//!   have not touched them yet (a `MAP_SHARED` hugetlbfs or memfd mapping
-//!   reserves at `mmap`). Free − reserved is what a new VM can take.
+//!   have not touched them yet (a mapping of a hugetlbfs file or memfd,
+//!   shared or private, reserves at `mmap` unless `MAP_NORESERVE`). Free −
+//!   reserved is what a new VM can take (exactly, while
+//!   `nr_overcommit_hugepages` is 0; with overcommit a mapping may take
+//!   surplus pages beyond it, and admission is conservative).
 //!
 //! Seen on Linux 6.18 (the test below checks it on the kernel it runs on):
 //! with 6 of 10 pages in use, writing 2 reads back 6 in `nr_hugepages`
