@@ -382,9 +382,8 @@ fn install_layout_manifest_and_uninstall() {
     // vmmresvadm: an operator's command, on PATH in $(PREFIX)/sbin, linked
     // like rsrvrctl (the installed SONAME, no RUNPATH).
     let adm = under(d, "/usr/sbin/vmmresvadm");
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&adm).unwrap().permissions(),
-    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&adm).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o755);
     assert!(needed(&adm).contains(&format!("libvmmresv.so.{}", maj)));
     assert_eq!(

@@ -107,6 +107,17 @@ bad_usage(const char *fmt, const char *arg)
 	return (EXIT_USAGE);
 }
 
+/* A usage error about the option getopt(3) just read (optopt). */
+static int
+bad_option(const char *fmt)
+{
+	char opt[2];
+
+	opt[0] = (char)optopt;
+	opt[1] = '\0';
+	return (bad_usage(fmt, opt));
+}
+
 /* A library failure: "<what>: <strerror> (<OS error>)", exit status 1. */
 static int
 fail(const char *what, vmmresv_status st)
@@ -618,11 +629,9 @@ table_options(int argc, char **argv, struct table_opts *t)
 				    bad));
 			break;
 		case ':':
-			return (bad_usage("option -%s needs an argument",
-			    argv[optind - 1] + 1));
+			return (bad_option("option -%s needs an argument"));
 		default:
-			return (bad_usage("unknown option -%s",
-			    argv[optind - 1] + 1));
+			return (bad_option("unknown option -%s"));
 		}
 	}
 	if (optind < argc)
@@ -802,8 +811,7 @@ cmd_report(int argc, char **argv)
 		if (c == 'j')
 			one_line = 1;
 		else
-			return (bad_usage("unknown option -%s",
-			    argv[optind - 1] + 1));
+			return (bad_option("unknown option -%s"));
 	}
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
@@ -1014,11 +1022,9 @@ cmd_resize(int argc, char **argv)
 			chunk_arg = optarg;
 			break;
 		case ':':
-			return (bad_usage("option -%s needs an argument",
-			    argv[optind - 1] + 1));
+			return (bad_option("option -%s needs an argument"));
 		default:
-			return (bad_usage("unknown option -%s",
-			    argv[optind - 1] + 1));
+			return (bad_option("unknown option -%s"));
 		}
 	}
 	if (optind >= argc)
@@ -1074,6 +1080,13 @@ cmd_resize(int argc, char **argv)
 	 */
 	step = chunk != 0 ? chunk : DEFAULT_STEP;
 	reached = size;
+	/*
+	 * A target beyond the limit would grow the reservoir step by step up
+	 * to the limit and fail only then: let the library refuse it whole.
+	 */
+	if (target > size && (target > q.limit_bytes ||
+	    q.alloc_transient_bytes > q.limit_bytes - target))
+		step = target - size;
 	while (reached != target && !interrupted) {
 		uint64_t next;
 
@@ -1143,7 +1156,7 @@ cmd_metrics(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt(argc, argv, ":")) != -1)
-		return (bad_usage("unknown option -%s", argv[optind - 1] + 1));
+		return (bad_option("unknown option -%s"));
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
 	if ((json = get_report()) == NULL)
