@@ -14,7 +14,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
-    clippy::as_conversions
+    clippy::as_conversions,
+    unsafe_code
 )]
 
 mod common;
@@ -456,6 +457,50 @@ fn resize_draws_a_bar_on_a_terminal() {
         "plain lines on a terminal: {out:?}"
     );
     assert_eq!(host.stat("free"), 4 * GIB);
+}
+
+#[test]
+fn sigint_stops_the_resize_where_it_stands() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut host = EmuHost::new("adm-resize-int", HOST);
+    // 0.2 s a 256 MiB chunk: 32 steps, long enough to be interrupted.
+    host.set("VMMEMU_CHUNK_DELAY_US", "200000");
+    let child = host
+        .command(&adm())
+        .args(["resize", "-c", "256M", "8G"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.stat("free") == 0 {
+        assert!(Instant::now() < deadline, "the resize never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own, not yet reaped, child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", show(&["resize"], &o));
+    let free = host.stat("free");
+    assert!(free > 0 && free < 8 * GIB, "free {free} after SIGINT");
+    assert_eq!(free % (256 * MIB), 0, "a step was left half done");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "vmmresvadm: cannot resize the reservoir: {}",
+            Status::Interrupted.message()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!("({free} bytes)\n")),
+        "the size reached is not the one printed: {err}"
+    );
+    assert_eq!(host.stat("target_active"), 0);
 }
 
 #[test]
