@@ -688,11 +688,13 @@ fn metrics_values_and_format() {
 fn metrics_pass_promtool() {
     let host = EmuHost::with_reservoir("adm-promtool", HOST, 2048);
     let Ok(o) = Command::new("promtool").arg("--version").output() else {
-        println!(
-            "SKIPPED: metrics_pass_promtool: promtool is not installed \
-             (Debian: apt-get install prometheus; .ci/run installs it)"
+        // Written to the real stderr, not through eprintln!, which the
+        // test harness captures and shows only for a failing test.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(
+            b"\n!!!!!!!!\nSKIPPED: metrics_pass_promtool: no promtool on PATH \
+              (Debian: apt-get install prometheus; .ci/run installs it)\n!!!!!!!!\n",
         );
-        eprintln!("SKIPPED: metrics_pass_promtool: promtool is not installed");
         return;
     };
     assert!(o.status.success(), "promtool --version: {o:?}");
