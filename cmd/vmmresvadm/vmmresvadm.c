@@ -118,13 +118,16 @@ bad_option(const char *fmt)
 	return (bad_usage(fmt, opt));
 }
 
-/* A library failure: "<what>: <strerror> (<OS error>)", exit status 1. */
+/*
+ * A library failure: "<what>: <strerror>", with the OS error's text when
+ * the status is only "operating-system error"; exit status 1.
+ */
 static int
 fail(const char *what, vmmresv_status st)
 {
 	int e = vmmresv_last_errno();
 
-	if (e != 0)
+	if (st == VMMRESV_STATUS_IO && e != 0)
 		warnx_("%s: %s (%s)", what, vmmresv_strerror(st), strerror(e));
 	else
 		warnx_("%s: %s", what, vmmresv_strerror(st));
