@@ -746,6 +746,8 @@ fn usage_errors_exit_2_with_a_message_and_the_usage() {
         (&["resize", "-5G"], "unknown option -5"),
         (&["resize", "101%"], "invalid size '101%'"),
         (&["resize", "1G", "2G"], "unexpected operand '2G'"),
+        // Options before operands, on every system.
+        (&["resize", "1G", "-c", "1G"], "unexpected operand '-c'"),
         (&["resize", "-c", "1000", "1G"], "invalid chunk '1000'"),
         (&["resize", "-c", "0", "1G"], "invalid chunk '0'"),
         (&["resize", "-c"], "option -c needs an argument"),

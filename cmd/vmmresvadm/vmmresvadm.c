@@ -43,6 +43,16 @@
 
 #include <vmmresv.h>
 
+/*
+ * Options come before operands, as POSIX getopt(3) reads them; glibc's
+ * would otherwise take "resize 8G -c 1G" too, which illumos refuses.
+ */
+#if defined(__GLIBC__)
+#define	OPTS(s)	"+" s
+#else
+#define	OPTS(s)	s
+#endif
+
 #define	EXIT_OK		0
 #define	EXIT_ERR	1
 #define	EXIT_USAGE	2
@@ -618,7 +628,7 @@ table_options(int argc, char **argv, struct table_opts *t)
 	t->fields[1] = F_VALUE;
 	t->fields[2] = 0;
 	optind = 1;
-	while ((c = getopt(argc, argv, ":Hpo:")) != -1) {
+	while ((c = getopt(argc, argv, OPTS(":Hpo:"))) != -1) {
 		switch (c) {
 		case 'H':
 			t->scripted = 1;
@@ -810,7 +820,7 @@ cmd_report(int argc, char **argv)
 	char *json;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, ":j")) != -1) {
+	while ((c = getopt(argc, argv, OPTS(":j"))) != -1) {
 		if (c == 'j')
 			one_line = 1;
 		else
@@ -1019,7 +1029,7 @@ cmd_resize(int argc, char **argv)
 	int c, pct, rc = EXIT_OK;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, ":c:")) != -1) {
+	while ((c = getopt(argc, argv, OPTS(":c:"))) != -1) {
 		switch (c) {
 		case 'c':
 			chunk_arg = optarg;
@@ -1158,7 +1168,7 @@ cmd_metrics(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, ":")) != -1)
+	while ((c = getopt(argc, argv, OPTS(":"))) != -1)
 		return (bad_option("unknown option -%s"));
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
