@@ -531,6 +531,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "makes a directory tree of sysfs files, refused by Miri's isolation"
+    )]
     fn open_checks_size_and_directories() {
         let root = std::env::temp_dir().join(format!("vmmresv-hugetlb-{}", std::process::id()));
         let g = root.join("kernel/mm/hugepages/hugepages-2048kB");
