@@ -148,8 +148,9 @@ $(HADMIT): tests/c/hadmit.c $(TEST_C_DEPS) include/vmmresv.h lib
 
 # The demo: an emulated 16 GiB host; query, grow in 1 GiB chunks, add,
 # query again, apply the boot-time setting (RFD 185's 75% of the limit, as
-# the SMF method does), print the capacity report; then, on Linux
-# as root, admit four VMs against a 96 MiB hugetlb pool (restored after).
+# the SMF method does), print the capacity report and vmmresvadm's status;
+# then, on Linux as root, admit four VMs against a 96 MiB hugetlb pool
+# (restored after).
 demo: lib emu c
 	@state=$$(mktemp -d) && trap 'rm -rf "$$state"' EXIT && \
 	export VMMEMU_STATE=$$state/vmmctl.state VMMEMU_PHYSMEM=16G \
@@ -168,6 +169,8 @@ demo: lib emu c
 	printf 'MemTotal: 16777216 kB\nMemAvailable: 3145728 kB\n' > $$state/root/proc/meminfo && \
 	echo "== report -d 512 -c 2   (the capacity report: 3 GiB free, 512 MiB of driver DMA)" && \
 	$(REPORT) -R $$state/root -d 512 -c 2 && \
+	echo "== vmmresvadm -R root status   (the operator's view of the same host)" && \
+	$(VMMRESVADM) -R $$state/root status && \
 	echo "== hadmit -s 96 -m 32 -n 4   (Linux: four 32 MiB VMs against a 96 MiB hugetlb pool)" && \
 	if [ -d /sys/kernel/mm/hugepages/hugepages-2048kB ] && [ -w /proc/sys/vm/nr_hugepages ]; then \
 		$(HADMIT) -r $$state/run -s 96 -m 32 -n 4; \
@@ -250,6 +253,8 @@ BINDIR       ?= $(PREFIX)/lib/vmmresv
 # vmmresvadm(8) is a command for operators, on PATH as zpool and dladm are.
 SBINDIR      ?= $(PREFIX)/sbin
 MANDIR       ?= $(PREFIX)/share/man
+# The capacity report's JSON Schema, for consumers that validate it.
+DATADIR      ?= $(PREFIX)/share/vmmresv
 # Where the library's pages go, so that `man <function>` finds them. The
 # files keep illumos's section suffixes everywhere (libvmmresv.3lib,
 # vmmresv_admit.3vmmresv); the directories follow each system's man(1):
@@ -345,6 +350,7 @@ install: lib
 	put 0644 $(INSTALL_BUILD)/vmmresv.pc '$(PKGCONFIGDIR)' vmmresv.pc; \
 	put 0755 $(INSTALL_BUILD)/rsrvrctl '$(BINDIR)' rsrvrctl; \
 	put 0755 $(INSTALL_BUILD)/vmmresvadm '$(SBINDIR)' vmmresvadm; \
+	put 0644 docs/report.schema.json '$(DATADIR)' report.schema.json; \
 	if [ '$(SMF)' = yes ]; then \
 		put 0444 $(INSTALL_BUILD)/vmmresv-reservoir.xml '$(SMFMANIFESTDIR)' vmmresv-reservoir.xml; \
 		put 0555 $(INSTALL_BUILD)/vmmresv-reservoir '$(SMFMETHODDIR)' vmmresv-reservoir; \
@@ -380,7 +386,7 @@ uninstall:
 		esac; \
 		case "$${p##*/}" in \
 		libvmmresv.so*|libvmmresv.a|vmmresv.h|vmmresv.pc|rsrvrctl|rsrvrctl.8|libvmmresv.3lib|*.3vmmresv|install.manifest) ;; \
-		vmmresvadm|vmmresvadm.8) ;; \
+		vmmresvadm|vmmresvadm.8|report.schema.json) ;; \
 		vmmresv-reservoir|vmmresv-reservoir.xml|vmmresv-reservoir.8) ;; \
 		*) echo "uninstall: $$m: not a file make install installs: '$$p'; nothing removed" >&2; exit 1;; \
 		esac; \
@@ -389,7 +395,7 @@ uninstall:
 		if [ -e "$$dest$$p" ] || [ -h "$$dest$$p" ]; then rm -f "$$dest$$p"; echo "  rm $$dest$$p"; fi; \
 	done < "$$m"; \
 	rm -f "$$m"; \
-	for d in "$${m%/*}" '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN3DIR)'; do \
+	for d in "$${m%/*}" '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN3DIR)' '$(DESTDIR)$(DATADIR)'; do \
 		case "$$d" in *vmmresv) rmdir "$$d" 2>/dev/null && echo "  rmdir $$d" || true;; esac; \
 	done
 

@@ -11,7 +11,7 @@
 //!
 //! [`build`] is pure (every input is a parameter); [`Report::to_json`]
 //! serialises it with serde_json. The field set is versioned by
-//! `"schema"`; `tests/fixtures/report.schema.json` describes it.
+//! `"schema"`; `docs/report.schema.json` describes it (installed in `$(PREFIX)/share/vmmresv`).
 
 use serde_json::{json, Value};
 

@@ -395,6 +395,12 @@ fn install_layout_manifest_and_uninstall() {
         under(d, "/usr/share/man/man8/vmmresvadm.8").is_file(),
         "vmmresvadm(8) not installed"
     );
+    // The report's JSON Schema, as the repository has it.
+    assert_eq!(
+        std::fs::read(under(d, "/usr/share/vmmresv/report.schema.json")).unwrap(),
+        std::fs::read(root().join("docs/report.schema.json")).unwrap(),
+        "report.schema.json not installed in $(PREFIX)/share/vmmresv"
+    );
 
     // Man pages: every page of man/, and a page or link for every function
     // of the header, so `man vmmresv_admit` finds it. The directories are
@@ -535,6 +541,7 @@ fn install_directories_are_overridable() {
         ("MAN3DIR", "/opt/vmm/man/man3vmmresv".to_string()),
         ("BINDIR", "/opt/vmm/sbin".to_string()),
         ("SBINDIR", "/opt/vmm/admin".to_string()),
+        ("DATADIR", "/opt/vmm/share".to_string()),
         ("DESTDIR", d.display().to_string()),
     ];
     install(&vars);
@@ -557,6 +564,7 @@ fn install_directories_are_overridable() {
         "/opt/vmm/man/man3vmmresv/vmmresv_reservoir.3vmmresv",
         "/opt/vmm/man/man8/rsrvrctl.8",
         "/opt/vmm/man/man8/vmmresvadm.8",
+        "/opt/vmm/share/report.schema.json",
     ] {
         assert!(files.contains(p), "{} not installed; got {:?}", p, files);
     }

@@ -1,6 +1,6 @@
 //! The host capacity report: a C consumer (tests/c/report.c) prints it
 //! against the /dev/vmmctl emulator, and the JSON is validated against
-//! tests/fixtures/report.schema.json (JSON Schema 2020-12) and checked
+//! docs/report.schema.json (JSON Schema 2020-12) and checked
 //! for the arithmetic it reports.
 
 // Tests are not the library: a panic is how a check fails, and their
@@ -37,8 +37,8 @@ const HOST: u64 = 64 * GIB;
 fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let text = std::fs::read_to_string(root().join("tests/fixtures/report.schema.json"))
-            .expect("tests/fixtures/report.schema.json");
+        let text = std::fs::read_to_string(root().join("docs/report.schema.json"))
+            .expect("docs/report.schema.json");
         let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
         jsonschema::draft202012::new(&schema).expect("the schema is a valid JSON Schema")
     })
