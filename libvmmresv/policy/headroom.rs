@@ -518,6 +518,7 @@ mod tests {
             sizing_fraction(Profile::Omicron, &g, f).unwrap(),
             864 * GIB + 512 * MIB
         );
+        assert_eq!(864 * GIB + 512 * MIB, 928_249_806_848);
     }
 
     #[test]
@@ -576,6 +577,8 @@ mod tests {
         let pp = p / 25 + 1024;
         let limit = kernel_limit(p, pp);
         assert_eq!(limit_from_unlockable(p * PAGESIZE, pp * PAGESIZE), limit);
+        // The man page's figures.
+        assert_eq!((pp, limit), (1_343_201, 130_836_851_916));
         // Not page aligned: 10 × (128 GiB) − 12 × pp bytes is not a
         // multiple of 10 × 4096.
         assert_ne!(limit % PAGESIZE, 0);
