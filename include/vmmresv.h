@@ -1931,6 +1931,19 @@ vmmresv_status vmmresv_sizing_fraction(uint32_t profile,
                                        uint64_t *out);
 
 /**
+ * The share of the sizing profile `profile` that the capacity reports of
+ * `admission_handle` apply (vmmresv_report_json()'s "profiles"), as the
+ * exact fraction `numerator` / `denominator`, in place of its default
+ * percentage (RFD 185 75/100, omicron 91/100, CNAPI 85/100).
+ * INVALID_ARGUMENT for an unknown profile, a zero `denominator` or a
+ * fraction above 1 (ABI 1.2).
+ */
+vmmresv_status vmmresv_admission_set_profile_fraction(const struct vmmresv_admission *admission_handle,
+                                                      uint32_t profile,
+                                                      uint64_t numerator,
+                                                      uint64_t denominator);
+
+/**
  * A static, NUL-terminated name of the sizing profile `profile`:
  * "rfd185", "omicron", "triton-cnapi", or "unknown". Never NULL; must not
  * be freed.

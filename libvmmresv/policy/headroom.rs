@@ -165,6 +165,54 @@ impl Fraction {
     }
 }
 
+/// The share each sizing profile takes, as exact fractions: what the
+/// capacity report applies. By default the percentages of
+/// [`ProfileInputs::default`]: 75/100, 91/100, 85/100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileFractions {
+    /// RFD 185's share of the kernel limit.
+    pub rfd185: Fraction,
+    /// omicron's share of the eligible memory.
+    pub omicron: Fraction,
+    /// CNAPI's share of physical memory.
+    pub cnapi: Fraction,
+}
+
+impl Default for ProfileFractions {
+    fn default() -> Self {
+        let d = ProfileInputs::default();
+        let pct = |p: u32| Fraction {
+            numerator: u64::from(p),
+            denominator: 100,
+        };
+        ProfileFractions {
+            rfd185: pct(d.rfd185_pct),
+            omicron: pct(d.omicron_pct),
+            cnapi: pct(d.cnapi_pct),
+        }
+    }
+}
+
+impl ProfileFractions {
+    /// The share of `p`.
+    pub fn get(&self, p: Profile) -> Fraction {
+        match p {
+            Profile::Rfd185 => self.rfd185,
+            Profile::Omicron => self.omicron,
+            Profile::Cnapi => self.cnapi,
+        }
+    }
+
+    /// Set the share of `p`.
+    pub fn set(&mut self, p: Profile, f: Fraction) {
+        match p {
+            Profile::Rfd185 => self.rfd185 = f,
+            Profile::Omicron => self.omicron = f,
+            Profile::Cnapi => self.cnapi = f,
+        }
+    }
+}
+
 /// A peer's reservoir sizing rule (values are part of the C ABI).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,8 +32,8 @@ pub mod states;
 pub use ewma::Ewma;
 pub use headroom::{
     default_target_for, headroom, limit_from_unlockable, sizing, sizing_fraction,
-    unlockable_from_limit, Fraction, Headroom, HeadroomInputs, Profile, ProfileInputs,
-    DEFAULT_TARGET_PERCENT,
+    unlockable_from_limit, Fraction, Headroom, HeadroomInputs, Profile, ProfileFractions,
+    ProfileInputs, DEFAULT_TARGET_PERCENT,
 };
 pub use overhead::{
     recalculate, OverheadKind, OverheadModel, OverheadParams, PoolShare, Recalculation, RunningVm,

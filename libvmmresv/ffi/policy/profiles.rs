@@ -2,7 +2,9 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{boundary, c_values, export, out, read_in};
+use super::super::boundary::{
+    boundary, c_values, checked, export, out, read_in, vmmresv_admission,
+};
 use crate::policy::headroom::{self, Fraction, Profile, ProfileInputs};
 use crate::status::{Error, Status};
 
@@ -130,6 +132,28 @@ pub extern "C" fn vmmresv_sizing_fraction(
         let f = Fraction::new(numerator, denominator)?;
         let out = out!(out)?;
         out.set(headroom::sizing_fraction(p, &i.into(), f)?);
+        Ok(())
+    })
+}
+
+/// The share of the sizing profile `profile` that the capacity reports of
+/// `admission_handle` apply (vmmresv_report_json()'s "profiles"), as the
+/// exact fraction `numerator` / `denominator`, in place of its default
+/// percentage (RFD 185 75/100, omicron 91/100, CNAPI 85/100).
+/// INVALID_ARGUMENT for an unknown profile, a zero `denominator` or a
+/// fraction above 1 (ABI 1.2).
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_set_profile_fraction(
+    admission_handle: *const vmmresv_admission,
+    profile: u32,
+    numerator: u64,
+    denominator: u64,
+) -> Status {
+    export(|| {
+        let a = checked(admission_handle)?;
+        let p = Profile::from_u32(profile).ok_or(Status::InvalidArgument)?;
+        a.inner
+            .set_profile_fraction(p, Fraction::new(numerator, denominator)?);
         Ok(())
     })
 }
