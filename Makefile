@@ -55,6 +55,8 @@ REPORT     := $(CDIR)/report
 HANDLES    := $(CDIR)/handles
 HADMIT     := $(CDIR)/hadmit
 RSRVRCTL_SRC := cmd/rsrvrctl/rsrvrctl.c
+VMMRESVADM   := $(CDIR)/vmmresvadm
+VMMRESVADM_SRC := cmd/vmmresvadm/vmmresvadm.c
 # The tests' C programs share tests/c/common.h.
 TEST_CFLAGS  := -Itests/c
 TEST_C_DEPS  := tests/c/common.h
@@ -113,11 +115,18 @@ $(EMU_CTL): tests/emu/vmmemu_ctl.c tests/emu/vmmemu.h
 # rsrvrctl port (cmd/rsrvrctl; make install builds it again without the
 # build tree's RUNPATH), the tests' report printer and handle checker, and
 # the demo's hugetlb admissions.
-c: $(RSRVRCTL) $(REPORT) $(HANDLES) $(HADMIT)
+c: $(RSRVRCTL) $(VMMRESVADM) $(REPORT) $(HANDLES) $(HADMIT)
 
 $(RSRVRCTL): $(RSRVRCTL_SRC) include/vmmresv.h lib
 	@mkdir -p $(CDIR)
 	$(CC) $(CWARN) -g -Iinclude -o $@ $(RSRVRCTL_SRC) \
+		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
+
+# vmmresvadm(8), the administrative command (cmd/vmmresvadm): like rsrvrctl,
+# only the installed header and the .so.
+$(VMMRESVADM): $(VMMRESVADM_SRC) include/vmmresv.h lib
+	@mkdir -p $(CDIR)
+	$(CC) $(CWARN) -g -Iinclude -o $@ $(VMMRESVADM_SRC) \
 		-L$(BUILD_LIBDIR) -lvmmresv -Wl,-rpath,$(abspath $(BUILD_LIBDIR))
 
 $(REPORT): tests/c/report.c $(TEST_C_DEPS) include/vmmresv.h lib
@@ -194,9 +203,12 @@ check: check-header check-exports check-header-compiles check-man
 #                                  native-static-libs rustc printed for this
 #                                  build (target/native-static-libs)
 #   $(BINDIR)/rsrvrctl             the rsrvrctl port (cmd/rsrvrctl/rsrvrctl.c)
+#   $(SBINDIR)/vmmresvadm          the administrative command
+#                                  (cmd/vmmresvadm/vmmresvadm.c)
 #   $(MAN3LIBDIR)/libvmmresv.3lib, $(MAN3DIR)/*.3vmmresv plus a link per
 #   function named in a page's NAME (illumos MANLINKS: a relative symlink
-#   beside the page), $(MAN8DIR)/rsrvrctl.8, vmmresv-reservoir.8
+#   beside the page), $(MAN8DIR)/rsrvrctl.8, vmmresv-reservoir.8,
+#   vmmresvadm.8
 #   $(SMFMANIFESTDIR)/vmmresv-reservoir.xml, $(SMFMETHODDIR)/vmmresv-reservoir
 #                                  the SMF service (SMF=yes; see below)
 #   $(MANIFEST)                    every path above (without DESTDIR)
@@ -235,6 +247,8 @@ endif
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BINDIR       ?= $(PREFIX)/lib/vmmresv
+# vmmresvadm(8) is a command for operators, on PATH as zpool and dladm are.
+SBINDIR      ?= $(PREFIX)/sbin
 MANDIR       ?= $(PREFIX)/share/man
 # Where the library's pages go, so that `man <function>` finds them. The
 # files keep illumos's section suffixes everywhere (libvmmresv.3lib,
@@ -304,6 +318,9 @@ install: lib
 	$(CC) $(CWARN) -O2 -g $(CFLAGS) -Iinclude -o $(INSTALL_BUILD)/rsrvrctl \
 		$(RSRVRCTL_SRC) $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
 		$(if $(INSTALL_RPATH),$(call RPATH_FLAG,$(INSTALL_RPATH)))
+	$(CC) $(CWARN) -O2 -g $(CFLAGS) -Iinclude -o $(INSTALL_BUILD)/vmmresvadm \
+		$(VMMRESVADM_SRC) $(LDFLAGS) -L$(BUILD_LIBDIR) -lvmmresv \
+		$(if $(INSTALL_RPATH),$(call RPATH_FLAG,$(INSTALL_RPATH)))
 	sed -e 's|/usr/lib/vmmresv/rsrvrctl|$(BINDIR)/rsrvrctl|g' \
 		smf/vmmresv-reservoir > $(INSTALL_BUILD)/vmmresv-reservoir
 	sed -e 's|/lib/svc/method/vmmresv-reservoir|$(SMFMETHODDIR)/vmmresv-reservoir|g' \
@@ -327,6 +344,7 @@ install: lib
 	put 0644 include/vmmresv.h '$(INCLUDEDIR)' vmmresv.h; \
 	put 0644 $(INSTALL_BUILD)/vmmresv.pc '$(PKGCONFIGDIR)' vmmresv.pc; \
 	put 0755 $(INSTALL_BUILD)/rsrvrctl '$(BINDIR)' rsrvrctl; \
+	put 0755 $(INSTALL_BUILD)/vmmresvadm '$(SBINDIR)' vmmresvadm; \
 	if [ '$(SMF)' = yes ]; then \
 		put 0444 $(INSTALL_BUILD)/vmmresv-reservoir.xml '$(SMFMANIFESTDIR)' vmmresv-reservoir.xml; \
 		put 0555 $(INSTALL_BUILD)/vmmresv-reservoir '$(SMFMETHODDIR)' vmmresv-reservoir; \
@@ -362,6 +380,7 @@ uninstall:
 		esac; \
 		case "$${p##*/}" in \
 		libvmmresv.so*|libvmmresv.a|vmmresv.h|vmmresv.pc|rsrvrctl|rsrvrctl.8|libvmmresv.3lib|*.3vmmresv|install.manifest) ;; \
+		vmmresvadm|vmmresvadm.8) ;; \
 		vmmresv-reservoir|vmmresv-reservoir.xml|vmmresv-reservoir.8) ;; \
 		*) echo "uninstall: $$m: not a file make install installs: '$$p'; nothing removed" >&2; exit 1;; \
 		esac; \

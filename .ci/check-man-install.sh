@@ -15,7 +15,8 @@
 #     the library's section (`man -w 3vmmresv <f>`; with man3 also `man -w
 #     3 <f>`), to a page of the layout's directory whose NAME has `.Nm <f>`
 #     (the link leads to the page that documents the function);
-#   - libvmmresv (3lib), rsrvrctl and vmmresv-reservoir (8), likewise.
+#   - libvmmresv (3lib), rsrvrctl, vmmresv-reservoir and vmmresvadm (8),
+#     likewise.
 # For the man3 layout the names are resolved again with mandoc's man when
 # it is installed as mman (Debian's mandoc package), which has no
 # mandoc.db for the scratch tree and searches the directories itself.
@@ -95,6 +96,7 @@ done < "$tmp/funcs"
 lookup libvmmresv "$lib3" 3lib
 lookup rsrvrctl man8 8
 lookup vmmresv-reservoir man8 8
+lookup vmmresvadm man8 8
 
 tools="man"
 if [ "$layout" = man3 ] && command -v mman >/dev/null 2>&1; then tools="man and mman"; fi
@@ -102,4 +104,4 @@ if [ "$bad" != 0 ]; then
     echo "man-install: FAILED ($layout layout)"
     exit 1
 fi
-echo "man-install: $layout layout: $nf functions, libvmmresv(3lib), rsrvrctl(8), vmmresv-reservoir(8) each resolve with $tools -w, by name and section, to the page that documents them"
+echo "man-install: $layout layout: $nf functions, libvmmresv(3lib), rsrvrctl(8), vmmresv-reservoir(8), vmmresvadm(8) each resolve with $tools -w, by name and section, to the page that documents them"

@@ -4,7 +4,8 @@
 # The C consumers of libvmmresv under AddressSanitizer (+ LeakSanitizer)
 # and UndefinedBehaviorSanitizer, against the /dev/vmmctl emulator.
 #
-# cmd/rsrvrctl/rsrvrctl.c (the shipped port), tests/c/zhyve.c, tests/c/report.c and
+# cmd/rsrvrctl/rsrvrctl.c (the shipped port), cmd/vmmresvadm/vmmresvadm.c
+# (the administrative command), tests/c/zhyve.c, tests/c/report.c and
 # tests/c/handles.c (linked with -lvmmresv against
 # target/lib/libvmmresv.so) and tests/c/bhyve.c (which talks to the
 # emulated device directly) are built with
@@ -75,6 +76,7 @@ build() { # build <source.c> <link flags...>: into $out/<its name>
 }
 libflags=(-Ltarget/lib -lvmmresv "-Wl,-rpath,$root/target/lib")
 build cmd/rsrvrctl/rsrvrctl.c "${libflags[@]}" || exit 1
+build cmd/vmmresvadm/vmmresvadm.c "${libflags[@]}" || exit 1
 build tests/c/zhyve.c "${libflags[@]}" || exit 1
 build tests/c/report.c "${libflags[@]}" || exit 1
 build tests/c/handles.c "${libflags[@]}" || exit 1
@@ -334,6 +336,42 @@ if grep -q '"schema":"vmmresv-report/2"' "$tmp/out" && grep -q '"driver_dma_byte
 else fail "  report text"; sed 's/^/    | /' "$tmp/out"; fi
 expect "  emulator: the VM allocated and destroyed, nothing left" vm_count=0 alloc=0 \
     alloc_transient=0 allocs_ok=1 allocs_refused=0 free=4294967296 limit_exceeded=0
+
+echo "== vmmresvadm (every subcommand; a usage error; a refused resize)"
+new_host vmmresvadm
+A="$out/vmmresvadm"
+mkdir -p "$host/root/proc"
+printf 'MemTotal: 16777216 kB\nMemAvailable: 12582912 kB\n' > "$host/root/proc/meminfo"
+run "vmmresvadm resize -c 1G 4G" 0 "resizing the reservoir from 0 to 4G
+reservoir size 0 of 4G (0%)
+reservoir size 1G of 4G (25%)
+reservoir size 2G of 4G (50%)
+reservoir size 3G of 4G (75%)
+reservoir size 4G of 4G (100%)
+" "" "$A" resize -c 1G 4G
+expect "  emulator: 4 GiB free" free=4294967296 limit_exceeded=0
+run "vmmresvadm status -Hp -o value (first line)" 0 '*' "" "$A" -R "$host/root" status -Hp -o value
+if [ "$(head -n 1 "$tmp/out")" = 4294967296 ]; then pass "  status: reservoir.size 4294967296"
+else fail "  status text"; sed 's/^/    | /' "$tmp/out"; fi
+run "vmmresvadm status (human)" 0 '*' "" "$A" -R "$host/root" status
+run "vmmresvadm report (pretty)" 0 '*' "" "$A" -R "$host/root" report
+run "vmmresvadm report -j" 0 '*' "" "$A" -R "$host/root" report -j
+if grep -q '"schema":"vmmresv-report/2"' "$tmp/out"; then pass "  report -j has its schema"
+else fail "  report -j text"; sed 's/^/    | /' "$tmp/out"; fi
+run "vmmresvadm metrics" 0 '*' "" "$A" -R "$host/root" metrics
+if grep -qx 'vmmresv_reservoir_size_bytes 4294967296' "$tmp/out"; then pass "  metrics: the reservoir's size"
+else fail "  metrics text"; sed 's/^/    | /' "$tmp/out"; fi
+run "vmmresvadm reconcile -p" 0 '*' "" "$A" reconcile -p
+run "vmmresvadm status -o bogus: usage, exit 2" 2 "" '*' "$A" status -o bogus
+run "vmmresvadm resize 100G: refused, exit 1" 1 "resizing the reservoir from 4G to 100G
+reservoir size 4G of 100G (0%)
+" '*' "$A" resize 100G
+# (The status depends on the ledger: NO_SPACE without one, REFUSED with.)
+if grep -q "^vmmresvadm: cannot resize the reservoir: " "$tmp/err" &&
+    grep -qx "vmmresvadm: the reservoir's size is now 4G (4294967296 bytes)" "$tmp/err"; then
+    pass "  the failure and the size reached"
+else fail "  resize 100G stderr"; sed 's/^/    | /' "$tmp/err"; fi
+expect "  emulator: still 4 GiB free" free=4294967296 limit_exceeded=0
 
 echo "== handles (use after free, double free, stale handles of every type)"
 # Every call on a freed handle must return INVALID_ARGUMENT and every

@@ -185,6 +185,11 @@ fn scenario(role: &str) {
             assert!((GIB..GIB + 4096).contains(&beyond), "{}", beyond);
             a.abort(&uuid(30)).unwrap();
             a.abort(&uuid(31)).unwrap();
+            // With nothing pending, a grow beyond the limit is the kernel's
+            // NO_SPACE: no claim stood in its way, so not REFUSED.
+            let beyond_limit = (a.query().unwrap().limit / GIB + 2) * GIB;
+            let e = r.set_target(beyond_limit, 0, None).unwrap_err();
+            assert_eq!(e.error.status(), Status::NoSpace);
             println!("RESULT ok");
         }
         other => panic!("unknown role {}", other),

@@ -58,6 +58,7 @@ const INSTALL_VARS: &[&str] = &[
     "INCLUDEDIR",
     "PKGCONFIGDIR",
     "BINDIR",
+    "SBINDIR",
     "MANDIR",
     "MAN3LIBDIR",
     "MAN3DIR",
@@ -378,6 +379,23 @@ fn install_layout_manifest_and_uninstall() {
         "the installed rsrvrctl has a RUNPATH"
     );
 
+    // vmmresvadm: an operator's command, on PATH in $(PREFIX)/sbin, linked
+    // like rsrvrctl (the installed SONAME, no RUNPATH).
+    let adm = under(d, "/usr/sbin/vmmresvadm");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&adm).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755);
+    assert!(needed(&adm).contains(&format!("libvmmresv.so.{}", maj)));
+    assert_eq!(
+        runpath(&adm),
+        Vec::<String>::new(),
+        "the installed vmmresvadm has a RUNPATH"
+    );
+    assert!(
+        under(d, "/usr/share/man/man8/vmmresvadm.8").is_file(),
+        "vmmresvadm(8) not installed"
+    );
+
     // Man pages: every page of man/, and a page or link for every function
     // of the header, so `man vmmresv_admit` finds it. The directories are
     // the system's (the Makefile's MAN3DIR): illumos's section directories
@@ -516,6 +534,7 @@ fn install_directories_are_overridable() {
         ("MAN3LIBDIR", "/opt/vmm/man/man3lib".to_string()),
         ("MAN3DIR", "/opt/vmm/man/man3vmmresv".to_string()),
         ("BINDIR", "/opt/vmm/sbin".to_string()),
+        ("SBINDIR", "/opt/vmm/admin".to_string()),
         ("DESTDIR", d.display().to_string()),
     ];
     install(&vars);
@@ -533,9 +552,11 @@ fn install_directories_are_overridable() {
         "/opt/vmm/lib/64/vmmresv/install.manifest",
         "/opt/vmm/include/vmmresv/vmmresv.h",
         "/opt/vmm/sbin/rsrvrctl",
+        "/opt/vmm/admin/vmmresvadm",
         "/opt/vmm/man/man3lib/libvmmresv.3lib",
         "/opt/vmm/man/man3vmmresv/vmmresv_reservoir.3vmmresv",
         "/opt/vmm/man/man8/rsrvrctl.8",
+        "/opt/vmm/man/man8/vmmresvadm.8",
     ] {
         assert!(files.contains(p), "{} not installed; got {:?}", p, files);
     }
@@ -555,6 +576,10 @@ fn install_directories_are_overridable() {
     // through a RUNPATH of exactly that directory.
     assert_eq!(
         runpath(&under(d, "/opt/vmm/sbin/rsrvrctl")),
+        vec!["/opt/vmm/lib/64".to_string()]
+    );
+    assert_eq!(
+        runpath(&under(d, "/opt/vmm/admin/vmmresvadm")),
         vec!["/opt/vmm/lib/64".to_string()]
     );
     uninstall_leaves_nothing(d, &vars);
@@ -795,6 +820,22 @@ fn pkg_config_consumers_dynamic_and_static_run_against_the_install() {
             "Free MiB:\t3072\nAllocated MiB:\t0\nTransient Allocated MiB:\t0\nSize limit MiB:\t{}\n",
             kernel_limit(16 * GIB) / MIB
         )
+    );
+
+    // The installed vmmresvadm, against the installed library: it sees
+    // the 3 GiB rsrvrctl set.
+    let o = host
+        .command(&under(d, "/usr/sbin/vmmresvadm"))
+        .env("LD_LIBRARY_PATH", &installed_lib)
+        .args(["status", "-Hp", "-o", "value"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show("vmmresvadm status", &o));
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some((3 * GIB).to_string().as_str()),
+        "{}",
+        show("vmmresvadm status", &o)
     );
 
     uninstall_leaves_nothing(d, &vars);

@@ -137,7 +137,9 @@ pub extern "C" fn vmmresv_admission_open(
 /// process, not the handle) until committed, aborted, or the process exits.
 #[no_mangle]
 pub extern "C" fn vmmresv_admission_close(admission_handle: *mut vmmresv_admission) {
-    boundary(|| free_handle(admission_handle))
+    // SAFETY: this export holds no reference to the object; one another
+    // thread still holds is the C caller's bug (documented).
+    boundary(|| unsafe { free_handle(admission_handle) })
 }
 
 /// Admit one VM start: `guest_bytes` of memory for the VM whose UUID is

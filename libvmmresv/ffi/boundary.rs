@@ -63,12 +63,23 @@ pub const VMMRESV_VERSION_PATCH: u32 = 0;
 /// and the reservoir could not even be queried afterwards).
 pub const VMMRESV_SIZE_UNKNOWN: u64 = u64::MAX;
 
+/// This thread's `vmmresv_last_errno()`. One thread-local that gives its
+/// count back itself when the thread ends: on targets without native
+/// thread-locals (illumos) std keeps every thread-local behind a pthread
+/// key, destroyed in key order, so a second thread-local's destructor
+/// could not rely on this one still being there.
+struct ErrnoSlot(Cell<c_int>);
+
+impl Drop for ErrnoSlot {
+    fn drop(&mut self) {
+        if self.0.replace(0) != 0 {
+            NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 thread_local! {
-    /// What `vmmresv_last_errno()` returns on this thread.
-    static LAST_ERRNO: Cell<c_int> = const { Cell::new(0) };
-    /// Registered the first time this thread's LAST_ERRNO becomes nonzero,
-    /// so a thread that exits holding one takes its count with it.
-    static ERRNO_EXIT: ErrnoExit = const { ErrnoExit };
+    static LAST_ERRNO: ErrnoSlot = const { ErrnoSlot(Cell::new(0)) };
 }
 
 /// How many threads hold a nonzero LAST_ERRNO. A thread-local of a shared
@@ -78,34 +89,31 @@ thread_local! {
 /// that succeeds skips it: its own slot is 0 already. A thread reads its
 /// own increment (coherence of one atomic), so it never skips while its
 /// own slot is nonzero; other threads' counts only make it take the slow,
-/// always correct path. A forked child inherits the parent's count: slower
-/// until its threads' errnos are cleared, never wrong.
+/// always correct path (one thread that keeps an errno, say a failed open
+/// at start-up, keeps every thread there). A forked child inherits the
+/// counts of parent threads it does not have: it stays on the slow path,
+/// never a wrong one. A call made while this thread's slot is already
+/// destroyed (from another thread-local's destructor) records nothing.
 static NONZERO_ERRNO_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-struct ErrnoExit;
-
-impl Drop for ErrnoExit {
-    fn drop(&mut self) {
-        if LAST_ERRNO.with(|c| c.replace(0)) != 0 {
-            NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
 
 #[inline]
 pub(super) fn set_errno(e: c_int) {
     if e == 0 && NONZERO_ERRNO_THREADS.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let was = LAST_ERRNO.with(|c| c.replace(e));
-    if was == 0 && e != 0 {
-        NONZERO_ERRNO_THREADS.fetch_add(1, Ordering::Relaxed);
-        // During this thread's exit the guard may be gone already: then
-        // the count stays (a slower path for the process, not a wrong one).
-        let _ = ERRNO_EXIT.try_with(|_| ());
-    } else if was != 0 && e == 0 {
-        NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
-    }
+    let _ = LAST_ERRNO.try_with(|s| {
+        let was = s.0.replace(e);
+        if was == 0 && e != 0 {
+            NONZERO_ERRNO_THREADS.fetch_add(1, Ordering::Relaxed);
+        } else if was != 0 && e == 0 {
+            NONZERO_ERRNO_THREADS.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// This thread's last errno (0 once its slot is gone, at thread exit).
+fn last_errno() -> c_int {
+    LAST_ERRNO.try_with(|s| s.0.get()).unwrap_or(0)
 }
 
 /// What an export returns if its body panicked.
@@ -489,9 +497,14 @@ pub(super) fn new_handle<T: Handle>(obj: T) -> Result<*mut T, Status> {
 }
 
 /// Free a handle from C: NULL, a freed or a foreign handle is a no-op.
+///
+/// # Safety
+///
+/// As [`handle::Table::free`]: nothing from [`checked`] for `h` in use.
 #[inline]
-pub(super) fn free_handle<T: Handle>(h: *mut T) {
-    T::table().free(h)
+pub(super) unsafe fn free_handle<T: Handle>(h: *mut T) {
+    // SAFETY: passed on from the caller.
+    unsafe { T::table().free(h) }
 }
 
 /// An open vmm control device. Opaque: create with
@@ -545,7 +558,7 @@ pub extern "C" fn vmmresv_strerror(status: u32) -> *const c_char {
 /// or 0 if that status had no OS error behind it (or was OK).
 #[no_mangle]
 pub extern "C" fn vmmresv_last_errno() -> c_int {
-    boundary(|| LAST_ERRNO.with(|c| c.get()))
+    boundary(last_errno)
 }
 
 #[cfg(test)]

@@ -124,9 +124,17 @@ fn locate(index: usize) -> (usize, usize) {
     (b, j - (1 << top))
 }
 
+/// Bucket b's slots: 2^(FIRST_BITS + b), but no more than the indices
+/// left below 2^24 (the last bucket holds 32, not 2^24).
 fn bucket_len(b: usize) -> usize {
-    1 << (FIRST_BITS as usize + b)
+    let len = 1usize << (FIRST_BITS as usize + b);
+    let first = len - FIRST_LEN; // the bucket's first index
+    len.min(INDEX_MASK + 1 - first)
 }
+
+// Handles are 64-bit numbers: on a 32-bit target the generation would have
+// 4 bits, and a slot would retire after 15 uses.
+const _: () = assert!(usize::BITS == 64, "handles need a 64-bit target");
 
 impl<T> Table<T> {
     pub(super) const fn new(tag: usize) -> Table<T> {
@@ -222,8 +230,13 @@ impl<T: Send + Sync> Table<T> {
                     }
                     let (b, off) = locate(i);
                     if b > 0 && off == 0 {
-                        let slots: Box<[Slot<T>]> =
-                            (0..bucket_len(b)).map(|_| Slot::empty()).collect();
+                        // An allocation that fails is OUT_OF_MEMORY, not
+                        // an abort of the caller's process.
+                        let mut v: Vec<Slot<T>> = Vec::new();
+                        v.try_reserve_exact(bucket_len(b))
+                            .map_err(|_| Status::OutOfMemory)?;
+                        v.extend((0..bucket_len(b)).map(|_| Slot::empty()));
+                        let slots = v.into_boxed_slice();
                         // Leaked on purpose: handles are checked against
                         // these slots for as long as the process runs.
                         let p = Box::into_raw(slots).cast::<Slot<T>>();
@@ -244,8 +257,8 @@ impl<T: Send + Sync> Table<T> {
         // Release: whoever sees the slot live sees the object written above.
         slot.state.store(generation << 1 | LIVE, Ordering::Release);
         let h = (generation as usize) << (TAG_BITS + INDEX_BITS) | index << TAG_BITS | self.tag;
-        // A number, never dereferenced: no provenance to keep.
-        Ok(h as *mut T)
+        // A number, never dereferenced: a pointer without provenance.
+        Ok(core::ptr::null_mut::<u8>().wrapping_add(h).cast())
     }
 
     /// The object of a live handle. NULL gives NULL_ARGUMENT; anything but
@@ -269,7 +282,14 @@ impl<T: Send + Sync> Table<T> {
 
     /// Free a live handle's object; NULL, a freed, stale or foreign handle
     /// is a no-op.
-    pub(super) fn free(&self, h: *mut T) {
+    ///
+    /// # Safety
+    ///
+    /// No reference that [`get`](Self::get) returned for `h` may be in use,
+    /// in this thread or another: the object is dropped here. (The C ABI
+    /// passes this on to its callers: freeing a handle another thread
+    /// still uses is the caller's bug.)
+    pub(super) unsafe fn free(&self, h: *mut T) {
         if h.is_null() {
             return;
         }
@@ -304,6 +324,12 @@ impl<T: Send + Sync> Table<T> {
 mod tests {
     use super::*;
 
+    /// Free in a test: no reference from `get` is held across it.
+    fn free<T: Send + Sync>(t: &Table<T>, h: *mut T) {
+        // SAFETY: the tests drop every reference from get before a free.
+        unsafe { t.free(h) }
+    }
+
     #[test]
     fn locate_covers_every_index_once() {
         assert_eq!(locate(0), (0, 0));
@@ -327,15 +353,28 @@ mod tests {
     }
 
     #[test]
+    fn buckets_hold_every_index_and_no_more() {
+        let total: usize = FIRST_LEN + (1..BUCKETS).map(bucket_len).sum::<usize>();
+        assert_eq!(total, INDEX_MASK + 1);
+        assert_eq!(bucket_len(BUCKETS - 1), FIRST_LEN);
+        // The last index lands in the last slot of the last bucket.
+        assert_eq!(
+            locate(INDEX_MASK),
+            (BUCKETS - 1, bucket_len(BUCKETS - 1) - 1)
+        );
+    }
+
+    #[test]
     fn freed_and_stale_handles_are_refused() {
         let t: Table<u64> = Table::new(TAG_LEDGER);
         let a = t.insert(1).unwrap();
         assert_eq!(*t.get(a).unwrap(), 1);
-        t.free(a);
+        free(&t, a);
         assert_eq!(t.get(a), Err(Status::InvalidArgument));
-        t.free(a); // a no-op
-                   // The slot is reused with the next generation: the old handle
-                   // does not reach the new object, and its free does not free it.
+        // A second free is a no-op.
+        free(&t, a);
+        // The slot is reused with the next generation: the old handle
+        // does not reach the new object, and its free does not free it.
         let b = t.insert(2).unwrap();
         assert_ne!(a, b);
         assert_eq!(
@@ -343,9 +382,9 @@ mod tests {
             b as usize >> TAG_BITS & INDEX_MASK
         );
         assert_eq!(t.get(a), Err(Status::InvalidArgument));
-        t.free(a);
+        free(&t, a);
         assert_eq!(*t.get(b).unwrap(), 2);
-        t.free(b);
+        free(&t, b);
     }
 
     #[test]
@@ -354,7 +393,7 @@ mod tests {
         let others: Table<u64> = Table::new(TAG_ADMISSION);
         let l = ledgers.insert(7).unwrap();
         assert_eq!(others.get(l), Err(Status::InvalidArgument));
-        others.free(l);
+        free(&others, l);
         assert_eq!(*ledgers.get(l).unwrap(), 7);
         let x = 5u64;
         assert_eq!(ledgers.get(&x), Err(Status::InvalidArgument));
@@ -365,7 +404,7 @@ mod tests {
         // Right tag and index, wrong generation.
         let wrong_gen = (l as usize + (1 << (TAG_BITS + INDEX_BITS))) as *const u64;
         assert_eq!(ledgers.get(wrong_gen), Err(Status::InvalidArgument));
-        ledgers.free(l);
+        free(&ledgers, l);
     }
 
     #[test]
@@ -376,7 +415,7 @@ mod tests {
             assert_eq!(*t.get(*h).unwrap(), i);
         }
         for h in &hs {
-            t.free(*h);
+            free(&t, *h);
         }
         for h in &hs {
             assert_eq!(t.get(*h), Err(Status::InvalidArgument));
@@ -405,7 +444,7 @@ mod tests {
                     let go = go.clone();
                     std::thread::spawn(move || {
                         go.wait();
-                        T.free(h as *mut Counted);
+                        free(&T, h as *mut Counted);
                     })
                 })
                 .collect();

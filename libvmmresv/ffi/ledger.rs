@@ -25,7 +25,9 @@ pub extern "C" fn vmmresv_ledger_new(capacity_pages: u64, out: *mut *mut vmmresv
 /// thread still uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_ledger_free(ledger: *mut vmmresv_ledger) {
-    boundary(|| free_handle(ledger))
+    // SAFETY: this export holds no reference to the object; one another
+    // thread still holds is the C caller's bug (documented).
+    boundary(|| unsafe { free_handle(ledger) })
 }
 
 /// Claim `pages` pages. OK, or REFUSED when claimed + `pages` would pass

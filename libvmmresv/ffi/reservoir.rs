@@ -72,7 +72,9 @@ pub extern "C" fn vmmresv_reservoir_open(
 /// uses it is the caller's bug.
 #[no_mangle]
 pub extern "C" fn vmmresv_reservoir_close(reservoir: *mut vmmresv_reservoir) {
-    boundary(|| free_handle(reservoir))
+    // SAFETY: this export holds no reference to the object; one another
+    // thread still holds is the C caller's bug (documented).
+    boundary(|| unsafe { free_handle(reservoir) })
 }
 
 /// The kernel's vmm interface version, read when the handle was opened.

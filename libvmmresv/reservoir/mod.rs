@@ -600,6 +600,10 @@ impl ResizeHold {
                 self.slot = Some(slot);
                 Ok(())
             }
+            // Nothing pending in the way: the change does not fit the
+            // kernel's room at all, and the kernel's own answer (NO_SPACE)
+            // says why better than REFUSED would.
+            ClaimOutcome::Refused(r) if r.claimed == 0 => Ok(()),
             ClaimOutcome::Refused(_) => Err(Error::new(Status::Refused)),
         }
     }

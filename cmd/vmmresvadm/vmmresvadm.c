@@ -1,0 +1,1338 @@
+/* SPDX-License-Identifier: MPL-2.0 */
+/*
+ * vmmresvadm.c: administer the VMM reservoir and the admission ledger of
+ * a bhyve host -- vmmresvadm(8).
+ *
+ * Built on the C ABI of libvmmresv only (vmmresv.h and -lvmmresv), like
+ * rsrvrctl.  Subcommands, in the manner of the illumos administrative
+ * commands (zpool, dladm):
+ *
+ *	status [-Hp] [-o field[,...]]	the reservoir, claims, ARC, memory
+ *	report [-j]			the capacity report (JSON)
+ *	reconcile [-Hp] [-o field[,...]]	reclaim dead claims, check totals
+ *	resize [-c chunk] size | N%	resize with progress
+ *	metrics				Prometheus text exposition
+ *
+ * Every figure of status and metrics comes from one capacity report
+ * (vmmresv_report_json()), so the figures of one run agree with each
+ * other; this program reads them back from the report's JSON text with a
+ * small reader of its own (the report is the library's output: well formed,
+ * but the reader still checks what it walks).
+ *
+ * The host's memory and the ZFS ARC: on illumos the library reads a file
+ * of `kstat -p` output, which this program makes by running kstat(8); on
+ * other systems it reads <root>/proc/meminfo and, when present,
+ * <root>/proc/spl/kstat/zfs/arcstats (root "/" or the -R option).
+ *
+ * Exit status: 0 success, 1 an error (the library's message), 2 usage.
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vmmresv.h>
+
+/*
+ * Options come before operands, as POSIX getopt(3) reads them; glibc's
+ * would otherwise take "resize 8G -c 1G" too, which illumos refuses.
+ */
+#if defined(__GLIBC__)
+#define	OPTS(s)	"+" s
+#else
+#define	OPTS(s)	s
+#endif
+
+#define	EXIT_OK		0
+#define	EXIT_ERR	1
+#define	EXIT_USAGE	2
+
+/* The resize step when -c is not given. */
+#define	DEFAULT_STEP	(UINT64_C(1) << 30)
+
+#ifdef __sun
+static const int use_kstat = 1;
+#else
+static const int use_kstat = 0;
+#endif
+
+static const char *prog_name = "vmmresvadm";
+static const char *root_dir = NULL;	/* -R */
+
+static void warnx_(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* "<prog>: <message>\n" on stderr. */
+static void
+warnx_(const char *fmt, ...)
+{
+	va_list ap;
+
+	(void) fflush(stdout);
+	(void) fprintf(stderr, "%s: ", prog_name);
+	va_start(ap, fmt);
+	(void) vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	(void) fputc('\n', stderr);
+}
+
+static int bad_usage(const char *fmt, const char *arg);
+
+static void
+usage(void)
+{
+	(void) fprintf(stderr,
+	    "usage: %s [-R root] subcommand [arguments]\n"
+	    "\tstatus [-Hp] [-o field[,...]]\n"
+	    "\treport [-j]\n"
+	    "\treconcile [-Hp] [-o field[,...]]\n"
+	    "\tresize [-c chunk] size | N%%\n"
+	    "\tmetrics\n"
+	    "fields of -o: property, value\n",
+	    prog_name);
+}
+
+/* A usage error: the message, the usage, exit status 2. */
+static int
+bad_usage(const char *fmt, const char *arg)
+{
+	(void) fflush(stdout);
+	(void) fprintf(stderr, "%s: ", prog_name);
+	(void) fprintf(stderr, fmt, arg);
+	(void) fputc('\n', stderr);
+	usage();
+	return (EXIT_USAGE);
+}
+
+/* A usage error about the option getopt(3) just read (optopt). */
+static int
+bad_option(const char *fmt)
+{
+	char opt[2];
+
+	opt[0] = (char)optopt;
+	opt[1] = '\0';
+	return (bad_usage(fmt, opt));
+}
+
+/*
+ * A library failure: "<what>: <strerror>", with the OS error's text when
+ * the status is only "operating-system error"; exit status 1.
+ */
+static int
+fail(const char *what, vmmresv_status st)
+{
+	int e = vmmresv_last_errno();
+
+	if (st == VMMRESV_STATUS_IO && e != 0)
+		warnx_("%s: %s (%s)", what, vmmresv_strerror(st), strerror(e));
+	else
+		warnx_("%s: %s", what, vmmresv_strerror(st));
+	return (EXIT_ERR);
+}
+
+/*
+ * A size for people: exact below 1 KiB, else at most three significant
+ * digits and a binary unit ("8G", "15.2G", "810M"), as zfs(8) prints.
+ */
+static void
+nicenum(uint64_t n, char *buf, size_t len)
+{
+	static const char units[] = "KMGTPE";
+	uint64_t div = 1024;
+	int u = 0;
+	double v;
+
+	if (n < 1024) {
+		(void) snprintf(buf, len, "%" PRIu64, n);
+		return;
+	}
+	while (u < 5 && n / div >= 1024) {
+		div *= 1024;
+		u++;
+	}
+	if (n % div == 0) {
+		(void) snprintf(buf, len, "%" PRIu64 "%c", n / div, units[u]);
+		return;
+	}
+	v = (double)n / (double)div;
+	if (v < 10.0)
+		(void) snprintf(buf, len, "%.2f%c", v, units[u]);
+	else if (v < 100.0)
+		(void) snprintf(buf, len, "%.1f%c", v, units[u]);
+	else
+		(void) snprintf(buf, len, "%.0f%c", v, units[u]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading the report's JSON text.                                     */
+
+static const char *
+skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return (p);
+}
+
+/* Past the string starting at p (at its '"'), or NULL if unterminated. */
+static const char *
+skip_string(const char *p)
+{
+	for (p++; *p != '\0'; p++) {
+		if (*p == '\\') {
+			if (p[1] == '\0')
+				return (NULL);
+			p++;
+		} else if (*p == '"') {
+			return (p + 1);
+		}
+	}
+	return (NULL);
+}
+
+/* Past the value starting at p, or NULL if it is malformed. */
+static const char *
+skip_value(const char *p)
+{
+	int depth = 0;
+
+	p = skip_ws(p);
+	do {
+		if (*p == '\0')
+			return (NULL);
+		if (*p == '"') {
+			if ((p = skip_string(p)) == NULL)
+				return (NULL);
+			continue;
+		}
+		if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (--depth < 0)
+				return (NULL);
+		} else if (depth == 0 && (*p == ',' || *p == ':')) {
+			return (NULL);
+		} else if (depth == 0) {
+			/* A number or a literal: up to a delimiter. */
+			while (*p != '\0' && *p != ',' && *p != '}' &&
+			    *p != ']' && !isspace((unsigned char)*p))
+				p++;
+			return (p);
+		}
+		p++;
+	} while (depth > 0);
+	return (p);
+}
+
+/*
+ * The value at `path` ("reservoir.size_bytes": object keys separated by
+ * dots) in the JSON text `json`, or NULL if it is not there.
+ */
+static const char *
+json_find(const char *json, const char *path)
+{
+	const char *p = skip_ws(json);
+
+	while (*path != '\0') {
+		const char *dot = strchr(path, '.');
+		size_t klen = dot != NULL ? (size_t)(dot - path) : strlen(path);
+		int found = 0;
+
+		if (*p != '{')
+			return (NULL);
+		p = skip_ws(p + 1);
+		while (*p == '"') {
+			const char *key = p + 1, *end = skip_string(p);
+
+			if (end == NULL)
+				return (NULL);
+			p = skip_ws(end);
+			if (*p != ':')
+				return (NULL);
+			p = skip_ws(p + 1);
+			if ((size_t)(end - 1 - key) == klen &&
+			    strncmp(key, path, klen) == 0) {
+				found = 1;
+				break;
+			}
+			if ((p = skip_value(p)) == NULL)
+				return (NULL);
+			p = skip_ws(p);
+			if (*p == ',')
+				p = skip_ws(p + 1);
+		}
+		if (!found)
+			return (NULL);
+		path += klen;
+		if (*path == '.')
+			path++;
+	}
+	return (p);
+}
+
+/* The unsigned integer at `path`; 0 if found, -1 if absent or not one. */
+static int
+json_u64(const char *json, const char *path, uint64_t *out)
+{
+	const char *p = json_find(json, path);
+	char *end;
+	unsigned long long v;
+
+	if (p == NULL || !isdigit((unsigned char)*p))
+		return (-1);
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno != 0 || (*end != ',' && *end != '}' && *end != ']' &&
+	    !isspace((unsigned char)*end)))
+		return (-1);
+	*out = (uint64_t)v;
+	return (0);
+}
+
+/*
+ * The string at `path`, without escapes (the report's names have none);
+ * 0 if found, -1 if absent, not a string or too long for `buf`.
+ */
+static int
+json_str(const char *json, const char *path, char *buf, size_t len)
+{
+	const char *p = json_find(json, path), *end;
+	size_t n;
+
+	if (p == NULL || *p != '"' || (end = skip_string(p)) == NULL)
+		return (-1);
+	n = (size_t)(end - p - 2);
+	if (n >= len || memchr(p + 1, '\\', n) != NULL)
+		return (-1);
+	(void) memcpy(buf, p + 1, n);
+	buf[n] = '\0';
+	return (0);
+}
+
+/* Whether the value at `path` is JSON null (or absent). */
+static int
+json_null(const char *json, const char *path)
+{
+	const char *p = json_find(json, path);
+
+	return (p == NULL || strncmp(p, "null", 4) == 0);
+}
+
+static void
+indent(FILE *f, int depth)
+{
+	int i;
+
+	for (i = 0; i < depth; i++)
+		(void) fputs("  ", f);
+}
+
+/*
+ * Print JSON text indented by two spaces a level, a member a line, as
+ * python's json.tool does; strings are copied as they are.
+ */
+static void
+json_pretty(FILE *f, const char *p)
+{
+	int depth = 0;
+
+	while (*p != '\0') {
+		const char *q;
+
+		switch (*p) {
+		case '"':
+			q = skip_string(p);
+			if (q == NULL)
+				q = p + strlen(p);
+			(void) fwrite(p, 1, (size_t)(q - p), f);
+			p = q;
+			continue;
+		case '{':
+		case '[':
+			q = skip_ws(p + 1);
+			if (*q == (*p == '{' ? '}' : ']')) {
+				(void) fputc(*p, f);
+				(void) fputc(*q, f);
+				p = q + 1;
+				continue;
+			}
+			(void) fputc(*p, f);
+			(void) fputc('\n', f);
+			indent(f, ++depth);
+			break;
+		case '}':
+		case ']':
+			(void) fputc('\n', f);
+			indent(f, depth > 0 ? --depth : 0);
+			(void) fputc(*p, f);
+			break;
+		case ',':
+			(void) fputs(",\n", f);
+			indent(f, depth);
+			break;
+		case ':':
+			(void) fputs(": ", f);
+			break;
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r':
+			break;
+		default:
+			(void) fputc(*p, f);
+			break;
+		}
+		p++;
+	}
+	(void) fputc('\n', f);
+}
+
+/* ------------------------------------------------------------------ */
+/* The host: its memory, the ARC, the report.                          */
+
+/*
+ * illumos: run `kstat -p <statistic>` into a temporary file for the
+ * library's kstat readers.  `path` receives the file's name, which the
+ * caller unlinks.  0 on success.
+ */
+static int
+kstat_to_file(const char *statistic, char *path, size_t len)
+{
+	char cmd[128];
+	FILE *p, *out;
+	char line[512];
+	int fd, rc;
+
+	(void) snprintf(path, len, "/tmp/vmmresvadm.XXXXXX");
+	if ((fd = mkstemp(path)) < 0) {
+		warnx_("cannot create a temporary file: %s", strerror(errno));
+		return (-1);
+	}
+	if ((out = fdopen(fd, "w")) == NULL) {
+		(void) close(fd);
+		(void) unlink(path);
+		return (-1);
+	}
+	(void) snprintf(cmd, sizeof (cmd), "/usr/bin/kstat -p %s", statistic);
+	if ((p = popen(cmd, "r")) == NULL) {
+		warnx_("cannot run kstat: %s", strerror(errno));
+		(void) fclose(out);
+		(void) unlink(path);
+		return (-1);
+	}
+	while (fgets(line, sizeof (line), p) != NULL)
+		(void) fputs(line, out);
+	rc = pclose(p);
+	if (fclose(out) != 0 || rc != 0) {
+		warnx_("kstat -p %s failed", statistic);
+		(void) unlink(path);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The host's memory. 0, or an exit status. */
+static int
+read_host(vmmresv_host_memory *host)
+{
+	char path[64];
+	vmmresv_status st;
+
+	if (!use_kstat) {
+		st = vmmresv_host_read_linux(root_dir, host);
+		return (st == VMMRESV_STATUS_OK ? 0 :
+		    fail("cannot read the host's memory", st));
+	}
+	if (kstat_to_file("unix:0:system_pages", path, sizeof (path)) != 0)
+		return (EXIT_ERR);
+	st = vmmresv_host_read_kstat(path, host);
+	(void) unlink(path);
+	return (st == VMMRESV_STATUS_OK ? 0 :
+	    fail("cannot read the host's memory", st));
+}
+
+/*
+ * The ARC: `*have` 1 with `*arc` filled, or 0 on a host without ZFS
+ * statistics.  0, or an exit status.
+ */
+static int
+read_arc(vmmresv_arc_host *arc, int *have)
+{
+	char path[4096];
+	struct stat sb;
+	vmmresv_status st;
+
+	*have = 0;
+	if (!use_kstat) {
+		(void) snprintf(path, sizeof (path),
+		    "%s/proc/spl/kstat/zfs/arcstats",
+		    root_dir != NULL ? root_dir : "");
+		if (stat(path, &sb) != 0 && errno == ENOENT)
+			return (0);
+		st = vmmresv_arc_read_linux(root_dir, arc);
+	} else {
+		if (stat("/dev/zfs", &sb) != 0)
+			return (0);
+		if (kstat_to_file("zfs:0:arcstats", path, sizeof (path)) != 0)
+			return (EXIT_ERR);
+		st = vmmresv_arc_read_kstat(path, arc);
+		(void) unlink(path);
+	}
+	if (st != VMMRESV_STATUS_OK)
+		return (fail("cannot read the ARC's statistics", st));
+	*have = 1;
+	return (0);
+}
+
+/* Open the reservoir (and the ledger, if `adm` is not NULL). */
+static int
+open_host(vmmresv_reservoir **r, vmmresv_admission **adm)
+{
+	vmmresv_status st;
+
+	*r = NULL;
+	if ((st = vmmresv_reservoir_open(NULL, NULL, r)) != VMMRESV_STATUS_OK)
+		return (fail("cannot open /dev/vmmctl", st));
+	if (adm == NULL)
+		return (0);
+	*adm = NULL;
+	if ((st = vmmresv_admission_open(*r, NULL, adm)) != VMMRESV_STATUS_OK) {
+		vmmresv_reservoir_close(*r);
+		*r = NULL;
+		return (fail("cannot open the admission ledger", st));
+	}
+	return (0);
+}
+
+/*
+ * The capacity report's JSON text, which the caller frees.  NULL on
+ * failure (reported).
+ */
+static char *
+get_report(void)
+{
+	vmmresv_reservoir *r;
+	vmmresv_admission *adm;
+	vmmresv_host_memory host;
+	vmmresv_arc_host arc;
+	vmmresv_status st = VMMRESV_STATUS_OK;
+	char *buf = NULL;
+	size_t need = 0;
+	int have_arc, tries;
+
+	if (read_host(&host) != 0 || read_arc(&arc, &have_arc) != 0)
+		return (NULL);
+	if (open_host(&r, &adm) != 0)
+		return (NULL);
+	/* The size can change between two calls: ask again, a few times. */
+	for (tries = 0; tries < 8; tries++) {
+		char *nbuf;
+
+		st = vmmresv_report_json(adm, &host, NULL,
+		    have_arc ? &arc : NULL, buf, buf == NULL ? 0 : need, &need);
+		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
+			break;
+		if ((nbuf = realloc(buf, need)) == NULL) {
+			warnx_("out of memory");
+			free(buf);
+			buf = NULL;
+			goto out;
+		}
+		buf = nbuf;
+	}
+	if (st != VMMRESV_STATUS_OK || buf == NULL) {
+		(void) fail("cannot make the capacity report", st);
+		free(buf);
+		buf = NULL;
+	}
+out:
+	vmmresv_admission_close(adm);
+	vmmresv_reservoir_close(r);
+	return (buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tables: -H, -p, -o.                                                 */
+
+#define	F_PROPERTY	0x1
+#define	F_VALUE		0x2
+
+struct table_opts {
+	int	scripted;	/* -H */
+	int	parsable;	/* -p */
+	int	fields[3];	/* -o, in order, ended by 0 */
+};
+
+/* Parse -o's list into `t->fields`. 0, or -1 for an unknown field. */
+static int
+parse_fields(const char *arg, struct table_opts *t, const char **bad)
+{
+	static char copy[256];
+	char *tok, *save = NULL;
+	int n = 0;
+
+	(void) snprintf(copy, sizeof (copy), "%s", arg);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		int f;
+
+		if (strcmp(tok, "property") == 0)
+			f = F_PROPERTY;
+		else if (strcmp(tok, "value") == 0)
+			f = F_VALUE;
+		else {
+			*bad = tok;
+			return (-1);
+		}
+		if (n >= 2) {
+			*bad = tok;
+			return (-1);
+		}
+		t->fields[n++] = f;
+	}
+	if (n == 0) {
+		*bad = arg;
+		return (-1);
+	}
+	t->fields[n] = 0;
+	return (0);
+}
+
+/*
+ * Parse a table subcommand's options: [-Hp] [-o field[,...]], no
+ * operands.  0, or EXIT_USAGE (reported).
+ */
+static int
+table_options(int argc, char **argv, struct table_opts *t)
+{
+	const char *bad = NULL;
+	int c;
+
+	t->scripted = 0;
+	t->parsable = 0;
+	t->fields[0] = F_PROPERTY;
+	t->fields[1] = F_VALUE;
+	t->fields[2] = 0;
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":Hpo:"))) != -1) {
+		switch (c) {
+		case 'H':
+			t->scripted = 1;
+			break;
+		case 'p':
+			t->parsable = 1;
+			break;
+		case 'o':
+			if (parse_fields(optarg, t, &bad) != 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    bad));
+			break;
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	return (0);
+}
+
+/* One row of a property table. */
+struct row {
+	const char	*property;
+	int		is_size;	/* value is bytes */
+	int		present;	/* 0: printed as "-" */
+	uint64_t	n;
+	char		text[64];	/* the value when not a size */
+};
+
+static void
+row_text(const struct row *r, int parsable, char *buf, size_t len)
+{
+	if (!r->present)
+		(void) snprintf(buf, len, "-");
+	else if (!r->is_size)
+		(void) snprintf(buf, len, "%s", r->text);
+	else if (parsable)
+		(void) snprintf(buf, len, "%" PRIu64, r->n);
+	else
+		nicenum(r->n, buf, len);
+}
+
+static void
+print_table(const struct table_opts *t, const struct row *rows, size_t n)
+{
+	size_t i, w = strlen("PROPERTY");
+	int j;
+
+	for (i = 0; i < n; i++) {
+		if (strlen(rows[i].property) > w)
+			w = strlen(rows[i].property);
+	}
+	if (!t->scripted) {
+		for (j = 0; t->fields[j] != 0; j++) {
+			int last = t->fields[j + 1] == 0;
+
+			const char *h = t->fields[j] == F_PROPERTY ?
+			    "PROPERTY" : "VALUE";
+
+			if (last)
+				(void) printf("%s", h);
+			else
+				(void) printf("%-*s  ", (int)w, h);
+		}
+		(void) printf("\n");
+	}
+	for (i = 0; i < n; i++) {
+		char val[64];
+
+		row_text(&rows[i], t->parsable, val, sizeof (val));
+		for (j = 0; t->fields[j] != 0; j++) {
+			int last = t->fields[j + 1] == 0;
+			const char *s = t->fields[j] == F_PROPERTY ?
+			    rows[i].property : val;
+
+			if (t->scripted)
+				(void) printf("%s%s", s, last ? "" : "\t");
+			else if (last)
+				(void) printf("%s", s);
+			else
+				(void) printf("%-*s  ", (int)w, s);
+		}
+		(void) printf("\n");
+	}
+}
+
+static void
+row_size(struct row *r, const char *property, const char *json,
+    const char *path)
+{
+	r->property = property;
+	r->is_size = 1;
+	r->present = json_u64(json, path, &r->n) == 0;
+	r->text[0] = '\0';
+}
+
+static void
+row_string(struct row *r, const char *property, const char *json,
+    const char *path)
+{
+	r->property = property;
+	r->is_size = 0;
+	r->n = 0;
+	r->present = json_str(json, path, r->text, sizeof (r->text)) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* status                                                              */
+
+/* Each row of status: its property, the report's path, a size or not. */
+static const struct {
+	const char	*property;
+	const char	*path;
+	int		is_size;
+} status_rows[] = {
+	{ "reservoir.size", "reservoir.size_bytes", 1 },
+	{ "reservoir.free", "reservoir.free_bytes", 1 },
+	{ "reservoir.allocated", "reservoir.allocated_bytes", 1 },
+	{ "reservoir.transient", "reservoir.transient_allocated_bytes", 1 },
+	{ "reservoir.limit", "reservoir.limit_bytes", 1 },
+	{ "pending.reservoir", "reservoir.pending_claims_bytes", 1 },
+	{ "pending.transient", "reservoir.pending_transient_claims_bytes", 1 },
+	{ "pending.host", "host.pending_claims_bytes", 1 },
+	{ "arc.size", "arc.size_bytes", 1 },
+	{ "arc.target", "arc.target_bytes", 1 },
+	{ "arc.floor", "arc.c_min_bytes", 1 },
+	{ "arc.reserved", "arc.reserved_bytes", 1 },
+	{ "memory.state", "memory_state.state", 0 },
+	{ "memory.physical", "host.physmem_bytes", 1 },
+	{ "memory.free", "host.free_bytes", 1 },
+	{ "memory.min_free", "memory_state.min_free_bytes", 1 },
+	{ "largest_vm.reservoir", "largest_vm.with_reservoir.guest_bytes", 1 },
+	{ "largest_vm.reservoir.limited_by",
+	    "largest_vm.with_reservoir.limited_by", 0 },
+	{ "largest_vm.transient", "largest_vm.without_reservoir.guest_bytes",
+	    1 },
+	{ "largest_vm.transient.limited_by",
+	    "largest_vm.without_reservoir.limited_by", 0 },
+};
+
+#define	NSTATUS	(sizeof (status_rows) / sizeof (status_rows[0]))
+
+static int
+cmd_status(int argc, char **argv)
+{
+	struct table_opts t;
+	struct row rows[NSTATUS];
+	char *json;
+	size_t i;
+	int rc;
+
+	if ((rc = table_options(argc, argv, &t)) != 0)
+		return (rc);
+	if ((json = get_report()) == NULL)
+		return (EXIT_ERR);
+	for (i = 0; i < NSTATUS; i++) {
+		if (status_rows[i].is_size)
+			row_size(&rows[i], status_rows[i].property, json,
+			    status_rows[i].path);
+		else
+			row_string(&rows[i], status_rows[i].property, json,
+			    status_rows[i].path);
+	}
+	/* Every row but the ARC's (null without ZFS) must be there. */
+	for (i = 0; i < NSTATUS; i++) {
+		if (!rows[i].present &&
+		    strncmp(rows[i].property, "arc.", 4) != 0) {
+			warnx_("the capacity report has no %s",
+			    status_rows[i].path);
+			free(json);
+			return (EXIT_ERR);
+		}
+	}
+	print_table(&t, rows, NSTATUS);
+	free(json);
+	return (EXIT_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* report                                                              */
+
+static int
+cmd_report(int argc, char **argv)
+{
+	int c, one_line = 0;
+	char *json;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":j"))) != -1) {
+		if (c == 'j')
+			one_line = 1;
+		else
+			return (bad_option("unknown option -%s"));
+	}
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if ((json = get_report()) == NULL)
+		return (EXIT_ERR);
+	if (one_line)
+		(void) printf("%s\n", json);
+	else
+		json_pretty(stdout, json);
+	free(json);
+	return (EXIT_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* reconcile                                                           */
+
+static int
+cmd_reconcile(int argc, char **argv)
+{
+	struct table_opts t;
+	vmmresv_reservoir *r;
+	vmmresv_admission *adm;
+	vmmresv_reconcile_report rep;
+	vmmresv_status st;
+	struct row rows[10];
+	size_t i;
+	int rc;
+
+	if ((rc = table_options(argc, argv, &t)) != 0)
+		return (rc);
+	if (open_host(&r, &adm) != 0)
+		return (EXIT_ERR);
+	st = vmmresv_reconcile(adm, &rep);
+	if (st != VMMRESV_STATUS_OK) {
+		rc = fail("cannot reconcile the admission ledger", st);
+		goto out;
+	}
+	{
+		const struct {
+			const char	*property;
+			uint64_t	n;
+			int		is_size;
+		} v[10] = {
+			{ "claims.live", rep.live_claims, 0 },
+			{ "claims.reclaimed", rep.reclaimed_claims, 0 },
+			{ "reclaimed", rep.reclaimed_bytes, 1 },
+			{ "pending.reservoir.before",
+			    rep.reservoir_claimed_before_bytes, 1 },
+			{ "pending.reservoir.after",
+			    rep.reservoir_claimed_after_bytes, 1 },
+			{ "pending.transient.before",
+			    rep.transient_claimed_before_bytes, 1 },
+			{ "pending.transient.after",
+			    rep.transient_claimed_after_bytes, 1 },
+			{ "reservoir.size", rep.reservoir_size_bytes, 1 },
+			{ "reservoir.free", rep.reservoir_free_bytes, 1 },
+			{ "claims_beyond_free", rep.claims_beyond_free_bytes,
+			    1 },
+		};
+
+		for (i = 0; i < 10; i++) {
+			rows[i].property = v[i].property;
+			rows[i].present = 1;
+			rows[i].is_size = v[i].is_size;
+			rows[i].n = v[i].n;
+			(void) snprintf(rows[i].text, sizeof (rows[i].text),
+			    "%" PRIu64, v[i].n);
+		}
+	}
+	print_table(&t, rows, 10);
+	if (rep.claims_beyond_free_bytes != 0) {
+		char b[32];
+
+		nicenum(rep.claims_beyond_free_bytes, b, sizeof (b));
+		warnx_("warning: pending claims exceed the reservoir's free "
+		    "memory by %s: memory left the reservoir outside "
+		    "admission", b);
+	}
+	rc = EXIT_OK;
+out:
+	vmmresv_admission_close(adm);
+	vmmresv_reservoir_close(r);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* resize                                                              */
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void
+on_interrupt(int sig)
+{
+	(void) sig;
+	interrupted = 1;
+}
+
+struct progress {
+	int		tty;		/* a bar, else plain lines */
+	uint64_t	start;
+	uint64_t	target;
+	int		last_pct;	/* last percentage shown */
+	int		last_decile;	/* last tenth shown as a line */
+};
+
+static int
+percent(const struct progress *pr, uint64_t reached)
+{
+	uint64_t span, done;
+
+	span = pr->target > pr->start ? pr->target - pr->start :
+	    pr->start - pr->target;
+	if (span == 0)
+		return (100);
+	if (pr->target > pr->start)
+		done = reached > pr->start ? reached - pr->start : 0;
+	else
+		done = reached < pr->start ? pr->start - reached : 0;
+	if (done >= span)
+		return (100);
+	/* Never 100 before the end. */
+	return ((int)((double)done * 100.0 / (double)span) > 99 ? 99 :
+	    (int)((double)done * 100.0 / (double)span));
+}
+
+#define	BAR_WIDTH	40
+
+static void
+show_progress(struct progress *pr, uint64_t reached, int final)
+{
+	char a[32], b[32];
+	int pct = percent(pr, reached);
+
+	nicenum(reached, a, sizeof (a));
+	nicenum(pr->target, b, sizeof (b));
+	if (pr->tty) {
+		int i, fill = pct * BAR_WIDTH / 100;
+
+		if (pct == pr->last_pct && !final)
+			return;
+		pr->last_pct = pct;
+		(void) printf("\r[");
+		for (i = 0; i < BAR_WIDTH; i++)
+			(void) putchar(i < fill ? '#' : ' ');
+		(void) printf("] %3d%%  %s of %s\033[K", pct, a, b);
+		if (final)
+			(void) putchar('\n');
+		(void) fflush(stdout);
+		return;
+	}
+	if (pct / 10 == pr->last_decile && !final)
+		return;
+	if (final && pct == pr->last_pct)
+		return;
+	pr->last_decile = pct / 10;
+	pr->last_pct = pct;
+	(void) printf("reservoir size %s of %s (%d%%)\n", a, b, pct);
+	(void) fflush(stdout);
+}
+
+/*
+ * The library calls this after each step the kernel interrupted (EINTR):
+ * show where the resize stands; stop if the operator interrupted.
+ */
+static int
+on_progress(uint64_t reached_bytes, uint64_t target_bytes, void *arg)
+{
+	struct progress *pr = arg;
+
+	(void) target_bytes;
+	show_progress(pr, reached_bytes, 0);
+	return (interrupted ? 1 : 0);
+}
+
+/*
+ * Parse a size operand: bytes with an optional binary unit ("12G"), or a
+ * percentage of the kernel's limit.  0 on success.
+ */
+static int
+parse_size_arg(const char *arg, int *is_percent)
+{
+	uint64_t v;
+	size_t n = strlen(arg);
+
+	*is_percent = n > 0 && arg[n - 1] == '%';
+	return (vmmresv_size_parse(arg, *is_percent ? 1 : 0, &v) ==
+	    VMMRESV_STATUS_OK ? 0 : -1);
+}
+
+static int
+cmd_resize(int argc, char **argv)
+{
+	const char *chunk_arg = NULL, *size_arg;
+	uint64_t chunk = 0, target, step, reached = VMMRESV_SIZE_UNKNOWN;
+	uint64_t size;
+	vmmresv_reservoir *r;
+	vmmresv_query q;
+	vmmresv_status st;
+	struct progress pr;
+	struct sigaction sa;
+	char a[32], b[32];
+	int c, pct, rc = EXIT_OK;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":c:"))) != -1) {
+		switch (c) {
+		case 'c':
+			chunk_arg = optarg;
+			break;
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (optind >= argc)
+		return (bad_usage("%s", "resize: missing size"));
+	if (optind + 1 < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind + 1]));
+	size_arg = argv[optind];
+	if (parse_size_arg(size_arg, &pct) != 0)
+		return (bad_usage("invalid size '%s' (a size such as 64G, "
+		    "or a percentage of the limit such as 75%%)", size_arg));
+	if (chunk_arg != NULL &&
+	    (vmmresv_size_parse(chunk_arg, 0, &chunk) != VMMRESV_STATUS_OK ||
+	    chunk == 0 || chunk % VMMRESV_PAGESIZE != 0))
+		return (bad_usage("invalid chunk '%s' (a nonzero multiple of "
+		    "4K)", chunk_arg));
+
+	if (open_host(&r, NULL) != 0)
+		return (EXIT_ERR);
+	if ((st = vmmresv_reservoir_query(r, &q)) != VMMRESV_STATUS_OK) {
+		rc = fail("cannot query the reservoir", st);
+		goto out;
+	}
+	size = q.free_bytes + q.alloc_bytes;
+	st = vmmresv_size_parse(size_arg, pct ? q.limit_bytes : 0, &target);
+	if (st == VMMRESV_STATUS_OK && pct)
+		st = vmmresv_round_down(target, VMMRESV_PAGESIZE, &target);
+	if (st != VMMRESV_STATUS_OK) {
+		rc = fail("invalid size", st);
+		goto out;
+	}
+
+	(void) memset(&sa, 0, sizeof (sa));
+	sa.sa_handler = on_interrupt;
+	(void) sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: the kernel's resize stops (EINTR) and we stop. */
+	(void) sigaction(SIGINT, &sa, NULL);
+	(void) sigaction(SIGTERM, &sa, NULL);
+
+	pr.tty = isatty(STDOUT_FILENO);
+	pr.start = size;
+	pr.target = target;
+	pr.last_pct = -1;
+	pr.last_decile = -1;
+	nicenum(size, a, sizeof (a));
+	nicenum(target, b, sizeof (b));
+	(void) printf("resizing the reservoir from %s to %s\n", a, b);
+	show_progress(&pr, size, 0);
+
+	/*
+	 * In steps of the chunk (1G by default), each a resize to the next
+	 * size, so that the bar moves while the kernel works; the kernel's
+	 * interruptions show through the progress callback.
+	 */
+	step = chunk != 0 ? chunk : DEFAULT_STEP;
+	reached = size;
+	/*
+	 * A target beyond the limit would grow the reservoir step by step up
+	 * to the limit and fail only then: let the library refuse it whole.
+	 */
+	if (target > size && (target > q.limit_bytes ||
+	    q.alloc_transient_bytes > q.limit_bytes - target))
+		step = target - size;
+	while (reached != target && !interrupted) {
+		uint64_t next;
+
+		if (target > reached)
+			next = target - reached > step ? reached + step :
+			    target;
+		else
+			next = reached - target > step ? reached - step :
+			    target;
+		st = vmmresv_reservoir_resize(r, VMMRESV_RESIZE_TARGET, next,
+		    chunk, 0, on_progress, &pr, &reached);
+		if (st != VMMRESV_STATUS_OK)
+			break;
+		show_progress(&pr, reached, 0);
+	}
+	if (st == VMMRESV_STATUS_OK && interrupted)
+		st = VMMRESV_STATUS_INTERRUPTED;
+	if (st != VMMRESV_STATUS_OK) {
+		if (pr.tty)
+			(void) putchar('\n');
+		rc = fail("cannot resize the reservoir", st);
+		if (reached != VMMRESV_SIZE_UNKNOWN) {
+			nicenum(reached, a, sizeof (a));
+			warnx_("the reservoir's size is now %s (%" PRIu64
+			    " bytes)", a, reached);
+		}
+		goto out;
+	}
+	show_progress(&pr, reached, 1);
+out:
+	vmmresv_reservoir_close(r);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* metrics                                                             */
+
+static void
+metric_head(const char *name, const char *help)
+{
+	(void) printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+/* One gauge with no labels, from the report; nothing if absent. */
+static void
+gauge(const char *json, const char *name, const char *help,
+    const char *path)
+{
+	uint64_t v;
+
+	if (json_u64(json, path, &v) != 0)
+		return;
+	metric_head(name, help);
+	(void) printf("%s %" PRIu64 "\n", name, v);
+}
+
+static int
+cmd_metrics(int argc, char **argv)
+{
+	static const char *const states[] = {
+		"high", "soft", "hard", "low", "exhausted"
+	};
+	char *json, state[32], version[32], backend[32];
+	uint64_t v;
+	size_t i;
+	int c;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":"))) != -1)
+		return (bad_option("unknown option -%s"));
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if ((json = get_report()) == NULL)
+		return (EXIT_ERR);
+	if (json_str(json, "memory_state.state", state, sizeof (state)) != 0 ||
+	    json_str(json, "library_version", version, sizeof (version)) != 0 ||
+	    json_str(json, "ledger.backend", backend, sizeof (backend)) != 0 ||
+	    json_u64(json, "reservoir.size_bytes", &v) != 0) {
+		warnx_("the capacity report lacks a figure metrics need");
+		free(json);
+		return (EXIT_ERR);
+	}
+
+	metric_head("vmmresv_info",
+	    "The library's version and the kernel pool behind the reservoir.");
+	(void) printf("vmmresv_info{version=\"%s\",backend=\"%s\"} 1\n",
+	    version, backend);
+	gauge(json, "vmmresv_reservoir_size_bytes",
+	    "Size of the VMM reservoir (free plus allocated).",
+	    "reservoir.size_bytes");
+	gauge(json, "vmmresv_reservoir_free_bytes",
+	    "Reservoir memory no VM holds.", "reservoir.free_bytes");
+	gauge(json, "vmmresv_reservoir_allocated_bytes",
+	    "Reservoir memory held by VMs.", "reservoir.allocated_bytes");
+	gauge(json, "vmmresv_reservoir_transient_bytes",
+	    "Memory of VMs running without the reservoir.",
+	    "reservoir.transient_allocated_bytes");
+	gauge(json, "vmmresv_reservoir_limit_bytes",
+	    "The most reservoir plus transient memory can reach.",
+	    "reservoir.limit_bytes");
+	gauge(json, "vmmresv_reservoir_safe_max_bytes",
+	    "The safe reservoir maximum (RFD 185 headroom).",
+	    "headroom.safe_reservoir_max_bytes");
+	gauge(json, "vmmresv_reservoir_recommended_target_bytes",
+	    "The smaller of the default target and the safe maximum.",
+	    "reservoir.recommended_target_bytes");
+
+	metric_head("vmmresv_pending_claims_bytes",
+	    "Memory claimed by admissions not yet committed, by pool.");
+	{
+		static const struct {
+			const char *pool, *path;
+		} pools[] = {
+			{ "reservoir", "reservoir.pending_claims_bytes" },
+			{ "transient",
+			    "reservoir.pending_transient_claims_bytes" },
+			{ "host", "host.pending_claims_bytes" },
+		};
+
+		for (i = 0; i < 3; i++) {
+			if (json_u64(json, pools[i].path, &v) == 0)
+				(void) printf("vmmresv_pending_claims_bytes"
+				    "{pool=\"%s\"} %" PRIu64 "\n",
+				    pools[i].pool, v);
+		}
+	}
+
+	if (!json_null(json, "arc")) {
+		gauge(json, "vmmresv_arc_size_bytes", "The ZFS ARC's size.",
+		    "arc.size_bytes");
+		gauge(json, "vmmresv_arc_target_bytes",
+		    "The ARC target that follows from VM reservations.",
+		    "arc.target_bytes");
+		gauge(json, "vmmresv_arc_min_bytes",
+		    "arc_c_min: the ARC never shrinks below it.",
+		    "arc.c_min_bytes");
+		gauge(json, "vmmresv_arc_max_bytes",
+		    "arc_c_max: the ARC never grows above it.",
+		    "arc.c_max_bytes");
+		gauge(json, "vmmresv_arc_reserved_bytes",
+		    "ARC room reserved for VMs.", "arc.reserved_bytes");
+	}
+
+	gauge(json, "vmmresv_memory_physical_bytes",
+	    "Memory the kernel manages.", "host.physmem_bytes");
+	gauge(json, "vmmresv_memory_free_bytes",
+	    "Memory a new VM can have without reclaiming anything.",
+	    "host.free_bytes");
+	gauge(json, "vmmresv_memory_min_free_bytes",
+	    "minFree: the free memory the high state needs.",
+	    "memory_state.min_free_bytes");
+	metric_head("vmmresv_memory_state",
+	    "The host's memory state: 1 for the current one, else 0.");
+	for (i = 0; i < sizeof (states) / sizeof (states[0]); i++)
+		(void) printf("vmmresv_memory_state{state=\"%s\"} %d\n",
+		    states[i], strcmp(states[i], state) == 0);
+
+	metric_head("vmmresv_largest_vm_bytes",
+	    "Guest memory of the largest VM that can start now, by pool.");
+	if (json_u64(json, "largest_vm.with_reservoir.guest_bytes", &v) == 0)
+		(void) printf("vmmresv_largest_vm_bytes{pool=\"reservoir\"} %"
+		    PRIu64 "\n", v);
+	if (json_u64(json, "largest_vm.without_reservoir.guest_bytes",
+	    &v) == 0)
+		(void) printf("vmmresv_largest_vm_bytes{pool=\"transient\"} %"
+		    PRIu64 "\n", v);
+	free(json);
+	return (EXIT_OK);
+}
+
+/* ------------------------------------------------------------------ */
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+} subcommands[] = {
+	{ "status", cmd_status },
+	{ "report", cmd_report },
+	{ "reconcile", cmd_reconcile },
+	{ "resize", cmd_resize },
+	{ "metrics", cmd_metrics },
+};
+
+int
+main(int argc, char *argv[])
+{
+	size_t i;
+	int rc;
+
+	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+		const char *slash = strrchr(argv[0], '/');
+
+		prog_name = (slash != NULL && slash[1] != '\0') ?
+		    slash + 1 : argv[0];
+	}
+
+	/* Global options, up to the subcommand: -R root, -h. */
+	for (optind = 1; optind < argc && argv[optind][0] == '-';
+	    optind++) {
+		const char *o = argv[optind];
+
+		if (strcmp(o, "--") == 0) {
+			optind++;
+			break;
+		} else if (strcmp(o, "-h") == 0) {
+			usage();
+			return (EXIT_OK);
+		} else if (strncmp(o, "-R", 2) == 0 && o[2] != '\0') {
+			root_dir = o + 2;
+		} else if (strcmp(o, "-R") == 0) {
+			if (optind + 1 >= argc)
+				return (bad_usage("option -%s needs an "
+				    "argument", "R"));
+			root_dir = argv[++optind];
+		} else {
+			return (bad_usage("unknown option %s", o));
+		}
+	}
+	if (optind >= argc)
+		return (bad_usage("%s", "missing subcommand"));
+
+	for (i = 0; i < sizeof (subcommands) / sizeof (subcommands[0]); i++) {
+		if (strcmp(argv[optind], subcommands[i].name) == 0)
+			break;
+	}
+	if (i == sizeof (subcommands) / sizeof (subcommands[0]))
+		return (bad_usage("unknown subcommand '%s'", argv[optind]));
+
+	/* The subcommand parses its own options: argv[0] is its name. */
+	rc = subcommands[i].fn(argc - optind, argv + optind);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		warnx_("cannot write to standard output");
+		rc = EXIT_ERR;
+	}
+	return (rc);
+}
