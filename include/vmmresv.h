@@ -1885,6 +1885,18 @@ vmmresv_status vmmresv_unlockable_from_limit(uint64_t physmem_bytes,
                                              uint64_t *out);
 
 /**
+ * The reservoir limit the kernel computes for `physmem_bytes` of memory of
+ * which `unlockable_bytes` (pages_pp_maximum in bytes) can never be
+ * locked: (physmem_bytes x 10 - unlockable_bytes x 12) / 10, rounded
+ * down, as vmm_reservoir.c does with both in pages; 0 if 1.2 x
+ * `unlockable_bytes` exceeds `physmem_bytes`. The inverse of
+ * vmmresv_unlockable_from_limit(), to the byte (ABI 1.2).
+ */
+vmmresv_status vmmresv_limit_from_unlockable(uint64_t physmem_bytes,
+                                             uint64_t unlockable_bytes,
+                                             uint64_t *out);
+
+/**
  * Fill `*out` with the profiles' percentages (RFD 185 75, omicron 91,
  * CNAPI 85) and every size 0.
  */
@@ -1902,6 +1914,34 @@ vmmresv_status vmmresv_profile_inputs_default(struct vmmresv_profile_inputs *out
 vmmresv_status vmmresv_sizing(uint32_t profile,
                               const struct vmmresv_profile_inputs *inputs,
                               uint64_t *out);
+
+/**
+ * What vmmresv_sizing() gives with the exact fraction `numerator` /
+ * `denominator` of the profile's share in place of its percentage (the
+ * percentages of `inputs` are not read): omicron's 86.3% is 8630 / 10000
+ * (basis points) or 863 / 1000. A whole percentage as pct / 100 gives what
+ * vmmresv_sizing() gives with it. INVALID_ARGUMENT for an unknown profile,
+ * a zero `denominator`, a fraction above 1 or a nonzero `reserved`
+ * (ABI 1.2).
+ */
+vmmresv_status vmmresv_sizing_fraction(uint32_t profile,
+                                       const struct vmmresv_profile_inputs *inputs,
+                                       uint64_t numerator,
+                                       uint64_t denominator,
+                                       uint64_t *out);
+
+/**
+ * The share of the sizing profile `profile` that the capacity reports of
+ * `admission_handle` apply (vmmresv_report_json()'s "profiles"), as the
+ * exact fraction `numerator` / `denominator`, in place of its default
+ * percentage (RFD 185 75/100, omicron 91/100, CNAPI 85/100).
+ * INVALID_ARGUMENT for an unknown profile, a zero `denominator` or a
+ * fraction above 1 (ABI 1.2).
+ */
+vmmresv_status vmmresv_admission_set_profile_fraction(const struct vmmresv_admission *admission_handle,
+                                                      uint32_t profile,
+                                                      uint64_t numerator,
+                                                      uint64_t denominator);
 
 /**
  * A static, NUL-terminated name of the sizing profile `profile`:

@@ -21,7 +21,9 @@ use crate::arc::guard::{target, TargetInputs, TargetReport};
 use crate::host::HostMemory;
 use crate::ledger::Pool;
 use crate::pages::{self, PageSize, PAGESIZE};
-use crate::policy::headroom::{self, Headroom, HeadroomInputs, Profile, ProfileInputs};
+use crate::policy::headroom::{
+    self, Headroom, HeadroomInputs, Profile, ProfileFractions, ProfileInputs,
+};
 use crate::policy::overhead::VmSpec;
 use crate::policy::states::{self, MemState, Thresholds};
 use crate::reservoir::ReservoirQuery;
@@ -54,6 +56,11 @@ pub struct ReportInputs {
     /// The vCPUs of the VM shape "largest VM" is computed for (overhead
     /// models that count vCPUs); its guest size is what is searched.
     pub reference_vcpus: u32,
+    /// The share each sizing profile takes (e.g. omicron's 86.3% as
+    /// 8630/10000). None: [`build`] applies the default percentages,
+    /// [`Admission::report`] the fractions set with
+    /// [`Admission::set_profile_fraction`].
+    pub profile_fractions: Option<ProfileFractions>,
 }
 
 /// Pending claims in the ledger, bytes.
@@ -160,6 +167,8 @@ pub struct Report {
     pub headroom: Headroom,
     /// The peers' sizing rules.
     pub profiles: [(Profile, u64); 3],
+    /// The share each profile took.
+    pub profile_fractions: ProfileFractions,
     /// minFree and the state thresholds.
     pub thresholds: Thresholds,
     /// The state free memory puts the host in now.
@@ -327,9 +336,10 @@ pub fn build(
         vm_caps_bytes: inputs.vm_caps_bytes,
         ..ProfileInputs::default()
     };
+    let fractions = inputs.profile_fractions.unwrap_or_default();
     let mut profiles = [(Profile::Rfd185, 0u64); 3];
     for (slot, p) in profiles.iter_mut().zip(Profile::ALL) {
-        *slot = (p, headroom::sizing(p, &pin)?);
+        *slot = (p, headroom::sizing_fraction(p, &pin, fractions.get(p))?);
     }
     let thresholds = states::thresholds(&policy.scale, host.physmem_bytes);
     let floor_bytes = thresholds.bytes_for(policy.floor);
@@ -399,6 +409,7 @@ pub fn build(
         arc,
         headroom: hr,
         profiles,
+        profile_fractions: fractions,
         thresholds,
         state: states::state(&thresholds, host.free_bytes),
         with_reservoir,
@@ -438,7 +449,15 @@ impl Report {
         let profiles: Vec<Value> = self
             .profiles
             .iter()
-            .map(|(p, b)| json!({ "name": p.name(), "target_bytes": b }))
+            .map(|(p, b)| {
+                let f = self.profile_fractions.get(*p);
+                json!({
+                    "name": p.name(),
+                    "target_bytes": b,
+                    "numerator": f.numerator(),
+                    "denominator": f.denominator(),
+                })
+            })
             .collect();
         json!({
             "schema": SCHEMA,
@@ -529,6 +548,9 @@ impl Admission {
         let mut inputs = *inputs;
         if inputs.arc.is_none() {
             inputs.arc = self.arc_host();
+        }
+        if inputs.profile_fractions.is_none() {
+            inputs.profile_fractions = Some(self.profile_fractions());
         }
         let mut r = build(&q, &pending, &self.policy(), &inputs)?;
         let h = self.ledger_header();
@@ -668,6 +690,53 @@ mod tests {
         assert_eq!(v["profiles"].as_array().unwrap().len(), 3);
         assert_eq!(v["overhead_model"]["name"], "smartos-vmadm");
         assert!(v["largest_vm"]["with_reservoir"]["guest_bytes"].is_u64());
+    }
+
+    /// The profiles apply the fractions given (omicron's 86.3% in basis
+    /// points on a 1 TiB host with the Gimlet earmark) and show them.
+    #[test]
+    fn profiles_apply_and_show_their_fractions() {
+        use crate::policy::headroom::{Fraction, GIMLET_EARMARK_BYTES};
+        const TIB: u64 = 1 << 40;
+        let q = ReservoirQuery {
+            free: 0,
+            alloc: 0,
+            alloc_transient: 0,
+            limit: 1000 * GIB,
+        };
+        let mut inputs = ReportInputs {
+            host: HostMemory {
+                physmem_bytes: TIB,
+                free_bytes: 512 * GIB,
+            },
+            omicron_earmark_bytes: GIMLET_EARMARK_BYTES,
+            ..ReportInputs::default()
+        };
+        let p = AdmissionPolicy::default();
+        let d = build(&q, &Pending::default(), &p, &inputs).unwrap();
+        assert_eq!(d.profiles[1], (Profile::Omicron, 864 * GIB + 512 * MIB));
+        assert_eq!(d.profiles[0], (Profile::Rfd185, 750 * GIB));
+        let v = d.to_value();
+        for (i, (n, den)) in [(75, 100), (91, 100), (85, 100)].iter().enumerate() {
+            assert_eq!(v["profiles"][i]["numerator"], *n);
+            assert_eq!(v["profiles"][i]["denominator"], *den);
+        }
+        let mut f = ProfileFractions::default();
+        f.set(Profile::Omicron, Fraction::basis_points(8630).unwrap());
+        f.set(Profile::Rfd185, Fraction::new(2, 3).unwrap());
+        inputs.profile_fractions = Some(f);
+        let r = build(&q, &Pending::default(), &p, &inputs).unwrap();
+        assert_eq!(r.profiles[1], (Profile::Omicron, 880_306_814_976));
+        // 2/3 of 1000 GiB, down to the page.
+        assert_eq!(r.profiles[0].1, 2000 * GIB / 3 / 4096 * 4096);
+        assert_eq!(r.profiles[2], d.profiles[2]);
+        let v = r.to_value();
+        assert_eq!(v["profiles"][1]["target_bytes"], 880_306_814_976u64);
+        assert_eq!(v["profiles"][1]["numerator"], 8630);
+        assert_eq!(v["profiles"][1]["denominator"], 10000);
+        assert_eq!(v["profiles"][0]["numerator"], 2);
+        assert_eq!(v["profiles"][0]["denominator"], 3);
+        assert_eq!(v["profiles"][2]["numerator"], 85);
     }
 
     #[test]

@@ -326,6 +326,73 @@ proptest! {
         prop_assert_eq!(unlockable_from_limit(physmem_pages * 4096, limit), pp * 4096);
     }
 
+    /// The kernel's limit from physmem and pages_pp_maximum is the
+    /// kernel's formula in pages, and unlockable_from_limit undoes it to
+    /// the byte; the other way round for every limit the formula makes.
+    #[test]
+    fn limit_from_unlockable_round_trips(
+        physmem in bytes(),
+        share in 0u64..=1_000_000,
+        physmem_pages in 1u64..1 << 40,
+        pct in 0u64..=83,
+    ) {
+        // Any byte count up to physmem / 1.2.
+        let u = u64::try_from(u128::from(physmem) * 10 / 12 * u128::from(share) / 1_000_000).unwrap();
+        let l = limit_from_unlockable(physmem, u);
+        prop_assert_eq!(u128::from(l), (u128::from(physmem) * 10 - u128::from(u) * 12) / 10);
+        prop_assert_eq!(unlockable_from_limit(physmem, l), u);
+        prop_assert_eq!(limit_from_unlockable(physmem, unlockable_from_limit(physmem, l)), l);
+        // Above physmem / 1.2: 0.
+        let over = u64::try_from(u128::from(physmem) * 10 / 12 + 1).unwrap();
+        prop_assert_eq!(limit_from_unlockable(physmem, over), 0);
+        // vmmr_init()'s arithmetic in pages.
+        let pp = physmem_pages / 100 * pct;
+        let kernel = (physmem_pages * 10 - pp * 12) * 4096 / 10;
+        prop_assert_eq!(limit_from_unlockable(physmem_pages * 4096, pp * 4096), kernel);
+    }
+
+    /// A profile's share as an exact fraction: within what it sizes from,
+    /// monotonic in the fraction, and a whole percentage is the percentage.
+    #[test]
+    fn sizing_fraction_agrees_with_percentages(
+        physmem in bytes(),
+        limit in bytes(),
+        caps in bytes(),
+        den in 1u64..=u64::MAX,
+        a in any::<u64>(),
+        b in any::<u64>(),
+        pct in 0u32..=100,
+    ) {
+        // 0 <= lo <= hi <= den.
+        let hi = (u128::from(a) % (u128::from(den) + 1)) as u64;
+        let lo = (u128::from(b) % (u128::from(hi) + 1)) as u64;
+        let i = ProfileInputs {
+            physmem_bytes: physmem,
+            kernel_limit_bytes: limit,
+            omicron_earmark_bytes: GIMLET_EARMARK_BYTES,
+            vm_caps_bytes: caps,
+            rfd185_pct: pct,
+            omicron_pct: pct,
+            cnapi_pct: pct,
+        };
+        let (flo, fhi) = (Fraction::new(lo, den).unwrap(), Fraction::new(hi, den).unwrap());
+        for p in Profile::ALL {
+            let x = sizing_fraction(p, &i, flo).unwrap();
+            let y = sizing_fraction(p, &i, fhi).unwrap();
+            prop_assert!(x <= y, "{:?}: {}/{} gives {} > {}/{} gives {}", p, lo, den, x, hi, den, y);
+            let whole = sizing_fraction(p, &i, Fraction::percent(pct).unwrap()).unwrap();
+            prop_assert_eq!(whole, sizing(p, &i).unwrap());
+        }
+        let r = sizing_fraction(Profile::Rfd185, &i, fhi).unwrap();
+        prop_assert!(r <= limit && r % 4096 == 0);
+        prop_assert!(u128::from(r) * u128::from(den) <= u128::from(limit) * u128::from(hi));
+        let c = sizing_fraction(Profile::Cnapi, &i, fhi).unwrap();
+        let expect = (u128::from(physmem) * u128::from(hi) / u128::from(den)).saturating_sub(u128::from(caps));
+        prop_assert_eq!(u128::from(c), expect);
+        // Above 1 (or a zero denominator): refused.
+        prop_assert!(Fraction::new(den, den - 1).is_err());
+    }
+
     /// Each profile stays within what it sizes from; RFD 185 at 75% is the
     /// library's default target.
     #[test]

@@ -339,3 +339,64 @@ fn schema_refuses_broken_reports() {
         );
     }
 }
+
+/// Sizing inputs in operators' units through a C consumer: omicron's
+/// 86.3% as 8630/10000 basis points on a 1 TiB host with the Gimlet
+/// earmark (vmmresv_admission_set_profile_fraction()), and the kernel's
+/// limit from physmem and pages_pp_maximum is the one the (emulated)
+/// kernel reports.
+#[test]
+fn c_consumer_sets_omicrons_share_as_a_fraction() {
+    const TIB: u64 = 1 << 40;
+    let host = EmuHost::new("report-frac", TIB);
+    let s = Scratch::new("report-frac-root");
+    let root = meminfo_root(&s, TIB, 512 * GIB);
+    let r = root.to_str().unwrap();
+    let v = report(&host, &["-R", r, "-e", "45056", "-f", "8630/10000"]);
+    let errs = schema_errors(&v);
+    assert!(errs.is_empty(), "schema: {errs:#?}\n{v:#}");
+    let p = &v["profiles"][1];
+    assert_eq!(p["name"], "omicron");
+    assert_eq!(u(&p["target_bytes"]), 880_306_814_976);
+    assert_eq!((u(&p["numerator"]), u(&p["denominator"])), (8630, 10000));
+    // The others keep their default shares.
+    assert_eq!(u(&v["profiles"][0]["numerator"]), 75);
+    assert_eq!(u(&v["profiles"][2]["denominator"]), 100);
+
+    // Without -f: the default 91%, 864.5 GiB.
+    let d = report(&host, &["-R", r, "-e", "45056"]);
+    assert_eq!(u(&d["profiles"][1]["target_bytes"]), 864 * GIB + 512 * MIB);
+    assert_eq!(
+        (
+            u(&d["profiles"][1]["numerator"]),
+            u(&d["profiles"][1]["denominator"])
+        ),
+        (91, 100)
+    );
+
+    // A zero denominator and a share above 1 are refused: INVALID_ARGUMENT
+    // (7002), the report's exit status 1.
+    for bad in ["1/0", "10001/10000"] {
+        let o = host
+            .command(program("report"))
+            .args(["-R", r, "-f", bad])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "-f {bad}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("setting omicron's share") && e.contains("status 7002"),
+            "{e}"
+        );
+    }
+
+    // The kernel's limit from physmem and pages_pp_maximum (4% + 4 MiB,
+    // the emulator's as the kernel's default) is what the kernel reports,
+    // and the unlockable bytes come back from it.
+    let limit = u(&v["reservoir"]["limit_bytes"]);
+    assert_eq!(limit, kernel_limit(TIB));
+    let pp = (TIB / 4096 / 25 + 1024) * 4096;
+    assert_eq!(vmmresv::policy::limit_from_unlockable(TIB, pp), limit);
+    assert_eq!(vmmresv::policy::unlockable_from_limit(TIB, limit), pp);
+    assert_eq!(u(&v["headroom"]["unlockable_bytes"]), pp);
+}

@@ -46,7 +46,11 @@
 //!   (InvalidArgument) exactly for its profile's percentage above 100, and
 //!   gives RFD 185 ≤ the kernel limit and page-aligned (= the library's
 //!   default target at 75%), omicron ≤ physmem and 2 MiB-aligned, CNAPI ≤
-//!   physmem.
+//!   physmem. `Fraction::new` refuses exactly a zero denominator and a
+//!   fraction above 1; `sizing_fraction` never fails with a fraction,
+//!   keeps those bounds (CNAPI exactly ⌊physmem·n/d⌋ − caps) and with a
+//!   whole percentage is `sizing`. `limit_from_unlockable` is the kernel's
+//!   formula and `unlockable_from_limit` undoes it up to physmem / 1.2.
 //! - 4 `report::build` with any reservoir query, pending claims, policy
 //!   (any model kind and parameters, scale, floor) and inputs: an `Err` is
 //!   InvalidArgument, Unaligned or Overflow (and free > physmem is always
@@ -87,7 +91,8 @@ use vmmresv::boot::{self, BootSetting};
 use vmmresv::host::{self, HostMemory};
 use vmmresv::pages::{self, PAGESIZE, PAGESIZE_2M};
 use vmmresv::policy::headroom::{
-    headroom, sizing, unlockable_from_limit, HeadroomInputs, Profile, ProfileInputs,
+    headroom, limit_from_unlockable, sizing, sizing_fraction, unlockable_from_limit, Fraction,
+    HeadroomInputs, Profile, ProfileInputs,
 };
 use vmmresv::policy::overhead::{
     recalculate, OverheadKind, OverheadModel, OverheadParams, PoolShare, RunningVm, VmSpec,
@@ -604,7 +609,7 @@ fn check_states(inp: &mut Input<'_>) {
 // ------------------------------------------------------------ 3 headroom
 
 /// `PHYSMEM UNLOCKABLE ARC DMA ZONES OS BUFFER  KLIMIT RFD OMI EARMARK CNAPI
-/// CAPS  PHYS_PAGES PP_PAGES`.
+/// CAPS  PHYS_PAGES PP_PAGES  NUM DEN UNLOCKABLE2`.
 fn check_headroom(inp: &mut Input<'_>) {
     let i = HeadroomInputs {
         physmem_bytes: inp.size(),
@@ -703,6 +708,50 @@ fn check_headroom(inp: &mut Input<'_>) {
         "pp back from the kernel limit ({phys_pages} pages, pp {pp_pages})"
     );
     assert_eq!(unlockable_from_limit(limit, limit.saturating_add(1)), 0);
+    assert_eq!(
+        limit_from_unlockable(phys_pages * PAGESIZE, pp_pages * PAGESIZE),
+        limit,
+        "the kernel's limit ({phys_pages} pages, pp {pp_pages})"
+    );
+
+    // A profile's share as an exact fraction.
+    let (num, den) = (inp.size(), inp.size());
+    let f = Fraction::new(num, den);
+    assert_eq!(f.is_err(), den == 0 || num > den, "{num}/{den}: {f:?}");
+    if let Ok(f) = f {
+        for p in Profile::ALL {
+            let v = sizing_fraction(p, &pin, f).expect("a fraction at most 1");
+            match p {
+                Profile::Rfd185 => {
+                    assert!(v <= pin.kernel_limit_bytes && v % PAGESIZE == 0)
+                }
+                Profile::Omicron => assert!(v <= pin.physmem_bytes && v % PAGESIZE_2M == 0),
+                Profile::Cnapi => {
+                    let share = u128::from(pin.physmem_bytes) * u128::from(num) / u128::from(den);
+                    assert_eq!(
+                        u128::from(v),
+                        share.saturating_sub(u128::from(pin.vm_caps_bytes))
+                    );
+                }
+            }
+        }
+    }
+    for p in Profile::ALL {
+        if let (Ok(pf), Ok(v)) = (pin.fraction(p), sizing(p, &pin)) {
+            assert_eq!(sizing_fraction(p, &pin, pf), Ok(v), "{p:?}");
+        }
+    }
+
+    // The kernel's limit from any physmem and unlockable bytes.
+    let u = inp.size();
+    let pb = i.physmem_bytes;
+    let l = limit_from_unlockable(pb, u);
+    let p10 = u128::from(pb) * 10;
+    let u12 = u128::from(u) * 12;
+    assert_eq!(u128::from(l), p10.saturating_sub(u12) / 10);
+    if u12 <= p10 {
+        assert_eq!(unlockable_from_limit(pb, l), u, "{pb} {u}");
+    }
 }
 
 // ------------------------------------------------------------ 4 report
@@ -778,6 +827,8 @@ fn check_report(inp: &mut Input<'_>) {
             _ => inp.size(),
         },
         reference_vcpus: vcpus(inp),
+        // The default shares (the profiles' fractions are checked in 3).
+        profile_fractions: None,
     };
 
     let r = match report::build(&q, &pending, &policy, &inputs) {

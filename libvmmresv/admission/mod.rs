@@ -239,6 +239,8 @@ pub struct Admission {
     arc: std::sync::Mutex<Option<ArcHost>>,
     /// What admit_vm applies.
     policy: std::sync::Mutex<vm::AdmissionPolicy>,
+    /// The sizing profiles' shares this handle's reports apply.
+    profile_fractions: std::sync::Mutex<crate::policy::headroom::ProfileFractions>,
     /// The host-memory ledger of admit_vm, opened on first use, and its
     /// path (`<ledger>.host`).
     host_file: std::sync::OnceLock<LedgerFile>,
@@ -318,6 +320,7 @@ impl Admission {
             origin,
             arc: std::sync::Mutex::new(None),
             policy: std::sync::Mutex::new(vm::AdmissionPolicy::default()),
+            profile_fractions: std::sync::Mutex::new(Default::default()),
             host_file: std::sync::OnceLock::new(),
             handed_off: std::sync::atomic::AtomicBool::new(false),
         })
@@ -582,6 +585,27 @@ impl Admission {
     /// reports the ARC target and the expected wait.
     pub fn set_arc(&self, host: Option<ArcHost>) {
         *self.arc.lock().unwrap_or_else(|p| p.into_inner()) = host;
+    }
+
+    /// The share of `profile` this handle's capacity reports apply (its
+    /// default percentage until set).
+    pub fn set_profile_fraction(
+        &self,
+        profile: crate::policy::headroom::Profile,
+        f: crate::policy::headroom::Fraction,
+    ) {
+        self.profile_fractions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(profile, f);
+    }
+
+    /// The shares set with [`Admission::set_profile_fraction`].
+    pub fn profile_fractions(&self) -> crate::policy::headroom::ProfileFractions {
+        *self
+            .profile_fractions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The ARC host set with [`Admission::set_arc`], if any.

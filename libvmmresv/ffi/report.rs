@@ -161,6 +161,8 @@ pub extern "C" fn vmmresv_report_json(
             vm_caps_bytes: i.vm_caps_bytes,
             chunk_bytes: i.chunk_bytes,
             reference_vcpus: i.reference_vcpus,
+            // The handle's (vmmresv_admission_set_profile_fraction()).
+            profile_fractions: None,
         })?;
         text_buf!(buf, buf_len, needed, NullBuf::NullFirst).write(r.to_json().as_bytes(), || Ok(()))
     })

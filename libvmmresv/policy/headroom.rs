@@ -16,7 +16,7 @@
 //! provisionable memory. The first is also the library's default target
 //! ([`default_target_for`]).
 
-use super::{bp_floor, sat_u64};
+use super::sat_u64;
 use crate::pages::{self, PageSize, PAGESIZE, PAGESIZE_2M, PAGE_T_SIZE};
 use crate::status::{Error, Status};
 
@@ -96,6 +96,121 @@ pub fn headroom(i: &HeadroomInputs) -> Headroom {
 pub fn unlockable_from_limit(physmem_bytes: u64, limit_bytes: u64) -> u64 {
     let withheld = u128::from(physmem_bytes.saturating_sub(limit_bytes));
     sat_u64(withheld.saturating_mul(10).checked_div(12).unwrap_or(0))
+}
+
+/// The kernel's reservoir limit for `physmem_bytes` of memory of which
+/// `unlockable_bytes` (`pages_pp_maximum` in bytes) can never be locked:
+/// `(physmem·10 − unlockable·12) / 10`, rounded down, 0 if 1.2 ×
+/// unlockable exceeds physmem (docs/kernel.md, "The reservoir limit").
+///
+/// `vmmr_init()` computes `((physmem·10 − pp·12) · PAGESIZE) / 10` with both
+/// counts in pages: the same number as this in bytes, since the multiplication
+/// by `PAGESIZE` comes before the division. The inverse of
+/// [`unlockable_from_limit`]: for any `unlockable_bytes` with 1.2 × it at
+/// most `physmem_bytes`, `unlockable_from_limit(physmem, limit_from_unlockable(physmem, u)) == u`.
+pub fn limit_from_unlockable(physmem_bytes: u64, unlockable_bytes: u64) -> u64 {
+    let p10 = u128::from(physmem_bytes).saturating_mul(10);
+    let u12 = u128::from(unlockable_bytes).saturating_mul(12);
+    // At most physmem: fits a u64.
+    sat_u64(p10.saturating_sub(u12).checked_div(10).unwrap_or(0))
+}
+
+/// An exact fraction `numerator / denominator`, at most 1: a sizing rule's
+/// share in the units operators write it (omicron's 86.3% is 863/1000 or
+/// 8630 basis points, 8630/10000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fraction {
+    numerator: u64,
+    denominator: u64,
+}
+
+impl Fraction {
+    /// `numerator / denominator`; `InvalidArgument` for a zero denominator
+    /// or a fraction above 1.
+    pub fn new(numerator: u64, denominator: u64) -> Result<Fraction, Error> {
+        if denominator == 0 || numerator > denominator {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        Ok(Fraction {
+            numerator,
+            denominator,
+        })
+    }
+
+    /// `pct` percent; `InvalidArgument` above 100.
+    pub fn percent(pct: u32) -> Result<Fraction, Error> {
+        Fraction::new(u64::from(pct), 100)
+    }
+
+    /// `bp` basis points (10000 = 100%); `InvalidArgument` above 10000.
+    pub fn basis_points(bp: u32) -> Result<Fraction, Error> {
+        Fraction::new(u64::from(bp), u64::from(super::BP_ONE))
+    }
+
+    /// The numerator.
+    pub fn numerator(self) -> u64 {
+        self.numerator
+    }
+
+    /// The denominator (never 0).
+    pub fn denominator(self) -> u64 {
+        self.denominator
+    }
+
+    /// `x` × the fraction, rounded down; exact, at most `x`.
+    pub fn of(self, x: u64) -> u64 {
+        // Below 2^128 (both factors are below 2^64): the product is exact.
+        let p = u128::from(x).saturating_mul(u128::from(self.numerator));
+        sat_u64(p.checked_div(u128::from(self.denominator)).unwrap_or(0))
+    }
+}
+
+/// The share each sizing profile takes, as exact fractions: what the
+/// capacity report applies. By default the percentages of
+/// [`ProfileInputs::default`]: 75/100, 91/100, 85/100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileFractions {
+    /// RFD 185's share of the kernel limit.
+    pub rfd185: Fraction,
+    /// omicron's share of the eligible memory.
+    pub omicron: Fraction,
+    /// CNAPI's share of physical memory.
+    pub cnapi: Fraction,
+}
+
+impl Default for ProfileFractions {
+    fn default() -> Self {
+        let d = ProfileInputs::default();
+        let pct = |p: u32| Fraction {
+            numerator: u64::from(p),
+            denominator: 100,
+        };
+        ProfileFractions {
+            rfd185: pct(d.rfd185_pct),
+            omicron: pct(d.omicron_pct),
+            cnapi: pct(d.cnapi_pct),
+        }
+    }
+}
+
+impl ProfileFractions {
+    /// The share of `p`.
+    pub fn get(&self, p: Profile) -> Fraction {
+        match p {
+            Profile::Rfd185 => self.rfd185,
+            Profile::Omicron => self.omicron,
+            Profile::Cnapi => self.cnapi,
+        }
+    }
+
+    /// Set the share of `p`.
+    pub fn set(&mut self, p: Profile, f: Fraction) {
+        match p {
+            Profile::Rfd185 => self.rfd185 = f,
+            Profile::Omicron => self.omicron = f,
+            Profile::Cnapi => self.cnapi = f,
+        }
+    }
 }
 
 /// A peer's reservoir sizing rule (values are part of the C ABI).
@@ -187,13 +302,16 @@ pub fn default_target_for(limit: u64, chunk: u64) -> Result<u64, Error> {
     pages::round_down(sat_u64(share), align)
 }
 
-/// `pct` percent of `x`, rounded down; `InvalidArgument` above 100.
-fn percent(x: u64, pct: u32) -> Result<u64, Error> {
-    if pct > 100 {
-        return Err(Error::new(Status::InvalidArgument));
+impl ProfileInputs {
+    /// The percentage of `p` (`rfd185_pct`, `omicron_pct`, `cnapi_pct`) as
+    /// a fraction; `InvalidArgument` above 100.
+    pub fn fraction(&self, p: Profile) -> Result<Fraction, Error> {
+        Fraction::percent(match p {
+            Profile::Rfd185 => self.rfd185_pct,
+            Profile::Omicron => self.omicron_pct,
+            Profile::Cnapi => self.cnapi_pct,
+        })
     }
-    // pct% = pct × 100 bp; the result is <= x.
-    Ok(sat_u64(bp_floor(x, pct.saturating_mul(100))))
 }
 
 /// RFD 185: rfd185_pct of the kernel limit rounded down to 4 KiB (with 75 this is [`default_target_for`]`(limit, 0)`);
@@ -201,17 +319,20 @@ fn percent(x: u64, pct: u32) -> Result<u64, Error> {
 ///
 /// `InvalidArgument` for a percentage above 100. omicron and CNAPI compute
 /// in floating point; here every step rounds down in integers, which can
-/// differ from them by a byte before alignment.
+/// differ from them by a byte before alignment. [`sizing_fraction`] takes
+/// any exact fraction instead of the percentage.
 pub fn sizing(p: Profile, i: &ProfileInputs) -> Result<u64, Error> {
+    sizing_fraction(p, i, i.fraction(p)?)
+}
+
+/// [`sizing`] with `f` in place of the profile's percentage (the other
+/// percentages of `i` are not read): omicron's 86.3% is
+/// `Fraction::basis_points(8630)`. A whole percentage gives what
+/// [`sizing`] gives with it.
+pub fn sizing_fraction(p: Profile, i: &ProfileInputs, f: Fraction) -> Result<u64, Error> {
     match p {
-        Profile::Rfd185 => {
-            let pct = u64::from(i.rfd185_pct);
-            if pct == DEFAULT_TARGET_PERCENT {
-                // The RFD's own number: the library's default target.
-                return default_target_for(i.kernel_limit_bytes, 0);
-            }
-            pages::round_down(percent(i.kernel_limit_bytes, i.rfd185_pct)?, PAGESIZE)
-        }
+        // With 3/4, floor(limit × 3/4) is default_target_for's 75% exactly.
+        Profile::Rfd185 => pages::round_down(f.of(i.kernel_limit_bytes), PAGESIZE),
         Profile::Omicron => {
             // sled-hardware `vmm_eligible()`: usable RAM − a page_t per
             // 4 KiB page − the control-plane earmark. Whole pages, as
@@ -222,12 +343,9 @@ pub fn sizing(p: Profile, i: &ProfileInputs) -> Result<u64, Error> {
                 .saturating_sub(page_t)
                 .saturating_sub(i.omicron_earmark_bytes);
             // "to better enable large pages" (RESERVOIR_SZ_ALIGN).
-            pages::round_down(percent(eligible, i.omicron_pct)?, PAGESIZE_2M)
+            pages::round_down(f.of(eligible), PAGESIZE_2M)
         }
-        Profile::Cnapi => {
-            let provisionable = percent(i.physmem_bytes, i.cnapi_pct)?;
-            Ok(provisionable.saturating_sub(i.vm_caps_bytes))
-        }
+        Profile::Cnapi => Ok(f.of(i.physmem_bytes).saturating_sub(i.vm_caps_bytes)),
     }
 }
 
@@ -385,6 +503,157 @@ mod tests {
             ..i
         };
         assert_eq!(sizing(Profile::Omicron, &none).unwrap(), 0);
+    }
+
+    /// omicron's gimlet-standalone 86.3% (8630 bp) on a 1 TiB sled with the
+    /// Gimlet earmark: eligible 1020054732800 B, × 8630 / 10000 =
+    /// 880307234406.4, down to 2 MiB = 880306814976.
+    #[test]
+    fn omicron_in_basis_points_on_1_tib() {
+        let i = ProfileInputs {
+            physmem_bytes: TIB,
+            omicron_earmark_bytes: 45056 * MIB,
+            ..ProfileInputs::default()
+        };
+        let bp = Fraction::basis_points(8630).unwrap();
+        assert_eq!(
+            sizing_fraction(Profile::Omicron, &i, bp).unwrap(),
+            880_306_814_976
+        );
+        // The same fraction written as 863/1000.
+        let f = Fraction::new(863, 1000).unwrap();
+        assert_eq!(
+            sizing_fraction(Profile::Omicron, &i, f).unwrap(),
+            880_306_814_976
+        );
+        assert_eq!(880_306_814_976 % (2 * MIB), 0);
+        assert_eq!((1_020_054_732_800u64 * 8630 / 10000), 880_307_234_406);
+    }
+
+    #[test]
+    fn a_whole_percent_fraction_is_the_percentage() {
+        let i = ProfileInputs {
+            physmem_bytes: TIB + 12345 * 4096 + 7,
+            kernel_limit_bytes: 973 * GIB + 4097,
+            omicron_earmark_bytes: GIMLET_EARMARK_BYTES,
+            vm_caps_bytes: 100 * GIB,
+            ..ProfileInputs::default()
+        };
+        for p in Profile::ALL {
+            for pct in [0u32, 1, 60, 75, 85, 91, 99, 100] {
+                let by_pct = ProfileInputs {
+                    rfd185_pct: pct,
+                    omicron_pct: pct,
+                    cnapi_pct: pct,
+                    ..i
+                };
+                let want = sizing(p, &by_pct).unwrap();
+                let f = Fraction::new(u64::from(pct), 100).unwrap();
+                // Whatever the inputs' percentages say.
+                assert_eq!(sizing_fraction(p, &i, f).unwrap(), want, "{p:?} {pct}");
+                let bp = Fraction::basis_points(pct * 100).unwrap();
+                assert_eq!(sizing_fraction(p, &i, bp).unwrap(), want, "{p:?} {pct}");
+            }
+        }
+        // The defaults: 91% on the 1 TiB Gimlet, as omicron_on_a_1_tib_gimlet.
+        let g = ProfileInputs {
+            physmem_bytes: TIB,
+            omicron_earmark_bytes: GIMLET_EARMARK_BYTES,
+            ..ProfileInputs::default()
+        };
+        let f = Fraction::new(91, 100).unwrap();
+        assert_eq!(
+            sizing_fraction(Profile::Omicron, &g, f).unwrap(),
+            864 * GIB + 512 * MIB
+        );
+        assert_eq!(864 * GIB + 512 * MIB, 928_249_806_848);
+    }
+
+    #[test]
+    fn fractions_zero_one_and_invalid() {
+        let i = ProfileInputs {
+            physmem_bytes: 64 * GIB,
+            kernel_limit_bytes: 60 * GIB + 5000,
+            vm_caps_bytes: GIB,
+            ..ProfileInputs::default()
+        };
+        let zero = Fraction::new(0, 1).unwrap();
+        let one = Fraction::new(1, 1).unwrap();
+        for p in Profile::ALL {
+            assert_eq!(sizing_fraction(p, &i, zero).unwrap(), 0, "{p:?}");
+        }
+        assert_eq!(
+            sizing_fraction(Profile::Rfd185, &i, one).unwrap(),
+            60 * GIB + 4096
+        );
+        assert_eq!(sizing_fraction(Profile::Cnapi, &i, one).unwrap(), 63 * GIB);
+        // 64 GiB − 120 B per page = 62.125 GiB, down to 2 MiB.
+        assert_eq!(
+            sizing_fraction(Profile::Omicron, &i, one).unwrap(),
+            62 * GIB + 128 * MIB
+        );
+        for (n, d) in [(1, 0), (0, 0), (101, 100), (u64::MAX, u64::MAX - 1)] {
+            assert_eq!(
+                Fraction::new(n, d).unwrap_err().status(),
+                Status::InvalidArgument,
+                "{n}/{d}"
+            );
+        }
+        assert_eq!(
+            Fraction::basis_points(10001).unwrap_err().status(),
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            Fraction::percent(101).unwrap_err().status(),
+            Status::InvalidArgument
+        );
+        // No overflow at the top of the range: u64::MAX × (2^64 − 2) /
+        // (2^64 − 1) = 2^64 − 2 exactly.
+        let f = Fraction::new(u64::MAX - 1, u64::MAX).unwrap();
+        assert_eq!(f.of(u64::MAX), u64::MAX - 1);
+        assert_eq!(
+            Fraction::new(u64::MAX, u64::MAX).unwrap().of(u64::MAX),
+            u64::MAX
+        );
+        assert_eq!((f.numerator(), f.denominator()), (u64::MAX - 1, u64::MAX));
+    }
+
+    #[test]
+    fn limit_from_unlockable_is_the_kernels_formula() {
+        // 128 GiB host, pages_pp_maximum ≈ 4% + 4 MiB, as vmmr_init() sees it.
+        let p = 128 * GIB / PAGESIZE;
+        let pp = p / 25 + 1024;
+        let limit = kernel_limit(p, pp);
+        assert_eq!(limit_from_unlockable(p * PAGESIZE, pp * PAGESIZE), limit);
+        // The man page's figures.
+        assert_eq!((pp, limit), (1_343_201, 130_836_851_916));
+        // Not page aligned: 10 × (128 GiB) − 12 × pp bytes is not a
+        // multiple of 10 × 4096.
+        assert_ne!(limit % PAGESIZE, 0);
+        // And back.
+        assert_eq!(unlockable_from_limit(p * PAGESIZE, limit), pp * PAGESIZE);
+        // 100 bytes of memory, 10 unlockable: 100 − 12 = 88 (the C test's figures).
+        assert_eq!(limit_from_unlockable(100, 10), 88);
+        assert_eq!(unlockable_from_limit(100, 88), 10);
+        // 1 unlockable byte withholds 1.2, i.e. 2 after rounding the limit down.
+        assert_eq!(limit_from_unlockable(100, 1), 98);
+        assert_eq!(unlockable_from_limit(100, 98), 1);
+        // Nothing unlockable: all of memory; 1.2 × unlockable above it: 0.
+        assert_eq!(limit_from_unlockable(TIB, 0), TIB);
+        assert_eq!(limit_from_unlockable(120, 100), 0);
+        assert_eq!(limit_from_unlockable(120, 101), 0);
+        assert_eq!(limit_from_unlockable(u64::MAX, u64::MAX), 0);
+        assert_eq!(limit_from_unlockable(u64::MAX, 0), u64::MAX);
+        // Every unlockable amount up to physmem / 1.2 round-trips, to the byte.
+        let physmem = 1_000_003u64;
+        for u in 0..=physmem * 10 / 12 {
+            let l = limit_from_unlockable(physmem, u);
+            assert_eq!(unlockable_from_limit(physmem, l), u, "{u}");
+            assert_eq!(
+                limit_from_unlockable(physmem, unlockable_from_limit(physmem, l)),
+                l
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub mod states;
 
 pub use ewma::Ewma;
 pub use headroom::{
-    default_target_for, headroom, sizing, unlockable_from_limit, Headroom, HeadroomInputs, Profile,
+    default_target_for, headroom, limit_from_unlockable, sizing, sizing_fraction,
+    unlockable_from_limit, Fraction, Headroom, HeadroomInputs, Profile, ProfileFractions,
     ProfileInputs, DEFAULT_TARGET_PERCENT,
 };
 pub use overhead::{

@@ -6,7 +6,7 @@
  *
  *   report [-R root] [-A arc-root] [-K kstat-file] [-d driver-dma-MiB]
  *          [-z zone-caps-MiB] [-o os-reserve-MiB] [-b buffer-MiB]
- *          [-c vcpus]
+ *          [-c vcpus] [-e earmark-MiB] [-f numerator/denominator]
  *
  *   -R root       read the host's memory from <root>/proc/meminfo
  *                 (default "/")
@@ -16,6 +16,10 @@
  *                 (default: no ARC)
  *   -d, -z, -o, -b  the named headroom inputs, in MiB
  *   -c vcpus      vCPUs of the VM shape "largest VM" is computed for
+ *   -e MiB        omicron's control-plane earmark (omicron profile)
+ *   -f n/d        the omicron profile's share as an exact fraction
+ *                 (vmmresv_admission_set_profile_fraction(); 8630/10000
+ *                 is 86.3%)
  *
  * The report is asked for with the needed-size protocol: first with a
  * 16-byte buffer (which must come back BUFFER_TOO_SMALL with the size),
@@ -69,10 +73,11 @@ main(int argc, char **argv)
 	vmmresv_status s;
 	char small[16], *buf;
 	size_t need = 0, again = 0;
-	int c, rc = 1;
+	uint64_t num = 0, den = 0;
+	int c, rc = 1, frac = 0;
 
 	(void) memset(&in, 0, sizeof (in));
-	while ((c = getopt(argc, argv, "R:A:K:d:z:o:b:c:")) != -1) {
+	while ((c = getopt(argc, argv, "R:A:K:d:z:o:b:c:e:f:")) != -1) {
 		uint64_t *dst = NULL;
 		switch (c) {
 		case 'R': root = optarg; continue;
@@ -82,13 +87,30 @@ main(int argc, char **argv)
 		case 'z': dst = &in.zone_caps_bytes; break;
 		case 'o': dst = &in.os_reserve_bytes; break;
 		case 'b': dst = &in.overcommit_buffer_bytes; break;
+		case 'e': dst = &in.omicron_earmark_bytes; break;
+		case 'f': {
+			char *end;
+			errno = 0;
+			num = strtoull(optarg, &end, 10);
+			if (errno == 0 && end != optarg && *end == '/') {
+				const char *d = end + 1;
+				den = strtoull(d, &end, 10);
+				if (errno == 0 && end != d && *end == '\0') {
+					frac = 1;
+					continue;
+				}
+			}
+			(void) fprintf(stderr, "report: bad fraction: %s\n",
+			    optarg);
+			return (2);
+		}
 		case 'c':
 			in.reference_vcpus = (uint32_t)strtoul(optarg, NULL, 10);
 			continue;
 		default:
 			(void) fprintf(stderr, "usage: report [-R root] "
 			    "[-A arc-root] [-K kstat-file] [-d MiB] [-z MiB] "
-			    "[-o MiB] [-b MiB] [-c vcpus]\n");
+			    "[-o MiB] [-b MiB] [-c vcpus] [-e MiB] [-f n/d]\n");
 			return (2);
 		}
 		if (mib(optarg, dst) != 0) {
@@ -108,6 +130,11 @@ main(int argc, char **argv)
 		return (fail("opening /dev/vmmctl", s));
 	if ((s = vmmresv_admission_open(r, NULL, &a)) != VMMRESV_STATUS_OK) {
 		rc = fail("opening the admission ledger", s);
+		goto out;
+	}
+	if (frac && (s = vmmresv_admission_set_profile_fraction(a,
+	    VMMRESV_PROFILE_OMICRON, num, den)) != VMMRESV_STATUS_OK) {
+		rc = fail("setting omicron's share", s);
 		goto out;
 	}
 

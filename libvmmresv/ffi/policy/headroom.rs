@@ -91,3 +91,24 @@ pub extern "C" fn vmmresv_unlockable_from_limit(
         Ok(())
     })
 }
+
+/// The reservoir limit the kernel computes for `physmem_bytes` of memory of
+/// which `unlockable_bytes` (pages_pp_maximum in bytes) can never be
+/// locked: (physmem_bytes x 10 - unlockable_bytes x 12) / 10, rounded
+/// down, as vmm_reservoir.c does with both in pages; 0 if 1.2 x
+/// `unlockable_bytes` exceeds `physmem_bytes`. The inverse of
+/// vmmresv_unlockable_from_limit(), to the byte (ABI 1.2).
+#[no_mangle]
+pub extern "C" fn vmmresv_limit_from_unlockable(
+    physmem_bytes: u64,
+    unlockable_bytes: u64,
+    out: *mut u64,
+) -> Status {
+    export(|| {
+        out!(out)?.set(headroom::limit_from_unlockable(
+            physmem_bytes,
+            unlockable_bytes,
+        ));
+        Ok(())
+    })
+}

@@ -2,8 +2,10 @@
 
 use core::ffi::c_char;
 
-use super::super::boundary::{boundary, c_values, export, out, read_in};
-use crate::policy::headroom::{self, Profile, ProfileInputs};
+use super::super::boundary::{
+    boundary, c_values, checked, export, out, read_in, vmmresv_admission,
+};
+use crate::policy::headroom::{self, Fraction, Profile, ProfileInputs};
 use crate::status::{Error, Status};
 
 /// Sizing profile: RFD 185, a percentage (75) of the kernel's reservoir limit.
@@ -46,6 +48,20 @@ pub struct vmmresv_profile_inputs {
 
 static_assertions::assert_eq_size!(vmmresv_profile_inputs, [u64; 6]);
 
+impl From<vmmresv_profile_inputs> for ProfileInputs {
+    fn from(i: vmmresv_profile_inputs) -> Self {
+        ProfileInputs {
+            physmem_bytes: i.physmem_bytes,
+            kernel_limit_bytes: i.kernel_limit_bytes,
+            rfd185_pct: i.rfd185_pct,
+            omicron_pct: i.omicron_pct,
+            omicron_earmark_bytes: i.omicron_earmark_bytes,
+            cnapi_pct: i.cnapi_pct,
+            vm_caps_bytes: i.vm_caps_bytes,
+        }
+    }
+}
+
 /// Fill `*out` with the profiles' percentages (RFD 185 75, omicron 91,
 /// CNAPI 85) and every size 0.
 #[no_mangle]
@@ -87,16 +103,57 @@ pub extern "C" fn vmmresv_sizing(
             return Err(Error::new(Status::InvalidArgument));
         }
         let out = out!(out)?;
-        let pi = ProfileInputs {
-            physmem_bytes: i.physmem_bytes,
-            kernel_limit_bytes: i.kernel_limit_bytes,
-            rfd185_pct: i.rfd185_pct,
-            omicron_pct: i.omicron_pct,
-            omicron_earmark_bytes: i.omicron_earmark_bytes,
-            cnapi_pct: i.cnapi_pct,
-            vm_caps_bytes: i.vm_caps_bytes,
-        };
-        out.set(headroom::sizing(p, &pi)?);
+        out.set(headroom::sizing(p, &i.into())?);
+        Ok(())
+    })
+}
+
+/// What vmmresv_sizing() gives with the exact fraction `numerator` /
+/// `denominator` of the profile's share in place of its percentage (the
+/// percentages of `inputs` are not read): omicron's 86.3% is 8630 / 10000
+/// (basis points) or 863 / 1000. A whole percentage as pct / 100 gives what
+/// vmmresv_sizing() gives with it. INVALID_ARGUMENT for an unknown profile,
+/// a zero `denominator`, a fraction above 1 or a nonzero `reserved`
+/// (ABI 1.2).
+#[no_mangle]
+pub extern "C" fn vmmresv_sizing_fraction(
+    profile: u32,
+    inputs: *const vmmresv_profile_inputs,
+    numerator: u64,
+    denominator: u64,
+    out: *mut u64,
+) -> Status {
+    export(|| {
+        let p = Profile::from_u32(profile).ok_or(Status::InvalidArgument)?;
+        let i = read_in!(inputs)?;
+        if i.reserved != 0 {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        let f = Fraction::new(numerator, denominator)?;
+        let out = out!(out)?;
+        out.set(headroom::sizing_fraction(p, &i.into(), f)?);
+        Ok(())
+    })
+}
+
+/// The share of the sizing profile `profile` that the capacity reports of
+/// `admission_handle` apply (vmmresv_report_json()'s "profiles"), as the
+/// exact fraction `numerator` / `denominator`, in place of its default
+/// percentage (RFD 185 75/100, omicron 91/100, CNAPI 85/100).
+/// INVALID_ARGUMENT for an unknown profile, a zero `denominator` or a
+/// fraction above 1 (ABI 1.2).
+#[no_mangle]
+pub extern "C" fn vmmresv_admission_set_profile_fraction(
+    admission_handle: *const vmmresv_admission,
+    profile: u32,
+    numerator: u64,
+    denominator: u64,
+) -> Status {
+    export(|| {
+        let a = checked(admission_handle)?;
+        let p = Profile::from_u32(profile).ok_or(Status::InvalidArgument)?;
+        a.inner
+            .set_profile_fraction(p, Fraction::new(numerator, denominator)?);
         Ok(())
     })
 }

@@ -292,6 +292,93 @@ fn headroom_and_sizing_through_the_c_abi() {
     );
 }
 
+/// ABI 1.2: a profile's share as an exact fraction, and the kernel's limit
+/// from physmem and pages_pp_maximum.
+#[test]
+fn sizing_fraction_and_limit_through_the_c_abi() {
+    let mut pi = vmmresv_profile_inputs::default();
+    assert_eq!(vmmresv_profile_inputs_default(&mut pi), Status::Ok);
+    pi.physmem_bytes = 1 << 40;
+    pi.omicron_earmark_bytes = 45056 * MIB;
+    pi.kernel_limit_bytes = 100 * GIB;
+    let mut out = 0u64;
+    // omicron's 86.3% in basis points on a 1 TiB Gimlet.
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, &pi, 8630, 10000, &mut out),
+        Status::Ok
+    );
+    assert_eq!(out, 880_306_814_976);
+    // 91/100 is the default percentage's figure.
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, &pi, 91, 100, &mut out),
+        Status::Ok
+    );
+    assert_eq!(out, 864 * GIB + 512 * MIB);
+    // The inputs' percentages are not read: 3/4 even with rfd185_pct 10.
+    let ten = vmmresv_profile_inputs {
+        rfd185_pct: 10,
+        ..pi
+    };
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_RFD185, &ten, 3, 4, &mut out),
+        Status::Ok
+    );
+    assert_eq!(out, 75 * GIB);
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_CNAPI, &pi, 0, 1, &mut out),
+        Status::Ok
+    );
+    assert_eq!(out, 0);
+    for (n, d) in [(1, 0), (0, 0), (10001, 10000), (u64::MAX, 1)] {
+        out = 7;
+        assert_eq!(
+            vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, &pi, n, d, &mut out),
+            Status::InvalidArgument,
+            "{n}/{d}"
+        );
+        assert_eq!(out, 7, "nothing written on error");
+    }
+    assert_eq!(
+        vmmresv_sizing_fraction(0, &pi, 1, 2, &mut out),
+        Status::InvalidArgument
+    );
+    let res = vmmresv_profile_inputs { reserved: 1, ..pi };
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, &res, 1, 2, &mut out),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, null(), 1, 2, &mut out),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_sizing_fraction(VMMRESV_PROFILE_OMICRON, &pi, 1, 2, null_mut()),
+        Status::NullArgument
+    );
+
+    let mut limit = 0u64;
+    assert_eq!(
+        vmmresv_limit_from_unlockable(100, 10, &mut limit),
+        Status::Ok
+    );
+    assert_eq!(limit, 88);
+    let mut u = 0u64;
+    assert_eq!(
+        vmmresv_unlockable_from_limit(100, limit, &mut u),
+        Status::Ok
+    );
+    assert_eq!(u, 10);
+    assert_eq!(
+        vmmresv_limit_from_unlockable(100, 84, &mut limit),
+        Status::Ok
+    );
+    assert_eq!(limit, 0);
+    assert_eq!(
+        vmmresv_limit_from_unlockable(1, 0, null_mut()),
+        Status::NullArgument
+    );
+}
+
 #[test]
 fn plan_reclaim_through_the_c_abi() {
     let cs = [
