@@ -19,6 +19,9 @@
 )]
 
 mod common;
+#[cfg(target_os = "linux")]
+#[path = "common/hugepool.rs"]
+mod hugepool;
 
 use common::*;
 use std::path::{Path, PathBuf};
@@ -106,7 +109,8 @@ fn get<'a>(t: &'a [(String, String)], k: &str) -> &'a str {
 }
 
 /// The usage's first line.
-const USAGE_HEAD: &str = "usage: vmmresvadm [-R root] subcommand [arguments]\n";
+const USAGE_HEAD: &str =
+    "usage: vmmresvadm [-R root] [-P vmm | hugetlb[:pagesize]] subcommand [arguments]\n";
 
 const STATUS_PROPERTIES: &[&str] = &[
     "reservoir.size",
@@ -730,6 +734,11 @@ fn usage_errors_exit_2_with_a_message_and_the_usage() {
         (&["frobnicate"], "unknown subcommand 'frobnicate'"),
         (&["-x", "status"], "unknown option -x"),
         (&["-R"], "option -R needs an argument"),
+        (&["-P"], "option -P needs an argument"),
+        (
+            &["-P", "zfs", "status"],
+            "unknown pool 'zfs' (vmm, hugetlb or hugetlb:pagesize)",
+        ),
         (&["status", "-x"], "unknown option -x"),
         (&["status", "-o"], "option -o needs an argument"),
         (&["status", "-o", "size"], "invalid field 'size' for -o"),
@@ -784,4 +793,60 @@ fn usage_errors_exit_2_with_a_message_and_the_usage() {
             "{sub} not in the usage"
         );
     }
+}
+
+/// `-P hugetlb`: the same subcommands on the Linux hugetlb pool (a real
+/// kernel; as root, the pool borrowed and restored).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_hugetlb_pool_as_the_reservoir() {
+    let Some(_pool) = hugepool::borrow("vmmresvadm -P hugetlb") else {
+        return;
+    };
+    let run = Scratch::new("adm-hugetlb");
+    let adm_in = |args: &[&str]| -> Output {
+        Command::new(adm())
+            .env("VMMRESV_RUNDIR", &run.0)
+            .args(["-P", "hugetlb"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = adm_in(&["resize", "-c", "4M", "16M"]);
+    assert!(
+        o.status.success(),
+        "{}",
+        show(&["-P hugetlb resize 16M"], &o)
+    );
+    let o = adm_in(&["status", "-Hp"]);
+    assert!(o.status.success(), "{}", show(&["-P hugetlb status"], &o));
+    let text = stdout(&o);
+    let size = text
+        .lines()
+        .find_map(|l| l.strip_prefix("reservoir.size\t"))
+        .unwrap_or_else(|| panic!("no reservoir.size in:\n{text}"));
+    assert_eq!(size, (16u64 << 20).to_string());
+    let o = adm_in(&["metrics"]);
+    let m = stdout(&o);
+    assert!(o.status.success(), "{}", show(&["-P hugetlb metrics"], &o));
+    assert!(m.contains("backend=\"linux-hugetlb\""), "{m}");
+    assert!(
+        m.contains(&format!("vmmresv_reservoir_size_bytes {}", 16u64 << 20)),
+        "{m}"
+    );
+    let o = adm_in(&["resize", "0"]);
+    assert!(o.status.success(), "{}", show(&["-P hugetlb resize 0"], &o));
+    // No pool of 3 MiB pages: the library's INVALID_ARGUMENT, exit 1.
+    let o = adm_in(&["-P", "hugetlb:3M", "status"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        show(&["-P hugetlb:3M status"], &o)
+    );
+    assert!(
+        stderr(&o).contains("cannot open the hugetlb pool"),
+        "{}",
+        stderr(&o)
+    );
 }

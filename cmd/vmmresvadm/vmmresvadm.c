@@ -24,6 +24,11 @@
  * other systems it reads <root>/proc/meminfo and, when present,
  * <root>/proc/spl/kstat/zfs/arcstats (root "/" or the -R option).
  *
+ * The reservoir is /dev/vmmctl, or with -P hugetlb[:pagesize] a Linux
+ * hugetlb pool (2 MiB pages by default), opened through the library the
+ * same way (vmmresv_reservoir_open_hugetlb()): every subcommand then shows
+ * and resizes the pool.
+ *
  * Exit status: 0 success, 1 an error (the library's message), 2 usage.
  */
 
@@ -68,6 +73,8 @@ static const int use_kstat = 0;
 
 static const char *prog_name = "vmmresvadm";
 static const char *root_dir = NULL;	/* -R */
+static int hugetlb = 0;			/* -P hugetlb[:pagesize] */
+static uint64_t hugetlb_page = 0;	/* 0: 2 MiB */
 
 static void warnx_(const char *fmt, ...)
 #if defined(__GNUC__)
@@ -95,7 +102,8 @@ static void
 usage(void)
 {
 	(void) fprintf(stderr,
-	    "usage: %s [-R root] subcommand [arguments]\n"
+	    "usage: %s [-R root] [-P vmm | hugetlb[:pagesize]] subcommand "
+	    "[arguments]\n"
 	    "\tstatus [-Hp] [-o field[,...]]\n"
 	    "\treport [-j]\n"
 	    "\treconcile [-Hp] [-o field[,...]]\n"
@@ -505,8 +513,15 @@ open_host(vmmresv_reservoir **r, vmmresv_admission **adm)
 	vmmresv_status st;
 
 	*r = NULL;
-	if ((st = vmmresv_reservoir_open(NULL, NULL, r)) != VMMRESV_STATUS_OK)
+	if (hugetlb) {
+		st = vmmresv_reservoir_open_hugetlb(hugetlb_page,
+		    VMMRESV_NODE_ANY, NULL, r);
+		if (st != VMMRESV_STATUS_OK)
+			return (fail("cannot open the hugetlb pool", st));
+	} else if ((st = vmmresv_reservoir_open(NULL, NULL, r)) !=
+	    VMMRESV_STATUS_OK) {
 		return (fail("cannot open /dev/vmmctl", st));
+	}
 	if (adm == NULL)
 		return (0);
 	*adm = NULL;
@@ -1314,6 +1329,26 @@ main(int argc, char *argv[])
 				return (bad_usage("option -%s needs an "
 				    "argument", "R"));
 			root_dir = argv[++optind];
+		} else if (strcmp(o, "-P") == 0) {
+			const char *pool;
+
+			if (optind + 1 >= argc)
+				return (bad_usage("option -%s needs an "
+				    "argument", "P"));
+			pool = argv[++optind];
+			if (strcmp(pool, "vmm") == 0) {
+				hugetlb = 0;
+			} else if (strcmp(pool, "hugetlb") == 0) {
+				hugetlb = 1;
+				hugetlb_page = 0;
+			} else if (strncmp(pool, "hugetlb:", 8) == 0 &&
+			    vmmresv_size_parse(pool + 8, 0, &hugetlb_page) ==
+			    VMMRESV_STATUS_OK && hugetlb_page != 0) {
+				hugetlb = 1;
+			} else {
+				return (bad_usage("unknown pool '%s' (vmm, "
+				    "hugetlb or hugetlb:pagesize)", pool));
+			}
 		} else {
 			return (bad_usage("unknown option %s", o));
 		}
