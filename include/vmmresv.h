@@ -156,6 +156,46 @@
 #define VMMRESV_REASON_HELD_ELSEWHERE 7
 
 /**
+ * `pool` of a vmmresv_claim_info (ABI 1.2): a reservoir claim
+ * (vmmresv_admit(): USE_RESERVOIR).
+ */
+#define VMMRESV_CLAIM_POOL_RESERVOIR 0
+
+/**
+ * `pool`: a transient claim (NO_RESERVOIR: room under the kernel's limit).
+ */
+#define VMMRESV_CLAIM_POOL_TRANSIENT 1
+
+/**
+ * `pool`: an ARC reservation of a VM running without the reservoir
+ * (vmmresv_arc_reserve(), or vmmresv_admit() with an ARC host set).
+ */
+#define VMMRESV_CLAIM_POOL_ARC 2
+
+/**
+ * `pool`: a host-memory claim of vmmresv_admit_vm() (the `<ledger>.host`
+ * ledger beside the admission ledger).
+ */
+#define VMMRESV_CLAIM_POOL_HOST 3
+
+/**
+ * `state` of a vmmresv_claim_info (ABI 1.2): being applied to its pool's
+ * total by its taker (not yet counted, unless the total names it).
+ */
+#define VMMRESV_CLAIM_RESERVING 1
+
+/**
+ * `state`: in its pool's total.
+ */
+#define VMMRESV_CLAIM_CLAIMED 2
+
+/**
+ * `state`: being taken out of its pool's total (commit, abort, or a
+ * reclaim of a dead holder's claim).
+ */
+#define VMMRESV_CLAIM_RELEASING 3
+
+/**
  * `kind` of a vmmresv_boot_setting: a percentage of the kernel's limit.
  */
 #define VMMRESV_BOOT_PERCENT 1
@@ -623,6 +663,58 @@ typedef struct vmmresv_reconcile_report {
    */
   uint64_t claims_beyond_free_bytes;
 } vmmresv_reconcile_report;
+
+/**
+ * One claim as the ledger records it (vmmresv_claims_list(), ABI 1.2).
+ * The ledger keeps no more than this: no current holder's pid (a claim
+ * handed to bhyve keeps its taker's), no command name, nothing from
+ * /proc.
+ */
+typedef struct vmmresv_claim_info {
+  /**
+   * The VM's UUID, canonical lower-case text, NUL-terminated.
+   */
+  char vm_uuid[37];
+  /**
+   * Always 0.
+   */
+  uint8_t pad[3];
+  /**
+   * VMMRESV_CLAIM_POOL_*: the total it counts against.
+   */
+  uint32_t pool;
+  /**
+   * VMMRESV_CLAIM_*: the slot's state when read.
+   */
+  uint32_t state;
+  /**
+   * 1 if a process holds the claim's record lock now (asked of the
+   * kernel with F_GETLK, in any zone; or held by this process); 0 if its
+   * holder died: the next admission that needs the room, or
+   * vmmresv_reconcile(), reclaims it.
+   */
+  uint32_t held;
+  /**
+   * The pid of the process that took the claim, in its own zone or PID
+   * namespace, recorded when it was taken (for people: it may name
+   * nothing, or another process, here; it is not the adopter's after a
+   * hand-off; liveness is `held`).
+   */
+  uint32_t taker_pid;
+  /**
+   * Bytes claimed (4 KiB pages).
+   */
+  uint64_t bytes;
+  /**
+   * When it was taken: seconds since the Unix epoch, by the taker's
+   * clock.
+   */
+  uint64_t claimed_at;
+  /**
+   * Where the taker ran: its zone id on illumos, 0 elsewhere.
+   */
+  uint64_t zone_id;
+} vmmresv_claim_info;
 
 /**
  * What the ARC looks like and what reservations are checked against, in
@@ -1500,6 +1592,57 @@ vmmresv_status vmmresv_reconcile(struct vmmresv_admission *admission_handle,
                                  struct vmmresv_reconcile_report *out);
 
 /**
+ * The claims in the ledger (ABI 1.2): every reservoir, transient and ARC
+ * claim of the admission ledger and every host-memory claim of
+ * vmmresv_admit_vm(), live or left by a dead holder, as the slots record
+ * them (see vmmresv_claim_info). Read-only: nothing is reclaimed or
+ * locked. Each claim is read consistently; the list is not one instant of
+ * the whole ledger (claims come and go while it is read).
+ *
+ * Needed-size protocol: `*count` (not NULL) receives the number of claims;
+ * the first min(`n`, that number) are written to `claims` (NULL only if
+ * `n` is 0), and BUFFER_TOO_SMALL is returned when `n` was smaller. Call
+ * with `n` 0 to learn the number, then again with room for a few more.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (not a live handle),
+ * BUFFER_TOO_SMALL, LEDGER_CORRUPT, and the record-lock query's I/O
+ * errors.
+ */
+vmmresv_status vmmresv_claims_list(const struct vmmresv_admission *admission_handle,
+                                   struct vmmresv_claim_info *claims,
+                                   size_t n,
+                                   size_t *count);
+
+/**
+ * What vmmresv_reconcile() would find and change now, without changing
+ * anything (ABI 1.2): `*out` is filled as vmmresv_reconcile() would fill
+ * it, with `reclaimed_claims` and `reclaimed_bytes` the claims of dead
+ * holders (no process holds their record locks) that it would reclaim,
+ * the `*_after_bytes` the totals it would leave, and the reservoir
+ * queried now. Nothing is reclaimed, repaired, locked or written: the
+ * ledger file is left byte for byte as it was. Read between two identical
+ * readings of the totals: BUSY if they changed on every one of many tries.
+ */
+vmmresv_status vmmresv_reconcile_dry_run(const struct vmmresv_admission *admission_handle,
+                                         struct vmmresv_reconcile_report *out);
+
+/**
+ * A static, NUL-terminated name of the decision `decision`
+ * (VMMRESV_DECISION_*, ABI 1.2): "use_reservoir", "no_reservoir",
+ * "refuse", or "unknown". Never NULL; must not be freed.
+ */
+const char *vmmresv_decision_name(uint32_t decision);
+
+/**
+ * A static, NUL-terminated name of the reason `reason`
+ * (VMMRESV_REASON_*, ABI 1.2): "ok", "already_admitted",
+ * "reservoir_full", "reservoir_not_wanted", "transient_limit",
+ * "arc_guard", "memory_state", "held_elsewhere", or "unknown". Never
+ * NULL; must not be freed.
+ */
+const char *vmmresv_reason_name(uint32_t reason);
+
+/**
  * Read Linux OpenZFS's `<root>/proc/spl/kstat/zfs/arcstats` (`root` NULL
  * for "/") into `*out`. MALFORMED_INPUT if the file is not arcstats or
  * lacks `c_min`, `c_max` or `size`; IO if it cannot be read.
@@ -1702,6 +1845,26 @@ vmmresv_status vmmresv_admit_vm(struct vmmresv_admission *admission_handle,
                                 uint32_t preference,
                                 const struct vmmresv_host_memory *host,
                                 struct vmmresv_vm_decision *out);
+
+/**
+ * What vmmresv_admit_vm() would decide now, and why, without deciding it
+ * (ABI 1.2): the same arguments, the same policy (the handle's), and
+ * `*out` filled with the decision and figures vmmresv_admit_vm() would
+ * give in the ledger's present state — but nothing is claimed, reserved
+ * in the ARC, reclaimed or written, in either ledger. A claim whose holder
+ * died, which vmmresv_admit_vm() would reclaim before refusing, is counted
+ * as reclaimed. With `host` NULL the host's memory is read once. The
+ * answer is a forecast: other admissions may change the state before a
+ * real one, and a full ledger (LEDGER_FULL) is not foreseen.
+ *
+ * Errors: as vmmresv_admit_vm(), less those of giving a claim back.
+ */
+vmmresv_status vmmresv_admit_vm_check(const struct vmmresv_admission *admission_handle,
+                                      const char *vm_uuid,
+                                      const struct vmmresv_vm *vm,
+                                      uint32_t preference,
+                                      const struct vmmresv_host_memory *host,
+                                      struct vmmresv_vm_decision *out);
 
 /**
  * Parse a boot-time reservoir setting: a whole percentage of the kernel's

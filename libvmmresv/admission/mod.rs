@@ -372,12 +372,31 @@ impl Admission {
     /// with `HeldElsewhere`. Dead holders standing in the way are
     /// reclaimed before anything is refused.
     pub fn admit(&self, uuid: &[u8; 16], guest_bytes: u64, pref: Preference) -> Result<Verdict> {
+        self.decide(uuid, guest_bytes, pref, Mode::Claim)
+    }
+
+    /// What [`Admission::admit`] would decide now, with its figures,
+    /// without claiming, reserving or reclaiming anything (a dead holder
+    /// that admit would reclaim before refusing is counted as reclaimed).
+    /// Only a full ledger (LEDGER_FULL) is not foreseen.
+    pub fn check(&self, uuid: &[u8; 16], guest_bytes: u64, pref: Preference) -> Result<Verdict> {
+        self.decide(uuid, guest_bytes, pref, Mode::Check)
+    }
+
+    pub(super) fn decide(
+        &self,
+        uuid: &[u8; 16],
+        guest_bytes: u64,
+        pref: Preference,
+        mode: Mode,
+    ) -> Result<Verdict> {
         let pages = pages::btopr(guest_bytes, PageSize::Base4K);
         if pages == 0 || pages > ledger::MAX_PAGES {
             return Err(Error::new(Status::InvalidArgument));
         }
         self.file.check_identity()?;
-        if self.handed_off.load(std::sync::atomic::Ordering::Acquire)
+        if mode == Mode::Claim
+            && self.handed_off.load(std::sync::atomic::Ordering::Acquire)
             && self.drop_stale_locks()? == 0
         {
             self.handed_off
@@ -411,12 +430,13 @@ impl Admission {
                 free = q.free;
                 Ok(pages::btop(q.free, PageSize::Base4K))
             };
-            let outcome = l.claim(
+            let outcome = claim_in(
+                mode,
+                &l,
                 &world,
-                *uuid,
+                uuid,
                 Pool::Reservoir,
                 pool_pages,
-                hint(uuid),
                 &mut capacity,
             )?;
             match outcome {
@@ -443,11 +463,17 @@ impl Admission {
                     })
                 }
                 ClaimOutcome::Refused(r) => {
-                    return self.transient(uuid, pages, Reason::ReservoirFull, bytes(r.shortfall))
+                    return self.transient(
+                        uuid,
+                        pages,
+                        Reason::ReservoirFull,
+                        bytes(r.shortfall),
+                        mode,
+                    )
                 }
             }
         }
-        self.transient(uuid, pages, Reason::ReservoirNotWanted, 0)
+        self.transient(uuid, pages, Reason::ReservoirNotWanted, 0, mode)
     }
 
     /// The answer for a VM whose claim already exists.
@@ -491,6 +517,7 @@ impl Admission {
         pages: u64,
         why_not_reservoir: Reason,
         reservoir_shortfall: u64,
+        mode: Mode,
     ) -> Result<Verdict> {
         let l = self.file.ledger();
         let world = self.file.world();
@@ -500,12 +527,13 @@ impl Admission {
             free = q.free;
             Ok(pages::btop(q.transient_room(), PageSize::Base4K))
         };
-        let outcome = l.claim(
+        let outcome = claim_in(
+            mode,
+            &l,
             &world,
-            *uuid,
+            uuid,
             Pool::Transient,
             pages,
-            hint(uuid),
             &mut capacity,
         )?;
         let (others, mut verdict) = match outcome {
@@ -538,7 +566,11 @@ impl Admission {
             return Ok(verdict);
         };
         // OS-8005: the VM's memory comes out of the ARC; reserve it there.
-        match arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy) {
+        let reservation = match mode {
+            Mode::Claim => arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy),
+            Mode::Check => arc_check(&l, &world, uuid, bytes(pages), &host.policy),
+        };
+        match reservation {
             Ok(Reservation::Reserved(r)) => {
                 let goal = r.target.target_bytes.saturating_add(r.target.slack_bytes);
                 verdict.arc = Some(ArcVerdict {
@@ -555,7 +587,9 @@ impl Admission {
             }
             Ok(Reservation::Refused(refusal)) => {
                 // Give back the transient claim: the VM will not start.
-                let _ = self.release_in(uuid, &[Pool::Transient]);
+                if mode == Mode::Claim {
+                    let _ = self.release_in(uuid, &[Pool::Transient]);
+                }
                 let shortfall = match refusal {
                     Refusal::Shortfall {
                         shortfall_bytes, ..
@@ -573,7 +607,9 @@ impl Admission {
                 })
             }
             Err(e) => {
-                let _ = self.release_in(uuid, &[Pool::Transient]);
+                if mode == Mode::Claim {
+                    let _ = self.release_in(uuid, &[Pool::Transient]);
+                }
                 Err(e)
             }
         }
@@ -683,6 +719,50 @@ impl Admission {
         self.file.ledger().claims()
     }
 
+    /// Every claim in both ledgers of this handle (the admission ledger's
+    /// reservoir, transient and ARC pools; the host-memory ledger of
+    /// [`Admission::admit_vm`] if it exists), each with whether a process
+    /// holds its lock now (the kernel's record locks: `F_GETLK`, or this
+    /// process's own). Read-only: nothing is reclaimed. Each slot is read
+    /// consistently; the list is not one instant of the whole ledger.
+    pub fn claims_listing(&self) -> Result<Vec<ListedClaim>> {
+        let mut v = Vec::new();
+        let mut add = |f: &LedgerFile, host: bool| -> Result<()> {
+            let l = f.ledger();
+            let world = f.world();
+            for c in l.claims()? {
+                let held = world.held(c.slot)?;
+                v.push(ListedClaim {
+                    info: c,
+                    host,
+                    held,
+                });
+            }
+            Ok(())
+        };
+        add(&self.file, false)?;
+        if let Some(h) = self.host_ledger_if_exists()? {
+            add(h, true)?;
+        }
+        Ok(v)
+    }
+
+    /// What [`Admission::reconcile`] would find and change now, writing
+    /// nothing: dead holders' claims are counted as reclaimed (not
+    /// reclaimed), totals that would be repaired are counted (not
+    /// repaired), and the reservoir is queried.
+    pub fn reconcile_preview(&self) -> Result<Reconciliation> {
+        let report = self.file.ledger().reconcile_preview(&self.file.world())?;
+        let q = self.query()?;
+        Ok(Reconciliation {
+            ledger: report,
+            reservoir: q,
+            claims_beyond_free_bytes: bytes(report.after(Pool::Reservoir)).saturating_sub(q.free),
+            transient_beyond_room_bytes: bytes(report.after(Pool::Transient))
+                .saturating_sub(q.transient_room()),
+        })
+    }
+
     /// Pending claimed bytes of a pool (its total in the ledger).
     pub fn pending_bytes(&self, pool: Pool) -> u64 {
         bytes(self.file.ledger().claimed(pool))
@@ -702,6 +782,130 @@ impl Admission {
             transient_beyond_room_bytes: bytes(report.after(Pool::Transient))
                 .saturating_sub(q.transient_room()),
         })
+    }
+}
+
+/// One claim of [`Admission::claims_listing`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListedClaim {
+    /// What the slot records.
+    pub info: ClaimInfo,
+    /// In the host-memory ledger (`<ledger>.host`; its claims are in
+    /// [`Pool::Reservoir`] there) rather than the admission ledger.
+    pub host: bool,
+    /// A process holds the claim's record lock now; false: its holder died
+    /// and the next admission that needs the room, or a reconcile,
+    /// reclaims it.
+    pub held: bool,
+}
+
+/// Whether a decision takes what it decides, or only says what it would
+/// decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Claim (admit).
+    Claim,
+    /// Read only (check).
+    Check,
+}
+
+/// A ledger claim, or (checking) what it would give: the total first,
+/// then, where the claim would retry after reclaiming dead holders and
+/// checking the total, the live claims' sum.
+pub(super) fn claim_in(
+    mode: Mode,
+    l: &ledger::Ledger<'_>,
+    world: &dyn World,
+    uuid: &[u8; 16],
+    pool: Pool,
+    pages: u64,
+    capacity: &mut dyn FnMut() -> Result<u64>,
+) -> Result<ClaimOutcome> {
+    if mode == Mode::Claim {
+        return l.claim(world, *uuid, pool, pages, hint(uuid), capacity);
+    }
+    if pages == 0 || pages > ledger::MAX_PAGES {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    let claimed = l.total(pool)?.claimed;
+    let cap = capacity()?;
+    let want = claimed.saturating_add(pages);
+    if want <= cap && want <= ledger::MAX_PAGES {
+        return Ok(ClaimOutcome::Claimed {
+            slot: l.len(),
+            others: claimed,
+        });
+    }
+    let claimed = l.reconcile_preview(world)?.after(pool);
+    let cap = capacity()?;
+    let want = claimed.saturating_add(pages);
+    if want <= cap && want <= ledger::MAX_PAGES {
+        return Ok(ClaimOutcome::Claimed {
+            slot: l.len(),
+            others: claimed,
+        });
+    }
+    Ok(ClaimOutcome::Refused(ledger::Refused {
+        requested: pages,
+        claimed,
+        capacity: cap,
+        shortfall: want.saturating_sub(cap).max(1),
+    }))
+}
+
+/// [`arc_reserve::reserve`] read-only: what it would answer now.
+fn arc_check(
+    l: &ledger::Ledger<'_>,
+    world: &dyn World,
+    uuid: &[u8; 16],
+    request_bytes: u64,
+    policy: &ArcPolicy,
+) -> Result<Reservation> {
+    use crate::arc::guard::{guard, target, GuardInputs, TargetInputs};
+    if policy.limits.arc_c_min > policy.limits.arc_c_max {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    let target_for = |reserved: u64| {
+        target(&TargetInputs {
+            limits: policy.limits,
+            ceiling: policy.ceiling,
+            arc_virt_machine_reserved: reserved,
+            slack: policy.slack,
+        })
+    };
+    if let Some(c) = l.find(uuid, hint(uuid), &[Pool::Arc])? {
+        return Ok(Reservation::Reserved(arc_reserve::Reserved {
+            bytes: bytes(c.pages),
+            already: true,
+            target: target_for(l.claimed(Pool::Arc))?,
+        }));
+    }
+    let inputs = GuardInputs::new(&policy.limits, policy.ceiling, 0, request_bytes);
+    if inputs.request == 0 {
+        return Err(Error::new(Status::InvalidArgument));
+    }
+    let capacity = inputs.ceiling.saturating_sub(inputs.arc_c_min);
+    match claim_in(
+        Mode::Check,
+        l,
+        world,
+        uuid,
+        Pool::Arc,
+        inputs.request,
+        &mut || Ok(capacity),
+    )? {
+        ClaimOutcome::Claimed { others, .. } => Ok(Reservation::Reserved(arc_reserve::Reserved {
+            bytes: bytes(inputs.request),
+            already: false,
+            target: target_for(others.saturating_add(inputs.request))?,
+        })),
+        ClaimOutcome::Refused(r) => match guard(&GuardInputs {
+            arc_virt_machine_reserved: r.claimed,
+            ..inputs
+        }) {
+            Err(refusal) => Ok(Reservation::Refused(refusal)),
+            Ok(_) => Err(Error::new(Status::LedgerCorrupt)),
+        },
     }
 }
 

@@ -28,7 +28,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{bytes, Admission, Decision, Preference, Reason, Result, Verdict};
+use super::{bytes, claim_in, Admission, Decision, Mode, Preference, Reason, Result, Verdict};
 use crate::host::HostMemory;
 use crate::ledger::file::LedgerFile;
 use crate::ledger::{hint, ClaimOutcome, Pool, Refused, World};
@@ -173,7 +173,31 @@ impl Admission {
         pref: Preference,
         host: &HostMemory,
     ) -> Result<VmVerdict> {
-        self.admit_vm_with(uuid, vm, pref, host, None)
+        self.admit_vm_with(uuid, vm, pref, host, None, Mode::Claim)
+    }
+
+    /// What [`Admission::admit_vm`] would decide now, with the same
+    /// figures, under the handle's policy, without claiming, reserving or
+    /// reclaiming anything in either ledger (dead holders that the
+    /// admission would reclaim before refusing are counted as reclaimed).
+    /// With `host` None the host's memory is read once. Only a full
+    /// ledger (LEDGER_FULL) is not foreseen.
+    pub fn check_vm(
+        &self,
+        uuid: &[u8; 16],
+        vm: &VmSpec,
+        pref: Preference,
+        host: Option<&HostMemory>,
+    ) -> Result<VmVerdict> {
+        let read;
+        let host = match host {
+            Some(h) => h,
+            None => {
+                read = crate::host::read_now()?;
+                &read
+            }
+        };
+        self.admit_vm_with(uuid, vm, pref, host, None, Mode::Check)
     }
 
     /// [`Admission::admit_vm`] reading the host's memory itself
@@ -189,7 +213,14 @@ impl Admission {
         pref: Preference,
     ) -> Result<VmVerdict> {
         let host = crate::host::read_now()?;
-        self.admit_vm_with(uuid, vm, pref, &host, Some(&crate::host::read_now))
+        self.admit_vm_with(
+            uuid,
+            vm,
+            pref,
+            &host,
+            Some(&crate::host::read_now),
+            Mode::Claim,
+        )
     }
 
     /// The common path: `host` for the thresholds and the figures, and
@@ -201,6 +232,7 @@ impl Admission {
         pref: Preference,
         host: &HostMemory,
         reread: Option<&dyn Fn() -> Result<HostMemory>>,
+        mode: Mode,
     ) -> Result<VmVerdict> {
         if host.free_bytes > host.physmem_bytes {
             return Err(Error::new(Status::InvalidArgument));
@@ -220,7 +252,7 @@ impl Admission {
         let thresholds = states::thresholds(&policy.scale, host.physmem_bytes);
         let floor_bytes = thresholds.bytes_for(policy.floor);
 
-        let verdict = self.admit(uuid, vm.guest_bytes, pref)?;
+        let verdict = self.decide(uuid, vm.guest_bytes, pref, mode)?;
         let arc_shrink = verdict
             .arc
             .map(|a| a.arc_size_bytes.saturating_sub(a.target_bytes))
@@ -272,6 +304,7 @@ impl Admission {
             uuid,
             pages::btopr(host_bytes, PageSize::Base4K),
             &mut capacity,
+            mode,
         );
         // The figures follow the reading the decision used.
         let available = last_free.saturating_add(arc_shrink);
@@ -289,12 +322,16 @@ impl Admission {
             Ok(HostClaim::Refused(r)) => r,
             Err(e) => {
                 // Nothing may stay claimed for a start that is not decided.
-                let _ = self.give_back(uuid, verdict.arc.is_some());
+                if mode == Mode::Claim {
+                    let _ = self.give_back(uuid, verdict.arc.is_some());
+                }
                 return Err(e);
             }
         };
         finish(&mut out, bytes(refused.claimed));
-        self.give_back(uuid, verdict.arc.is_some())?;
+        if mode == Mode::Claim {
+            self.give_back(uuid, verdict.arc.is_some())?;
+        }
         out.verdict = Verdict {
             decision: Decision::Refuse,
             reason: Reason::MemoryState,
@@ -390,8 +427,30 @@ impl Admission {
         uuid: &[u8; 16],
         pages: u64,
         capacity: &mut dyn FnMut() -> Result<u64>,
+        mode: Mode,
     ) -> Result<HostClaim> {
-        let f = self.host_ledger()?;
+        let f = match mode {
+            Mode::Claim => self.host_ledger()?,
+            Mode::Check => match self.host_ledger_if_exists()? {
+                Some(f) => f,
+                // No host ledger yet: no other start holds host memory.
+                None => {
+                    let cap = capacity()?;
+                    if pages == 0 || pages > crate::ledger::MAX_PAGES {
+                        return Err(Error::new(Status::InvalidArgument));
+                    }
+                    if pages <= cap {
+                        return Ok(HostClaim::Held { others: 0 });
+                    }
+                    return Ok(HostClaim::Refused(Refused {
+                        requested: pages,
+                        claimed: 0,
+                        capacity: cap,
+                        shortfall: pages.saturating_sub(cap).max(1),
+                    }));
+                }
+            },
+        };
         f.check_identity()?;
         let l = f.ledger();
         let world = f.world();
@@ -403,7 +462,7 @@ impl Admission {
             }
             return Err(Error::new(Status::NotHolder));
         }
-        match l.claim(&world, *uuid, Pool::Reservoir, pages, hint(uuid), capacity)? {
+        match claim_in(mode, &l, &world, uuid, Pool::Reservoir, pages, capacity)? {
             ClaimOutcome::Claimed { others, .. } => Ok(HostClaim::Held { others }),
             ClaimOutcome::Refused(r) => Ok(HostClaim::Refused(r)),
         }
@@ -517,13 +576,21 @@ mod tests {
                 Preference::Require,
                 &before,
                 Some(&inside),
+                Mode::Claim,
             )
             .unwrap();
         assert_eq!(v.verdict.reason, Reason::MemoryState);
         assert_eq!(v.free_bytes, 1 << 30, "the figures follow the reading used");
         // The caller's reading alone admits it.
         let v = a
-            .admit_vm_with(&u, &vm(1 << 30, 1), Preference::Require, &before, None)
+            .admit_vm_with(
+                &u,
+                &vm(1 << 30, 1),
+                Preference::Require,
+                &before,
+                None,
+                Mode::Claim,
+            )
             .unwrap();
         assert_eq!(v.verdict.decision, Decision::UseReservoir);
         a.abort(&u).unwrap();

@@ -6,7 +6,7 @@ use core::ffi::c_char;
 
 use super::boundary::{
     boundary, c_values, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
-    vmmresv_admission, vmmresv_decision, vmmresv_reservoir,
+    vmmresv_admission, vmmresv_decision, vmmresv_reservoir, write_array,
 };
 use crate::admission::{Admission, Decision, Preference, Reason};
 use crate::ledger::Pool;
@@ -255,20 +255,225 @@ pub extern "C" fn vmmresv_reconcile(
     export(|| {
         let a = checked(admission_handle)?;
         let out = out!(out)?;
-        let r = a.inner.reconcile()?;
-        let b = |p: u64| p.saturating_mul(pages::PAGESIZE);
-        out.set(vmmresv_reconcile_report {
-            reservoir_claimed_before_bytes: b(r.ledger.claimed_before[0]),
-            reservoir_claimed_after_bytes: b(r.ledger.claimed_after[0]),
-            transient_claimed_before_bytes: b(r.ledger.claimed_before[1]),
-            transient_claimed_after_bytes: b(r.ledger.claimed_after[1]),
-            live_claims: r.ledger.live_claims,
-            reclaimed_claims: r.ledger.reclaimed_slots,
-            reclaimed_bytes: b(r.ledger.reclaimed_pages),
-            reservoir_free_bytes: r.reservoir.free,
-            reservoir_size_bytes: r.reservoir.size(),
-            claims_beyond_free_bytes: r.claims_beyond_free_bytes,
-        });
+        out.set(report_of(&a.inner.reconcile()?));
         Ok(())
+    })
+}
+
+/// `pool` of a vmmresv_claim_info (ABI 1.2): a reservoir claim
+/// (vmmresv_admit(): USE_RESERVOIR).
+pub const VMMRESV_CLAIM_POOL_RESERVOIR: u32 = 0;
+/// `pool`: a transient claim (NO_RESERVOIR: room under the kernel's limit).
+pub const VMMRESV_CLAIM_POOL_TRANSIENT: u32 = 1;
+/// `pool`: an ARC reservation of a VM running without the reservoir
+/// (vmmresv_arc_reserve(), or vmmresv_admit() with an ARC host set).
+pub const VMMRESV_CLAIM_POOL_ARC: u32 = 2;
+/// `pool`: a host-memory claim of vmmresv_admit_vm() (the `<ledger>.host`
+/// ledger beside the admission ledger).
+pub const VMMRESV_CLAIM_POOL_HOST: u32 = 3;
+
+/// `state` of a vmmresv_claim_info (ABI 1.2): being applied to its pool's
+/// total by its taker (not yet counted, unless the total names it).
+pub const VMMRESV_CLAIM_RESERVING: u32 = 1;
+/// `state`: in its pool's total.
+pub const VMMRESV_CLAIM_CLAIMED: u32 = 2;
+/// `state`: being taken out of its pool's total (commit, abort, or a
+/// reclaim of a dead holder's claim).
+pub const VMMRESV_CLAIM_RELEASING: u32 = 3;
+
+/// One claim as the ledger records it (vmmresv_claims_list(), ABI 1.2).
+/// The ledger keeps no more than this: no current holder's pid (a claim
+/// handed to bhyve keeps its taker's), no command name, nothing from
+/// /proc.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct vmmresv_claim_info {
+    /// The VM's UUID, canonical lower-case text, NUL-terminated.
+    pub vm_uuid: [c_char; 37],
+    /// Always 0.
+    pub pad: [u8; 3],
+    /// VMMRESV_CLAIM_POOL_*: the total it counts against.
+    pub pool: u32,
+    /// VMMRESV_CLAIM_*: the slot's state when read.
+    pub state: u32,
+    /// 1 if a process holds the claim's record lock now (asked of the
+    /// kernel with F_GETLK, in any zone; or held by this process); 0 if its
+    /// holder died: the next admission that needs the room, or
+    /// vmmresv_reconcile(), reclaims it.
+    pub held: u32,
+    /// The pid of the process that took the claim, in its own zone or PID
+    /// namespace, recorded when it was taken (for people: it may name
+    /// nothing, or another process, here; it is not the adopter's after a
+    /// hand-off; liveness is `held`).
+    pub taker_pid: u32,
+    /// Bytes claimed (4 KiB pages).
+    pub bytes: u64,
+    /// When it was taken: seconds since the Unix epoch, by the taker's
+    /// clock.
+    pub claimed_at: u64,
+    /// Where the taker ran: its zone id on illumos, 0 elsewhere.
+    pub zone_id: u64,
+}
+
+impl Default for vmmresv_claim_info {
+    fn default() -> Self {
+        vmmresv_claim_info {
+            vm_uuid: [0; 37],
+            pad: [0; 3],
+            pool: 0,
+            state: 0,
+            held: 0,
+            taker_pid: 0,
+            bytes: 0,
+            claimed_at: 0,
+            zone_id: 0,
+        }
+    }
+}
+
+impl From<&crate::admission::ListedClaim> for vmmresv_claim_info {
+    fn from(c: &crate::admission::ListedClaim) -> Self {
+        use crate::ledger::SlotState;
+        let mut out = vmmresv_claim_info::default();
+        let text = uuid_text(&c.info.uuid);
+        for (o, b) in out.vm_uuid.iter_mut().zip(text.bytes()) {
+            *o = c_char::from_ne_bytes([b]);
+        }
+        out.pool = match (c.host, c.info.pool) {
+            (true, _) => VMMRESV_CLAIM_POOL_HOST,
+            (false, Pool::Reservoir) => VMMRESV_CLAIM_POOL_RESERVOIR,
+            (false, Pool::Transient) => VMMRESV_CLAIM_POOL_TRANSIENT,
+            (false, Pool::Arc) => VMMRESV_CLAIM_POOL_ARC,
+        };
+        out.state = match c.info.state {
+            SlotState::Reserving => VMMRESV_CLAIM_RESERVING,
+            SlotState::Releasing => VMMRESV_CLAIM_RELEASING,
+            // Listed slots are never free or busy.
+            SlotState::Claimed | SlotState::Free | SlotState::Busy => VMMRESV_CLAIM_CLAIMED,
+        };
+        out.held = u32::from(c.held);
+        out.taker_pid = c.info.pid;
+        out.bytes = c.info.pages.saturating_mul(pages::PAGESIZE);
+        out.claimed_at = c.info.since;
+        out.zone_id = c.info.origin;
+        out
+    }
+}
+
+/// A UUID's canonical text.
+fn uuid_text(u: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The claims in the ledger (ABI 1.2): every reservoir, transient and ARC
+/// claim of the admission ledger and every host-memory claim of
+/// vmmresv_admit_vm(), live or left by a dead holder, as the slots record
+/// them (see vmmresv_claim_info). Read-only: nothing is reclaimed or
+/// locked. Each claim is read consistently; the list is not one instant of
+/// the whole ledger (claims come and go while it is read).
+///
+/// Needed-size protocol: `*count` (not NULL) receives the number of claims;
+/// the first min(`n`, that number) are written to `claims` (NULL only if
+/// `n` is 0), and BUFFER_TOO_SMALL is returned when `n` was smaller. Call
+/// with `n` 0 to learn the number, then again with room for a few more.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (not a live handle),
+/// BUFFER_TOO_SMALL, LEDGER_CORRUPT, and the record-lock query's I/O
+/// errors.
+#[no_mangle]
+pub extern "C" fn vmmresv_claims_list(
+    admission_handle: *const vmmresv_admission,
+    claims: *mut vmmresv_claim_info,
+    n: usize,
+    count: *mut usize,
+) -> Status {
+    export(|| {
+        let a = checked(admission_handle)?;
+        let count = out!(count)?;
+        let list = a.inner.claims_listing()?;
+        count.set(list.len());
+        let infos: Vec<vmmresv_claim_info> = list.iter().take(n).map(Into::into).collect();
+        write_array!(claims, &infos)?;
+        if n < list.len() {
+            return Err(Error::new(Status::BufferTooSmall));
+        }
+        Ok(())
+    })
+}
+
+/// What vmmresv_reconcile() would find and change now, without changing
+/// anything (ABI 1.2): `*out` is filled as vmmresv_reconcile() would fill
+/// it, with `reclaimed_claims` and `reclaimed_bytes` the claims of dead
+/// holders (no process holds their record locks) that it would reclaim,
+/// the `*_after_bytes` the totals it would leave, and the reservoir
+/// queried now. Nothing is reclaimed, repaired, locked or written: the
+/// ledger file is left byte for byte as it was. Read between two identical
+/// readings of the totals: BUSY if they changed on every one of many tries.
+#[no_mangle]
+pub extern "C" fn vmmresv_reconcile_dry_run(
+    admission_handle: *const vmmresv_admission,
+    out: *mut vmmresv_reconcile_report,
+) -> Status {
+    export(|| {
+        let a = checked(admission_handle)?;
+        let out = out!(out)?;
+        out.set(report_of(&a.inner.reconcile_preview()?));
+        Ok(())
+    })
+}
+
+fn report_of(r: &crate::admission::Reconciliation) -> vmmresv_reconcile_report {
+    let b = |p: u64| p.saturating_mul(pages::PAGESIZE);
+    vmmresv_reconcile_report {
+        reservoir_claimed_before_bytes: b(r.ledger.claimed_before[0]),
+        reservoir_claimed_after_bytes: b(r.ledger.claimed_after[0]),
+        transient_claimed_before_bytes: b(r.ledger.claimed_before[1]),
+        transient_claimed_after_bytes: b(r.ledger.claimed_after[1]),
+        live_claims: r.ledger.live_claims,
+        reclaimed_claims: r.ledger.reclaimed_slots,
+        reclaimed_bytes: b(r.ledger.reclaimed_pages),
+        reservoir_free_bytes: r.reservoir.free,
+        reservoir_size_bytes: r.reservoir.size(),
+        claims_beyond_free_bytes: r.claims_beyond_free_bytes,
+    }
+}
+
+/// A static, NUL-terminated name of the decision `decision`
+/// (VMMRESV_DECISION_*, ABI 1.2): "use_reservoir", "no_reservoir",
+/// "refuse", or "unknown". Never NULL; must not be freed.
+#[no_mangle]
+pub extern "C" fn vmmresv_decision_name(decision: u32) -> *const c_char {
+    boundary(|| match Decision::from_u32(decision) {
+        Some(Decision::UseReservoir) => c"use_reservoir".as_ptr(),
+        Some(Decision::NoReservoir) => c"no_reservoir".as_ptr(),
+        Some(Decision::Refuse) => c"refuse".as_ptr(),
+        None => c"unknown".as_ptr(),
+    })
+}
+
+/// A static, NUL-terminated name of the reason `reason`
+/// (VMMRESV_REASON_*, ABI 1.2): "ok", "already_admitted",
+/// "reservoir_full", "reservoir_not_wanted", "transient_limit",
+/// "arc_guard", "memory_state", "held_elsewhere", or "unknown". Never
+/// NULL; must not be freed.
+#[no_mangle]
+pub extern "C" fn vmmresv_reason_name(reason: u32) -> *const c_char {
+    boundary(|| match Reason::from_u32(reason) {
+        Some(Reason::Ok) => c"ok".as_ptr(),
+        Some(Reason::AlreadyAdmitted) => c"already_admitted".as_ptr(),
+        Some(Reason::ReservoirFull) => c"reservoir_full".as_ptr(),
+        Some(Reason::ReservoirNotWanted) => c"reservoir_not_wanted".as_ptr(),
+        Some(Reason::TransientLimit) => c"transient_limit".as_ptr(),
+        Some(Reason::ArcGuard) => c"arc_guard".as_ptr(),
+        Some(Reason::MemoryState) => c"memory_state".as_ptr(),
+        Some(Reason::HeldElsewhere) => c"held_elsewhere".as_ptr(),
+        None => c"unknown".as_ptr(),
     })
 }

@@ -210,6 +210,43 @@ pub extern "C" fn vmmresv_admit_vm(
     })
 }
 
+/// What vmmresv_admit_vm() would decide now, and why, without deciding it
+/// (ABI 1.2): the same arguments, the same policy (the handle's), and
+/// `*out` filled with the decision and figures vmmresv_admit_vm() would
+/// give in the ledger's present state — but nothing is claimed, reserved
+/// in the ARC, reclaimed or written, in either ledger. A claim whose holder
+/// died, which vmmresv_admit_vm() would reclaim before refusing, is counted
+/// as reclaimed. With `host` NULL the host's memory is read once. The
+/// answer is a forecast: other admissions may change the state before a
+/// real one, and a full ledger (LEDGER_FULL) is not foreseen.
+///
+/// Errors: as vmmresv_admit_vm(), less those of giving a claim back.
+#[no_mangle]
+pub extern "C" fn vmmresv_admit_vm_check(
+    admission_handle: *const vmmresv_admission,
+    vm_uuid: *const c_char,
+    vm: *const vmmresv_vm,
+    preference: u32,
+    host: *const vmmresv_host_memory,
+    out: *mut vmmresv_vm_decision,
+) -> Status {
+    export(|| {
+        let a = checked(admission_handle)?;
+        let (out, vm) = (out!(out)?, read_in!(vm)?);
+        let uuid = uuid_arg!(vm_uuid)?;
+        let Some(pref) = Preference::from_u32(preference) else {
+            return Err(Error::new(Status::InvalidArgument));
+        };
+        let spec = vm.spec()?;
+        let host = match opt_read!(host) {
+            Some(h) => Some(h.host()?),
+            None => None,
+        };
+        out.set(a.inner.check_vm(&uuid, &spec, pref, host.as_ref())?.into());
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

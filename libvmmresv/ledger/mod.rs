@@ -1162,6 +1162,86 @@ impl<'a> Ledger<'a> {
     }
 }
 
+/// Read-only views for operators (`vmmresvadm claims`, `reconcile -n`,
+/// `check`): nothing here takes a lock, moves a slot or changes a total.
+impl Ledger<'_> {
+    /// What [`Ledger::reconcile`] would find and do now, without doing it:
+    /// a slot in use whose lock bytes no process holds (the kernel's record
+    /// locks, as for a real reconcile) counts as reclaimed, and a total that
+    /// would not equal the sum of the live claims after that as repaired.
+    /// Read between two identical readings of the totals; BUSY if they
+    /// changed on every one of many tries.
+    pub fn reconcile_preview(&self, world: &dyn World) -> Result<ReconcileReport> {
+        'again: for _ in 0..1000 {
+            let mut raws = [0u64; NPOOLS];
+            let mut totals = [Total::unpack(0)?; NPOOLS];
+            for ((raw, t), p) in raws.iter_mut().zip(totals.iter_mut()).zip(Pool::ALL) {
+                *raw = self.total_word(p).load(Acquire);
+                *t = Total::unpack(*raw)?;
+            }
+            let mut report = ReconcileReport::default();
+            let mut dead_counting = [0u64; NPOOLS];
+            for i in 0..self.slots.len() {
+                let w = self.word(i)?;
+                if w.state == SlotState::Free {
+                    continue;
+                }
+                let live = world.held(i)?;
+                let Some(c) = self.read(i)? else {
+                    // Busy: never in a total; a dead taker's is freed.
+                    if !live {
+                        report.reclaimed_slots = report.reclaimed_slots.saturating_add(1);
+                    }
+                    continue;
+                };
+                let t = totals.get(c.pool.index()).ok_or_else(corrupt)?;
+                let counts = match c.state {
+                    SlotState::Claimed => true,
+                    SlotState::Reserving => t.last == Some((i, Op::Apply)),
+                    SlotState::Releasing => t.last != Some((i, Op::Release)),
+                    SlotState::Free | SlotState::Busy => false,
+                };
+                let k = c.pool.index();
+                if live {
+                    if counts {
+                        report.live_claims = report.live_claims.saturating_add(1);
+                        if let Some(a) = report.claimed_after.get_mut(k) {
+                            *a = a.saturating_add(c.pages);
+                        }
+                    }
+                    continue;
+                }
+                report.reclaimed_slots = report.reclaimed_slots.saturating_add(1);
+                if counts || c.state == SlotState::Releasing {
+                    report.reclaimed_pages = report.reclaimed_pages.saturating_add(c.pages);
+                }
+                if counts {
+                    if let Some(d) = dead_counting.get_mut(k) {
+                        *d = d.saturating_add(c.pages);
+                    }
+                }
+            }
+            for (p, raw) in Pool::ALL.iter().zip(raws) {
+                if self.total_word(*p).load(Acquire) != raw {
+                    continue 'again; // changed during the scan
+                }
+            }
+            for (k, t) in totals.iter().enumerate() {
+                let before = t.claimed;
+                let left = before.saturating_sub(dead_counting.get(k).copied().unwrap_or(0));
+                if let Some(b) = report.claimed_before.get_mut(k) {
+                    *b = before;
+                }
+                if report.claimed_after.get(k).copied() != Some(left) {
+                    report.repaired_totals = report.repaired_totals.saturating_add(1);
+                }
+            }
+            return Ok(report);
+        }
+        Err(Error::new(Status::Busy))
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 // Tests may panic, index and compute freely: a failure is a test failure.
 #[allow(
