@@ -9,7 +9,11 @@
  *
  *	status [-Hp] [-o field[,...]]	the reservoir, claims, ARC, memory
  *	report [-j]			the capacity report (JSON)
- *	reconcile [-Hp] [-o field[,...]]	reclaim dead claims, check totals
+ *	reconcile [-nHp] [-o field[,...]]	reclaim dead claims, check totals
+ *					(-n: what it would change, nothing written)
+ *	claims [-Hp] [-o field[,...]]	every claim in the ledger
+ *	check [-P pref] [-M model] [-c vcpus] [-Hp] [-o field[,...]] uuid size
+ *					what an admission would decide now
  *	resize [-c chunk] size | N%	resize with progress
  *	metrics				Prometheus text exposition
  *
@@ -29,6 +33,11 @@
  * same way (vmmresv_reservoir_open_hugetlb()): every subcommand then shows
  * and resizes the pool.
  *
+ * -F profile=share (repeatable) gives a sizing profile's share for the
+ * report's profiles (status, report, metrics) as a percentage with
+ * decimals ("omicron=86.3%") or an exact fraction ("omicron=8630/10000"),
+ * through vmmresv_admission_set_profile_fraction().
+ *
  * Exit status: 0 success, 1 an error (the library's message), 2 usage.
  */
 
@@ -44,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vmmresv.h>
@@ -76,6 +86,15 @@ static const char *root_dir = NULL;	/* -R */
 static int hugetlb = 0;			/* -P hugetlb[:pagesize] */
 static uint64_t hugetlb_page = 0;	/* 0: 2 MiB */
 
+/* -F profile=share: the shares the report's profiles apply. */
+#define	MAX_SHARES	8
+static struct {
+	uint32_t	profile;
+	uint64_t	num;
+	uint64_t	den;
+} shares[MAX_SHARES];
+static size_t nshares = 0;
+
 static void warnx_(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -102,14 +121,23 @@ static void
 usage(void)
 {
 	(void) fprintf(stderr,
-	    "usage: %s [-R root] [-P vmm | hugetlb[:pagesize]] subcommand "
+	    "usage: %s [-R root] [-P vmm | hugetlb[:pagesize]] "
+	    "[-F profile=share]... subcommand "
 	    "[arguments]\n"
 	    "\tstatus [-Hp] [-o field[,...]]\n"
 	    "\treport [-j]\n"
-	    "\treconcile [-Hp] [-o field[,...]]\n"
+	    "\treconcile [-nHp] [-o field[,...]]\n"
 	    "\tresize [-c chunk] size | N%%\n"
 	    "\tmetrics\n"
-	    "fields of -o: property, value\n",
+	    "\tclaims [-Hp] [-o field[,...]]\n"
+	    "\tcheck [-P require | prefer | never] [-M model] [-c vcpus] "
+	    "[-Hp]\n\t    [-o field[,...]] uuid size\n"
+	    "global -F profile=share: a profile's share for status, report "
+	    "and metrics\n"
+	    "\t(N%% with decimals, or numerator/denominator; repeatable)\n"
+	    "fields of -o: property, value\n"
+	    "fields of claims -o: uuid, pool, size, age, state, held, pid, "
+	    "zone\n",
 	    prog_name);
 }
 
@@ -546,13 +574,21 @@ get_report(void)
 	vmmresv_arc_host arc;
 	vmmresv_status st = VMMRESV_STATUS_OK;
 	char *buf = NULL;
-	size_t need = 0;
+	size_t need = 0, i;
 	int have_arc, tries;
 
 	if (read_host(&host) != 0 || read_arc(&arc, &have_arc) != 0)
 		return (NULL);
 	if (open_host(&r, &adm) != 0)
 		return (NULL);
+	for (i = 0; i < nshares; i++) {
+		st = vmmresv_admission_set_profile_fraction(adm,
+		    shares[i].profile, shares[i].num, shares[i].den);
+		if (st != VMMRESV_STATUS_OK) {
+			(void) fail("cannot set a profile's share", st);
+			goto out;
+		}
+	}
 	/* The size can change between two calls: ask again, a few times. */
 	for (tries = 0; tries < 8; tries++) {
 		char *nbuf;
@@ -632,7 +668,8 @@ parse_fields(const char *arg, struct table_opts *t, const char **bad)
  * operands.  0, or EXIT_USAGE (reported).
  */
 static int
-table_options(int argc, char **argv, struct table_opts *t)
+table_options_flag(int argc, char **argv, struct table_opts *t,
+    const char *optstring, int flag_letter, int *flag)
 {
 	const char *bad = NULL;
 	int c;
@@ -643,7 +680,11 @@ table_options(int argc, char **argv, struct table_opts *t)
 	t->fields[1] = F_VALUE;
 	t->fields[2] = 0;
 	optind = 1;
-	while ((c = getopt(argc, argv, OPTS(":Hpo:"))) != -1) {
+	while ((c = getopt(argc, argv, optstring)) != -1) {
+		if (flag != NULL && c == flag_letter) {
+			*flag = 1;
+			continue;
+		}
 		switch (c) {
 		case 'H':
 			t->scripted = 1;
@@ -665,6 +706,12 @@ table_options(int argc, char **argv, struct table_opts *t)
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
 	return (0);
+}
+
+static int
+table_options(int argc, char **argv, struct table_opts *t)
+{
+	return (table_options_flag(argc, argv, t, OPTS(":Hpo:"), 0, NULL));
 }
 
 /* One row of a property table. */
@@ -866,15 +913,19 @@ cmd_reconcile(int argc, char **argv)
 	vmmresv_status st;
 	struct row rows[10];
 	size_t i;
-	int rc;
+	int rc, dry_run = 0;
 
-	if ((rc = table_options(argc, argv, &t)) != 0)
+	if ((rc = table_options_flag(argc, argv, &t, OPTS(":nHpo:"), 'n',
+	    &dry_run)) != 0)
 		return (rc);
 	if (open_host(&r, &adm) != 0)
 		return (EXIT_ERR);
-	st = vmmresv_reconcile(adm, &rep);
+	/* -n: what a reconcile would change; nothing is written. */
+	st = dry_run ? vmmresv_reconcile_dry_run(adm, &rep) :
+	    vmmresv_reconcile(adm, &rep);
 	if (st != VMMRESV_STATUS_OK) {
-		rc = fail("cannot reconcile the admission ledger", st);
+		rc = fail(dry_run ? "cannot read the admission ledger" :
+		    "cannot reconcile the admission ledger", st);
 		goto out;
 	}
 	{
@@ -914,9 +965,9 @@ cmd_reconcile(int argc, char **argv)
 		char b[32];
 
 		nicenum(rep.claims_beyond_free_bytes, b, sizeof (b));
-		warnx_("warning: pending claims exceed the reservoir's free "
+		warnx_("warning: pending claims %s the reservoir's free "
 		    "memory by %s: memory left the reservoir outside "
-		    "admission", b);
+		    "admission", dry_run ? "would exceed" : "exceed", b);
 	}
 	rc = EXIT_OK;
 out:
@@ -1286,6 +1337,500 @@ cmd_metrics(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* claims                                                              */
+
+#define	C_UUID	1
+#define	C_POOL	2
+#define	C_SIZE	3
+#define	C_AGE	4
+#define	C_STATE	5
+#define	C_HELD	6
+#define	C_PID	7
+#define	C_ZONE	8
+#define	C_MAX	8
+
+static const struct {
+	const char	*name;
+	const char	*head;
+} claim_fields[C_MAX + 1] = {
+	{ NULL, NULL },
+	{ "uuid", "UUID" },
+	{ "pool", "POOL" },
+	{ "size", "SIZE" },
+	{ "age", "AGE" },
+	{ "state", "STATE" },
+	{ "held", "HELD" },
+	{ "pid", "PID" },
+	{ "zone", "ZONE" },
+};
+
+static const char *
+claim_pool_name(uint32_t pool)
+{
+	switch (pool) {
+	case VMMRESV_CLAIM_POOL_RESERVOIR:
+		return ("reservoir");
+	case VMMRESV_CLAIM_POOL_TRANSIENT:
+		return ("transient");
+	case VMMRESV_CLAIM_POOL_ARC:
+		return ("arc");
+	case VMMRESV_CLAIM_POOL_HOST:
+		return ("host");
+	default:
+		return ("unknown");
+	}
+}
+
+static const char *
+claim_state_name(uint32_t state)
+{
+	switch (state) {
+	case VMMRESV_CLAIM_RESERVING:
+		return ("reserving");
+	case VMMRESV_CLAIM_CLAIMED:
+		return ("claimed");
+	case VMMRESV_CLAIM_RELEASING:
+		return ("releasing");
+	default:
+		return ("unknown");
+	}
+}
+
+/* An age for people: "42s", "5m07s", "3h05m", "2d04h". */
+static void
+nice_age(uint64_t s, char *buf, size_t len)
+{
+	if (s < 60)
+		(void) snprintf(buf, len, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		(void) snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s",
+		    s / 60, s % 60);
+	else if (s < 86400)
+		(void) snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m",
+		    s / 3600, (s % 3600) / 60);
+	else
+		(void) snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h",
+		    s / 86400, (s % 86400) / 3600);
+}
+
+static void
+claim_field(const vmmresv_claim_info *c, int f, int parsable, uint64_t now,
+    char *buf, size_t len)
+{
+	uint64_t age = now > c->claimed_at ? now - c->claimed_at : 0;
+
+	switch (f) {
+	case C_UUID:
+		(void) snprintf(buf, len, "%.36s", c->vm_uuid);
+		break;
+	case C_POOL:
+		(void) snprintf(buf, len, "%s", claim_pool_name(c->pool));
+		break;
+	case C_SIZE:
+		if (parsable)
+			(void) snprintf(buf, len, "%" PRIu64, c->bytes);
+		else
+			nicenum(c->bytes, buf, len);
+		break;
+	case C_AGE:
+		if (parsable)
+			(void) snprintf(buf, len, "%" PRIu64, age);
+		else
+			nice_age(age, buf, len);
+		break;
+	case C_STATE:
+		(void) snprintf(buf, len, "%s", claim_state_name(c->state));
+		break;
+	case C_HELD:
+		(void) snprintf(buf, len, "%s", c->held ? "yes" : "no");
+		break;
+	case C_PID:
+		(void) snprintf(buf, len, "%" PRIu32, c->taker_pid);
+		break;
+	default:
+		(void) snprintf(buf, len, "%" PRIu64, c->zone_id);
+		break;
+	}
+}
+
+static int
+cmd_claims(int argc, char **argv)
+{
+	int fields[C_MAX + 1] = { C_UUID, C_POOL, C_SIZE, C_AGE, C_STATE,
+	    C_HELD, C_PID, C_ZONE, 0 };
+	int scripted = 0, parsable = 0, c, nf = C_MAX, j, rc;
+	size_t width[C_MAX + 1], n = 0, count = 0, i;
+	vmmresv_claim_info *list = NULL;
+	vmmresv_reservoir *r;
+	vmmresv_admission *adm;
+	vmmresv_status st = VMMRESV_STATUS_OK;
+	uint64_t now;
+	int tries;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":Hpo:"))) != -1) {
+		switch (c) {
+		case 'H':
+			scripted = 1;
+			break;
+		case 'p':
+			parsable = 1;
+			break;
+		case 'o': {
+			static char copy[256];
+			char *tok, *save = NULL;
+
+			(void) snprintf(copy, sizeof (copy), "%s", optarg);
+			nf = 0;
+			for (tok = strtok_r(copy, ",", &save); tok != NULL;
+			    tok = strtok_r(NULL, ",", &save)) {
+				int f;
+
+				for (f = 1; f <= C_MAX; f++) {
+					if (strcmp(tok, claim_fields[f].name) ==
+					    0)
+						break;
+				}
+				if (f > C_MAX || nf >= C_MAX)
+					return (bad_usage("invalid field '%s' "
+					    "for -o", tok));
+				fields[nf++] = f;
+			}
+			if (nf == 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    optarg));
+			fields[nf] = 0;
+			break;
+		}
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if (open_host(&r, &adm) != 0)
+		return (EXIT_ERR);
+	/* The number can change between two calls: ask again, a few times. */
+	for (tries = 0; tries < 8; tries++) {
+		vmmresv_claim_info *nl;
+
+		st = vmmresv_claims_list(adm, list, n, &count);
+		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
+			break;
+		n = count + 8;
+		if ((nl = realloc(list, n * sizeof (*list))) == NULL) {
+			warnx_("out of memory");
+			rc = EXIT_ERR;
+			goto out;
+		}
+		list = nl;
+	}
+	if (st != VMMRESV_STATUS_OK) {
+		rc = fail("cannot list the claims", st);
+		goto out;
+	}
+	now = (uint64_t)time(NULL);
+	for (j = 0; j < nf; j++)
+		width[j] = strlen(claim_fields[fields[j]].head);
+	for (i = 0; i < count; i++) {
+		for (j = 0; j < nf; j++) {
+			char b[64];
+
+			claim_field(&list[i], fields[j], parsable, now, b,
+			    sizeof (b));
+			if (strlen(b) > width[j])
+				width[j] = strlen(b);
+		}
+	}
+	if (!scripted) {
+		for (j = 0; j < nf; j++) {
+			if (j + 1 == nf)
+				(void) printf("%s\n",
+				    claim_fields[fields[j]].head);
+			else
+				(void) printf("%-*s  ", (int)width[j],
+				    claim_fields[fields[j]].head);
+		}
+	}
+	for (i = 0; i < count; i++) {
+		for (j = 0; j < nf; j++) {
+			char b[64];
+
+			claim_field(&list[i], fields[j], parsable, now, b,
+			    sizeof (b));
+			if (j + 1 == nf)
+				(void) printf("%s\n", b);
+			else if (scripted)
+				(void) printf("%s\t", b);
+			else
+				(void) printf("%-*s  ", (int)width[j], b);
+		}
+	}
+	rc = EXIT_OK;
+out:
+	free(list);
+	vmmresv_admission_close(adm);
+	vmmresv_reservoir_close(r);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* check                                                               */
+
+/* A VM UUID in its canonical text: 8-4-4-4-12 hex digits. */
+static int
+uuid_ok(const char *u)
+{
+	size_t i;
+
+	if (strlen(u) != 36)
+		return (0);
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (u[i] != '-')
+				return (0);
+		} else if (!isxdigit((unsigned char)u[i])) {
+			return (0);
+		}
+	}
+	return (1);
+}
+
+static int
+cmd_check(int argc, char **argv)
+{
+	struct table_opts t;
+	const char *bad = NULL, *model = NULL;
+	uint32_t pref = VMMRESV_RESERVOIR_PREFER, vcpus = 1, kind = 0;
+	vmmresv_reservoir *r;
+	vmmresv_admission *adm;
+	vmmresv_host_memory host;
+	vmmresv_arc_host arc;
+	vmmresv_policy policy;
+	vmmresv_vm vm;
+	vmmresv_vm_decision d;
+	vmmresv_status st;
+	struct row rows[18];
+	size_t i;
+	int c, rc, have_arc;
+	char *end;
+
+	t.scripted = 0;
+	t.parsable = 0;
+	t.fields[0] = F_PROPERTY;
+	t.fields[1] = F_VALUE;
+	t.fields[2] = 0;
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":P:M:c:Hpo:"))) != -1) {
+		switch (c) {
+		case 'P':
+			if (strcmp(optarg, "require") == 0)
+				pref = VMMRESV_RESERVOIR_REQUIRE;
+			else if (strcmp(optarg, "prefer") == 0)
+				pref = VMMRESV_RESERVOIR_PREFER;
+			else if (strcmp(optarg, "never") == 0)
+				pref = VMMRESV_RESERVOIR_NEVER;
+			else
+				return (bad_usage("invalid preference '%s' "
+				    "(require, prefer or never)", optarg));
+			break;
+		case 'M':
+			model = optarg;
+			break;
+		case 'c': {
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    !isdigit((unsigned char)optarg[0]) ||
+			    v > UINT32_MAX)
+				return (bad_usage("invalid vCPU count '%s'",
+				    optarg));
+			vcpus = (uint32_t)v;
+			break;
+		}
+		case 'H':
+			t.scripted = 1;
+			break;
+		case 'p':
+			t.parsable = 1;
+			break;
+		case 'o':
+			if (parse_fields(optarg, &t, &bad) != 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    bad));
+			break;
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (argc - optind < 2)
+		return (bad_usage("%s", "check needs a VM UUID and a size"));
+	if (argc - optind > 2)
+		return (bad_usage("unexpected operand '%s'",
+		    argv[optind + 2]));
+	if (!uuid_ok(argv[optind]))
+		return (bad_usage("invalid VM UUID '%s'", argv[optind]));
+	(void) memset(&vm, 0, sizeof (vm));
+	vm.vcpus = vcpus;
+	if (vmmresv_size_parse(argv[optind + 1], 0, &vm.guest_bytes) !=
+	    VMMRESV_STATUS_OK || vm.guest_bytes == 0)
+		return (bad_usage("invalid size '%s'", argv[optind + 1]));
+	if (model != NULL) {
+		/* By the library's own names: "fixed", "vmadm", ... */
+		for (kind = 1; kind < 64; kind++) {
+			if (strcmp(vmmresv_overhead_model_name(kind), model) ==
+			    0)
+				break;
+		}
+		if (kind == 64)
+			return (bad_usage("unknown overhead model '%s'",
+			    model));
+	}
+	if (read_host(&host) != 0 || read_arc(&arc, &have_arc) != 0)
+		return (EXIT_ERR);
+	if (open_host(&r, &adm) != 0)
+		return (EXIT_ERR);
+	if (model != NULL) {
+		(void) vmmresv_policy_default(&policy);
+		policy.overhead_model = kind;
+		if ((st = vmmresv_admission_set_policy(adm, &policy)) !=
+		    VMMRESV_STATUS_OK) {
+			rc = fail("cannot set the policy", st);
+			goto out;
+		}
+	}
+	if (have_arc &&
+	    (st = vmmresv_admission_set_arc(adm, &arc)) != VMMRESV_STATUS_OK) {
+		rc = fail("cannot use the ARC's statistics", st);
+		goto out;
+	}
+	st = vmmresv_admit_vm_check(adm, argv[optind], &vm, pref, &host, &d);
+	if (st != VMMRESV_STATUS_OK) {
+		rc = fail("cannot check the admission", st);
+		goto out;
+	}
+	{
+		const struct {
+			const char	*property;
+			const char	*text;
+			uint64_t	n;
+		} v[18] = {
+			{ "decision",
+			    vmmresv_decision_name(d.decision.decision), 0 },
+			{ "reason", vmmresv_reason_name(d.decision.reason), 0 },
+			{ "charged", NULL, d.decision.charged_bytes },
+			{ "shortfall", NULL, d.decision.shortfall_bytes },
+			{ "reservoir.free", NULL, d.decision.free_bytes },
+			{ "pending", NULL, d.decision.pending_bytes },
+			{ "guest", NULL, d.guest_bytes },
+			{ "page_t", NULL, d.page_t_bytes },
+			{ "overhead", NULL, d.overhead_bytes },
+			{ "overhead.model",
+			    vmmresv_overhead_model_name(d.overhead_model), 0 },
+			{ "host", NULL, d.host_bytes },
+			{ "memory.free", NULL, d.free_bytes },
+			{ "arc.shrink", NULL, d.arc_shrink_bytes },
+			{ "pending.host", NULL, d.pending_bytes },
+			{ "memory.free_after", NULL, d.free_after_bytes },
+			{ "memory.state_after",
+			    vmmresv_memory_state_name(d.state_after), 0 },
+			{ "memory.floor",
+			    vmmresv_memory_state_name(d.floor_state), 0 },
+			{ "memory.floor_bytes", NULL, d.floor_bytes },
+		};
+
+		for (i = 0; i < 18; i++) {
+			rows[i].property = v[i].property;
+			rows[i].present = 1;
+			rows[i].is_size = v[i].text == NULL;
+			rows[i].n = v[i].n;
+			(void) snprintf(rows[i].text, sizeof (rows[i].text),
+			    "%s", v[i].text != NULL ? v[i].text : "");
+		}
+	}
+	print_table(&t, rows, 18);
+	rc = EXIT_OK;
+out:
+	vmmresv_admission_close(adm);
+	vmmresv_reservoir_close(r);
+	return (rc);
+}
+
+/*
+ * -F profile=share: a profile by its library name, its share as a
+ * percentage with up to 15 decimals ("86.3%") or numerator/denominator
+ * ("8630/10000").  0, or -1 if malformed.
+ */
+static int
+parse_share(const char *arg)
+{
+	const char *eq = strchr(arg, '='), *p;
+	uint32_t profile;
+	uint64_t num = 0, den = 1;
+	int digits = 0, decimals = -1;
+	char name[32];
+
+	if (eq == NULL || (size_t)(eq - arg) >= sizeof (name) ||
+	    nshares >= MAX_SHARES)
+		return (-1);
+	(void) memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = '\0';
+	for (profile = 1; profile < 64; profile++) {
+		if (strcmp(vmmresv_profile_name(profile), name) == 0)
+			break;
+	}
+	if (profile == 64)
+		return (-1);
+	p = eq + 1;
+	if (strchr(p, '/') != NULL) {
+		char *end;
+
+		if (!isdigit((unsigned char)*p))
+			return (-1);
+		errno = 0;
+		num = strtoull(p, &end, 10);
+		if (errno != 0 || *end != '/' ||
+		    !isdigit((unsigned char)end[1]))
+			return (-1);
+		p = end + 1;
+		den = strtoull(p, &end, 10);
+		if (errno != 0 || *end != '\0')
+			return (-1);
+	} else {
+		/* Digits, at most one '.', then '%': exact as num / den. */
+		den = 100;
+		for (; *p != '%'; p++) {
+			if (*p == '.' && decimals < 0) {
+				decimals = 0;
+				continue;
+			}
+			if (!isdigit((unsigned char)*p) || digits >= 17)
+				return (-1);
+			num = num * 10 + (uint64_t)(*p - '0');
+			digits++;
+			if (decimals >= 0) {
+				decimals++;
+				den *= 10;
+			}
+		}
+		if (digits == 0 || p[1] != '\0' || decimals == 0)
+			return (-1);
+	}
+	/* The library refuses a zero denominator or a share above 1. */
+	shares[nshares].profile = profile;
+	shares[nshares].num = num;
+	shares[nshares].den = den;
+	nshares++;
+	return (0);
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct {
 	const char	*name;
@@ -1296,6 +1841,8 @@ static const struct {
 	{ "reconcile", cmd_reconcile },
 	{ "resize", cmd_resize },
 	{ "metrics", cmd_metrics },
+	{ "claims", cmd_claims },
+	{ "check", cmd_check },
 };
 
 int
@@ -1349,6 +1896,14 @@ main(int argc, char *argv[])
 				return (bad_usage("unknown pool '%s' (vmm, "
 				    "hugetlb or hugetlb:pagesize)", pool));
 			}
+		} else if (strcmp(o, "-F") == 0) {
+			if (optind + 1 >= argc)
+				return (bad_usage("option -%s needs an "
+				    "argument", "F"));
+			if (parse_share(argv[++optind]) != 0)
+				return (bad_usage("invalid share '%s' (profile="
+				    "N%% or profile=numerator/denominator)",
+				    argv[optind]));
 		} else {
 			return (bad_usage("unknown option %s", o));
 		}
