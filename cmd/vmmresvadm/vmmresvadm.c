@@ -121,8 +121,7 @@ static void
 usage(void)
 {
 	(void) fprintf(stderr,
-	    "usage: %s [-R root] [-P vmm | hugetlb[:pagesize]] "
-	    "[-F profile=share]... subcommand "
+	    "usage: %s [-R root] [-P vmm | hugetlb[:pagesize]] subcommand "
 	    "[arguments]\n"
 	    "\tstatus [-Hp] [-o field[,...]]\n"
 	    "\treport [-j]\n"
@@ -366,6 +365,35 @@ json_null(const char *json, const char *path)
 	const char *p = json_find(json, path);
 
 	return (p == NULL || strncmp(p, "null", 4) == 0);
+}
+
+/*
+ * The `idx`th sizing profile of the report ("profiles": an array of
+ * objects): its name and target.  0 if there, -1 if not.
+ */
+static int
+json_profile(const char *json, size_t idx, char *name, size_t len,
+    uint64_t *target)
+{
+	const char *p = json_find(json, "profiles");
+
+	if (p == NULL || *p != '[')
+		return (-1);
+	p = skip_ws(p + 1);
+	for (;;) {
+		if (*p != '{')
+			return (-1);
+		if (idx == 0)
+			return (json_str(p, "name", name, len) == 0 &&
+			    json_u64(p, "target_bytes", target) == 0 ? 0 : -1);
+		idx--;
+		if ((p = skip_value(p)) == NULL)
+			return (-1);
+		p = skip_ws(p);
+		if (*p != ',')
+			return (-1);
+		p = skip_ws(p + 1);
+	}
 }
 
 static void
@@ -835,14 +863,16 @@ static const struct {
 };
 
 #define	NSTATUS	(sizeof (status_rows) / sizeof (status_rows[0]))
+#define	MAX_PROFILES	8
 
 static int
 cmd_status(int argc, char **argv)
 {
 	struct table_opts t;
-	struct row rows[NSTATUS];
+	struct row rows[NSTATUS + MAX_PROFILES];
+	char names[MAX_PROFILES][64];
 	char *json;
-	size_t i;
+	size_t i, n = NSTATUS;
 	int rc;
 
 	if ((rc = table_options(argc, argv, &t)) != 0)
@@ -867,7 +897,23 @@ cmd_status(int argc, char **argv)
 			return (EXIT_ERR);
 		}
 	}
-	print_table(&t, rows, NSTATUS);
+	/* Then each sizing profile's reservoir size: "profile.<name>". */
+	for (i = 0; i < MAX_PROFILES; i++) {
+		char name[48];
+		uint64_t v;
+
+		if (json_profile(json, i, name, sizeof (name), &v) != 0)
+			break;
+		(void) snprintf(names[i], sizeof (names[i]), "profile.%s",
+		    name);
+		rows[n].property = names[i];
+		rows[n].is_size = 1;
+		rows[n].present = 1;
+		rows[n].n = v;
+		rows[n].text[0] = '\0';
+		n++;
+	}
+	print_table(&t, rows, n);
 	free(json);
 	return (EXIT_OK);
 }
@@ -1322,6 +1368,17 @@ cmd_metrics(int argc, char **argv)
 	for (i = 0; i < sizeof (states) / sizeof (states[0]); i++)
 		(void) printf("vmmresv_memory_state{state=\"%s\"} %d\n",
 		    states[i], strcmp(states[i], state) == 0);
+
+	metric_head("vmmresv_profile_target_bytes",
+	    "The reservoir size each sizing profile gives (-F sets shares).");
+	for (i = 0; i < 8; i++) {
+		char name[48];
+
+		if (json_profile(json, i, name, sizeof (name), &v) != 0)
+			break;
+		(void) printf("vmmresv_profile_target_bytes{profile=\"%s\"} %"
+		    PRIu64 "\n", name, v);
+	}
 
 	metric_head("vmmresv_largest_vm_bytes",
 	    "Guest memory of the largest VM that can start now, by pool.");
