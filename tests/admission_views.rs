@@ -283,9 +283,15 @@ fn check_vm_foresees_admit_vm() {
     }
     // With VM 1's host claim pending, a second check counts it as admit
     // does.
-    let c = a.check_vm(&u(4), &vm(GIB), Preference::Require, Some(&mem)).unwrap();
+    let c = a
+        .check_vm(&u(4), &vm(GIB), Preference::Require, Some(&mem))
+        .unwrap();
     assert!(c.pending_bytes > 0);
-    assert_eq!(a.admit_vm(&u(4), &vm(GIB), Preference::Require, &mem).unwrap(), c);
+    assert_eq!(
+        a.admit_vm(&u(4), &vm(GIB), Preference::Require, &mem)
+            .unwrap(),
+        c
+    );
     a.abort(&u(4)).unwrap();
     a.abort(&u(1)).unwrap();
     live.quit();

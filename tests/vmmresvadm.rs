@@ -133,6 +133,9 @@ const STATUS_PROPERTIES: &[&str] = &[
     "largest_vm.reservoir.limited_by",
     "largest_vm.transient",
     "largest_vm.transient.limited_by",
+    "profile.rfd185",
+    "profile.omicron",
+    "profile.triton-cnapi",
 ];
 
 /// A launcher holding claims (tests/c/zlaunch.c), driven line by line.
@@ -749,7 +752,90 @@ fn usage_errors_exit_2_with_a_message_and_the_usage() {
         (&["status", "extra"], "unexpected operand 'extra'"),
         (&["report", "-p"], "unknown option -p"),
         (&["report", "x"], "unexpected operand 'x'"),
-        (&["reconcile", "-n"], "unknown option -n"),
+        (&["reconcile", "-x"], "unknown option -x"),
+        (&["reconcile", "-n", "now"], "unexpected operand 'now'"),
+        (&["claims", "-x"], "unknown option -x"),
+        (&["claims", "-o", "colour"], "invalid field 'colour' for -o"),
+        (&["claims", "-o"], "option -o needs an argument"),
+        (&["claims", "all"], "unexpected operand 'all'"),
+        (&["check"], "check needs a VM UUID and a size"),
+        (
+            &["check", "11111111-2222-3333-4444-555555555555"],
+            "check needs a VM UUID and a size",
+        ),
+        (
+            &["check", "not-a-uuid", "1G"],
+            "invalid VM UUID 'not-a-uuid'",
+        ),
+        (
+            &["check", "11111111-2222-3333-4444-55555555555g", "1G"],
+            "invalid VM UUID '11111111-2222-3333-4444-55555555555g'",
+        ),
+        (
+            &["check", "11111111-2222-3333-4444-555555555555", "1Q"],
+            "invalid size '1Q'",
+        ),
+        (
+            &["check", "11111111-2222-3333-4444-555555555555", "0"],
+            "invalid size '0'",
+        ),
+        (
+            &["check", "11111111-2222-3333-4444-555555555555", "1G", "2G"],
+            "unexpected operand '2G'",
+        ),
+        (
+            &[
+                "check",
+                "-P",
+                "always",
+                "11111111-2222-3333-4444-555555555555",
+                "1G",
+            ],
+            "invalid preference 'always' (require, prefer or never)",
+        ),
+        (
+            &[
+                "check",
+                "-M",
+                "qemu",
+                "11111111-2222-3333-4444-555555555555",
+                "1G",
+            ],
+            "unknown overhead model 'qemu'",
+        ),
+        (
+            &[
+                "check",
+                "-c",
+                "two",
+                "11111111-2222-3333-4444-555555555555",
+                "1G",
+            ],
+            "invalid vCPU count 'two'",
+        ),
+        (&["check", "-M"], "option -M needs an argument"),
+        (&["-F"], "option -F needs an argument"),
+        (
+            &["-F", "omicron", "status"],
+            "invalid share 'omicron' (profile=N% or profile=numerator/denominator)",
+        ),
+        (&["-F", "nova=50%", "status"], "invalid share 'nova=50%'"),
+        (
+            &["-F", "omicron=86.3", "status"],
+            "invalid share 'omicron=86.3'",
+        ),
+        (
+            &["-F", "omicron=86.%", "status"],
+            "invalid share 'omicron=86.%'",
+        ),
+        (
+            &["-F", "omicron=1/", "status"],
+            "invalid share 'omicron=1/'",
+        ),
+        (
+            &["-F", "omicron=/2", "status"],
+            "invalid share 'omicron=/2'",
+        ),
         (&["resize"], "resize: missing size"),
         (&["resize", "12Q"], "invalid size '12Q'"),
         (&["resize", "-5G"], "unknown option -5"),
@@ -784,7 +870,9 @@ fn usage_errors_exit_2_with_a_message_and_the_usage() {
     for sub in [
         "status [-Hp]",
         "report [-j]",
-        "reconcile [-Hp]",
+        "reconcile [-nHp]",
+        "claims [-Hp]",
+        "check [-P require | prefer | never] [-M model]",
         "resize [-c chunk]",
         "metrics",
     ] {
@@ -849,4 +937,255 @@ fn the_hugetlb_pool_as_the_reservoir() {
         "{}",
         stderr(&o)
     );
+}
+
+// claims, reconcile -n, check, -F ------------------------------------------
+
+#[test]
+fn claims_lists_live_and_dead_claims() {
+    let host = EmuHost::with_reservoir("adm-claims", HOST, 4096);
+    // No claims: the header only (or nothing with -H).
+    assert_eq!(
+        ok(&host, None, &["claims"]),
+        "UUID  POOL  SIZE  AGE  STATE  HELD  PID  ZONE\n"
+    );
+    assert_eq!(ok(&host, None, &["claims", "-H"]), "");
+    let mut live = Launcher::start(&host);
+    let a = live.say("admit 11111111-2222-3333-4444-555555555555 1024");
+    assert!(a.starts_with("admit status=0 decision=1 "), "{a}");
+    let pid = live.child.id();
+    let mut dead = Launcher::start(&host);
+    let a = dead.say("admit 66666666-2222-3333-4444-555555555555 1536");
+    assert!(a.starts_with("admit status=0 decision=1 "), "{a}");
+    dead.quit();
+    let before = std::fs::read(host.ledger_path()).unwrap();
+
+    let out = ok(
+        &host,
+        None,
+        &["claims", "-Hp", "-o", "uuid,pool,size,state,held,pid"],
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0],
+        format!("11111111-2222-3333-4444-555555555555\treservoir\t{GIB}\tclaimed\tyes\t{pid}")
+    );
+    let dead_row: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(
+        dead_row[..5],
+        [
+            "66666666-2222-3333-4444-555555555555",
+            "reservoir",
+            (1536 * MIB).to_string().as_str(),
+            "claimed",
+            "no"
+        ]
+    );
+    // -p: the age in seconds, just taken.
+    for l in ok(&host, None, &["claims", "-Hp", "-o", "age,zone"]).lines() {
+        let (age, zone) = l.split_once('\t').unwrap();
+        assert!(age.parse::<u64>().unwrap() < 600, "{l}");
+        assert_eq!(zone, "0", "no zones here");
+    }
+    // The human table: a header and sizes with units.
+    let human = ok(&host, None, &["claims", "-o", "uuid,size,held"]);
+    let mut h: Vec<&str> = human.lines().collect();
+    assert_eq!(
+        h.remove(0),
+        "UUID                                  SIZE   HELD"
+    );
+    h.sort();
+    assert_eq!(
+        h,
+        [
+            "11111111-2222-3333-4444-555555555555  1G     yes",
+            "66666666-2222-3333-4444-555555555555  1.50G  no"
+        ]
+    );
+    // Listing reclaims nothing and writes nothing.
+    assert_eq!(std::fs::read(host.ledger_path()).unwrap(), before);
+    live.quit();
+}
+
+#[test]
+fn reconcile_dry_run_shows_and_leaves_the_dead_claim() {
+    let host = EmuHost::with_reservoir("adm-reconcile-n", HOST, 4096);
+    let mut l = Launcher::start(&host);
+    let a = l.say("admit 88888888-2222-3333-4444-555555555555 1536");
+    assert!(a.starts_with("admit status=0 decision=1 "), "{a}");
+    l.quit();
+    let before2 = std::fs::read(host.ledger_path()).unwrap();
+    let n1 = ok(&host, None, &["reconcile", "-n", "-Hp"]);
+    let n2 = ok(&host, None, &["reconcile", "-nHp"]);
+    assert_eq!(n1, n2, "a dry run changes nothing a second one would see");
+    assert_eq!(
+        std::fs::read(host.ledger_path()).unwrap(),
+        before2,
+        "reconcile -n wrote to the ledger"
+    );
+    let t: Vec<(String, String)> = n1
+        .lines()
+        .map(|l| {
+            let (p, v) = l.split_once('\t').unwrap();
+            (p.to_string(), v.to_string())
+        })
+        .collect();
+    assert_eq!(get(&t, "claims.reclaimed"), "1");
+    assert_eq!(get(&t, "reclaimed"), (1536 * MIB).to_string());
+    assert_eq!(
+        get(&t, "pending.reservoir.before"),
+        (1536 * MIB).to_string()
+    );
+    assert_eq!(get(&t, "pending.reservoir.after"), "0");
+    // The real reconcile then does exactly that.
+    assert_eq!(table(&host, None, "reconcile"), t);
+}
+
+#[test]
+fn check_says_what_an_admission_would_decide() {
+    let host = EmuHost::with_reservoir("adm-check", HOST, 4096);
+    let root = fake_root(host.dir.path(), false);
+    let r = Some(root.as_path());
+    let u = "99999999-2222-3333-4444-555555555555";
+    let check = |args: &[&str]| -> Vec<(String, String)> {
+        let mut a = vec!["check", "-Hp"];
+        a.extend_from_slice(args);
+        ok(&host, r, &a)
+            .lines()
+            .map(|l| {
+                let (p, v) = l.split_once('\t').unwrap();
+                (p.to_string(), v.to_string())
+            })
+            .collect()
+    };
+    let t = check(&["-P", "require", u, "1G"]);
+    let props: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        props,
+        [
+            "decision",
+            "reason",
+            "charged",
+            "shortfall",
+            "reservoir.free",
+            "pending",
+            "guest",
+            "page_t",
+            "overhead",
+            "overhead.model",
+            "host",
+            "memory.free",
+            "arc.shrink",
+            "pending.host",
+            "memory.free_after",
+            "memory.state_after",
+            "memory.floor",
+            "memory.floor_bytes"
+        ]
+    );
+    assert_eq!(get(&t, "decision"), "use_reservoir");
+    assert_eq!(get(&t, "reason"), "ok");
+    assert_eq!(get(&t, "charged"), GIB.to_string());
+    assert_eq!(get(&t, "reservoir.free"), (4 * GIB).to_string());
+    assert_eq!(get(&t, "page_t"), (GIB / 4096 * 120).to_string());
+    assert_eq!(get(&t, "overhead.model"), "smartos-vmadm");
+    assert_eq!(get(&t, "overhead"), (1280 * MIB).to_string());
+    assert_eq!(get(&t, "memory.free"), (12 * GIB).to_string());
+    // Nothing was claimed: no claim listed, nothing pending.
+    assert_eq!(ok(&host, r, &["claims", "-H"]), "");
+
+    // Another VM holds 3 GiB: 2 more are refused with the shortfall, or
+    // run without the reservoir.
+    let mut l = Launcher::start(&host);
+    let a = l.say("admit 11111111-2222-3333-4444-555555555555 3072");
+    assert!(a.starts_with("admit status=0 decision=1 "), "{a}");
+    let t = check(&["-P", "require", u, "2G"]);
+    assert_eq!(get(&t, "decision"), "refuse");
+    assert_eq!(get(&t, "reason"), "reservoir_full");
+    assert_eq!(get(&t, "shortfall"), GIB.to_string());
+    assert_eq!(get(&t, "pending"), (3 * GIB).to_string());
+    assert_eq!(get(&t, "charged"), "0");
+    let t = check(&[u, "2G"]);
+    assert_eq!(get(&t, "decision"), "no_reservoir", "-P prefer by default");
+    assert_eq!(get(&t, "reason"), "reservoir_full");
+    let t = check(&["-P", "never", u, "2G"]);
+    assert_eq!(get(&t, "reason"), "reservoir_not_wanted");
+    // The VM the launcher is starting: held elsewhere.
+    let t = check(&["11111111-2222-3333-4444-555555555555", "3G"]);
+    assert_eq!(get(&t, "reason"), "held_elsewhere");
+    // -M picks the overhead model by its name.
+    let t = check(&["-M", "fixed", "-c", "2", u, "1G"]);
+    assert_eq!(get(&t, "overhead.model"), "fixed");
+    assert_eq!(get(&t, "overhead"), (600 * MIB).to_string());
+    // The launcher's claim is all there is: check claimed nothing.
+    assert_eq!(
+        ok(&host, r, &["claims", "-H", "-o", "uuid"])
+            .lines()
+            .count(),
+        1
+    );
+    // And the launcher's own admission decides as check foresaw.
+    let t = check(&[
+        "-P",
+        "require",
+        "22222222-2222-3333-4444-555555555555",
+        "1G",
+    ]);
+    assert_eq!(get(&t, "decision"), "use_reservoir");
+    let a = l.say("admit 22222222-2222-3333-4444-555555555555 1024");
+    assert!(
+        a.starts_with("admit status=0 decision=1 reason=0 charged=1073741824"),
+        "{a}"
+    );
+    l.quit();
+}
+
+#[test]
+fn profile_shares_as_percent_or_fraction() {
+    let host = EmuHost::with_reservoir("adm-share", HOST, 1024);
+    let root = fake_root(host.dir.path(), false);
+    let r = Some(root.as_path());
+    let profile = |args: &[&str]| -> (u64, u64, u64) {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["report", "-j"]);
+        let j: serde_json::Value = serde_json::from_str(&ok(&host, r, &a)).unwrap();
+        let p = j["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "omicron")
+            .unwrap()
+            .clone();
+        (
+            p["numerator"].as_u64().unwrap(),
+            p["denominator"].as_u64().unwrap(),
+            p["target_bytes"].as_u64().unwrap(),
+        )
+    };
+    let (n, d, default) = profile(&[]);
+    assert_eq!((n, d), (91, 100));
+    let (n, d, pct) = profile(&["-F", "omicron=86.3%"]);
+    assert_eq!(n * 10000 / d, 8630, "{n}/{d}");
+    let (n, d, frac) = profile(&["-F", "omicron=8630/10000"]);
+    assert_eq!((n, d), (8630, 10000));
+    assert_eq!(pct, frac, "86.3% and 8630/10000 are the same share");
+    assert!(frac < default);
+    // status and metrics show the same figure.
+    let t = ok(&host, r, &["-F", "omicron=8630/10000", "status", "-Hp"]);
+    assert!(
+        t.lines().any(|l| l == format!("profile.omicron\t{frac}")),
+        "{t}"
+    );
+    let m = ok(&host, r, &["-F", "omicron=86.3%", "metrics"]);
+    assert!(
+        m.lines()
+            .any(|l| l == format!("vmmresv_profile_target_bytes{{profile=\"omicron\"}} {frac}")),
+        "{m}"
+    );
+    // A share above 1 is the library's INVALID_ARGUMENT: exit 1.
+    let o = run(&host, r, &["-F", "omicron=101%", "status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&["-F"], &o));
+    assert!(stderr(&o).starts_with("vmmresvadm: cannot set a profile's share: "));
 }
