@@ -362,6 +362,19 @@ run "vmmresvadm metrics" 0 '*' "" "$A" -R "$host/root" metrics
 if grep -qx 'vmmresv_reservoir_size_bytes 4294967296' "$tmp/out"; then pass "  metrics: the reservoir's size"
 else fail "  metrics text"; sed 's/^/    | /' "$tmp/out"; fi
 run "vmmresvadm reconcile -p" 0 '*' "" "$A" reconcile -p
+run "vmmresvadm reconcile -n -Hp" 0 '*' "" "$A" reconcile -n -Hp
+run "vmmresvadm claims (none)" 0 "UUID  POOL  SIZE  AGE  STATE  HELD  PID  ZONE
+" "" "$A" claims
+run "vmmresvadm check -P require" 0 '*' "" "$A" -R "$host/root" check -P require -M fixed -c 2 \
+    0b6e6f6e-0000-4000-8000-000000000003 1G
+if grep -q '^decision  *use_reservoir$' "$tmp/out"; then pass "  check: use_reservoir"
+else fail "  check text"; sed 's/^/    | /' "$tmp/out"; fi
+run "vmmresvadm claims after check (still none)" 0 "" "" "$A" claims -H
+run "vmmresvadm -F omicron=86.3% status" 0 '*' "" "$A" -R "$host/root" -F omicron=86.3% \
+    -F rfd185=8630/10000 status -Hp
+run "vmmresvadm -F omicron=86.3: usage, exit 2" 2 "" '*' "$A" -F omicron=86.3 status
+run "vmmresvadm check -M bogus: usage, exit 2" 2 "" '*' "$A" check -M bogus \
+    0b6e6f6e-0000-4000-8000-000000000003 1G
 run "vmmresvadm status -o bogus: usage, exit 2" 2 "" '*' "$A" status -o bogus
 run "vmmresvadm resize 100G: refused, exit 1" 1 "resizing the reservoir from 4G to 100G
 reservoir size 4G of 100G (0%)
