@@ -14,7 +14,8 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
-    clippy::as_conversions
+    clippy::as_conversions,
+    unsafe_code
 )]
 
 mod common;
@@ -294,5 +295,188 @@ fn check_vm_foresees_admit_vm() {
     );
     a.abort(&u(4)).unwrap();
     a.abort(&u(1)).unwrap();
+    live.quit();
+}
+
+/// The C ABI of the views (vmmresv_admission(3VMMRESV)), in a child on the
+/// emulated /dev/vmmctl: the needed-size protocol of vmmresv_claims_list,
+/// the claim's fields as C sees them, the dry run against the real
+/// reconcile, vmmresv_admit_vm_check against vmmresv_admit_vm, the names.
+#[test]
+fn the_c_abi_of_the_views() {
+    use std::ffi::{CStr, CString};
+    use vmmresv::ffi::*;
+    use vmmresv::Status;
+    if common::child::play(|_| {
+        let ledger = CString::new(std::env::var("VIEWS_LEDGER").unwrap()).unwrap();
+        let mut r = std::ptr::null_mut();
+        assert_eq!(
+            vmmresv_reservoir_open(std::ptr::null(), std::ptr::null(), &mut r),
+            Status::Ok
+        );
+        let mut a = std::ptr::null_mut();
+        assert_eq!(
+            vmmresv_admission_open(r, ledger.as_ptr(), &mut a),
+            Status::Ok
+        );
+        // Needed size: NULL count, then n = 0, then too few, then enough.
+        let mut count = 0usize;
+        assert_eq!(
+            vmmresv_claims_list(a, std::ptr::null_mut(), 0, std::ptr::null_mut()),
+            Status::NullArgument
+        );
+        assert_eq!(
+            vmmresv_claims_list(a, std::ptr::null_mut(), 0, &mut count),
+            Status::BufferTooSmall
+        );
+        assert_eq!(count, 2);
+        assert_eq!(
+            vmmresv_claims_list(a, std::ptr::null_mut(), 1, &mut count),
+            Status::NullArgument
+        );
+        let mut v = vec![vmmresv_claim_info::default(); 4];
+        assert_eq!(
+            vmmresv_claims_list(a, v.as_mut_ptr(), 1, &mut count),
+            Status::BufferTooSmall
+        );
+        assert_ne!(v[0].bytes, 0, "the first entry was written");
+        assert_eq!(v[1].bytes, 0, "past n nothing is written");
+        assert_eq!(
+            vmmresv_claims_list(a, v.as_mut_ptr(), v.len(), &mut count),
+            Status::Ok
+        );
+        assert_eq!(count, 2);
+        let mut got: Vec<(String, u64, u32, u32, u32)> = v[..2]
+            .iter()
+            .map(|c| {
+                let u = unsafe { CStr::from_ptr(c.vm_uuid.as_ptr()) };
+                (
+                    u.to_str().unwrap().to_string(),
+                    c.bytes,
+                    c.pool,
+                    c.state,
+                    c.held,
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    LIVE.to_string(),
+                    GIB,
+                    VMMRESV_CLAIM_POOL_RESERVOIR,
+                    VMMRESV_CLAIM_CLAIMED,
+                    1
+                ),
+                (
+                    DEAD.to_string(),
+                    2 * GIB,
+                    VMMRESV_CLAIM_POOL_RESERVOIR,
+                    VMMRESV_CLAIM_CLAIMED,
+                    0
+                ),
+            ]
+        );
+        assert!(v[..2].iter().all(|c| c.pad == [0; 3] && c.zone_id == 0));
+        // The check, then the admission: the same decision and figures
+        // (the dead claim is in the way of 4 of the 4 GiB, until
+        // reclaimed).
+        let u = c"55555555-0000-4000-8000-000000000005";
+        let vm = vmmresv_vm {
+            guest_bytes: 3 * GIB,
+            vcpus: 1,
+            ..Default::default()
+        };
+        let host = vmmresv_host_memory {
+            physmem_bytes: 16 * GIB,
+            free_bytes: 12 * GIB,
+        };
+        let mut check = vmmresv_vm_decision::default();
+        assert_eq!(
+            vmmresv_admit_vm_check(
+                a,
+                u.as_ptr(),
+                &vm,
+                VMMRESV_RESERVOIR_REQUIRE,
+                &host,
+                &mut check
+            ),
+            Status::Ok
+        );
+        assert_eq!(check.decision.decision, VMMRESV_DECISION_USE_RESERVOIR);
+        // The dry run is the reconcile the admission would need.
+        let mut dry = vmmresv_reconcile_report::default();
+        assert_eq!(vmmresv_reconcile_dry_run(a, &mut dry), Status::Ok);
+        assert_eq!(dry.reclaimed_claims, 1);
+        assert_eq!(dry.reclaimed_bytes, 2 * GIB);
+        let mut admit = vmmresv_vm_decision::default();
+        assert_eq!(
+            vmmresv_admit_vm(
+                a,
+                u.as_ptr(),
+                &vm,
+                VMMRESV_RESERVOIR_REQUIRE,
+                &host,
+                &mut admit
+            ),
+            Status::Ok
+        );
+        assert_eq!(format!("{check:?}"), format!("{admit:?}"));
+        assert_eq!(
+            vmmresv_abort(a, u.as_ptr(), std::ptr::null_mut()),
+            Status::Ok
+        );
+        // Nothing left for a reconcile: the admission reclaimed it.
+        let mut real = vmmresv_reconcile_report::default();
+        assert_eq!(vmmresv_reconcile(a, &mut real), Status::Ok);
+        assert_eq!(real.reclaimed_claims, 0);
+        // Bad arguments.
+        assert_eq!(
+            vmmresv_admit_vm_check(a, c"nope".as_ptr(), &vm, 1, &host, &mut check),
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            vmmresv_admit_vm_check(a, u.as_ptr(), &vm, 9, &host, &mut check),
+            Status::InvalidArgument
+        );
+        assert_eq!(
+            vmmresv_reconcile_dry_run(std::ptr::null(), &mut dry),
+            Status::NullArgument
+        );
+        let name = |p: *const std::ffi::c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap();
+        assert_eq!(
+            name(vmmresv_decision_name(VMMRESV_DECISION_REFUSE)),
+            "refuse"
+        );
+        assert_eq!(name(vmmresv_decision_name(0)), "unknown");
+        assert_eq!(
+            name(vmmresv_reason_name(VMMRESV_REASON_HELD_ELSEWHERE)),
+            "held_elsewhere"
+        );
+        assert_eq!(
+            name(vmmresv_reason_name(VMMRESV_REASON_MEMORY_STATE)),
+            "memory_state"
+        );
+        assert_eq!(name(vmmresv_reason_name(99)), "unknown");
+        vmmresv_admission_close(a);
+        vmmresv_reservoir_close(r);
+        println!("RESULT ok");
+    }) {
+        return;
+    }
+    let mut host = EmuHost::with_reservoir("views-c", 16 * GIB, 4096);
+    let path = host.dir.path().join("views-c.ledger");
+    let mut live = Launcher::start(&host, &path);
+    live.admit(LIVE, 1024);
+    let mut dead = Launcher::start(&host, &path);
+    dead.admit(DEAD, 2048);
+    dead.quit();
+    host.set("VIEWS_LEDGER", path.to_str().unwrap());
+    assert_eq!(
+        common::child::run(&host, "the_c_abi_of_the_views", "c"),
+        ["ok"]
+    );
     live.quit();
 }
