@@ -36,6 +36,7 @@
 //! bytes (tests/arc_props.rs).
 
 pub mod apply;
+pub mod durable;
 pub mod arcstats;
 pub mod error;
 pub mod guard;
