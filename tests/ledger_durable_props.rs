@@ -32,12 +32,31 @@ const PROCS: usize = 3;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Durable { who: usize, pages: u64, hint: usize },
-    Claim { who: usize, arc: bool, pages: u64, hint: usize },
-    Kill { who: usize },
-    Reconcile { who: usize },
-    ReleaseDurable { pick: usize, stale: bool },
-    HolderRelease { pick: usize, who: usize },
+    Durable {
+        who: usize,
+        pages: u64,
+        hint: usize,
+    },
+    Claim {
+        who: usize,
+        arc: bool,
+        pages: u64,
+        hint: usize,
+    },
+    Kill {
+        who: usize,
+    },
+    Reconcile {
+        who: usize,
+    },
+    ReleaseDurable {
+        pick: usize,
+        stale: bool,
+    },
+    HolderRelease {
+        pick: usize,
+        who: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -86,7 +105,12 @@ fn simulate(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(e) => prop_assert_eq!(e.status(), Status::LedgerFull),
                 }
             }
-            Op::Claim { who, arc, pages, hint } => {
+            Op::Claim {
+                who,
+                arc,
+                pages,
+                hint,
+            } => {
                 let w = FakeWorld::process(&fake, ids[who]);
                 let pool = if arc { Pool::Arc } else { Pool::Reservoir };
                 match l.claim(&w, uuid(next_uuid), pool, pages, hint, &mut || Ok(CAPACITY)) {
@@ -140,7 +164,11 @@ fn simulate(ops: Vec<Op>) -> Result<(), TestCaseError> {
         // After every step: totals = sums, within capacity, durable kept.
         let claims = l.claims().unwrap();
         for pool in [Pool::Reservoir, Pool::Arc] {
-            let sum: u64 = claims.iter().filter(|c| c.pool == pool).map(|c| c.pages).sum();
+            let sum: u64 = claims
+                .iter()
+                .filter(|c| c.pool == pool)
+                .map(|c| c.pages)
+                .sum();
             prop_assert_eq!(l.claimed(pool), sum, "{:?}", pool);
             prop_assert!(sum <= CAPACITY);
         }

@@ -866,7 +866,13 @@ fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
     let props: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         props,
-        ["arc.size", "arc.floor", "arc.max", "arc.ceiling", "arc.slack"]
+        [
+            "arc.size",
+            "arc.floor",
+            "arc.max",
+            "arc.ceiling",
+            "arc.slack"
+        ]
     );
     assert_eq!(get(&t, "arc.size"), "43078676480");
     assert_eq!(get(&t, "arc.floor"), (2 * GIB).to_string());
@@ -887,7 +893,10 @@ fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
         .collect();
     assert_eq!(get(&g, "guard.admitted"), "yes");
     assert_eq!(get(&g, "guard.need"), (20 * GIB).to_string());
-    assert_eq!(get(&g, "guard.headroom"), (67645734912 - 20 * GIB).to_string());
+    assert_eq!(
+        get(&g, "guard.headroom"),
+        (67645734912 - 20 * GIB).to_string()
+    );
     assert_eq!(get(&g, "guard.shortfall"), "0");
 
     // With ::memstat, the ceiling is free + ZFS file data + VMM memory.
@@ -921,7 +930,11 @@ fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
     let bare = fake_root(&host.dir.path().join("bare"), false);
     let o = run(&host, Some(&bare), &["arc"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&["arc"], &o));
-    assert!(stderr(&o).contains("no ZFS ARC on this host"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no ZFS ARC on this host"),
+        "{}",
+        stderr(&o)
+    );
     let kstat = fx.join("illumos/arcstats.kstat");
     let args = ["arc", "-m", kstat.to_str().unwrap()];
     let o = run(&host, Some(&root), &args);

@@ -161,13 +161,9 @@ pub fn reserve(
     // removed by hand, which only keeps the claim).
     write_record(run_dir, uuid, vm_check)?;
     let capacity = inputs.ceiling.saturating_sub(inputs.arc_c_min);
-    let outcome = match ledger.claim_durable(
-        world,
-        *uuid,
-        inputs.request,
-        hint(uuid),
-        &mut || Ok(capacity),
-    ) {
+    let outcome = match ledger.claim_durable(world, *uuid, inputs.request, hint(uuid), &mut || {
+        Ok(capacity)
+    }) {
         Ok(o) => o,
         Err(e) => {
             forget(ledger, run_dir, uuid)?;
@@ -370,7 +366,10 @@ mod tests {
         assert_eq!((rep.freed, rep.freed_bytes), (1, 16 * GIB));
         assert_eq!(l.claimed(Pool::Arc), 0);
         assert!(recorded_check(run, &u).is_none());
-        assert_eq!(reconcile(&l, run, NOW + 300, 300).unwrap(), DurableReport::default());
+        assert_eq!(
+            reconcile(&l, run, NOW + 300, 300).unwrap(),
+            DurableReport::default()
+        );
         assert!(!l.check_total(Pool::Arc).unwrap());
     }
 
@@ -441,12 +440,16 @@ mod tests {
         assert!(recorded_check(run, &u).is_none());
         for bad in [Path::new("relative"), Path::new("/a\nb")] {
             assert_eq!(
-                reserve(&l, &w, run, &u, GIB, &policy(), bad).unwrap_err().status(),
+                reserve(&l, &w, run, &u, GIB, &policy(), bad)
+                    .unwrap_err()
+                    .status(),
                 Status::InvalidArgument
             );
         }
         assert_eq!(
-            reserve(&l, &w, run, &u, 0, &policy(), &vm).unwrap_err().status(),
+            reserve(&l, &w, run, &u, 0, &policy(), &vm)
+                .unwrap_err()
+                .status(),
             Status::InvalidArgument
         );
         // An ordinary (process-held) reservation is not released here.

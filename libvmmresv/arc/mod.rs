@@ -36,8 +36,8 @@
 //! bytes (tests/arc_props.rs).
 
 pub mod apply;
-pub mod durable;
 pub mod arcstats;
+pub mod durable;
 pub mod error;
 pub mod guard;
 pub mod memstat;

@@ -12,8 +12,8 @@ use super::boundary::{
 };
 use crate::arc::guard::{guard, GuardInputs, Refusal};
 use crate::arc::memstat::read_memstat_file;
-use crate::arc::snapshot::HostSnapshot;
 use crate::arc::reserve::{Applied, Reservation};
+use crate::arc::snapshot::HostSnapshot;
 use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
 use crate::arc::{ArcReader, LinuxArcFacts};
 use crate::pages::{btopr, PageSize};

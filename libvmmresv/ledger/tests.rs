@@ -529,9 +529,7 @@ fn a_durable_claim_outlives_its_maker_through_every_lock_driven_path() {
     let l = m.ledger();
     let a = FakeWorld::process(&m, 1);
     let b = FakeWorld::process(&m, 2);
-    let out = l
-        .claim_durable(&a, uuid(1), 10, 0, &mut || Ok(15))
-        .unwrap();
+    let out = l.claim_durable(&a, uuid(1), 10, 0, &mut || Ok(15)).unwrap();
     let ClaimOutcome::Claimed { slot, .. } = out else {
         panic!("{out:?}")
     };
@@ -539,11 +537,16 @@ fn a_durable_claim_outlives_its_maker_through_every_lock_driven_path() {
     assert_eq!(m.held_by(1), 0);
     let c = l.read(slot).unwrap().unwrap();
     assert!(c.durable);
-    assert_eq!((c.pool, c.pages, c.state), (Pool::Arc, 10, SlotState::Claimed));
+    assert_eq!(
+        (c.pool, c.pages, c.state),
+        (Pool::Arc, 10, SlotState::Claimed)
+    );
     m.kill(1);
     // A claim it stands in the way of is refused (after the reclaim and
     // the check it triggers), not admitted over it.
-    let r = l.claim(&b, uuid(2), Pool::Arc, 10, 0, &mut || Ok(15)).unwrap();
+    let r = l
+        .claim(&b, uuid(2), Pool::Arc, 10, 0, &mut || Ok(15))
+        .unwrap();
     assert!(matches!(r, ClaimOutcome::Refused(_)), "{r:?}");
     // Reconcile: nothing reclaimed, nothing repaired, the total stands.
     let rep = l.reconcile(&b).unwrap();
@@ -615,7 +618,15 @@ fn durable_claims_are_arc_only_and_checked_like_any_field() {
     let bad = Pool::Reservoir.raw() | DURABLE_BIT;
     s.pool.store(bad, Relaxed);
     s.check.store(
-        check_of(w, c.origin, c.pages, s.uuid_hi.load(Relaxed), s.uuid_lo.load(Relaxed), c.since, bad),
+        check_of(
+            w,
+            c.origin,
+            c.pages,
+            s.uuid_hi.load(Relaxed),
+            s.uuid_lo.load(Relaxed),
+            c.since,
+            bad,
+        ),
         Relaxed,
     );
     assert_eq!(l.read(slot).unwrap_err().status(), Status::LedgerCorrupt);
@@ -669,9 +680,8 @@ fn a_durable_maker_dead_between_its_cas_and_claimed_is_helped_not_reclaimed() {
     let l = m.ledger();
     let a = FakeWorld::process(&m, 1);
     let b = FakeWorld::process(&m, 2);
-    let ClaimOutcome::Claimed { slot, .. } = l
-        .claim_durable(&a, uuid(1), 4, 0, &mut || Ok(100))
-        .unwrap()
+    let ClaimOutcome::Claimed { slot, .. } =
+        l.claim_durable(&a, uuid(1), 4, 0, &mut || Ok(100)).unwrap()
     else {
         panic!()
     };
