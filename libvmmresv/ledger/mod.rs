@@ -33,6 +33,14 @@
 //! process, and a per-process map of what it holds). An error while asking
 //! is an error, never "dead".
 //!
+//! One exception: a **durable** claim (ARC pool only; a bit in the slot's
+//! pool word, [`DURABLE_BIT`]) is guarded by its maker's lock only while
+//! it is being made (BUSY, RESERVING). Once CLAIMED its maker drops the
+//! lock and no lock-driven path takes it out: only
+//! [`Ledger::release_durable`] does, on an explicit release or when the
+//! layer above finds its VM gone (`crate::arc::durable`). It counts in the
+//! total like any other claim.
+//!
 //! # The total word
 //! `claimed:35 | last:13 | op:1 | epoch:15` (claimed in 4 KiB pages: up to
 //! 128 TiB; `last` = slot index + 1 of the last apply or release, 0 for
