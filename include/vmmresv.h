@@ -717,6 +717,70 @@ typedef struct vmmresv_claim_info {
 } vmmresv_claim_info;
 
 /**
+ * Where an illumos host's pages are, from `mdb -k ::memstat` (bytes, 4
+ * KiB pages). Rows mdb prints only when nonzero are 0 when absent.
+ */
+typedef struct vmmresv_memstat {
+  /**
+   * `Total` (`physmem`).
+   */
+  uint64_t physmem_bytes;
+  /**
+   * `Physical` (`total_pages`; Total when mdb omits it).
+   */
+  uint64_t physical_bytes;
+  /**
+   * `Kernel` (ARC metadata included).
+   */
+  uint64_t kernel_bytes;
+  /**
+   * `Boot pages`.
+   */
+  uint64_t boot_pages_bytes;
+  /**
+   * `ZFS File Data` (ARC data buffers).
+   */
+  uint64_t zfs_file_data_bytes;
+  /**
+   * `VMM Memory` (bhyve guests).
+   */
+  uint64_t vmm_bytes;
+  /**
+   * `Anon`.
+   */
+  uint64_t anon_bytes;
+  /**
+   * `Exec and libs`.
+   */
+  uint64_t exec_and_libs_bytes;
+  /**
+   * `Page cache`.
+   */
+  uint64_t page_cache_bytes;
+  /**
+   * `Free (cachelist)`.
+   */
+  uint64_t free_cachelist_bytes;
+  /**
+   * `Free (freelist)`.
+   */
+  uint64_t free_freelist_bytes;
+  /**
+   * `Balloon` (Xen).
+   */
+  uint64_t balloon_bytes;
+  /**
+   * Free memory: cachelist + freelist (the kernel's `freemem`).
+   */
+  uint64_t free_bytes;
+  /**
+   * What VMs and the ARC can share: free + ZFS file data + VMM memory,
+   * a `ceiling_bytes` for vmmresv_arc_host.
+   */
+  uint64_t vm_and_arc_budget_bytes;
+} vmmresv_memstat;
+
+/**
  * What the ARC looks like and what reservations are checked against, in
  * bytes. Fill it with vmmresv_arc_read_linux() or vmmresv_arc_read_kstat(),
  * then adjust `ceiling_bytes` and `slack_bytes` if wanted.
@@ -752,6 +816,40 @@ typedef struct vmmresv_arc_host {
    */
   uint64_t slack_bytes;
 } vmmresv_arc_host;
+
+/**
+ * The arc_c_min guard's verdict on one request (no ledger involved).
+ */
+typedef struct vmmresv_arc_guard {
+  /**
+   * 1 if `arc_c_min + reserved + request <= ceiling`, else 0.
+   */
+  uint32_t admitted;
+  /**
+   * Always 0 (alignment; room for later flags).
+   */
+  uint32_t reserved0;
+  /**
+   * All reservations with the request, if admitted (bytes, 4 KiB pages).
+   */
+  uint64_t reserved_after_bytes;
+  /**
+   * Room left under the ceiling after it, if admitted.
+   */
+  uint64_t headroom_bytes;
+  /**
+   * If refused: by how much the ceiling is passed.
+   */
+  uint64_t shortfall_bytes;
+  /**
+   * `arc_c_min + reserved + request` (rounded up to pages).
+   */
+  uint64_t need_bytes;
+  /**
+   * The ceiling (rounded down to pages).
+   */
+  uint64_t ceiling_bytes;
+} vmmresv_arc_guard;
 
 /**
  * An ARC reservation's outcome.
@@ -1641,6 +1739,28 @@ const char *vmmresv_decision_name(uint32_t decision);
  * NULL; must not be freed.
  */
 const char *vmmresv_reason_name(uint32_t reason);
+
+/**
+ * Read a file of `mdb -k ::memstat` output (aligned, or with the spaces
+ * squeezed) into `*out` (the library does not run mdb). MALFORMED_INPUT
+ * if it is not a ::memstat table, or its rows do not add up to Total;
+ * IO if it cannot be read.
+ */
+vmmresv_status vmmresv_arc_read_memstat(const char *path,
+                                        struct vmmresv_memstat *out);
+
+/**
+ * The arc_c_min guard alone, with no ledger: would `request_bytes` fit
+ * when all VMs already hold `reserved_bytes`, given `host`'s arc_c_min
+ * and ceiling? Compared in 4 KiB pages, rounding demands up and the
+ * ceiling down. OK with `admitted` 0 and the shortfall for a refusal;
+ * INVALID_ARGUMENT for a request of 0 or arc_c_min above arc_c_max;
+ * OVERFLOW for sums beyond 64 bits. Nothing is recorded.
+ */
+vmmresv_status vmmresv_arc_guard_check(const struct vmmresv_arc_host *host,
+                                       uint64_t reserved_bytes,
+                                       uint64_t request_bytes,
+                                       struct vmmresv_arc_guard *out);
 
 /**
  * Read Linux OpenZFS's `<root>/proc/spl/kstat/zfs/arcstats` (`root` NULL

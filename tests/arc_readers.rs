@@ -234,3 +234,108 @@ fn zfs_arc_max_read_and_checked_write() {
     ));
     assert_eq!(Error::from(e).status(), Status::Unsupported);
 }
+
+/// `vmmresv_arc_read_memstat` through the C ABI: the OS-8005 table with a
+/// VM started, row by row in bytes, and the budget the guard can use.
+#[test]
+fn memstat_through_the_c_abi() {
+    use std::os::unix::ffi::OsStrExt;
+    use vmmresv::ffi::{vmmresv_arc_read_memstat, vmmresv_memstat};
+    let p = fixtures().join("os8005-4g-vm-started.memstat");
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let mut m = vmmresv_memstat::default();
+    assert_eq!(vmmresv_arc_read_memstat(c.as_ptr(), &mut m), Status::Ok);
+    let pg = 4096u64;
+    assert_eq!(m.physmem_bytes, 1_045_110 * pg);
+    assert_eq!(m.physical_bytes, 1_045_109 * pg);
+    assert_eq!(m.kernel_bytes, 386_634 * pg);
+    assert_eq!(m.vmm_bytes, 476_416 * pg);
+    assert_eq!(m.zfs_file_data_bytes, 86_311 * pg);
+    assert_eq!(m.free_bytes, (9_007 + 3_702) * pg);
+    assert_eq!(m.balloon_bytes, 0);
+    assert_eq!(
+        m.vm_and_arc_budget_bytes,
+        (9_007 + 3_702 + 86_311 + 476_416) * pg
+    );
+    // Not a ::memstat table: refused, and *out left alone.
+    let k = fixtures().join("illumos/arcstats.kstat");
+    let c = std::ffi::CString::new(k.as_os_str().as_bytes()).unwrap();
+    let mut n = vmmresv_memstat::default();
+    assert_eq!(
+        vmmresv_arc_read_memstat(c.as_ptr(), &mut n),
+        Status::MalformedInput
+    );
+    assert_eq!(n.physmem_bytes, 0);
+    assert_eq!(
+        vmmresv_arc_read_memstat(std::ptr::null(), &mut n),
+        Status::NullArgument
+    );
+}
+
+/// `vmmresv_arc_guard_check`: the guard alone, at its boundary, in pages.
+#[test]
+fn pure_guard_through_the_c_abi() {
+    use vmmresv::ffi::{vmmresv_arc_guard, vmmresv_arc_guard_check, vmmresv_arc_host};
+    let host = vmmresv_arc_host {
+        arc_c_min_bytes: 2 * GIB,
+        arc_c_max_bytes: 30 * GIB,
+        arc_size_bytes: 20 * GIB,
+        ..vmmresv_arc_host::default()
+    };
+    let mut g = vmmresv_arc_guard::default();
+    // 2 + 12 + 16 = 30 GiB: exactly at the ceiling, admitted, no headroom.
+    assert_eq!(
+        vmmresv_arc_guard_check(&host, 12 * GIB, 16 * GIB, &mut g),
+        Status::Ok
+    );
+    assert_eq!(
+        (g.admitted, g.reserved_after_bytes, g.headroom_bytes),
+        (1, 28 * GIB, 0)
+    );
+    assert_eq!((g.need_bytes, g.ceiling_bytes), (30 * GIB, 30 * GIB));
+    // One byte more is a whole page more: refused by one page.
+    assert_eq!(
+        vmmresv_arc_guard_check(&host, 12 * GIB, 16 * GIB + 1, &mut g),
+        Status::Ok
+    );
+    assert_eq!((g.admitted, g.shortfall_bytes), (0, 4096));
+    assert_eq!(g.reserved_after_bytes, 0);
+    // A budget ceiling replaces arc_c_max.
+    let budget = vmmresv_arc_host {
+        ceiling_bytes: 10 * GIB,
+        ..host
+    };
+    assert_eq!(
+        vmmresv_arc_guard_check(&budget, 0, 9 * GIB, &mut g),
+        Status::Ok
+    );
+    assert_eq!((g.admitted, g.shortfall_bytes), (0, GIB));
+    // Totality: a zero request, inverted limits, NULLs and overflow.
+    assert_eq!(
+        vmmresv_arc_guard_check(&host, 0, 0, &mut g),
+        Status::InvalidArgument
+    );
+    let bad = vmmresv_arc_host {
+        arc_c_min_bytes: 31 * GIB,
+        ..host
+    };
+    assert_eq!(
+        vmmresv_arc_guard_check(&bad, 0, GIB, &mut g),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        vmmresv_arc_guard_check(std::ptr::null(), 0, GIB, &mut g),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_arc_guard_check(&host, 0, GIB, std::ptr::null_mut()),
+        Status::NullArgument
+    );
+    let huge = vmmresv_arc_host {
+        arc_c_max_bytes: u64::MAX,
+        ..host
+    };
+    let r = vmmresv_arc_guard_check(&huge, u64::MAX, u64::MAX, &mut g);
+    assert_eq!(r, Status::Ok, "{r:?}");
+    assert_eq!(g.admitted, 0);
+}

@@ -535,3 +535,137 @@ fn an_adoption_races_the_handing_process_s_death() {
     });
     assert!(n > 10, "loom explored only {} executions", n);
 }
+
+/// A durable ARC claim's maker dies at each step of its claim (and after
+/// it) while another process claims ARC room only one of them fits in,
+/// or reconciles: the durable claim ends whole (CLAIMED, in the total)
+/// or gone, the other never over-admits beside it, and once CLAIMED no
+/// lock-driven path (the claimant's reclaim before refusing, reconcile)
+/// takes it out.
+#[test]
+fn a_durable_maker_dying_at_any_step_against_a_claim_or_a_reconcile() {
+    let mut n = 0;
+    // lock, pid, now, origin, capacity; 5 and up: it completes its claim.
+    for die_at in 0..=6u32 {
+        for what in [Other::Claim, Other::Reconcile] {
+            n += explore(2, 2, move |order| {
+                let h = Host::new(2);
+                let h1 = h.clone();
+                let done = Arc::new(AtomicUsize::new(0));
+                let done1 = done.clone();
+                let second: Job = match what {
+                    Other::Reconcile => other(&h, 2, Other::Reconcile),
+                    Other::Claim => {
+                        let h2 = h.clone();
+                        Box::new(move || {
+                            let p = proc(&h2, 2, u32::MAX);
+                            let out = h2
+                                .fake
+                                .ledger()
+                                .claim(&p, uuid(2), Pool::Arc, 2, 1, &mut || Ok(3))
+                                .unwrap();
+                            if let Some((_, others)) = claimed(out) {
+                                assert!(others + 2 <= 3, "over-admitted beside a durable claim");
+                            }
+                        })
+                    }
+                };
+                let jobs: Vec<Job> = vec![
+                    Box::new(move || {
+                        let p = proc(&h1, 1, die_at);
+                        let r = survive(|| {
+                            h1.fake
+                                .ledger()
+                                .claim_durable(&p, uuid(1), 2, 0, &mut || {
+                                    p.step();
+                                    Ok(3)
+                                })
+                                .unwrap()
+                        });
+                        if let Some(out) = r {
+                            if claimed(out).is_some() {
+                                done1.store(1, SeqCst);
+                            }
+                        }
+                    }),
+                    second,
+                ];
+                run(order, jobs);
+                // The maker is gone now in every case.
+                h.kill(1);
+                h.assert_settled();
+                let l = h.fake.ledger();
+                let durable = l.find(&uuid(1), 0, &[Pool::Arc]).unwrap();
+                let theirs = l.find(&uuid(2), 1, &[Pool::Arc]).unwrap();
+                if done.load(SeqCst) == 1 {
+                    let c = durable.expect("a durable claim made is kept past its maker");
+                    assert!(c.durable);
+                }
+                if let Some(c) = durable {
+                    assert!(c.durable, "{c:?}");
+                }
+                assert!(
+                    durable.is_none() || theirs.is_none(),
+                    "both 2-page claims in 3 pages"
+                );
+                let want = 2 * (u64::from(durable.is_some()) + u64::from(theirs.is_some()));
+                assert_eq!(h.total(Pool::Arc), want);
+            });
+        }
+    }
+    assert!(n > 50, "loom explored only {} executions", n);
+}
+
+/// Two processes release one durable claim at once (an explicit release
+/// and a reconcile that found its VM gone), beside a third that claims the
+/// room: the pages leave the total exactly once, one releaser wins, and
+/// the claimant is admitted only once they are out.
+#[test]
+fn racing_durable_releases_take_it_out_once() {
+    let n = explore(3, 2, |order| {
+        let h = Host::new(3);
+        let maker = proc(&h, 1, u32::MAX);
+        let out = h
+            .fake
+            .ledger()
+            .claim_durable(&maker, uuid(1), 2, 0, &mut || Ok(3))
+            .unwrap();
+        let (slot, _) = claimed(out).expect("room in the prelude");
+        h.kill(1);
+        let seen = h.fake.ledger().read(slot).unwrap().unwrap().word;
+        let wins = Arc::new(AtomicUsize::new(0));
+        let mut jobs: Vec<Job> = Vec::new();
+        for _ in 0..2 {
+            let (h, wins) = (h.clone(), wins.clone());
+            jobs.push(Box::new(move || {
+                match h.fake.ledger().release_durable(slot, seen) {
+                    Ok(pages) => {
+                        assert_eq!(pages, 2);
+                        wins.fetch_add(1, SeqCst);
+                    }
+                    Err(e) => assert_eq!(e.status(), Status::NotFound),
+                }
+            }));
+        }
+        let h3 = h.clone();
+        jobs.push(Box::new(move || {
+            let p = proc(&h3, 3, u32::MAX);
+            let out = h3
+                .fake
+                .ledger()
+                .claim(&p, uuid(3), Pool::Arc, 2, 2, &mut || Ok(3))
+                .unwrap();
+            if let Some((_, others)) = claimed(out) {
+                assert!(others + 2 <= 3, "admitted over a durable claim");
+            }
+        }));
+        run(order, jobs);
+        assert_eq!(wins.load(SeqCst), 1, "exactly one release wins");
+        h.assert_settled();
+        let l = h.fake.ledger();
+        assert!(l.find(&uuid(1), 0, &[Pool::Arc]).unwrap().is_none());
+        let theirs = l.find(&uuid(3), 2, &[Pool::Arc]).unwrap();
+        assert_eq!(h.total(Pool::Arc), if theirs.is_some() { 2 } else { 0 });
+    });
+    assert!(n > 10, "loom explored only {} executions", n);
+}

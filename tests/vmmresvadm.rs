@@ -1189,3 +1189,105 @@ fn profile_shares_as_percent_or_fraction() {
     assert_eq!(o.status.code(), Some(1), "{}", show(&["-F"], &o));
     assert!(stderr(&o).starts_with("vmmresvadm: cannot set a profile's share: "));
 }
+
+/// `vmmresvadm arc`: the ARC's figures from arcstats under -R, where the
+/// pages are from a ::memstat file (its budget becoming the ceiling), and
+/// the guard's verdict on a request, through the C ABI alone.
+#[test]
+fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
+    let host = EmuHost::new("adm-arc", HOST);
+    let root = fake_root(host.dir.path(), true);
+    let fx = common::root().join("tests/fixtures/arc");
+    let memstat = fx.join("os8005-4g-vm-started.memstat");
+    let memstat = memstat.to_str().unwrap();
+
+    let t = table(&host, Some(&root), "arc");
+    let props: Vec<&str> = t.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        props,
+        [
+            "arc.size",
+            "arc.floor",
+            "arc.max",
+            "arc.ceiling",
+            "arc.slack"
+        ]
+    );
+    assert_eq!(get(&t, "arc.size"), "43078676480");
+    assert_eq!(get(&t, "arc.floor"), (2 * GIB).to_string());
+    assert_eq!(get(&t, "arc.max"), "67645734912");
+    // No budget: the ceiling is arc_c_max; the slack is physmem/128.
+    assert_eq!(get(&t, "arc.ceiling"), "67645734912");
+    assert_eq!(get(&t, "arc.slack"), (64 * GIB / 128).to_string());
+
+    // The guard against arc_c_max: 2 GiB floor + 10 GiB held + 8 GiB fits.
+    let args = ["arc", "-Hp", "-r", "8G", "-a", "10G"];
+    let out = ok(&host, Some(&root), &args);
+    let g: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let (p, v) = l.split_once('\t').unwrap();
+            (p.to_string(), v.to_string())
+        })
+        .collect();
+    assert_eq!(get(&g, "guard.admitted"), "yes");
+    assert_eq!(get(&g, "guard.need"), (20 * GIB).to_string());
+    assert_eq!(
+        get(&g, "guard.headroom"),
+        (67645734912 - 20 * GIB).to_string()
+    );
+    assert_eq!(get(&g, "guard.shortfall"), "0");
+
+    // With ::memstat, the ceiling is free + ZFS file data + VMM memory.
+    let args = ["arc", "-Hp", "-m", memstat, "-r", "1G", "-a", "512M"];
+    let out = ok(&host, Some(&root), &args);
+    let m: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let (p, v) = l.split_once('\t').unwrap();
+            (p.to_string(), v.to_string())
+        })
+        .collect();
+    let budget = (9_007 + 3_702 + 86_311 + 476_416) * 4096u64;
+    assert_eq!(get(&m, "memstat.budget"), budget.to_string());
+    assert_eq!(get(&m, "arc.ceiling"), budget.to_string());
+    assert_eq!(get(&m, "memstat.vmm"), (476_416 * 4096u64).to_string());
+    assert_eq!(get(&m, "memstat.total"), (1_045_110 * 4096u64).to_string());
+    // 2 GiB + 512 MiB + 1 GiB against a 2.2 GiB budget: refused.
+    assert_eq!(get(&m, "guard.admitted"), "no");
+    let need = 2 * GIB + 512 * MIB + GIB;
+    assert_eq!(get(&m, "guard.need"), need.to_string());
+    assert_eq!(get(&m, "guard.shortfall"), (need - budget).to_string());
+    assert_eq!(get(&m, "guard.headroom"), "0");
+
+    // -o value alone, sizes for people without -p.
+    let out = ok(&host, Some(&root), &["arc", "-H", "-o", "value"]);
+    assert_eq!(out.lines().next(), Some("40.1G"));
+
+    // Failures: no ARC (exit 1), a file that is not ::memstat (exit 1,
+    // the library's message), usage errors (exit 2).
+    let bare = fake_root(&host.dir.path().join("bare"), false);
+    let o = run(&host, Some(&bare), &["arc"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&["arc"], &o));
+    assert!(
+        stderr(&o).contains("no ZFS ARC on this host"),
+        "{}",
+        stderr(&o)
+    );
+    let kstat = fx.join("illumos/arcstats.kstat");
+    let args = ["arc", "-m", kstat.to_str().unwrap()];
+    let o = run(&host, Some(&root), &args);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&args, &o));
+    assert!(stderr(&o).starts_with("vmmresvadm: "), "{}", stderr(&o));
+    for (args, msg) in [
+        (&["arc", "-a", "1G"][..], "option -a needs -r"),
+        (&["arc", "-r", "0"][..], "invalid request '0' for -r"),
+        (&["arc", "-r", "12Q"][..], "invalid request '12Q' for -r"),
+        (&["arc", "-m"][..], "option -m needs an argument"),
+        (&["arc", "x"][..], "unexpected operand 'x'"),
+    ] {
+        let o = run(&host, Some(&root), args);
+        assert_eq!(o.status.code(), Some(2), "{}", show(args, &o));
+        assert!(stderr(&o).contains(msg), "{}", show(args, &o));
+    }
+}

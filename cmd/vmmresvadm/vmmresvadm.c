@@ -131,6 +131,8 @@ usage(void)
 	    "\tclaims [-Hp] [-o field[,...]]\n"
 	    "\tcheck [-P require | prefer | never] [-M model] [-c vcpus] "
 	    "[-Hp]\n\t    [-o field[,...]] uuid size\n"
+	    "\tarc [-Hp] [-o field[,...]] [-m memstat-file] "
+	    "[-r request [-a reserved]]\n"
 	    "global -F profile=share: a profile's share for status, report "
 	    "and metrics\n"
 	    "\t(N%% with decimals, or numerator/denominator; repeatable)\n"
@@ -1888,6 +1890,143 @@ parse_share(const char *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* arc                                                                 */
+
+/* Append a size row (a property whose value is bytes). */
+static void
+arc_row(struct row *rows, size_t *n, const char *property, uint64_t v)
+{
+	struct row *r = &rows[(*n)++];
+
+	r->property = property;
+	r->is_size = 1;
+	r->present = 1;
+	r->n = v;
+	r->text[0] = '\0';
+}
+
+/* Parse a size operand of -r or -a; `zero_ok` if 0 is allowed. */
+static int
+arc_size_opt(const char *arg, int zero_ok, uint64_t *out)
+{
+	return (vmmresv_size_parse(arg, 0, out) == VMMRESV_STATUS_OK &&
+	    (zero_ok || *out != 0) ? 0 : -1);
+}
+
+/*
+ * arc [-Hp] [-o field[,...]] [-m memstat-file] [-r request [-a reserved]]:
+ * the ARC's figures, where the pages are (::memstat, whose budget then
+ * becomes the ceiling), and the arc_c_min guard's verdict on a request
+ * when all VMs hold `reserved` (no ledger: the guard alone).
+ */
+static int
+cmd_arc(int argc, char **argv)
+{
+	struct table_opts t;
+	const char *memstat = NULL, *bad = NULL;
+	uint64_t request = 0, reserved = 0;
+	vmmresv_arc_host arc;
+	vmmresv_memstat ms;
+	vmmresv_arc_guard g;
+	vmmresv_status st;
+	struct row rows[24];
+	size_t n = 0;
+	int c, rc, have = 0;
+
+	t.scripted = 0;
+	t.parsable = 0;
+	t.fields[0] = F_PROPERTY;
+	t.fields[1] = F_VALUE;
+	t.fields[2] = 0;
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":Hpo:m:r:a:"))) != -1) {
+		switch (c) {
+		case 'H':
+			t.scripted = 1;
+			break;
+		case 'p':
+			t.parsable = 1;
+			break;
+		case 'o':
+			if (parse_fields(optarg, &t, &bad) != 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    bad));
+			break;
+		case 'm':
+			memstat = optarg;
+			break;
+		case 'r':
+			if (arc_size_opt(optarg, 0, &request) != 0)
+				return (bad_usage("invalid request '%s' for -r",
+				    optarg));
+			break;
+		case 'a':
+			if (arc_size_opt(optarg, 1, &reserved) != 0)
+				return (bad_usage("invalid size '%s' for -a",
+				    optarg));
+			break;
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if (reserved != 0 && request == 0)
+		return (bad_usage("%s", "option -a needs -r"));
+
+	if ((rc = read_arc(&arc, &have)) != 0)
+		return (rc);
+	if (!have) {
+		warnx_("no ZFS ARC on this host");
+		return (EXIT_ERR);
+	}
+	if (memstat != NULL) {
+		st = vmmresv_arc_read_memstat(memstat, &ms);
+		if (st != VMMRESV_STATUS_OK)
+			return (fail(memstat, st));
+		if (ms.vm_and_arc_budget_bytes != 0)
+			arc.ceiling_bytes = ms.vm_and_arc_budget_bytes;
+	}
+
+	arc_row(rows, &n, "arc.size", arc.arc_size_bytes);
+	arc_row(rows, &n, "arc.floor", arc.arc_c_min_bytes);
+	arc_row(rows, &n, "arc.max", arc.arc_c_max_bytes);
+	arc_row(rows, &n, "arc.ceiling", arc.ceiling_bytes != 0 ?
+	    arc.ceiling_bytes : arc.arc_c_max_bytes);
+	arc_row(rows, &n, "arc.slack", arc.slack_bytes);
+	if (memstat != NULL) {
+		arc_row(rows, &n, "memstat.total", ms.physmem_bytes);
+		arc_row(rows, &n, "memstat.kernel", ms.kernel_bytes);
+		arc_row(rows, &n, "memstat.zfs_file_data",
+		    ms.zfs_file_data_bytes);
+		arc_row(rows, &n, "memstat.vmm", ms.vmm_bytes);
+		arc_row(rows, &n, "memstat.free", ms.free_bytes);
+		arc_row(rows, &n, "memstat.budget", ms.vm_and_arc_budget_bytes);
+	}
+	if (request != 0) {
+		st = vmmresv_arc_guard_check(&arc, reserved, request, &g);
+		if (st != VMMRESV_STATUS_OK)
+			return (fail("cannot check the ARC guard", st));
+		arc_row(rows, &n, "guard.request", request);
+		arc_row(rows, &n, "guard.reserved", reserved);
+		rows[n].property = "guard.admitted";
+		rows[n].is_size = 0;
+		rows[n].present = 1;
+		rows[n].n = g.admitted;
+		(void) snprintf(rows[n].text, sizeof (rows[n].text), "%s",
+		    g.admitted ? "yes" : "no");
+		n++;
+		arc_row(rows, &n, "guard.need", g.need_bytes);
+		arc_row(rows, &n, "guard.headroom", g.headroom_bytes);
+		arc_row(rows, &n, "guard.shortfall", g.shortfall_bytes);
+	}
+	print_table(&t, rows, n);
+	return (EXIT_OK);
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct {
 	const char	*name;
@@ -1900,6 +2039,7 @@ static const struct {
 	{ "metrics", cmd_metrics },
 	{ "claims", cmd_claims },
 	{ "check", cmd_check },
+	{ "arc", cmd_arc },
 };
 
 int

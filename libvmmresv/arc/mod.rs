@@ -37,6 +37,7 @@
 
 pub mod apply;
 pub mod arcstats;
+pub mod durable;
 pub mod error;
 pub mod guard;
 pub mod memstat;

@@ -10,10 +10,13 @@ use super::boundary::{
     c_str, checked, export, opt_out, opt_path, opt_read, out, read_in, uuid_arg, vmmresv_admission,
     vmmresv_arc_host, vmmresv_progress_fn,
 };
-use crate::arc::guard::Refusal;
+use crate::arc::guard::{guard, GuardInputs, Refusal};
+use crate::arc::memstat::read_memstat_file;
 use crate::arc::reserve::{Applied, Reservation};
+use crate::arc::snapshot::HostSnapshot;
 use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
 use crate::arc::{ArcReader, LinuxArcFacts};
+use crate::pages::{btopr, PageSize};
 use crate::status::{Error, Status};
 
 /// An ARC reservation's outcome.
@@ -33,6 +36,157 @@ pub struct vmmresv_arc_reservation {
     pub target_bytes: u64,
     /// All VMs' ARC reservations (OS-8005's arc_virt_machine_reserved).
     pub total_reserved_bytes: u64,
+}
+
+/// Where an illumos host's pages are, from `mdb -k ::memstat` (bytes, 4
+/// KiB pages). Rows mdb prints only when nonzero are 0 when absent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_memstat {
+    /// `Total` (`physmem`).
+    pub physmem_bytes: u64,
+    /// `Physical` (`total_pages`; Total when mdb omits it).
+    pub physical_bytes: u64,
+    /// `Kernel` (ARC metadata included).
+    pub kernel_bytes: u64,
+    /// `Boot pages`.
+    pub boot_pages_bytes: u64,
+    /// `ZFS File Data` (ARC data buffers).
+    pub zfs_file_data_bytes: u64,
+    /// `VMM Memory` (bhyve guests).
+    pub vmm_bytes: u64,
+    /// `Anon`.
+    pub anon_bytes: u64,
+    /// `Exec and libs`.
+    pub exec_and_libs_bytes: u64,
+    /// `Page cache`.
+    pub page_cache_bytes: u64,
+    /// `Free (cachelist)`.
+    pub free_cachelist_bytes: u64,
+    /// `Free (freelist)`.
+    pub free_freelist_bytes: u64,
+    /// `Balloon` (Xen).
+    pub balloon_bytes: u64,
+    /// Free memory: cachelist + freelist (the kernel's `freemem`).
+    pub free_bytes: u64,
+    /// What VMs and the ARC can share: free + ZFS file data + VMM memory,
+    /// a `ceiling_bytes` for vmmresv_arc_host.
+    pub vm_and_arc_budget_bytes: u64,
+}
+
+impl vmmresv_memstat {
+    fn from_snapshot(s: &HostSnapshot) -> Result<vmmresv_memstat, Error> {
+        let z = |v: Option<u64>| v.unwrap_or(0);
+        Ok(vmmresv_memstat {
+            physmem_bytes: z(s.physmem),
+            physical_bytes: z(s.physical),
+            kernel_bytes: z(s.kernel),
+            boot_pages_bytes: z(s.boot_pages),
+            zfs_file_data_bytes: z(s.zfs_file_data),
+            vmm_bytes: z(s.vmm),
+            anon_bytes: z(s.anon),
+            exec_and_libs_bytes: z(s.exec_and_libs),
+            page_cache_bytes: z(s.page_cache),
+            free_cachelist_bytes: z(s.free_cachelist),
+            free_freelist_bytes: z(s.free_freelist),
+            balloon_bytes: z(s.balloon),
+            free_bytes: z(s.free),
+            vm_and_arc_budget_bytes: s.vm_and_arc_budget()?.unwrap_or(0),
+        })
+    }
+}
+
+/// The arc_c_min guard's verdict on one request (no ledger involved).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct vmmresv_arc_guard {
+    /// 1 if `arc_c_min + reserved + request <= ceiling`, else 0.
+    pub admitted: u32,
+    /// Always 0 (alignment; room for later flags).
+    pub reserved0: u32,
+    /// All reservations with the request, if admitted (bytes, 4 KiB pages).
+    pub reserved_after_bytes: u64,
+    /// Room left under the ceiling after it, if admitted.
+    pub headroom_bytes: u64,
+    /// If refused: by how much the ceiling is passed.
+    pub shortfall_bytes: u64,
+    /// `arc_c_min + reserved + request` (rounded up to pages).
+    pub need_bytes: u64,
+    /// The ceiling (rounded down to pages).
+    pub ceiling_bytes: u64,
+}
+
+/// Read a file of `mdb -k ::memstat` output (aligned, or with the spaces
+/// squeezed) into `*out` (the library does not run mdb). MALFORMED_INPUT
+/// if it is not a ::memstat table, or its rows do not add up to Total;
+/// IO if it cannot be read.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_read_memstat(
+    path: *const c_char,
+    out: *mut vmmresv_memstat,
+) -> Status {
+    export(|| {
+        let Some(p) = opt_path!(path) else {
+            return Err(Error::new(Status::NullArgument));
+        };
+        let r = read_memstat_file(p)
+            .map_err(Error::from)
+            .and_then(|m| vmmresv_memstat::from_snapshot(&m.snapshot()));
+        out!(out)?.set(r?);
+        Ok(())
+    })
+}
+
+/// The arc_c_min guard alone, with no ledger: would `request_bytes` fit
+/// when all VMs already hold `reserved_bytes`, given `host`'s arc_c_min
+/// and ceiling? Compared in 4 KiB pages, rounding demands up and the
+/// ceiling down. OK with `admitted` 0 and the shortfall for a refusal;
+/// INVALID_ARGUMENT for a request of 0 or arc_c_min above arc_c_max;
+/// OVERFLOW for sums beyond 64 bits. Nothing is recorded.
+#[no_mangle]
+pub extern "C" fn vmmresv_arc_guard_check(
+    host: *const vmmresv_arc_host,
+    reserved_bytes: u64,
+    request_bytes: u64,
+    out: *mut vmmresv_arc_guard,
+) -> Status {
+    export(|| {
+        let out = out!(out)?;
+        let policy = read_in!(host)?.policy()?;
+        let inputs = GuardInputs::new(
+            &policy.limits,
+            policy.ceiling,
+            btopr(reserved_bytes, PageSize::Base4K),
+            request_bytes,
+        );
+        if inputs.request == 0 {
+            return Err(Error::new(Status::InvalidArgument));
+        }
+        let b = |p: u64| crate::pages::ptob(p, PageSize::Base4K).unwrap_or(u64::MAX);
+        let mut g = vmmresv_arc_guard {
+            ceiling_bytes: b(inputs.ceiling),
+            ..vmmresv_arc_guard::default()
+        };
+        match guard(&inputs) {
+            Ok(a) => {
+                g.admitted = 1;
+                g.reserved_after_bytes = b(a.arc_virt_machine_reserved);
+                g.headroom_bytes = b(a.headroom);
+                g.need_bytes = b(a.arc_virt_machine_reserved.saturating_add(inputs.arc_c_min));
+            }
+            Err(Refusal::Shortfall {
+                shortfall_bytes,
+                need,
+                ..
+            }) => {
+                g.shortfall_bytes = shortfall_bytes;
+                g.need_bytes = b(need);
+            }
+            Err(r @ Refusal::Overflow) => return Err(r.into()),
+        }
+        out.set(g);
+        Ok(())
+    })
 }
 
 /// Read Linux OpenZFS's `<root>/proc/spl/kstat/zfs/arcstats` (`root` NULL

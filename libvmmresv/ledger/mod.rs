@@ -33,6 +33,14 @@
 //! process, and a per-process map of what it holds). An error while asking
 //! is an error, never "dead".
 //!
+//! One exception: a **durable** claim (ARC pool only; a bit in the slot's
+//! pool word, [`DURABLE_BIT`]) is guarded by its maker's lock only while
+//! it is being made (BUSY, RESERVING). Once CLAIMED its maker drops the
+//! lock and no lock-driven path takes it out: only
+//! [`Ledger::release_durable`] does, on an explicit release or when the
+//! layer above finds its VM gone (`crate::arc::durable`). It counts in the
+//! total like any other claim.
+//!
 //! # The total word
 //! `claimed:35 | last:13 | op:1 | epoch:15` (claimed in 4 KiB pages: up to
 //! 128 TiB; `last` = slot index + 1 of the last apply or release, 0 for
@@ -411,7 +419,15 @@ pub struct ClaimInfo {
     pub uuid: [u8; 16],
     /// Seconds since the epoch when claimed.
     pub since: u64,
+    /// A durable claim ([`Ledger::claim_durable`]): its liveness is not a
+    /// lock, and no lock-driven path takes it out.
+    pub durable: bool,
 }
+
+/// Bit of a slot's pool word that marks a durable claim (ARC pool only).
+/// A field like the others: written while BUSY, final from RESERVING on,
+/// covered by the check word.
+pub const DURABLE_BIT: u64 = 1 << 8;
 
 /// Mixes a slot's fields into its check word, so a slot written by
 /// something other than this code (or torn) is noticed.
@@ -612,8 +628,14 @@ impl<'a> Ledger<'a> {
             if s.word.load(Acquire) != w1 {
                 continue; // moved while we read; read again
             }
-            let pool = match Pool::from_raw(pool) {
-                Some(p) if check == check_of(w, origin, pages, hi, lo, since, pool) => p,
+            let durable = pool & DURABLE_BIT != 0;
+            let pool = match Pool::from_raw(pool & !DURABLE_BIT) {
+                Some(p)
+                    if check == check_of(w, origin, pages, hi, lo, since, pool)
+                        && (!durable || p == Pool::Arc) =>
+                {
+                    p
+                }
                 _ => return Err(corrupt()),
             };
             if pages == 0 || pages > MAX_PAGES {
@@ -632,6 +654,7 @@ impl<'a> Ledger<'a> {
                 pages,
                 uuid,
                 since,
+                durable,
             }));
         }
     }
@@ -759,7 +782,8 @@ impl<'a> Ledger<'a> {
                 // A slot of another pool: the operation named finished long
                 // ago and the slot was reused since (reusing it in this
                 // pool would have changed this total). Nothing to help.
-                let p = s.pool.load(Relaxed);
+                // The durable bit is not part of the pool.
+                let p = s.pool.load(Relaxed) & !DURABLE_BIT;
                 if Pool::from_raw(p) != Some(pool) {
                     return Ok(());
                 }
@@ -794,7 +818,44 @@ impl<'a> Ledger<'a> {
         hint: usize,
         capacity: &mut dyn FnMut() -> Result<u64>,
     ) -> Result<ClaimOutcome> {
-        if pages == 0 || pages > MAX_PAGES {
+        self.claim_as(world, uuid, pool, pages, hint, capacity, false)
+    }
+
+    /// Claim `pages` of the ARC pool for VM `uuid` as a **durable** claim:
+    /// made like any claim (its maker's lock guards it while BUSY and
+    /// RESERVING, so a maker that dies half-way leaves nothing), but once
+    /// CLAIMED the maker drops its locks and the claim outlives it. No
+    /// lock-driven path (a refused claim's reclaim, a full ledger,
+    /// reconcile) ever takes it out; only [`Ledger::release_durable`]
+    /// does. It counts in the total exactly like any other claim.
+    pub fn claim_durable(
+        &self,
+        world: &dyn World,
+        uuid: [u8; 16],
+        pages: u64,
+        hint: usize,
+        capacity: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<ClaimOutcome> {
+        let out = self.claim_as(world, uuid, Pool::Arc, pages, hint, capacity, true)?;
+        if let ClaimOutcome::Claimed { slot, .. } = out {
+            // CLAIMED (ours or helped): from here its liveness is not ours.
+            self.drop_locks(world, slot);
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn claim_as(
+        &self,
+        world: &dyn World,
+        uuid: [u8; 16],
+        pool: Pool,
+        pages: u64,
+        hint: usize,
+        capacity: &mut dyn FnMut() -> Result<u64>,
+        durable: bool,
+    ) -> Result<ClaimOutcome> {
+        if pages == 0 || pages > MAX_PAGES || (durable && pool != Pool::Arc) {
             return Err(Error::new(Status::InvalidArgument));
         }
         let (i, busy) = self.take_slot(world, hint)?;
@@ -803,7 +864,7 @@ impl<'a> Ledger<'a> {
         let lo = u64::from_be_bytes(uuid[8..].try_into().unwrap_or_default());
         let since = world.now_secs();
         let origin = world.origin();
-        let pool_raw = pool.raw();
+        let pool_raw = pool.raw() | if durable { DURABLE_BIT } else { 0 };
         s.origin.store(origin, Relaxed);
         s.pages.store(pages, Relaxed);
         s.uuid_hi.store(hi, Relaxed);
@@ -949,6 +1010,25 @@ impl<'a> Ledger<'a> {
         r.map(|()| info.pages)
     }
 
+    /// Take durable claim `slot`, last seen as `seen` (its word, the
+    /// generation included), out of the ARC total and free the slot. Needs
+    /// no lock: whoever may write the ledger decides (an explicit release,
+    /// or a reconcile that found its VM gone). A claim that moved since
+    /// `seen` (released, or the slot retaken) is `NotFound`, so a stale
+    /// decision frees nothing; racing releasers take it out once.
+    pub fn release_durable(&self, slot: usize, seen: Word) -> Result<u64> {
+        let c = self.read(slot)?.ok_or(Error::new(Status::NotFound))?;
+        if !c.durable || c.word != seen || c.state != SlotState::Claimed {
+            return Err(Error::new(Status::NotFound));
+        }
+        let releasing = seen.with(SlotState::Releasing);
+        if !self.cas_slot(self.slot(slot)?, seen, releasing) {
+            return Err(Error::new(Status::NotFound));
+        }
+        self.finish_release(slot, releasing, c.pool, c.pages)?;
+        Ok(c.pages)
+    }
+
     /// Reclaim slot `i` if its holder is dead; returns the pages it held
     /// (0 if it held none or lives).
     fn reclaim(&self, world: &dyn World, i: usize) -> Result<Option<u64>> {
@@ -965,6 +1045,10 @@ impl<'a> Ledger<'a> {
         };
         if c.word != w {
             return Ok(None); // moved since: look again next time
+        }
+        if c.durable && w.state == SlotState::Claimed {
+            // Its liveness is not a lock: never taken out for a missing one.
+            return Ok(None);
         }
         let t = self.total(c.pool)?;
         match w.state {
@@ -1005,7 +1089,8 @@ impl<'a> Ledger<'a> {
             if let (Some(p), SlotState::Reserving | SlotState::Claimed | SlotState::Releasing) =
                 (pool, w.state)
             {
-                if Pool::from_raw(self.slot(i)?.pool.load(Relaxed)) != Some(p) {
+                let raw = self.slot(i)?.pool.load(Relaxed) & !DURABLE_BIT;
+                if Pool::from_raw(raw) != Some(p) {
                     continue;
                 }
             }
@@ -1138,7 +1223,7 @@ impl<'a> Ledger<'a> {
             Role::Adopter
         };
         let c = self.read(slot)?.ok_or(Error::new(Status::NotFound))?;
-        if &c.uuid != uuid || c.word.gen != gen {
+        if &c.uuid != uuid || c.word.gen != gen || c.durable {
             return Err(Error::new(Status::NotFound));
         }
         if !world.lock(slot, role)? {

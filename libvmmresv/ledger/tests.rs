@@ -522,3 +522,187 @@ fn threads_never_over_claim() {
     }
     assert_eq!(m.ledger().claimed(Pool::Reservoir), 0);
 }
+
+#[test]
+fn a_durable_claim_outlives_its_maker_through_every_lock_driven_path() {
+    let m = FakeLedger::new(4);
+    let l = m.ledger();
+    let a = FakeWorld::process(&m, 1);
+    let b = FakeWorld::process(&m, 2);
+    let out = l.claim_durable(&a, uuid(1), 10, 0, &mut || Ok(15)).unwrap();
+    let ClaimOutcome::Claimed { slot, .. } = out else {
+        panic!("{out:?}")
+    };
+    // The maker holds no lock on it once CLAIMED.
+    assert_eq!(m.held_by(1), 0);
+    let c = l.read(slot).unwrap().unwrap();
+    assert!(c.durable);
+    assert_eq!(
+        (c.pool, c.pages, c.state),
+        (Pool::Arc, 10, SlotState::Claimed)
+    );
+    m.kill(1);
+    // A claim it stands in the way of is refused (after the reclaim and
+    // the check it triggers), not admitted over it.
+    let r = l
+        .claim(&b, uuid(2), Pool::Arc, 10, 0, &mut || Ok(15))
+        .unwrap();
+    assert!(matches!(r, ClaimOutcome::Refused(_)), "{r:?}");
+    // Reconcile: nothing reclaimed, nothing repaired, the total stands.
+    let rep = l.reconcile(&b).unwrap();
+    assert_eq!((rep.reclaimed_slots, rep.repaired_totals), (0, 0));
+    assert_eq!(l.claimed(Pool::Arc), 10);
+    assert!(!l.check_total(Pool::Arc).unwrap());
+    // A full ledger reclaims dead holders, but not the durable claim.
+    for k in 3..6 {
+        l.claim(&b, uuid(k), Pool::Reservoir, 1, 0, &mut || Ok(100))
+            .unwrap();
+    }
+    m.kill(2);
+    let d = FakeWorld::process(&m, 4);
+    l.claim(&d, uuid(9), Pool::Reservoir, 1, 0, &mut || Ok(100))
+        .unwrap();
+    assert_eq!(l.read(slot).unwrap().unwrap().word, c.word);
+    assert_eq!(l.claimed(Pool::Arc), 10);
+    // Nobody holds it: a holder's release and an adoption refuse.
+    assert_eq!(l.release(&d, slot).unwrap_err().status(), Status::NotHolder);
+    assert_eq!(
+        l.adopt(&d, slot, c.word.gen, &uuid(1), false)
+            .unwrap_err()
+            .status(),
+        Status::NotFound
+    );
+    // release_durable takes it out once; a stale second one frees nothing.
+    assert_eq!(l.release_durable(slot, c.word).unwrap(), 10);
+    assert_eq!(l.claimed(Pool::Arc), 0);
+    assert!(l.is_free(slot).unwrap());
+    assert_eq!(
+        l.release_durable(slot, c.word).unwrap_err().status(),
+        Status::NotFound
+    );
+    assert_eq!(l.claimed(Pool::Arc), 0);
+}
+
+#[test]
+fn durable_claims_are_arc_only_and_checked_like_any_field() {
+    let m = FakeLedger::new(8);
+    let l = m.ledger();
+    let a = FakeWorld::process(&m, 1);
+    // Only the ARC pool has durable claims.
+    assert_eq!(
+        l.claim_as(&a, uuid(1), Pool::Reservoir, 1, 0, &mut || Ok(9), true)
+            .unwrap_err()
+            .status(),
+        Status::InvalidArgument
+    );
+    // An ordinary claim is not durable, and release_durable refuses it.
+    let ClaimOutcome::Claimed { slot, .. } = l
+        .claim(&a, uuid(2), Pool::Arc, 1, 0, &mut || Ok(9))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let c = l.read(slot).unwrap().unwrap();
+    assert!(!c.durable);
+    assert_eq!(
+        l.release_durable(slot, c.word).unwrap_err().status(),
+        Status::NotFound
+    );
+    // The durable bit is covered by the check word: set on a slot by
+    // anything but the protocol, the slot is corrupt.
+    let s = &m.slots[slot];
+    s.pool.store(Pool::Arc.raw() | DURABLE_BIT, Relaxed);
+    assert_eq!(l.read(slot).unwrap_err().status(), Status::LedgerCorrupt);
+    // And a durable bit on another pool is corrupt even with a good check.
+    let w = c.word;
+    let bad = Pool::Reservoir.raw() | DURABLE_BIT;
+    s.pool.store(bad, Relaxed);
+    s.check.store(
+        check_of(
+            w,
+            c.origin,
+            c.pages,
+            s.uuid_hi.load(Relaxed),
+            s.uuid_lo.load(Relaxed),
+            c.since,
+            bad,
+        ),
+        Relaxed,
+    );
+    assert_eq!(l.read(slot).unwrap_err().status(), Status::LedgerCorrupt);
+}
+
+#[test]
+fn a_durable_makers_death_at_any_step_leaves_it_whole_or_gone() {
+    use super::fake::{quiet_deaths, survive, Mortal};
+    quiet_deaths();
+    let mut outcomes = std::collections::HashSet::new();
+    for k in 0..40u32 {
+        let m = FakeLedger::new(8);
+        let l = m.ledger();
+        let maker = Mortal::new(&m, 1, k);
+        let out = survive(|| {
+            l.claim_durable(&maker, uuid(1), 10, 0, &mut || {
+                maker.step();
+                Ok(15)
+            })
+        });
+        // Whoever comes next reconciles (as a process holding nothing).
+        let b = FakeWorld::process(&m, 2);
+        l.reconcile(&b).unwrap();
+        let claims = l.claims().unwrap();
+        match claims.as_slice() {
+            // Died before CLAIMED: nothing stays, in the slots or the total.
+            [] => assert_eq!(l.claimed(Pool::Arc), 0, "k={k}"),
+            // Reached CLAIMED (its own CAS, or helped): whole, durable, in
+            // the total, and no lock of the maker's left.
+            [c] => {
+                assert!(c.durable && c.state == SlotState::Claimed, "k={k} {c:?}");
+                assert_eq!(l.claimed(Pool::Arc), 10, "k={k}");
+            }
+            more => panic!("k={k}: {more:?}"),
+        }
+        assert!(!l.check_total(Pool::Arc).unwrap(), "k={k}");
+        assert_eq!(m.held_by(1), 0, "k={k}");
+        outcomes.insert((out.is_some(), claims.len()));
+        if out.is_some() {
+            assert_eq!(claims.len(), 1, "k={k}: a finished claim stays");
+        }
+    }
+    // Both ends were reached: deaths before the claim and a claim made.
+    assert!(outcomes.contains(&(false, 0)), "{outcomes:?}");
+    assert!(outcomes.contains(&(true, 1)), "{outcomes:?}");
+}
+
+#[test]
+fn a_durable_maker_dead_between_its_cas_and_claimed_is_helped_not_reclaimed() {
+    let m = FakeLedger::new(16);
+    let l = m.ledger();
+    let a = FakeWorld::process(&m, 1);
+    let b = FakeWorld::process(&m, 2);
+    let ClaimOutcome::Claimed { slot, .. } =
+        l.claim_durable(&a, uuid(1), 4, 0, &mut || Ok(100)).unwrap()
+    else {
+        panic!()
+    };
+    // Play the maker's death after its CAS on the total, before CLAIMED:
+    // RESERVING, named by the total. Helped to CLAIMED, then kept.
+    let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
+    m.slots[slot].poke_word(w.with(SlotState::Reserving).pack());
+    m.kill(1);
+    let rep = l.reconcile(&b).unwrap();
+    assert_eq!((rep.reclaimed_slots, rep.reclaimed_pages), (0, 0));
+    assert_eq!(rep.repaired_totals, 0);
+    let c = l.read(slot).unwrap().unwrap();
+    assert_eq!((c.state, c.durable), (SlotState::Claimed, true));
+    assert_eq!(l.claimed(Pool::Arc), 4);
+    // A durable release left half-done (RELEASING, total not lowered) is
+    // finished by whoever finds it, once.
+    let r = c.word.with(SlotState::Releasing);
+    m.slots[slot].poke_word(r.pack());
+    let rep = l.reconcile(&b).unwrap();
+    assert_eq!(rep.reclaimed_pages, 4);
+    assert_eq!(l.claimed(Pool::Arc), 0);
+    assert!(l.is_free(slot).unwrap());
+    assert!(!l.check_total(Pool::Arc).unwrap());
+}
