@@ -11,10 +11,11 @@
 #   vm_start (2G, prefer): the reservoir is 1G short: NO_RESERVOIR, started
 #     without it, destroyed again
 #   vm_start (2G, require): REFUSE, exit 3, no VM
-#   resize 1G: only the 1G free could leave: refused before anything
-#     moves, and it says where the reservoir stands (4G)
+#   resize 1G: only the 1G free can leave (no claim is pending, so the
+#     kernel answers): the free 1G goes, then NO_SPACE, and it says where
+#     the reservoir stands (3G)
 #
-# and the emulator agrees: one VM holding 3G of the 4G reservoir, nothing
+# and the emulator agrees: one VM holding the whole 3G reservoir, nothing
 # over the limit. The examples' binaries alone are preloaded, not cargo.
 #
 #   bash .ci/examples.sh      (make examples builds the emulator first)
@@ -83,12 +84,12 @@ expect "VM $c not started"
 
 run 1 resize 1G
 expect "reservoir 4G (free 1G), limit 16350203084"
-grep -q "(reservoir now 4294967296 bytes)$" "$tmp/out" ||
-    { echo "examples: FAILED: the refused shrink does not say where the reservoir stands"; failed=1; }
+grep -q "not enough space.*(reservoir now 3221225472 bytes)$" "$tmp/out" ||
+    { echo "examples: FAILED: the shrink beyond the free memory does not say NO_SPACE and where the reservoir stands"; failed=1; }
 
 echo "== vmmemu_ctl show"
 target/emu/vmmemu_ctl show > "$tmp/out"
-for line in vm_count=1 alloc=3221225472 free=1073741824 alloc_transient=0 limit_exceeded=0 \
+for line in vm_count=1 alloc=3221225472 free=0 alloc_transient=0 limit_exceeded=0 \
     "vm=$a flags=1 mem=3221225472 arc_resv=0"; do
     expect "$line"
 done

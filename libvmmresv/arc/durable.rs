@@ -329,6 +329,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
     fn a_reservation_outlives_its_maker_until_its_vm_is_gone_past_the_grace() {
         let d = scratch("outlives");
         let run = &d.0;
@@ -374,6 +378,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
     fn unknown_never_frees() {
         let d = scratch("unknown");
         let run = &d.0;
@@ -399,6 +407,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
     fn a_stale_reservation_of_a_restarting_vm_is_made_afresh() {
         let d = scratch("restart");
         let run = &d.0;
@@ -423,6 +435,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
     fn refusals_and_bad_arguments_leave_nothing() {
         let d = scratch("refused");
         let run = &d.0;
