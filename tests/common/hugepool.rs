@@ -102,7 +102,14 @@ pub fn borrow(test: &str) -> Option<BorrowedPool> {
     assert_eq!(rc, 0, "flock {}", lock_path.display());
     // A killed borrower's leftover: put the pool back first.
     let saved = saved_file();
-    if let Ok(left) = std::fs::read_to_string(&saved) {
+    // No file is no leftover; any other error while reading it is an
+    // error, not "nothing to restore".
+    let left = match std::fs::read_to_string(&saved) {
+        Ok(left) => Some(left),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("{}: {e}", saved.display()),
+    };
+    if let Some(left) = left {
         restore(&left)
             .unwrap_or_else(|e| panic!("restoring the pool from {}: {e}", saved.display()));
         eprintln!(
