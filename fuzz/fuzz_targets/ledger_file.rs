@@ -609,27 +609,27 @@ fn arc_reserve(l: &Ledger<'_>, world: &FileWorld<'_>, o: &Oracle, a: &ArcOp) {
                 u128::from(c_min) + u128::from(after) <= u128::from(ceiling),
                 "ARC reservation past the guard: c_min {c_min} + reserved {after} > ceiling {ceiling}"
             );
+            // Ours is the one slot whose lock this process holds. A hostile
+            // file may already hold a dead holder's ARC claim for the same
+            // UUID off the probe chain (a spill bit where none belongs):
+            // `reserve` rightly does not count it, so it cannot tell us
+            // which slot is ours. (Fuzz finding: crash input
+            // corpus/ledger_file/repro-dead-arc-twin.)
+            let held: Vec<usize> = (0..NSLOTS).filter(|&i| world.mine(i)).collect();
+            assert_eq!(held.len(), 1, "a new ARC reservation holds slots {held:?}");
+            let slot = held[0];
             let c = l
-                .find(&a.uuid, usize::MAX, &[Pool::Arc])
-                .ok()
-                .flatten()
-                .or_else(|| {
-                    l.claims()
-                        .ok()?
-                        .into_iter()
-                        .find(|c| c.uuid == a.uuid && c.pool == Pool::Arc)
-                });
-            if let Some(c) = c {
-                if world.mine(c.slot) {
-                    assert_eq!(c.pages, req);
-                    assert_eq!(
-                        reserve::release(l, world, &a.uuid),
-                        Ok(req * 4096),
-                        "ARC release"
-                    );
-                    assert!(!world.mine(c.slot), "the lock outlived the reservation");
-                }
-            }
+                .read(slot)
+                .expect("our reservation reads back")
+                .expect("our reservation is a claim");
+            assert_eq!(c.state, SlotState::Claimed);
+            assert_eq!((c.pool, c.uuid, c.pages), (Pool::Arc, a.uuid, req));
+            assert_eq!(
+                reserve::release(l, world, &a.uuid),
+                Ok(req * 4096),
+                "ARC release"
+            );
+            assert!(!world.mine(slot), "the lock outlived the reservation");
         }
         Ok(Reservation::Refused(_)) => {
             assert!(

@@ -1279,6 +1279,8 @@ impl Ledger<'_> {
                     }
                     continue;
                 };
+                // A durable claim's liveness is not a lock (reclaim keeps it).
+                let live = live || (c.durable && c.state == SlotState::Claimed);
                 let t = totals.get(c.pool.index()).ok_or_else(corrupt)?;
                 let counts = match c.state {
                     SlotState::Claimed => true,

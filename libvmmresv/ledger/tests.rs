@@ -548,8 +548,14 @@ fn a_durable_claim_outlives_its_maker_through_every_lock_driven_path() {
         .claim(&b, uuid(2), Pool::Arc, 10, 0, &mut || Ok(15))
         .unwrap();
     assert!(matches!(r, ClaimOutcome::Refused(_)), "{r:?}");
+    // A reconcile's dry run says what the reconcile does: nothing
+    // reclaimed, the durable claim live.
+    let pre = l.reconcile_preview(&b).unwrap();
+    assert_eq!((pre.reclaimed_slots, pre.reclaimed_pages), (0, 0));
+    assert_eq!((pre.live_claims, pre.after(Pool::Arc)), (1, 10));
     // Reconcile: nothing reclaimed, nothing repaired, the total stands.
     let rep = l.reconcile(&b).unwrap();
+    assert_eq!(rep.live_claims, 1);
     assert_eq!((rep.reclaimed_slots, rep.repaired_totals), (0, 0));
     assert_eq!(l.claimed(Pool::Arc), 10);
     assert!(!l.check_total(Pool::Arc).unwrap());
