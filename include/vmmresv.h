@@ -346,6 +346,43 @@
 #define VMMRESV_NODE_ANY -1
 
 /**
+ * `vm_state` of vmmresv_arc_hold_info: a process holds the reservation
+ * (vmmresv_arc_reserve(), or vmmresv_admit() with an ARC host); it lasts
+ * as long as that process.
+ */
+#define VMMRESV_ARC_VM_PROCESS 0
+
+/**
+ * `vm_state`: durable; the VM's existence check exists now.
+ */
+#define VMMRESV_ARC_VM_PRESENT 1
+
+/**
+ * `vm_state`: durable; the existence check is gone (ENOENT or ENOTDIR):
+ * vmmresv_arc_reconcile() frees the reservation once it is older than
+ * the grace.
+ */
+#define VMMRESV_ARC_VM_GONE 2
+
+/**
+ * `vm_state`: durable; the check cannot tell (no usable record, or
+ * another error): kept, never freed by reconcile.
+ */
+#define VMMRESV_ARC_VM_UNKNOWN 3
+
+/**
+ * Longest VM existence-check path vmmresv_arc_hold() accepts (bytes,
+ * without the NUL).
+ */
+#define VMMRESV_ARC_CHECK_PATH_MAX 1024
+
+/**
+ * Default grace for vmmresv_arc_reconcile() (seconds): how long a
+ * reservation may wait for its VM to appear.
+ */
+#define VMMRESV_ARC_GRACE_DEFAULT 300
+
+/**
  * Result of every `vmmresv_*` call that can fail.
  *
  * `VMMRESV_STATUS_OK` is 0; every error is >= 7000 and has a fixed value that a
@@ -509,6 +546,14 @@ typedef uint32_t vmmresv_status;
  * vmmresv_admission_close(). One handle may be used by several threads.
  */
 typedef struct vmmresv_admission vmmresv_admission;
+
+/**
+ * The ARC pool of a claim ledger, without a reservoir (ABI 1.2): durable
+ * per-VM ARC reservations for hosts with ZFS but no /dev/vmmctl, and for
+ * short-lived programs. Opaque: create with vmmresv_arc_open(), free
+ * with vmmresv_arc_free(). One handle may be used by several threads.
+ */
+typedef struct vmmresv_arc vmmresv_arc;
 
 /**
  * An in-process claim ledger: a capacity and claims in pages, claimed and
@@ -676,9 +721,16 @@ typedef struct vmmresv_claim_info {
    */
   char vm_uuid[37];
   /**
+   * 1 for a durable ARC reservation (vmmresv_arc_hold()): no process
+   * holds it (`held` is 0) and none needs to; it lasts until
+   * vmmresv_arc_drop(), or until vmmresv_arc_reconcile() finds its VM
+   * gone. Never reclaimed for a missing holder. 0 for every other claim.
+   */
+  uint8_t durable;
+  /**
    * Always 0.
    */
-  uint8_t pad[3];
+  uint8_t pad[2];
   /**
    * VMMRESV_CLAIM_POOL_*: the total it counts against.
    */
@@ -1386,6 +1438,87 @@ typedef struct vmmresv_hugetlb_counts {
    */
   uint64_t surplus_bytes;
 } vmmresv_hugetlb_counts;
+
+/**
+ * What vmmresv_arc_reconcile() did (ABI 1.2).
+ */
+typedef struct vmmresv_arc_reconcile_report {
+  /**
+   * Durable reservations kept: their VM exists, or they are within the
+   * grace.
+   */
+  uint64_t kept;
+  /**
+   * Durable reservations kept because their check cannot tell.
+   */
+  uint64_t unknown;
+  /**
+   * Durable reservations freed: their VM is gone, past the grace.
+   */
+  uint64_t freed;
+  /**
+   * Bytes those freed.
+   */
+  uint64_t freed_bytes;
+  /**
+   * Claims of dead processes (any pool of the ledger) reclaimed after.
+   */
+  uint64_t reclaimed_claims;
+  /**
+   * Bytes those held.
+   */
+  uint64_t reclaimed_bytes;
+  /**
+   * All ARC reservations after (OS-8005's arc_virt_machine_reserved).
+   */
+  uint64_t reserved_after_bytes;
+} vmmresv_arc_reconcile_report;
+
+/**
+ * One ARC reservation (vmmresv_arc_list(), ABI 1.2).
+ */
+typedef struct vmmresv_arc_hold_info {
+  /**
+   * The VM's UUID, canonical lower-case text, NUL-terminated.
+   */
+  char vm_uuid[37];
+  /**
+   * 1 if durable (vmmresv_arc_hold()), 0 if a process holds it.
+   */
+  uint8_t durable;
+  /**
+   * Always 0.
+   */
+  uint8_t pad[2];
+  /**
+   * VMMRESV_ARC_VM_*: what the VM's existence check says now.
+   */
+  uint32_t vm_state;
+  /**
+   * The pid of the process that made it, in its own zone or PID
+   * namespace (for people; a durable reservation's maker has usually
+   * exited).
+   */
+  uint32_t taker_pid;
+  /**
+   * Bytes reserved (4 KiB pages).
+   */
+  uint64_t bytes;
+  /**
+   * When it was made: seconds since the Unix epoch, by its maker's
+   * clock.
+   */
+  uint64_t reserved_at;
+  /**
+   * Where its maker ran: its zone id on illumos, 0 elsewhere.
+   */
+  uint64_t zone_id;
+  /**
+   * A durable reservation's existence check as recorded, NUL-terminated
+   * (empty if none is recorded, or for a process's reservation).
+   */
+  char vm_check_path[1032];
+} vmmresv_arc_hold_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2354,6 +2487,112 @@ vmmresv_status vmmresv_reservoir_backend(const struct vmmresv_reservoir *reservo
  */
 vmmresv_status vmmresv_hugetlb_query(const struct vmmresv_reservoir *reservoir,
                                      struct vmmresv_hugetlb_counts *out);
+
+/**
+ * Open the ARC pool of the claim ledger at `ledger_path` (NULL:
+ * `admission.ledger` in the run directory, `$VMMRESV_RUNDIR` if set,
+ * else the configured one, else /var/run/vmmresv), creating it if
+ * missing, with no reservoir: nothing opens /dev/vmmctl. Any ledger file
+ * will do (the hugetlb pool's too); its directory keeps the reservations'
+ * existence checks. The same ownership and safety checks as
+ * vmmresv_admission_open() (LEDGER_UNSAFE, LEDGER_CORRUPT). `*out`
+ * receives a handle to free with vmmresv_arc_free(), or NULL on failure.
+ */
+vmmresv_status vmmresv_arc_open(const char *ledger_path,
+                                struct vmmresv_arc **out);
+
+/**
+ * Free an ARC handle; NULL or a handle already freed is a no-op, and
+ * every later call with it returns INVALID_ARGUMENT. Durable
+ * reservations stay in the ledger: they belong to their VMs, not to the
+ * handle or the process.
+ */
+void vmmresv_arc_free(struct vmmresv_arc *arc_handle);
+
+/**
+ * Reserve `bytes` of ARC room for VM `vm_uuid`, durably: the reservation
+ * outlives this process and lasts until vmmresv_arc_drop(), or until
+ * vmmresv_arc_reconcile() finds the file `vm_check_path` gone (ENOENT or
+ * ENOTDIR) and the reservation older than the grace. `vm_check_path`:
+ * an absolute path (at most VMMRESV_ARC_CHECK_PATH_MAX bytes, no
+ * newline) that exists while the VM does — `/dev/vmm/<name>` on illumos,
+ * a QEMU pidfile or libvirt's `/run/libvirt/qemu/<name>.xml` elsewhere;
+ * the VM need not exist yet. Checked by the same arc_c_min guard as
+ * vmmresv_arc_reserve(), against every reservation of the ledger
+ * (durable or a process's). Idempotent per VM (`already` 1), except that
+ * a durable reservation whose VM is gone now (a VM stopped without its
+ * drop, starting again) is made afresh, so its grace starts again.
+ * Refused: OK with `reserved` 0 and the shortfall. Nothing is left behind
+ * on any error.
+ */
+vmmresv_status vmmresv_arc_hold(const struct vmmresv_arc *arc_handle,
+                                const char *vm_uuid,
+                                const char *vm_check_path,
+                                uint64_t bytes,
+                                const struct vmmresv_arc_host *host,
+                                struct vmmresv_arc_reservation *out);
+
+/**
+ * Release VM `vm_uuid`'s durable reservation (any process that may write
+ * the ledger may). Idempotent: a VM without one releases 0 bytes.
+ * `*released_bytes` may be NULL. NOT_FOUND if the VM's reservation is a
+ * process's (vmmresv_arc_reserve()): that one is released with
+ * vmmresv_arc_release() by its process.
+ */
+vmmresv_status vmmresv_arc_drop(const struct vmmresv_arc *arc_handle,
+                                const char *vm_uuid,
+                                uint64_t *released_bytes);
+
+/**
+ * Free every durable reservation whose VM's existence check is gone and
+ * which is at least `grace_s` seconds old (VMMRESV_ARC_GRACE_DEFAULT is
+ * the usual value; a clock behind a reservation's time is within any
+ * grace); keep every other, and keep any whose check cannot tell. Then
+ * reconcile the whole ledger as vmmresv_reconcile() does (claims of dead
+ * processes reclaimed, totals checked). `*out` may be NULL. A VM that
+ * appears between the check and the release can lose its reservation:
+ * the check is made twice, the second time just before the release, and
+ * its next vmmresv_arc_hold() makes it again.
+ */
+vmmresv_status vmmresv_arc_reconcile(const struct vmmresv_arc *arc_handle,
+                                     uint32_t grace_s,
+                                     struct vmmresv_arc_reconcile_report *out);
+
+/**
+ * The ARC reservations in the ledger, durable and processes', with what
+ * each durable one's existence check says now. Read-only. Needed-size
+ * protocol as vmmresv_claims_list(): `*count` (not NULL) receives the
+ * number; the first min(`n`, that number) are written to `holds` (NULL
+ * only if `n` is 0); BUFFER_TOO_SMALL when `n` was smaller.
+ */
+vmmresv_status vmmresv_arc_list(const struct vmmresv_arc *arc_handle,
+                                struct vmmresv_arc_hold_info *holds,
+                                size_t n,
+                                size_t *count);
+
+/**
+ * The ARC target the ledger's reservations imply now for `host`
+ * (ceiling − reservations − slack, clamped to [arc_c_min, arc_c_max]),
+ * and all reservations (`*reserved_bytes`, may be NULL).
+ */
+vmmresv_status vmmresv_arc_target(const struct vmmresv_arc *arc_handle,
+                                  const struct vmmresv_arc_host *host,
+                                  uint64_t *target_bytes,
+                                  uint64_t *reserved_bytes);
+
+/**
+ * As vmmresv_arc_apply_linux() on this handle's ledger: write the target
+ * to `<root>/sys/module/zfs/parameters/zfs_arc_max` (`root` NULL for "/")
+ * while any VM holds an ARC reservation, remembering the original in the
+ * ledger's directory, and write the original back once none does.
+ * Linux OpenZFS only: illumos has no run-time zfs_arc_max (use
+ * vmmresv_arc_apply_illumos() per VM). Wait for the shrink with
+ * vmmresv_arc_wait_linux().
+ */
+vmmresv_status vmmresv_arc_apply(const struct vmmresv_arc *arc_handle,
+                                 const char *root,
+                                 const struct vmmresv_arc_host *host,
+                                 uint64_t *written_bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -379,7 +379,9 @@ fn the_c_abi_of_the_views() {
                 ),
             ]
         );
-        assert!(v[..2].iter().all(|c| c.pad == [0; 3] && c.zone_id == 0));
+        assert!(v[..2]
+            .iter()
+            .all(|c| c.pad == [0; 2] && c.durable == 0 && c.zone_id == 0));
         // The check, then the admission: the same decision and figures
         // (the dead claim is in the way of 4 of the 4 GiB, until
         // reclaimed).

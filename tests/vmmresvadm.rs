@@ -1210,9 +1210,14 @@ fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
             "arc.floor",
             "arc.max",
             "arc.ceiling",
-            "arc.slack"
+            "arc.slack",
+            "arc.reserved",
+            "arc.target"
         ]
     );
+    // No reservation yet: the target is the ceiling less the slack.
+    assert_eq!(get(&t, "arc.reserved"), "0");
+    assert_eq!(get(&t, "arc.target"), (67645734912 - 512 * MIB).to_string());
     assert_eq!(get(&t, "arc.size"), "43078676480");
     assert_eq!(get(&t, "arc.floor"), (2 * GIB).to_string());
     assert_eq!(get(&t, "arc.max"), "67645734912");
@@ -1290,4 +1295,248 @@ fn arc_shows_the_figures_the_memstat_budget_and_the_guard() {
         assert_eq!(o.status.code(), Some(2), "{}", show(args, &o));
         assert!(stderr(&o).contains(msg), "{}", show(args, &o));
     }
+}
+
+/// The `-Hp` property table printed by `args`, which must exit `code`.
+fn arc_table(
+    host: &EmuHost,
+    root: Option<&Path>,
+    args: &[&str],
+    code: i32,
+) -> Vec<(String, String)> {
+    let o = run(host, root, args);
+    assert_eq!(o.status.code(), Some(code), "{}", show(args, &o));
+    assert_eq!(stderr(&o), "", "{}", show(args, &o));
+    stdout(&o)
+        .lines()
+        .map(|l| {
+            let (p, v) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("not two tab-separated fields: {l:?}"));
+            (p.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// `vmmresvadm arc hold | list | reconcile | apply | drop` on a host with
+/// the ZFS ARC and no reservoir at all (no /dev/vmmctl, no emulator): a
+/// reservation made by one run of the command outlives it, is counted by
+/// the guard of the next, is kept while its VM's check path exists or is
+/// within the grace or cannot be told, is freed once the VM is gone past
+/// the grace, and zfs_arc_max follows and is put back.
+#[test]
+fn arc_hold_outlives_the_command_until_dropped_or_its_vm_is_gone() {
+    let mut host = EmuHost::new("adm-arc-hold", HOST);
+    host.env.retain(|(k, _)| k != "LD_PRELOAD");
+    let dir = host.dir.path().to_path_buf();
+    let root = fake_root(&dir, true);
+    let param = root.join("sys/module/zfs/parameters/zfs_arc_max");
+    std::fs::create_dir_all(param.parent().unwrap()).unwrap();
+    std::fs::write(&param, "60000000000\n").unwrap();
+    let r = Some(root.as_path());
+    // This host has no reservoir: the reservoir's subcommands fail.
+    let o = run(&host, r, &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&["status"], &o));
+    assert!(stderr(&o).contains("/dev/vmmctl"), "{}", stderr(&o));
+
+    const C_MAX: u64 = 67645734912; // the fixture's arc_c_max (63 GiB)
+    const SLACK: u64 = 512 * MIB;
+    let u1 = "11111111-2222-3333-4444-000000000001";
+    let u2 = "11111111-2222-3333-4444-000000000002";
+    let vm1 = dir.join("vm1.pid");
+    std::fs::write(&vm1, "4242\n").unwrap();
+    let vm1s = vm1.to_str().unwrap();
+    let vm2 = dir.join("vm2.pid");
+    let vm2s = vm2.to_str().unwrap();
+
+    // A hold: reserved, and the ARC target follows.
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u1, "20G", vm1s], 0);
+    assert_eq!(get(&h, "hold.reserved"), "yes");
+    assert_eq!(get(&h, "hold.already"), "no");
+    assert_eq!(get(&h, "hold.size"), (20 * GIB).to_string());
+    assert_eq!(get(&h, "arc.reserved"), (20 * GIB).to_string());
+    assert_eq!(
+        get(&h, "arc.target"),
+        (C_MAX - 20 * GIB - SLACK).to_string()
+    );
+
+    // That command has exited; its reservation is in the ledger, and the
+    // next command's guard counts it: 2 GiB floor + 20 + 42 > 63 GiB.
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u2, "42G", vm2s], 3);
+    assert_eq!(get(&h, "hold.reserved"), "no");
+    assert_eq!(get(&h, "hold.shortfall"), (64 * GIB - C_MAX).to_string());
+    assert_eq!(get(&h, "arc.reserved"), (20 * GIB).to_string());
+    // Holding again for the same VM charges nothing twice.
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u1, "20G", vm1s], 0);
+    assert_eq!(get(&h, "hold.already"), "yes");
+    assert_eq!(get(&h, "arc.reserved"), (20 * GIB).to_string());
+    // `arc` shows it, and checks a request against it by default.
+    let t = arc_table(&host, r, &["arc", "-Hp", "-r", "42G"], 0);
+    assert_eq!(get(&t, "arc.reserved"), (20 * GIB).to_string());
+    assert_eq!(get(&t, "guard.admitted"), "no");
+
+    let list = ok(&host, None, &["arc", "list", "-Hp"]);
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0][0], u1);
+    assert_eq!(rows[0][1], (20 * GIB).to_string());
+    assert_eq!(&rows[0][3..5], ["durable", "present"]);
+    assert_eq!(rows[0][6], vm1s);
+    let o = ok(&host, None, &["arc", "list", "-H", "-o", "vm,kind,size"]);
+    assert_eq!(o, "present\tdurable\t20G\n");
+
+    // zfs_arc_max follows the ledger; the original is remembered.
+    let a = arc_table(&host, r, &["arc", "apply", "-Hp"], 0);
+    let target = C_MAX - 20 * GIB - SLACK;
+    assert_eq!(get(&a, "zfs_arc_max.written"), target.to_string());
+    assert_eq!(
+        std::fs::read_to_string(&param).unwrap().trim(),
+        target.to_string()
+    );
+
+    // And waits for the ARC (40.1 GiB, under the target): reached at once.
+    let w = arc_table(&host, r, &["arc", "apply", "-w", "5", "-Hp"], 0);
+    assert_eq!(get(&w, "wait"), "reached");
+    assert_eq!(get(&w, "arc.size"), "43078676480");
+    // A target below the ARC's size: the wait ends at its deadline.
+    let u3 = "11111111-2222-3333-4444-000000000003";
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u3, "30G", vm1s], 0);
+    assert_eq!(
+        get(&h, "arc.target"),
+        (C_MAX - 50 * GIB - SLACK).to_string()
+    );
+    let args = ["arc", "apply", "-w", "1", "-Hp"];
+    let o = run(&host, r, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&args, &o));
+    assert!(
+        stdout(&o).contains("wait\ttimeout\n"),
+        "{}",
+        show(&args, &o)
+    );
+    assert!(
+        stderr(&o).contains("the ARC did not reach its target"),
+        "{}",
+        show(&args, &o)
+    );
+    let d = arc_table(&host, None, &["arc", "drop", "-Hp", u3], 0);
+    assert_eq!(get(&d, "drop.released"), (30 * GIB).to_string());
+
+    // The VM runs: kept. It stops without a drop: kept within the grace,
+    // freed past it (-g 0).
+    let c = arc_table(&host, None, &["arc", "reconcile", "-Hp"], 0);
+    assert_eq!(
+        (get(&c, "durable.kept"), get(&c, "durable.freed")),
+        ("1", "0")
+    );
+    std::fs::remove_file(&vm1).unwrap();
+    let o = ok(&host, None, &["arc", "list", "-H", "-o", "vm"]);
+    assert_eq!(o, "gone\n");
+    let c = arc_table(&host, None, &["arc", "reconcile", "-Hp"], 0);
+    assert_eq!(
+        (get(&c, "durable.kept"), get(&c, "durable.freed")),
+        ("1", "0")
+    );
+    assert_eq!(get(&c, "arc.reserved"), (20 * GIB).to_string());
+    let c = arc_table(&host, None, &["arc", "reconcile", "-g", "0", "-Hp"], 0);
+    assert_eq!(get(&c, "durable.freed"), "1");
+    assert_eq!(get(&c, "durable.freed_size"), (20 * GIB).to_string());
+    assert_eq!(get(&c, "arc.reserved"), "0");
+    assert_eq!(ok(&host, None, &["arc", "list", "-H"]), "");
+    // None left: the original zfs_arc_max is written back.
+    let a = arc_table(&host, r, &["arc", "apply", "-Hp"], 0);
+    assert_eq!(get(&a, "zfs_arc_max.written"), "60000000000");
+    assert_eq!(
+        std::fs::read_to_string(&param).unwrap().trim(),
+        "60000000000"
+    );
+
+    // A check that cannot tell (its record gone) never frees.
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u2, "1G", vm2s], 0);
+    assert_eq!(get(&h, "hold.reserved"), "yes");
+    let rec = host
+        .run_dir()
+        .join("arc.vm/11111111222233334444000000000002");
+    std::fs::remove_file(&rec).unwrap();
+    let c = arc_table(&host, None, &["arc", "reconcile", "-g", "0", "-Hp"], 0);
+    assert_eq!(
+        (get(&c, "durable.unknown"), get(&c, "durable.freed")),
+        ("1", "0")
+    );
+    assert_eq!(
+        ok(&host, None, &["arc", "list", "-H", "-o", "vm,check"]),
+        "unknown\t-\n"
+    );
+    // An explicit drop frees it; a second drop releases nothing.
+    let d = arc_table(&host, None, &["arc", "drop", "-Hp", u2], 0);
+    assert_eq!(get(&d, "drop.released"), GIB.to_string());
+    let d = arc_table(&host, None, &["arc", "drop", "-Hp", u2], 0);
+    assert_eq!(get(&d, "drop.released"), "0");
+
+    // A hold needs the ARC's figures: a host without the ARC is an error.
+    let bare = fake_root(&dir.join("bare"), false);
+    let args = ["arc", "hold", u1, "1G", vm1s];
+    let o = run(&host, Some(&bare), &args);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&args, &o));
+    assert!(
+        stderr(&o).contains("no ZFS ARC on this host"),
+        "{}",
+        show(&args, &o)
+    );
+
+    for (args, msg) in [
+        (&["arc", "hold", u1, "1G"][..], "missing operand"),
+        (
+            &["arc", "hold", "not-a-uuid", "1G", vm1s][..],
+            "invalid UUID",
+        ),
+        (&["arc", "hold", u1, "0", vm1s][..], "invalid size '0'"),
+        (&["arc", "hold", u1, "1G", "vm.pid"][..], "must be absolute"),
+        (
+            &["arc", "hold", u1, "1G", vm1s, "x"][..],
+            "unexpected operand 'x'",
+        ),
+        (&["arc", "drop"][..], "missing operand"),
+        (
+            &["arc", "reconcile", "-g", "soon"][..],
+            "invalid grace 'soon'",
+        ),
+        (
+            &["arc", "reconcile", "-g"][..],
+            "option -g needs an argument",
+        ),
+        (
+            &["arc", "list", "-o", "colour"][..],
+            "invalid field 'colour'",
+        ),
+        (&["arc", "apply", "-w", "-1"][..], "invalid wait '-1'"),
+    ] {
+        let o = run(&host, r, args);
+        assert_eq!(o.status.code(), Some(2), "{}", show(args, &o));
+        assert!(stderr(&o).contains(msg), "{}", show(args, &o));
+        assert!(stderr(&o).contains(USAGE_HEAD), "{}", show(args, &o));
+    }
+}
+
+/// `claims` on a host with a reservoir shows a durable ARC reservation
+/// (made by `arc hold`, whose process has exited) as held by no process
+/// and needing none, and `reconcile` leaves it.
+#[test]
+fn claims_show_a_durable_arc_reservation_as_durable() {
+    let host = EmuHost::with_reservoir("adm-claims-durable", HOST, 1024);
+    let root = fake_root(host.dir.path(), true);
+    let vm = host.dir.path().join("vm.pid");
+    std::fs::write(&vm, "1\n").unwrap();
+    let u = "11111111-2222-3333-4444-0000000000aa";
+    let h = arc_table(
+        &host,
+        Some(&root),
+        &["arc", "hold", "-Hp", u, "1G", vm.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(get(&h, "hold.reserved"), "yes");
+    let o = ok(&host, None, &["claims", "-H", "-o", "uuid,pool,held"]);
+    assert_eq!(o, format!("{u}\tarc\tdurable\n"));
+    ok(&host, None, &["reconcile"]);
+    let o = ok(&host, None, &["claims", "-H", "-o", "pool,held,size"]);
+    assert_eq!(o, "arc\tdurable\t1G\n");
 }

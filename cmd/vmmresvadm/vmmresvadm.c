@@ -16,6 +16,11 @@
  *					what an admission would decide now
  *	resize [-c chunk] size | N%	resize with progress
  *	metrics				Prometheus text exposition
+ *	arc [-Hp] [-o field[,...]] [-l ledger] [-m memstat] [-r req [-a resv]]
+ *					the ARC, its reservations, the guard
+ *	arc hold | drop | reconcile | list | apply
+ *					durable ARC reservations (no reservoir
+ *					needed: vmmresv_arc_open())
  *
  * Every figure of status and metrics comes from one capacity report
  * (vmmresv_report_json()), so the figures of one run agree with each
@@ -38,7 +43,8 @@
  * decimals ("omicron=86.3%") or an exact fraction ("omicron=8630/10000"),
  * through vmmresv_admission_set_profile_fraction().
  *
- * Exit status: 0 success, 1 an error (the library's message), 2 usage.
+ * Exit status: 0 success, 1 an error (the library's message), 2 usage,
+ * 3 `arc hold` refused by the guard.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -71,6 +77,7 @@
 #define	EXIT_OK		0
 #define	EXIT_ERR	1
 #define	EXIT_USAGE	2
+#define	EXIT_REFUSED	3	/* arc hold: the guard said no */
 
 /* The resize step when -c is not given. */
 #define	DEFAULT_STEP	(UINT64_C(1) << 30)
@@ -131,14 +138,22 @@ usage(void)
 	    "\tclaims [-Hp] [-o field[,...]]\n"
 	    "\tcheck [-P require | prefer | never] [-M model] [-c vcpus] "
 	    "[-Hp]\n\t    [-o field[,...]] uuid size\n"
-	    "\tarc [-Hp] [-o field[,...]] [-m memstat-file] "
+	    "\tarc [-Hp] [-o field[,...]] [-l ledger] [-m memstat-file] "
 	    "[-r request [-a reserved]]\n"
+	    "\tarc hold [-Hp] [-o field[,...]] [-l ledger] uuid size "
+	    "check-path\n"
+	    "\tarc drop [-Hp] [-o field[,...]] [-l ledger] uuid\n"
+	    "\tarc reconcile [-Hp] [-o field[,...]] [-l ledger] "
+	    "[-g grace-seconds]\n"
+	    "\tarc list [-Hp] [-o field[,...]] [-l ledger]\n"
+	    "\tarc apply [-Hp] [-o field[,...]] [-l ledger] [-w seconds]\n"
 	    "global -F profile=share: a profile's share for status, report "
 	    "and metrics\n"
 	    "\t(N%% with decimals, or numerator/denominator; repeatable)\n"
 	    "fields of -o: property, value\n"
 	    "fields of claims -o: uuid, pool, size, age, state, held, pid, "
-	    "zone\n",
+	    "zone\n"
+	    "fields of arc list -o: uuid, size, age, kind, vm, pid, check\n",
 	    prog_name);
 }
 
@@ -1501,7 +1516,9 @@ claim_field(const vmmresv_claim_info *c, int f, int parsable, uint64_t now,
 		(void) snprintf(buf, len, "%s", claim_state_name(c->state));
 		break;
 	case C_HELD:
-		(void) snprintf(buf, len, "%s", c->held ? "yes" : "no");
+		/* A durable ARC reservation needs no holder. */
+		(void) snprintf(buf, len, "%s", c->durable ? "durable" :
+		    c->held ? "yes" : "no");
 		break;
 	case C_PID:
 		(void) snprintf(buf, len, "%" PRIu32, c->taker_pid);
@@ -1913,6 +1930,543 @@ arc_size_opt(const char *arg, int zero_ok, uint64_t *out)
 	    (zero_ok || *out != 0) ? 0 : -1);
 }
 
+/* -l ledger of the arc subcommands: NULL for the run directory's. */
+static const char *arc_ledger = NULL;
+
+/*
+ * Parse [-Hp] [-o field[,...]] [-l ledger] and exactly `nops` operands
+ * (returned in *ops).  0, or EXIT_USAGE (reported).
+ */
+static int
+arc_verb_options(int argc, char **argv, struct table_opts *t, int nops,
+    char ***ops)
+{
+	const char *bad = NULL;
+	int c;
+
+	t->scripted = 0;
+	t->parsable = 0;
+	t->fields[0] = F_PROPERTY;
+	t->fields[1] = F_VALUE;
+	t->fields[2] = 0;
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":Hpo:l:"))) != -1) {
+		switch (c) {
+		case 'H':
+			t->scripted = 1;
+			break;
+		case 'p':
+			t->parsable = 1;
+			break;
+		case 'o':
+			if (parse_fields(optarg, t, &bad) != 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    bad));
+			break;
+		case 'l':
+			arc_ledger = optarg;
+			break;
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (argc - optind > nops)
+		return (bad_usage("unexpected operand '%s'",
+		    argv[optind + nops]));
+	if (argc - optind < nops)
+		return (bad_usage("%s", "missing operand"));
+	*ops = argv + optind;
+	return (0);
+}
+
+/* Open the ARC handle on the ledger of -l (or the run directory's). */
+static int
+arc_open_handle(vmmresv_arc **a)
+{
+	vmmresv_status st = vmmresv_arc_open(arc_ledger, a);
+
+	if (st != VMMRESV_STATUS_OK)
+		return (fail(arc_ledger != NULL ? arc_ledger :
+		    "cannot open the ledger", st));
+	return (0);
+}
+
+/* The ARC's figures, which a hold and a target need. */
+static int
+arc_host_needed(vmmresv_arc_host *arc)
+{
+	int rc, have = 0;
+
+	if ((rc = read_arc(arc, &have)) != 0)
+		return (rc);
+	if (!have) {
+		warnx_("no ZFS ARC on this host");
+		return (EXIT_ERR);
+	}
+	return (0);
+}
+
+static void
+text_row(struct row *rows, size_t *n, const char *property, const char *v)
+{
+	struct row *r = &rows[(*n)++];
+
+	r->property = property;
+	r->is_size = 0;
+	r->present = 1;
+	r->n = 0;
+	(void) snprintf(r->text, sizeof (r->text), "%s", v);
+}
+
+static void
+count_row(struct row *rows, size_t *n, const char *property, uint64_t v)
+{
+	char b[32];
+
+	(void) snprintf(b, sizeof (b), "%" PRIu64, v);
+	text_row(rows, n, property, b);
+}
+
+/*
+ * arc hold [-Hp] [-o field[,...]] [-l ledger] uuid size check-path: a
+ * durable reservation for the VM, lasting until `arc drop` or until
+ * check-path is gone (past the grace) at an `arc reconcile`.  Exit status
+ * 3 when the guard refuses it.
+ */
+static int
+arc_hold(int argc, char **argv)
+{
+	struct table_opts t;
+	vmmresv_arc_host arc;
+	vmmresv_arc_reservation res;
+	vmmresv_arc *a;
+	vmmresv_status st;
+	struct row rows[8];
+	size_t n = 0;
+	uint64_t size;
+	char **ops;
+	int rc;
+
+	if ((rc = arc_verb_options(argc, argv, &t, 3, &ops)) != 0)
+		return (rc);
+	if (!uuid_ok(ops[0]))
+		return (bad_usage("invalid UUID '%s'", ops[0]));
+	if (vmmresv_size_parse(ops[1], 0, &size) != VMMRESV_STATUS_OK ||
+	    size == 0)
+		return (bad_usage("invalid size '%s'", ops[1]));
+	if (ops[2][0] != '/')
+		return (bad_usage("the check path '%s' must be absolute",
+		    ops[2]));
+	if ((rc = arc_host_needed(&arc)) != 0)
+		return (rc);
+	if ((rc = arc_open_handle(&a)) != 0)
+		return (rc);
+	st = vmmresv_arc_hold(a, ops[0], ops[2], size, &arc, &res);
+	vmmresv_arc_free(a);
+	if (st != VMMRESV_STATUS_OK)
+		return (fail("cannot reserve ARC room", st));
+	text_row(rows, &n, "hold.reserved", res.reserved ? "yes" : "no");
+	text_row(rows, &n, "hold.already", res.already ? "yes" : "no");
+	arc_row(rows, &n, "hold.size", res.bytes);
+	arc_row(rows, &n, "hold.shortfall", res.shortfall_bytes);
+	arc_row(rows, &n, "arc.reserved", res.total_reserved_bytes);
+	arc_row(rows, &n, "arc.target", res.target_bytes);
+	print_table(&t, rows, n);
+	return (res.reserved ? EXIT_OK : EXIT_REFUSED);
+}
+
+/* arc drop [-Hp] [-o field[,...]] [-l ledger] uuid */
+static int
+arc_drop(int argc, char **argv)
+{
+	struct table_opts t;
+	vmmresv_arc *a;
+	vmmresv_status st;
+	struct row rows[2];
+	size_t n = 0;
+	uint64_t released = 0;
+	char **ops;
+	int rc;
+
+	if ((rc = arc_verb_options(argc, argv, &t, 1, &ops)) != 0)
+		return (rc);
+	if (!uuid_ok(ops[0]))
+		return (bad_usage("invalid UUID '%s'", ops[0]));
+	if ((rc = arc_open_handle(&a)) != 0)
+		return (rc);
+	st = vmmresv_arc_drop(a, ops[0], &released);
+	vmmresv_arc_free(a);
+	if (st != VMMRESV_STATUS_OK)
+		return (fail("cannot release the reservation", st));
+	arc_row(rows, &n, "drop.released", released);
+	print_table(&t, rows, n);
+	return (EXIT_OK);
+}
+
+/* arc reconcile [-Hp] [-o field[,...]] [-l ledger] [-g grace-seconds] */
+static int
+arc_reconcile(int argc, char **argv)
+{
+	struct table_opts t;
+	vmmresv_arc_reconcile_report rep;
+	vmmresv_arc *a;
+	vmmresv_status st;
+	struct row rows[8];
+	size_t n = 0;
+	uint32_t grace = VMMRESV_ARC_GRACE_DEFAULT;
+	char **ops, *end;
+	int i, rc;
+
+	/* -g is this verb's own: take it out before the common options. */
+	for (i = 1; i < argc; i++) {
+		unsigned long g;
+
+		if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
+			break;
+		if (strcmp(argv[i], "-g") != 0)
+			continue;
+		if (i + 1 >= argc)
+			return (bad_usage("option -%s needs an argument", "g"));
+		errno = 0;
+		g = strtoul(argv[i + 1], &end, 10);
+		if (errno != 0 || end == argv[i + 1] || *end != '\0' ||
+		    argv[i + 1][0] == '-' || g > UINT32_MAX)
+			return (bad_usage("invalid grace '%s' for -g (seconds)",
+			    argv[i + 1]));
+		grace = (uint32_t)g;
+		(void) memmove(&argv[i], &argv[i + 2],
+		    (size_t)(argc - i - 2) * sizeof (argv[0]));
+		argc -= 2;
+		i--;
+	}
+	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops)) != 0)
+		return (rc);
+	if ((rc = arc_open_handle(&a)) != 0)
+		return (rc);
+	st = vmmresv_arc_reconcile(a, grace, &rep);
+	vmmresv_arc_free(a);
+	if (st != VMMRESV_STATUS_OK)
+		return (fail("cannot reconcile the ARC reservations", st));
+	count_row(rows, &n, "durable.kept", rep.kept);
+	count_row(rows, &n, "durable.unknown", rep.unknown);
+	count_row(rows, &n, "durable.freed", rep.freed);
+	arc_row(rows, &n, "durable.freed_size", rep.freed_bytes);
+	count_row(rows, &n, "dead.reclaimed", rep.reclaimed_claims);
+	arc_row(rows, &n, "dead.reclaimed_size", rep.reclaimed_bytes);
+	arc_row(rows, &n, "arc.reserved", rep.reserved_after_bytes);
+	print_table(&t, rows, n);
+	return (EXIT_OK);
+}
+
+enum { H_UUID = 1, H_SIZE, H_AGE, H_KIND, H_VM, H_PID, H_CHECK, H_MAX = H_CHECK };
+
+static const struct {
+	const char *name;
+	const char *head;
+} hold_fields[H_MAX + 1] = {
+	{ NULL, NULL },
+	{ "uuid", "UUID" },
+	{ "size", "SIZE" },
+	{ "age", "AGE" },
+	{ "kind", "KIND" },
+	{ "vm", "VM" },
+	{ "pid", "PID" },
+	{ "check", "CHECK" },
+};
+
+static const char *
+hold_vm_name(uint32_t s)
+{
+	switch (s) {
+	case VMMRESV_ARC_VM_PROCESS:
+		return ("-");
+	case VMMRESV_ARC_VM_PRESENT:
+		return ("present");
+	case VMMRESV_ARC_VM_GONE:
+		return ("gone");
+	default:
+		return ("unknown");
+	}
+}
+
+static void
+hold_field(const vmmresv_arc_hold_info *h, int f, int parsable, uint64_t now,
+    char *buf, size_t len)
+{
+	uint64_t age = now > h->reserved_at ? now - h->reserved_at : 0;
+
+	switch (f) {
+	case H_UUID:
+		(void) snprintf(buf, len, "%.36s", h->vm_uuid);
+		break;
+	case H_SIZE:
+		if (parsable)
+			(void) snprintf(buf, len, "%" PRIu64, h->bytes);
+		else
+			nicenum(h->bytes, buf, len);
+		break;
+	case H_AGE:
+		if (parsable)
+			(void) snprintf(buf, len, "%" PRIu64, age);
+		else
+			nice_age(age, buf, len);
+		break;
+	case H_KIND:
+		(void) snprintf(buf, len, "%s", h->durable ? "durable" :
+		    "process");
+		break;
+	case H_VM:
+		(void) snprintf(buf, len, "%s", hold_vm_name(h->vm_state));
+		break;
+	case H_PID:
+		(void) snprintf(buf, len, "%" PRIu32, h->taker_pid);
+		break;
+	default:
+		(void) snprintf(buf, len, "%s", h->vm_check_path[0] != '\0' ?
+		    h->vm_check_path : "-");
+		break;
+	}
+}
+
+/* arc list [-Hp] [-o field[,...]] [-l ledger]: every ARC reservation. */
+static int
+arc_list(int argc, char **argv)
+{
+	int fields[H_MAX + 1] = { H_UUID, H_SIZE, H_AGE, H_KIND, H_VM, H_PID,
+	    H_CHECK, 0 };
+	int scripted = 0, parsable = 0, c, nf = H_MAX, j, tries, rc;
+	size_t width[H_MAX + 1], n = 0, count = 0, i;
+	vmmresv_arc_hold_info *list = NULL;
+	vmmresv_arc *a;
+	vmmresv_status st = VMMRESV_STATUS_OK;
+	uint64_t now;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTS(":Hpo:l:"))) != -1) {
+		switch (c) {
+		case 'H':
+			scripted = 1;
+			break;
+		case 'p':
+			parsable = 1;
+			break;
+		case 'l':
+			arc_ledger = optarg;
+			break;
+		case 'o': {
+			static char copy[256];
+			char *tok, *save = NULL;
+
+			(void) snprintf(copy, sizeof (copy), "%s", optarg);
+			nf = 0;
+			for (tok = strtok_r(copy, ",", &save); tok != NULL;
+			    tok = strtok_r(NULL, ",", &save)) {
+				int f;
+
+				for (f = 1; f <= H_MAX; f++) {
+					if (strcmp(tok, hold_fields[f].name) ==
+					    0)
+						break;
+				}
+				if (f > H_MAX || nf >= H_MAX)
+					return (bad_usage("invalid field '%s' "
+					    "for -o", tok));
+				fields[nf++] = f;
+			}
+			if (nf == 0)
+				return (bad_usage("invalid field '%s' for -o",
+				    optarg));
+			fields[nf] = 0;
+			break;
+		}
+		case ':':
+			return (bad_option("option -%s needs an argument"));
+		default:
+			return (bad_option("unknown option -%s"));
+		}
+	}
+	if (optind < argc)
+		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if ((rc = arc_open_handle(&a)) != 0)
+		return (rc);
+	/* The number can change between two calls: ask again, a few times. */
+	for (tries = 0; tries < 8; tries++) {
+		vmmresv_arc_hold_info *nl;
+
+		st = vmmresv_arc_list(a, list, n, &count);
+		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
+			break;
+		n = count + 8;
+		if ((nl = realloc(list, n * sizeof (*list))) == NULL) {
+			warnx_("out of memory");
+			rc = EXIT_ERR;
+			goto out;
+		}
+		list = nl;
+	}
+	if (st != VMMRESV_STATUS_OK) {
+		rc = fail("cannot list the ARC reservations", st);
+		goto out;
+	}
+	now = (uint64_t)time(NULL);
+	for (j = 0; j < nf; j++)
+		width[j] = strlen(hold_fields[fields[j]].head);
+	for (i = 0; i < count; i++) {
+		for (j = 0; j < nf; j++) {
+			char b[1100];
+
+			hold_field(&list[i], fields[j], parsable, now, b,
+			    sizeof (b));
+			if (strlen(b) > width[j])
+				width[j] = strlen(b);
+		}
+	}
+	if (!scripted) {
+		for (j = 0; j < nf; j++) {
+			if (j + 1 == nf)
+				(void) printf("%s\n",
+				    hold_fields[fields[j]].head);
+			else
+				(void) printf("%-*s  ", (int)width[j],
+				    hold_fields[fields[j]].head);
+		}
+	}
+	for (i = 0; i < count; i++) {
+		for (j = 0; j < nf; j++) {
+			char b[1100];
+
+			hold_field(&list[i], fields[j], parsable, now, b,
+			    sizeof (b));
+			if (j + 1 == nf)
+				(void) printf("%s\n", b);
+			else if (scripted)
+				(void) printf("%s\t", b);
+			else
+				(void) printf("%-*s  ", (int)width[j], b);
+		}
+	}
+	rc = EXIT_OK;
+out:
+	free(list);
+	vmmresv_arc_free(a);
+	return (rc);
+}
+
+static int
+on_arc_progress(uint64_t arc_size, uint64_t goal, void *arg)
+{
+	(void) arg;
+	if (isatty(STDERR_FILENO))
+		(void) fprintf(stderr, "\rARC %" PRIu64 " MiB, goal %" PRIu64
+		    " MiB ", arc_size >> 20, goal >> 20);
+	return (interrupted ? 1 : 0);
+}
+
+/*
+ * arc apply [-Hp] [-o field[,...]] [-l ledger] [-w seconds]: make Linux
+ * OpenZFS's zfs_arc_max follow the reservations (under the -R root), and
+ * with -w wait up to that long for the ARC to shrink to the target.
+ */
+static int
+arc_apply(int argc, char **argv)
+{
+	struct table_opts t;
+	vmmresv_arc_host arc;
+	vmmresv_arc *a;
+	vmmresv_status st;
+	struct row rows[6];
+	size_t n = 0;
+	uint64_t written = 0, target = 0, resv = 0, size = 0;
+	unsigned long wait_s = 0;
+	int i, rc, waiting = 0;
+	char **ops, *end;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
+			break;
+		if (strcmp(argv[i], "-w") != 0)
+			continue;
+		if (i + 1 >= argc)
+			return (bad_usage("option -%s needs an argument", "w"));
+		errno = 0;
+		wait_s = strtoul(argv[i + 1], &end, 10);
+		if (errno != 0 || end == argv[i + 1] || *end != '\0' ||
+		    argv[i + 1][0] == '-' || wait_s > 86400)
+			return (bad_usage("invalid wait '%s' for -w (seconds, "
+			    "at most 86400)", argv[i + 1]));
+		waiting = 1;
+		(void) memmove(&argv[i], &argv[i + 2],
+		    (size_t)(argc - i - 2) * sizeof (argv[0]));
+		argc -= 2;
+		i--;
+	}
+	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops)) != 0)
+		return (rc);
+	if ((rc = arc_host_needed(&arc)) != 0)
+		return (rc);
+	if ((rc = arc_open_handle(&a)) != 0)
+		return (rc);
+	st = vmmresv_arc_apply(a, root_dir, &arc, &written);
+	if (st == VMMRESV_STATUS_OK)
+		st = vmmresv_arc_target(a, &arc, &target, &resv);
+	vmmresv_arc_free(a);
+	if (st == VMMRESV_STATUS_UNSUPPORTED) {
+		warnx_("no reservation is left, but zfs_arc_max was 0 (the "
+		    "module's default) before the first one, which OpenZFS "
+		    "cannot take back while loaded: the limit stays until the "
+		    "zfs module is reloaded");
+		return (EXIT_ERR);
+	}
+	if (st != VMMRESV_STATUS_OK)
+		return (fail("cannot apply the ARC target", st));
+	arc_row(rows, &n, "arc.reserved", resv);
+	arc_row(rows, &n, "arc.target", target);
+	rows[n].property = "zfs_arc_max.written";
+	rows[n].is_size = 1;
+	rows[n].present = written != 0;
+	rows[n].n = written;
+	rows[n].text[0] = '\0';
+	n++;
+	if (waiting && resv != 0) {
+		uint64_t goal = target + arc.slack_bytes;
+		struct sigaction sa;
+
+		(void) memset(&sa, 0, sizeof (sa));
+		sa.sa_handler = on_interrupt;
+		(void) sigemptyset(&sa.sa_mask);
+		(void) sigaction(SIGINT, &sa, NULL);
+		(void) sigaction(SIGTERM, &sa, NULL);
+		st = vmmresv_arc_wait_linux(root_dir, goal,
+		    (uint32_t)(wait_s * 1000), on_arc_progress, NULL, &size);
+		if (isatty(STDERR_FILENO))
+			(void) fprintf(stderr, "\n");
+		arc_row(rows, &n, "arc.size", size);
+		text_row(rows, &n, "wait", st == VMMRESV_STATUS_OK ?
+		    "reached" : st == VMMRESV_STATUS_TIMEOUT ? "timeout" :
+		    st == VMMRESV_STATUS_INTERRUPTED ? "interrupted" :
+		    "failed");
+		print_table(&t, rows, n);
+		if (st != VMMRESV_STATUS_OK)
+			return (fail("the ARC did not reach its target", st));
+		return (EXIT_OK);
+	}
+	print_table(&t, rows, n);
+	return (EXIT_OK);
+}
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+} arc_verbs[] = {
+	{ "hold", arc_hold },
+	{ "drop", arc_drop },
+	{ "reconcile", arc_reconcile },
+	{ "list", arc_list },
+	{ "apply", arc_apply },
+};
+
 /*
  * arc [-Hp] [-o field[,...]] [-m memstat-file] [-r request [-a reserved]]:
  * the ARC's figures, where the pages are (::memstat, whose budget then
@@ -1928,18 +2482,28 @@ cmd_arc(int argc, char **argv)
 	vmmresv_arc_host arc;
 	vmmresv_memstat ms;
 	vmmresv_arc_guard g;
+	vmmresv_arc *ah = NULL;
 	vmmresv_status st;
 	struct row rows[24];
 	size_t n = 0;
 	int c, rc, have = 0;
 
+	if (argc > 1) {
+		size_t v;
+
+		for (v = 0; v < sizeof (arc_verbs) / sizeof (arc_verbs[0]);
+		    v++) {
+			if (strcmp(argv[1], arc_verbs[v].name) == 0)
+				return (arc_verbs[v].fn(argc - 1, argv + 1));
+		}
+	}
 	t.scripted = 0;
 	t.parsable = 0;
 	t.fields[0] = F_PROPERTY;
 	t.fields[1] = F_VALUE;
 	t.fields[2] = 0;
 	optind = 1;
-	while ((c = getopt(argc, argv, OPTS(":Hpo:m:r:a:"))) != -1) {
+	while ((c = getopt(argc, argv, OPTS(":Hpo:m:r:a:l:"))) != -1) {
 		switch (c) {
 		case 'H':
 			t.scripted = 1;
@@ -1954,6 +2518,9 @@ cmd_arc(int argc, char **argv)
 			break;
 		case 'm':
 			memstat = optarg;
+			break;
+		case 'l':
+			arc_ledger = optarg;
 			break;
 		case 'r':
 			if (arc_size_opt(optarg, 0, &request) != 0)
@@ -1996,6 +2563,26 @@ cmd_arc(int argc, char **argv)
 	arc_row(rows, &n, "arc.ceiling", arc.ceiling_bytes != 0 ?
 	    arc.ceiling_bytes : arc.arc_c_max_bytes);
 	arc_row(rows, &n, "arc.slack", arc.slack_bytes);
+	/*
+	 * The reservations and the target they imply, from the ledger.  A
+	 * ledger that cannot be opened (no run directory, no permission)
+	 * leaves the rows out, with the reason on standard error.
+	 */
+	if ((st = vmmresv_arc_open(arc_ledger, &ah)) == VMMRESV_STATUS_OK) {
+		uint64_t target = 0, resv = 0;
+
+		st = vmmresv_arc_target(ah, &arc, &target, &resv);
+		vmmresv_arc_free(ah);
+		if (st != VMMRESV_STATUS_OK)
+			return (fail("cannot compute the ARC target", st));
+		arc_row(rows, &n, "arc.reserved", resv);
+		arc_row(rows, &n, "arc.target", target);
+		if (reserved == 0)
+			reserved = resv;
+	} else {
+		(void) fail("cannot open the ledger (no reservations shown)",
+		    st);
+	}
 	if (memstat != NULL) {
 		arc_row(rows, &n, "memstat.total", ms.physmem_bytes);
 		arc_row(rows, &n, "memstat.kernel", ms.kernel_bytes);

@@ -29,6 +29,9 @@
 //!   dies), checked by the guard, with the target that follows; and
 //!   [`apply_linux`](reserve::apply_linux), which writes `zfs_arc_max` and
 //!   restores the original when the last reservation is released.
+//! - [`durable`]: reservations that outlive their maker, until released or
+//!   their VM is gone; [`reservations`]: a handle on a ledger's ARC pool
+//!   that needs no reservoir.
 //!
 //! No `unsafe`, no panics: the crate's lints (`Cargo.toml`) make
 //! indexing, unchecked arithmetic, `unwrap`/`expect`/`panic!` and `as`
@@ -42,6 +45,7 @@ pub mod error;
 pub mod guard;
 pub mod memstat;
 pub mod platform;
+pub mod reservations;
 pub mod reserve;
 pub mod snapshot;
 mod text;

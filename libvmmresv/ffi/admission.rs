@@ -6,7 +6,7 @@ use core::ffi::c_char;
 
 use super::boundary::{
     boundary, c_values, checked, export, free_handle, new_handle, opt_out, opt_path, out, uuid_arg,
-    vmmresv_admission, vmmresv_decision, vmmresv_reservoir, write_array,
+    uuid_canonical, vmmresv_admission, vmmresv_decision, vmmresv_reservoir, write_array,
 };
 use crate::admission::{Admission, Decision, Preference, Reason};
 use crate::ledger::Pool;
@@ -290,8 +290,13 @@ pub const VMMRESV_CLAIM_RELEASING: u32 = 3;
 pub struct vmmresv_claim_info {
     /// The VM's UUID, canonical lower-case text, NUL-terminated.
     pub vm_uuid: [c_char; 37],
+    /// 1 for a durable ARC reservation (vmmresv_arc_hold()): no process
+    /// holds it (`held` is 0) and none needs to; it lasts until
+    /// vmmresv_arc_drop(), or until vmmresv_arc_reconcile() finds its VM
+    /// gone. Never reclaimed for a missing holder. 0 for every other claim.
+    pub durable: u8,
     /// Always 0.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
     /// VMMRESV_CLAIM_POOL_*: the total it counts against.
     pub pool: u32,
     /// VMMRESV_CLAIM_*: the slot's state when read.
@@ -319,7 +324,8 @@ impl Default for vmmresv_claim_info {
     fn default() -> Self {
         vmmresv_claim_info {
             vm_uuid: [0; 37],
-            pad: [0; 3],
+            durable: 0,
+            pad: [0; 2],
             pool: 0,
             state: 0,
             held: 0,
@@ -335,7 +341,7 @@ impl From<&crate::admission::ListedClaim> for vmmresv_claim_info {
     fn from(c: &crate::admission::ListedClaim) -> Self {
         use crate::ledger::SlotState;
         let mut out = vmmresv_claim_info::default();
-        let text = uuid_text(&c.info.uuid);
+        let text = uuid_canonical(&c.info.uuid);
         for (o, b) in out.vm_uuid.iter_mut().zip(text.bytes()) {
             *o = c_char::from_ne_bytes([b]);
         }
@@ -352,24 +358,13 @@ impl From<&crate::admission::ListedClaim> for vmmresv_claim_info {
             SlotState::Claimed | SlotState::Free | SlotState::Busy => VMMRESV_CLAIM_CLAIMED,
         };
         out.held = u32::from(c.held);
+        out.durable = u8::from(c.info.durable);
         out.taker_pid = c.info.pid;
         out.bytes = c.info.pages.saturating_mul(pages::PAGESIZE);
         out.claimed_at = c.info.since;
         out.zone_id = c.info.origin;
         out
     }
-}
-
-/// A UUID's canonical text.
-fn uuid_text(u: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in u.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 /// The claims in the ledger (ABI 1.2): every reservoir, transient and ARC

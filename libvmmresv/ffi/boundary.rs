@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::handle;
 use crate::admission::local::LocalLedger;
 use crate::admission::Admission;
+use crate::arc::reservations::ArcReservations;
 use crate::reservoir::Reservoir;
 use crate::status::{Error, Status};
 
@@ -464,6 +465,7 @@ pub(super) trait Handle: Sized + Send + Sync + 'static {
 static RESERVOIRS: handle::Table<vmmresv_reservoir> = handle::Table::new(handle::TAG_RESERVOIR);
 static ADMISSIONS: handle::Table<vmmresv_admission> = handle::Table::new(handle::TAG_ADMISSION);
 static LEDGERS: handle::Table<vmmresv_ledger> = handle::Table::new(handle::TAG_LEDGER);
+static ARCS: handle::Table<vmmresv_arc> = handle::Table::new(handle::TAG_ARC);
 
 impl Handle for vmmresv_reservoir {
     fn table() -> &'static handle::Table<Self> {
@@ -480,6 +482,12 @@ impl Handle for vmmresv_admission {
 impl Handle for vmmresv_ledger {
     fn table() -> &'static handle::Table<Self> {
         &LEDGERS
+    }
+}
+
+impl Handle for vmmresv_arc {
+    fn table() -> &'static handle::Table<Self> {
+        &ARCS
     }
 }
 
@@ -531,6 +539,26 @@ pub struct vmmresv_admission {
 /// vmmresv_ledger_new(), free with vmmresv_ledger_free().
 pub struct vmmresv_ledger {
     pub(super) inner: LocalLedger,
+}
+
+/// The ARC pool of a claim ledger, without a reservoir (ABI 1.2): durable
+/// per-VM ARC reservations for hosts with ZFS but no /dev/vmmctl, and for
+/// short-lived programs. Opaque: create with vmmresv_arc_open(), free
+/// with vmmresv_arc_free(). One handle may be used by several threads.
+pub struct vmmresv_arc {
+    pub(super) inner: ArcReservations,
+}
+
+/// A UUID's canonical text (lower case, 36 characters).
+pub(super) fn uuid_canonical(u: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// The ABI version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, matching the

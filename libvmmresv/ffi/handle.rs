@@ -72,6 +72,7 @@ const LIVE: u64 = 1;
 pub(super) const TAG_RESERVOIR: usize = 0x3;
 pub(super) const TAG_ADMISSION: usize = 0x5;
 pub(super) const TAG_LEDGER: usize = 0x7;
+pub(super) const TAG_ARC: usize = 0x9;
 
 struct Slot<T> {
     /// `generation << 1 | LIVE`: the generation of the slot's current (or

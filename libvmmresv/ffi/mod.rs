@@ -12,7 +12,7 @@
 //! area whose functions came in a later ABI version sits where the header
 //! has them (admission's policy functions in admit_vm.rs, its ledger
 //! origin in handoff.rs, the reservoir's ABI 1.2 resize in resize.rs, its
-//! hugetlb backend in hugetlb.rs).
+//! hugetlb backend in hugetlb.rs, the ARC handle of ABI 1.2 in arc_hold.rs).
 //! The doc comments are the header's documentation.
 
 #![allow(non_camel_case_types)]
@@ -48,6 +48,8 @@ mod resize;
 
 mod hugetlb;
 
+mod arc_hold;
+
 // handle.rs packs a tag, an index and a generation into a pointer-sized
 // handle with fixed-width shifts and masks (every value bounded by its
 // mask), and indexes its slot tables only with indices it bounds first.
@@ -62,9 +64,10 @@ mod handle;
 pub use admission::*;
 pub use admit_vm::*;
 pub use arc::*;
+pub use arc_hold::*;
 pub use boot::*;
 pub use boundary::{
-    vmmresv_abi_version, vmmresv_admission, vmmresv_arc_host, vmmresv_decision,
+    vmmresv_abi_version, vmmresv_admission, vmmresv_arc, vmmresv_arc_host, vmmresv_decision,
     vmmresv_host_memory, vmmresv_last_errno, vmmresv_ledger, vmmresv_overhead_params,
     vmmresv_progress_fn, vmmresv_reservoir, vmmresv_strerror, vmmresv_vm, VMMRESV_SIZE_UNKNOWN,
     VMMRESV_VERSION_MAJOR, VMMRESV_VERSION_MINOR, VMMRESV_VERSION_PATCH,

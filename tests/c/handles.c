@@ -2,7 +2,7 @@
 /*
  * handles.c: use after free, double free and stale handles, for every
  * handle type of the C ABI (vmmresv_reservoir, vmmresv_admission,
- * vmmresv_ledger).  Built only against include/vmmresv.h and linked only
+ * vmmresv_ledger, and the ARC handle vmmresv_arc of ABI 1.2).  Built only against include/vmmresv.h and linked only
  * with -lvmmresv, like the other C consumers; run against the /dev/vmmctl
  * emulator (LD_PRELOAD, VMMEMU_STATE, VMMRESV_RUNDIR) because a reservoir
  * handle needs a device.
@@ -274,12 +274,86 @@ test_admission(void)
 	check(1, "admission, reservoir: close(NULL) returned");
 }
 
+static void
+arc_calls_fail(vmmresv_arc *h, const char *tag)
+{
+	char what[128];
+	vmmresv_arc_host host;
+	vmmresv_arc_reservation res;
+	vmmresv_arc_reconcile_report rep;
+	size_t count = 7;
+	uint64_t v = 0;
+
+	(void) memset(&host, 0, sizeof (host));
+	host.arc_c_min_bytes = 1ULL << 30;
+	host.arc_c_max_bytes = 8ULL << 30;
+	(void) snprintf(what, sizeof (what), "%s: hold", tag);
+	status_is(vmmresv_arc_hold(h, uuid, "/nonexistent/vm.pid", 1ULL << 20,
+	    &host, &res), INVALID, what);
+	(void) snprintf(what, sizeof (what), "%s: drop", tag);
+	status_is(vmmresv_arc_drop(h, uuid, &v), INVALID, what);
+	(void) snprintf(what, sizeof (what), "%s: reconcile", tag);
+	status_is(vmmresv_arc_reconcile(h, 0, &rep), INVALID, what);
+	(void) snprintf(what, sizeof (what), "%s: list", tag);
+	status_is(vmmresv_arc_list(h, NULL, 0, &count), INVALID, what);
+	(void) snprintf(what, sizeof (what), "%s: target", tag);
+	status_is(vmmresv_arc_target(h, &host, &v, NULL), INVALID, what);
+	(void) snprintf(what, sizeof (what), "%s: apply", tag);
+	status_is(vmmresv_arc_apply(h, "/nonexistent", &host, &v), INVALID,
+	    what);
+}
+
+static void
+test_arc(void)
+{
+	vmmresv_arc *h, *h2, *bad = (vmmresv_arc *)(void *)1;
+	vmmresv_ledger *l;
+	uint64_t v = 0;
+	size_t count = 0;
+
+	printf("== vmmresv_arc\n");
+	status_is(vmmresv_arc_open(NULL, &h), OK, "arc: open (no reservoir)");
+	status_is(vmmresv_arc_list(h, NULL, 0, &count), OK, "arc: list (live)");
+	check(count == 0, "arc: nothing reserved");
+	vmmresv_arc_free(h);
+	arc_calls_fail(h, "arc after free");
+	vmmresv_arc_free(h);
+	check(1, "arc: second free returned");
+	arc_calls_fail(h, "arc after double free");
+	arc_calls_fail(bad, "arc: a pointer that was never a handle");
+
+	status_is(vmmresv_arc_open(NULL, &h2), OK, "arc: open again");
+	arc_calls_fail(h, "stale arc beside a new one");
+	vmmresv_arc_free(h);
+	status_is(vmmresv_arc_drop(h2, uuid, &v), OK,
+	    "arc: the new one survives a free of the stale one");
+	check(v == 0, "arc: nothing to drop");
+
+	status_is(vmmresv_ledger_new(4, &l), OK, "ledger for arc type checks");
+	status_is(vmmresv_ledger_claim((vmmresv_ledger *)(void *)h2, 1, NULL),
+	    INVALID, "arc as a ledger: refused");
+	status_is(vmmresv_arc_list((vmmresv_arc *)(void *)l, NULL, 0, &count),
+	    INVALID, "ledger as an arc: refused");
+	vmmresv_ledger_free((vmmresv_ledger *)(void *)h2);
+	vmmresv_arc_free((vmmresv_arc *)(void *)l);
+	status_is(vmmresv_arc_list(h2, NULL, 0, &count), OK,
+	    "arc survives a ledger free of it");
+	status_is(vmmresv_ledger_claim(l, 1, NULL), OK,
+	    "ledger survives an arc free of it");
+	vmmresv_ledger_free(l);
+	vmmresv_arc_free(h2);
+	arc_calls_fail(h2, "second arc after free");
+	vmmresv_arc_free(NULL);
+	check(1, "arc: free(NULL) returned");
+}
+
 int
 main(void)
 {
 	test_ledger();
 	test_reservoir();
 	test_admission();
+	test_arc();
 	printf("handles: %d passed, %d failed\n", passed, failed);
 	return (failed == 0 ? 0 : 1);
 }

@@ -1,7 +1,7 @@
 //! The C types more than one area passes: each area's file keeps the
 //! types only it uses.
 //!
-//! Three of them are defined in their area's module and only re-exported
+//! Four of them are defined in their area's module and only re-exported
 //! here: the ABI baseline (abi/, compared by `make check-abi`) names a
 //! struct by its Rust module path (DWARF), and libabigail counts a changed
 //! path of a member's or parameter's type as an ABI change.
@@ -139,5 +139,6 @@ impl vmmresv_arc_host {
     }
 }
 
+pub use super::super::arc::vmmresv_arc_reservation;
 pub use super::super::policy::{vmmresv_overhead_params, vmmresv_vm};
 pub use super::super::report::vmmresv_host_memory;
