@@ -230,14 +230,35 @@ pub struct DurableReport {
     pub freed_bytes: u64,
 }
 
-/// Every durable ARC reservation in the ledger, with its VM's state.
-pub fn list(ledger: &Ledger<'_>, run_dir: &Path) -> Result<Vec<(ClaimInfo, VmState)>, Error> {
+/// The zone id of the global zone (`GLOBAL_ZONEID`); 0 on every other
+/// system, where there are no zones.
+pub const GLOBAL_ORIGIN: u64 = 0;
+
+/// What VM `c`'s recorded check says, evaluated by a process in zone
+/// `here`. A non-global zone sees only its own `/dev/vmm` entries (and its
+/// own file system), so a check made in another zone cannot be told from
+/// there: [`VmState::Unknown`], never "gone". The global zone (and every
+/// process off illumos, where the origin is always 0) judges all.
+pub fn vm_state_from(run_dir: &Path, c: &ClaimInfo, here: u64) -> VmState {
+    if here != GLOBAL_ORIGIN && c.origin != here {
+        return VmState::Unknown;
+    }
+    vm_state(run_dir, &c.uuid)
+}
+
+/// Every durable ARC reservation in the ledger, with its VM's state as a
+/// process in zone `here` can tell it ([`vm_state_from`]).
+pub fn list(
+    ledger: &Ledger<'_>,
+    run_dir: &Path,
+    here: u64,
+) -> Result<Vec<(ClaimInfo, VmState)>, Error> {
     Ok(ledger
         .claims()?
         .into_iter()
         .filter(|c| c.durable && c.state == SlotState::Claimed)
         .map(|c| {
-            let s = vm_state(run_dir, &c.uuid);
+            let s = vm_state_from(run_dir, &c, here);
             (c, s)
         })
         .collect())
@@ -245,6 +266,8 @@ pub fn list(ledger: &Ledger<'_>, run_dir: &Path) -> Result<Vec<(ClaimInfo, VmSta
 
 /// Free the durable reservations whose VM is gone and whose claim is at
 /// least `grace_secs` old at `now_secs` (Unix seconds); keep every other.
+/// `here` is the caller's zone ([`vm_state_from`]): outside the global
+/// zone, only reservations made in the same zone are judged.
 /// The VM is checked twice, the second time just before the claim is
 /// taken out, which narrows (does not close) the window in which a VM
 /// appearing between the check and the release loses a reservation that
@@ -252,16 +275,17 @@ pub fn list(ledger: &Ledger<'_>, run_dir: &Path) -> Result<Vec<(ClaimInfo, VmSta
 pub fn reconcile(
     ledger: &Ledger<'_>,
     run_dir: &Path,
+    here: u64,
     now_secs: u64,
     grace_secs: u64,
 ) -> Result<DurableReport, Error> {
     let mut r = DurableReport::default();
-    for (c, state) in list(ledger, run_dir)? {
+    for (c, state) in list(ledger, run_dir, here)? {
         let old = now_secs
             .checked_sub(c.since)
             .is_some_and(|age| age >= grace_secs);
         match state {
-            VmState::Gone if old && vm_state(run_dir, &c.uuid) == VmState::Gone => {
+            VmState::Gone if old && vm_state_from(run_dir, &c, here) == VmState::Gone => {
                 match ledger.release_durable(c.slot, c.word) {
                     Ok(p) => {
                         r.freed = r.freed.saturating_add(1);
@@ -355,26 +379,55 @@ mod tests {
         assert!(again.already);
         assert_eq!(l.claimed(Pool::Arc), 16 * GIB / 4096);
         // The VM runs: kept, whatever the age.
-        let rep = reconcile(&l, run, NOW + 10_000, 300).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 10_000, 300).unwrap();
         assert_eq!((rep.kept, rep.freed), (1, 0));
         // The VM is gone, but within the grace: kept.
         std::fs::remove_file(&vm).unwrap();
-        let rep = reconcile(&l, run, NOW + 299, 300).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 299, 300).unwrap();
         assert_eq!((rep.kept, rep.freed), (1, 0));
         // A clock behind the claim's time is not past any grace.
-        let rep = reconcile(&l, run, NOW - 1, 0).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW - 1, 0).unwrap();
         assert_eq!((rep.kept, rep.freed), (1, 0));
         assert_eq!(l.claimed(Pool::Arc), 16 * GIB / 4096);
         // Gone and past the grace: freed, once, with its record.
-        let rep = reconcile(&l, run, NOW + 300, 300).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 300, 300).unwrap();
         assert_eq!((rep.freed, rep.freed_bytes), (1, 16 * GIB));
         assert_eq!(l.claimed(Pool::Arc), 0);
         assert!(recorded_check(run, &u).is_none());
         assert_eq!(
-            reconcile(&l, run, NOW + 300, 300).unwrap(),
+            reconcile(&l, run, GLOBAL_ORIGIN, NOW + 300, 300).unwrap(),
             DurableReport::default()
         );
         assert!(!l.check_total(Pool::Arc).unwrap());
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
+    fn another_zones_reservation_is_unknown_outside_the_global_zone() {
+        let d = scratch("zones");
+        let run = &d.0;
+        let m = FakeLedger::new(16);
+        let l = m.ledger();
+        let w = FakeWorld::process(&m, 1);
+        let u = [11u8; 16];
+        // Made in the global zone (the fake world's origin, 0), for a VM
+        // whose check path does not exist.
+        let vm = run.join("gone");
+        reserved(reserve(&l, &w, run, &u, GIB, &policy(), &vm).unwrap());
+        let c = l.find(&u, hint(&u), &[Pool::Arc]).unwrap().unwrap();
+        assert_eq!(vm_state_from(run, &c, GLOBAL_ORIGIN), VmState::Gone);
+        // Zone 5 cannot see the global zone's /dev/vmm: unknown, kept.
+        assert_eq!(vm_state_from(run, &c, 5), VmState::Unknown);
+        let rep = reconcile(&l, run, 5, NOW + 1_000, 0).unwrap();
+        assert_eq!((rep.unknown, rep.freed), (1, 0));
+        assert_eq!(l.claimed(Pool::Arc), GIB / 4096);
+        // The global zone judges it: gone, freed.
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 1_000, 0).unwrap();
+        assert_eq!(rep.freed, 1);
+        assert_eq!(l.claimed(Pool::Arc), 0);
     }
 
     #[test]
@@ -393,11 +446,11 @@ mod tests {
         let vm = run.join("never-there");
         reserved(reserve(&l, &w, run, &u, GIB, &policy(), &vm).unwrap());
         std::fs::remove_file(record_path(run, &u)).unwrap();
-        let rep = reconcile(&l, run, NOW + 1_000_000, 0).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 1_000_000, 0).unwrap();
         assert_eq!((rep.unknown, rep.freed), (1, 0));
         // A malformed record (a relative path): kept.
         std::fs::write(record_path(run, &u), "relative/path\n").unwrap();
-        let rep = reconcile(&l, run, NOW + 1_000_000, 0).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 1_000_000, 0).unwrap();
         assert_eq!((rep.unknown, rep.freed), (1, 0));
         assert_eq!(l.claimed(Pool::Arc), GIB / 4096);
         // An explicit release (it needs no lock) still frees it.

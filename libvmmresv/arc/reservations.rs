@@ -109,13 +109,20 @@ impl ArcReservations {
     pub fn reconcile(&self, grace_secs: u64) -> Result<ArcReconciliation, Error> {
         let world = self.file.world();
         let l = self.file.ledger();
-        let durable = durable::reconcile(&l, &self.run_dir, world.now_secs(), grace_secs)?;
+        let durable = durable::reconcile(
+            &l,
+            &self.run_dir,
+            world.origin(),
+            world.now_secs(),
+            grace_secs,
+        )?;
         let ledger = l.reconcile(&world)?;
         Ok(ArcReconciliation { durable, ledger })
     }
 
     /// Every ARC reservation in the ledger, durable or a process's.
     pub fn list(&self) -> Result<Vec<ArcHolding>, Error> {
+        let here = self.file.world().origin();
         Ok(self
             .file
             .ledger()
@@ -125,9 +132,7 @@ impl ArcReservations {
             .map(|c| {
                 let (vm, check) = if c.durable {
                     let check = durable::recorded_check(&self.run_dir, &c.uuid);
-                    let vm = check
-                        .as_deref()
-                        .map_or(VmState::Unknown, durable::check_path);
+                    let vm = durable::vm_state_from(&self.run_dir, &c, here);
                     (Some(vm), check)
                 } else {
                     (None, None)
