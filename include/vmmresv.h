@@ -2522,8 +2522,10 @@ void vmmresv_arc_free(struct vmmresv_arc *arc_handle);
  * (durable or a process's). Idempotent per VM (`already` 1), except that
  * a durable reservation whose VM is gone now (a VM stopped without its
  * drop, starting again) is made afresh, so its grace starts again.
- * Refused: OK with `reserved` 0 and the shortfall. Nothing is left behind
- * on any error.
+ * A reservation being made by another process for the same VM is BUSY
+ * (retry); one being released is replaced by a fresh one. Refused: OK
+ * with `reserved` 0 and the shortfall. An error leaves no new
+ * reservation behind (a stale one released on the way stays released).
  */
 vmmresv_status vmmresv_arc_hold(const struct vmmresv_arc *arc_handle,
                                 const char *vm_uuid,

@@ -1437,7 +1437,11 @@ fn arc_hold_outlives_the_command_until_dropped_or_its_vm_is_gone() {
         ("1", "0")
     );
     assert_eq!(get(&c, "arc.reserved"), (20 * GIB).to_string());
-    let c = arc_table(&host, None, &["arc", "reconcile", "-g", "0", "-Hp"], 0);
+    // The verb's own option after the common ones, and the ledger named.
+    let ledger = host.ledger_path();
+    let ledger = ledger.to_str().unwrap();
+    let args = ["arc", "reconcile", "-l", ledger, "-Hpg", "0"];
+    let c = arc_table(&host, None, &args, 0);
     assert_eq!(get(&c, "durable.freed"), "1");
     assert_eq!(get(&c, "durable.freed_size"), (20 * GIB).to_string());
     assert_eq!(get(&c, "arc.reserved"), "0");
@@ -1449,6 +1453,33 @@ fn arc_hold_outlives_the_command_until_dropped_or_its_vm_is_gone() {
         std::fs::read_to_string(&param).unwrap().trim(),
         "60000000000"
     );
+
+    // Already holding less than asked, its VM running: nothing changes,
+    // exit 3.
+    std::fs::write(&vm2, "4343\n").unwrap();
+    let h = arc_table(&host, r, &["arc", "hold", "-Hp", u2, "1G", vm2s], 0);
+    assert_eq!(get(&h, "hold.reserved"), "yes");
+    let args = ["arc", "hold", "-Hp", u2, "2G", vm2s];
+    let o = run(&host, r, &args);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&args, &o));
+    assert!(
+        stdout(&o).contains("hold.already\tyes\n"),
+        "{}",
+        show(&args, &o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("hold.size\t{GIB}\n")),
+        "{}",
+        show(&args, &o)
+    );
+    assert!(
+        stderr(&o).contains("less than the 2G asked"),
+        "{}",
+        show(&args, &o)
+    );
+    let d = arc_table(&host, None, &["arc", "drop", "-Hp", u2], 0);
+    assert_eq!(get(&d, "drop.released"), GIB.to_string());
+    std::fs::remove_file(&vm2).unwrap();
 
     // A check that cannot tell (its record gone) never frees.
     let h = arc_table(&host, r, &["arc", "hold", "-Hp", u2, "1G", vm2s], 0);
@@ -1483,7 +1514,42 @@ fn arc_hold_outlives_the_command_until_dropped_or_its_vm_is_gone() {
         show(&args, &o)
     );
 
+    // The guard is not checked against a guess: a ledger that cannot be
+    // opened is an error for -r without -a (and the rows are left out
+    // otherwise, with the reason).
+    let mut broken = EmuHost::new("adm-arc-noledger", HOST);
+    broken.env.retain(|(k, _)| k != "LD_PRELOAD");
+    let file = broken.dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    broken.set("VMMRESV_RUNDIR", file.to_str().unwrap());
+    let o = run(&broken, r, &["arc", "-Hp", "-r", "1G"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&["arc"], &o));
+    assert!(
+        stderr(&o).contains("give the reservations with -a"),
+        "{}",
+        show(&["arc"], &o)
+    );
+    let o = run(&broken, r, &["arc", "-Hp", "-r", "1G", "-a", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&["arc"], &o));
+    assert!(
+        stdout(&o).contains("guard.admitted\tyes\n"),
+        "{}",
+        show(&["arc"], &o)
+    );
+    assert!(
+        !stdout(&o).contains("arc.reserved"),
+        "{}",
+        show(&["arc"], &o)
+    );
+    assert!(
+        stderr(&o).contains("no reservations shown"),
+        "{}",
+        show(&["arc"], &o)
+    );
+
     for (args, msg) in [
+        (&["-P", "hugetlb", "arc", "list"][..], "name it with -l"),
+        (&["-P", "hugetlb", "arc"][..], "name it with -l"),
         (&["arc", "hold", u1, "1G"][..], "missing operand"),
         (
             &["arc", "hold", "not-a-uuid", "1G", vm1s][..],

@@ -1934,23 +1934,45 @@ arc_size_opt(const char *arg, int zero_ok, uint64_t *out)
 static const char *arc_ledger = NULL;
 
 /*
- * Parse [-Hp] [-o field[,...]] [-l ledger] and exactly `nops` operands
- * (returned in *ops).  0, or EXIT_USAGE (reported).
+ * -P hugetlb without -l: the pool's admissions keep their ARC reservations
+ * in the pool's own ledger, which the default (admission.ledger) is not.
+ */
+static int
+arc_needs_ledger(void)
+{
+	return (bad_usage("%s", "the ARC reservations of a hugetlb pool's "
+	    "admissions are in that pool's ledger: name it with -l"));
+}
+
+/*
+ * Parse [-Hp] [-o field[,...]] [-l ledger], and the verb's own option
+ * `-<extra> value` when `extra` is not 0 (its value in *extra_arg), and
+ * exactly `nops` operands (returned in *ops).  0, or EXIT_USAGE
+ * (reported).
  */
 static int
 arc_verb_options(int argc, char **argv, struct table_opts *t, int nops,
-    char ***ops)
+    char ***ops, int extra, const char **extra_arg)
 {
 	const char *bad = NULL;
+	char optstring[16];
 	int c;
 
+	(void) snprintf(optstring, sizeof (optstring), "%s:Hpo:l:%s",
+	    OPTS(""), extra != 0 ? "X:" : "");
+	if (extra != 0)
+		optstring[strlen(optstring) - 2] = (char)extra;
 	t->scripted = 0;
 	t->parsable = 0;
 	t->fields[0] = F_PROPERTY;
 	t->fields[1] = F_VALUE;
 	t->fields[2] = 0;
 	optind = 1;
-	while ((c = getopt(argc, argv, OPTS(":Hpo:l:"))) != -1) {
+	while ((c = getopt(argc, argv, optstring)) != -1) {
+		if (extra != 0 && c == extra) {
+			*extra_arg = optarg;
+			continue;
+		}
 		switch (c) {
 		case 'H':
 			t->scripted = 1;
@@ -1978,7 +2000,22 @@ arc_verb_options(int argc, char **argv, struct table_opts *t, int nops,
 	if (argc - optind < nops)
 		return (bad_usage("%s", "missing operand"));
 	*ops = argv + optind;
+	if (hugetlb && arc_ledger == NULL)
+		return (arc_needs_ledger());
 	return (0);
+}
+
+/* A count of seconds for -g or -w: 0 to `max`.  0, or -1. */
+static int
+seconds_arg(const char *arg, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	if (arg[0] < '0' || arg[0] > '9')
+		return (-1);
+	*out = strtoul(arg, &end, 10);
+	return (errno != 0 || *end != '\0' || *out > max ? -1 : 0);
 }
 
 /* Open the ARC handle on the ledger of -l (or the run directory's). */
@@ -2049,7 +2086,7 @@ arc_hold(int argc, char **argv)
 	char **ops;
 	int rc;
 
-	if ((rc = arc_verb_options(argc, argv, &t, 3, &ops)) != 0)
+	if ((rc = arc_verb_options(argc, argv, &t, 3, &ops, 0, NULL)) != 0)
 		return (rc);
 	if (!uuid_ok(ops[0]))
 		return (bad_usage("invalid UUID '%s'", ops[0]));
@@ -2074,6 +2111,15 @@ arc_hold(int argc, char **argv)
 	arc_row(rows, &n, "arc.reserved", res.total_reserved_bytes);
 	arc_row(rows, &n, "arc.target", res.target_bytes);
 	print_table(&t, rows, n);
+	if (res.reserved && res.already && res.bytes < size) {
+		char held[32], asked[32];
+
+		nicenum(res.bytes, held, sizeof (held));
+		nicenum(size, asked, sizeof (asked));
+		warnx_("%s already holds %s, less than the %s asked: drop it "
+		    "first to change its size", ops[0], held, asked);
+		return (EXIT_REFUSED);
+	}
 	return (res.reserved ? EXIT_OK : EXIT_REFUSED);
 }
 
@@ -2090,7 +2136,7 @@ arc_drop(int argc, char **argv)
 	char **ops;
 	int rc;
 
-	if ((rc = arc_verb_options(argc, argv, &t, 1, &ops)) != 0)
+	if ((rc = arc_verb_options(argc, argv, &t, 1, &ops, 0, NULL)) != 0)
 		return (rc);
 	if (!uuid_ok(ops[0]))
 		return (bad_usage("invalid UUID '%s'", ops[0]));
@@ -2116,33 +2162,21 @@ arc_reconcile(int argc, char **argv)
 	struct row rows[8];
 	size_t n = 0;
 	uint32_t grace = VMMRESV_ARC_GRACE_DEFAULT;
-	char **ops, *end;
-	int i, rc;
+	const char *grace_arg = NULL;
+	char **ops;
+	int rc;
 
-	/* -g is this verb's own: take it out before the common options. */
-	for (i = 1; i < argc; i++) {
+	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops, 'g', &grace_arg)) !=
+	    0)
+		return (rc);
+	if (grace_arg != NULL) {
 		unsigned long g;
 
-		if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
-			break;
-		if (strcmp(argv[i], "-g") != 0)
-			continue;
-		if (i + 1 >= argc)
-			return (bad_usage("option -%s needs an argument", "g"));
-		errno = 0;
-		g = strtoul(argv[i + 1], &end, 10);
-		if (errno != 0 || end == argv[i + 1] || *end != '\0' ||
-		    argv[i + 1][0] == '-' || g > UINT32_MAX)
+		if (seconds_arg(grace_arg, UINT32_MAX, &g) != 0)
 			return (bad_usage("invalid grace '%s' for -g (seconds)",
-			    argv[i + 1]));
+			    grace_arg));
 		grace = (uint32_t)g;
-		(void) memmove(&argv[i], &argv[i + 2],
-		    (size_t)(argc - i - 2) * sizeof (argv[0]));
-		argc -= 2;
-		i--;
 	}
-	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops)) != 0)
-		return (rc);
 	if ((rc = arc_open_handle(&a)) != 0)
 		return (rc);
 	st = vmmresv_arc_reconcile(a, grace, &rep);
@@ -2289,6 +2323,8 @@ arc_list(int argc, char **argv)
 	}
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
+	if (hugetlb && arc_ledger == NULL)
+		return (arc_needs_ledger());
 	if ((rc = arc_open_handle(&a)) != 0)
 		return (rc);
 	/* The number can change between two calls: ask again, a few times. */
@@ -2380,30 +2416,19 @@ arc_apply(int argc, char **argv)
 	size_t n = 0;
 	uint64_t written = 0, target = 0, resv = 0, size = 0;
 	unsigned long wait_s = 0;
-	int i, rc, waiting = 0;
-	char **ops, *end;
+	const char *wait_arg = NULL;
+	int rc, waiting = 0;
+	char **ops;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0 || argv[i][0] != '-')
-			break;
-		if (strcmp(argv[i], "-w") != 0)
-			continue;
-		if (i + 1 >= argc)
-			return (bad_usage("option -%s needs an argument", "w"));
-		errno = 0;
-		wait_s = strtoul(argv[i + 1], &end, 10);
-		if (errno != 0 || end == argv[i + 1] || *end != '\0' ||
-		    argv[i + 1][0] == '-' || wait_s > 86400)
-			return (bad_usage("invalid wait '%s' for -w (seconds, "
-			    "at most 86400)", argv[i + 1]));
-		waiting = 1;
-		(void) memmove(&argv[i], &argv[i + 2],
-		    (size_t)(argc - i - 2) * sizeof (argv[0]));
-		argc -= 2;
-		i--;
-	}
-	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops)) != 0)
+	if ((rc = arc_verb_options(argc, argv, &t, 0, &ops, 'w', &wait_arg)) !=
+	    0)
 		return (rc);
+	if (wait_arg != NULL) {
+		if (seconds_arg(wait_arg, 86400, &wait_s) != 0)
+			return (bad_usage("invalid wait '%s' for -w (seconds, "
+			    "at most 86400)", wait_arg));
+		waiting = 1;
+	}
 	if ((rc = arc_host_needed(&arc)) != 0)
 		return (rc);
 	if ((rc = arc_open_handle(&a)) != 0)
@@ -2486,7 +2511,7 @@ cmd_arc(int argc, char **argv)
 	vmmresv_status st;
 	struct row rows[24];
 	size_t n = 0;
-	int c, rc, have = 0;
+	int c, rc, have = 0, have_reserved = 0;
 
 	if (argc > 1) {
 		size_t v;
@@ -2531,6 +2556,7 @@ cmd_arc(int argc, char **argv)
 			if (arc_size_opt(optarg, 1, &reserved) != 0)
 				return (bad_usage("invalid size '%s' for -a",
 				    optarg));
+			have_reserved = 1;
 			break;
 		case ':':
 			return (bad_option("option -%s needs an argument"));
@@ -2540,8 +2566,10 @@ cmd_arc(int argc, char **argv)
 	}
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
-	if (reserved != 0 && request == 0)
+	if (have_reserved && request == 0)
 		return (bad_usage("%s", "option -a needs -r"));
+	if (hugetlb && arc_ledger == NULL)
+		return (arc_needs_ledger());
 
 	if ((rc = read_arc(&arc, &have)) != 0)
 		return (rc);
@@ -2577,8 +2605,12 @@ cmd_arc(int argc, char **argv)
 			return (fail("cannot compute the ARC target", st));
 		arc_row(rows, &n, "arc.reserved", resv);
 		arc_row(rows, &n, "arc.target", target);
-		if (reserved == 0)
+		if (!have_reserved)
 			reserved = resv;
+	} else if (request != 0 && !have_reserved) {
+		/* The guard needs what is reserved: not knowing is no "0". */
+		return (fail("cannot open the ledger (give the reservations "
+		    "with -a)", st));
 	} else {
 		(void) fail("cannot open the ledger (no reservations shown)",
 		    st);

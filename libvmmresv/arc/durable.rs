@@ -21,7 +21,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::guard::{guard, GuardInputs};
-use super::reserve::{current_target, ArcPolicy, Reservation, Reserved};
+use super::reserve::{current_target, existing, ArcPolicy, Reservation, Reserved};
 use crate::errno;
 use crate::ledger::{hint, ClaimInfo, ClaimOutcome, Ledger, Pool, SlotState, World};
 use crate::pages;
@@ -140,10 +140,13 @@ pub fn reserve(
     if inputs.request == 0 {
         return Err(Error::new(Status::InvalidArgument));
     }
-    if let Some(c) = ledger.find(uuid, hint(uuid), &[Pool::Arc])? {
-        let stale =
-            c.durable && c.state == SlotState::Claimed && check_path(vm_check) == VmState::Gone;
+    if let Some(c) = existing(ledger, world, uuid)? {
+        let stale = c.durable && check_path(vm_check) == VmState::Gone;
         if !stale {
+            // The check named now is the one reconcile should judge.
+            if c.durable && recorded_check(run_dir, uuid).as_deref() != Some(vm_check) {
+                write_record(run_dir, uuid, vm_check)?;
+            }
             return Ok(Reservation::Reserved(Reserved {
                 bytes: bytes(c.pages),
                 already: true,
@@ -172,11 +175,19 @@ pub fn reserve(
     };
     match outcome {
         ClaimOutcome::Claimed { slot, .. } => match current_target(ledger, policy) {
-            Ok(target) => Ok(Reservation::Reserved(Reserved {
-                bytes: bytes(inputs.request),
-                already: false,
-                target,
-            })),
+            Ok(target) => {
+                // A concurrent drop or reconcile of the same VM may have
+                // removed the record between our write and our claim
+                // (forget() looks for a claim, and ours was not yet
+                // visible): write it again. A record still lost makes the
+                // reservation unknown, which keeps it: never over-admits.
+                let _ = write_record(run_dir, uuid, vm_check);
+                Ok(Reservation::Reserved(Reserved {
+                    bytes: bytes(inputs.request),
+                    already: false,
+                    target,
+                }))
+            }
             // As in reserve::reserve: nothing is left behind on an error.
             Err(e) => {
                 if let Some(c) = ledger.read(slot)? {
@@ -230,6 +241,10 @@ pub struct DurableReport {
     pub freed_bytes: u64,
 }
 
+/// Where illumos makes each VM's device node (every VM's in the global
+/// zone, a zone's own elsewhere: docs/kernel.md, "The control device").
+pub const VMM_DEV_DIR: &str = "/dev/vmm";
+
 /// The zone id of the global zone (`GLOBAL_ZONEID`); 0 on every other
 /// system, where there are no zones.
 pub const GLOBAL_ORIGIN: u64 = 0;
@@ -240,10 +255,16 @@ pub const GLOBAL_ORIGIN: u64 = 0;
 /// there: [`VmState::Unknown`], never "gone". The global zone (and every
 /// process off illumos, where the origin is always 0) judges all.
 pub fn vm_state_from(run_dir: &Path, c: &ClaimInfo, here: u64) -> VmState {
-    if here != GLOBAL_ORIGIN && c.origin != here {
-        return VmState::Unknown;
+    if c.origin == here {
+        return vm_state(run_dir, &c.uuid);
     }
-    vm_state(run_dir, &c.uuid)
+    // Another zone's reservation: only the global zone sees into it, and
+    // only through /dev/vmm (a path in the zone's own file system, a
+    // pidfile say, does not exist here).
+    match recorded_check(run_dir, &c.uuid) {
+        Some(p) if here == GLOBAL_ORIGIN && p.starts_with(VMM_DEV_DIR) => check_path(&p),
+        _ => VmState::Unknown,
+    }
 }
 
 /// Every durable ARC reservation in the ledger, with its VM's state as a
@@ -428,6 +449,109 @@ mod tests {
         let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 1_000, 0).unwrap();
         assert_eq!(rep.freed, 1);
         assert_eq!(l.claimed(Pool::Arc), 0);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
+    fn the_global_zone_judges_another_zones_reservation_only_through_dev_vmm() {
+        let d = scratch("zones-global");
+        let run = &d.0;
+        let m = FakeLedger::new(16);
+        let l = m.ledger();
+        let w = FakeWorld::process(&m, 1);
+        let u = [12u8; 16];
+        let pidfile = run.join("zone-local.pid");
+        reserved(reserve(&l, &w, run, &u, GIB, &policy(), &pidfile).unwrap());
+        let c = l.find(&u, hint(&u), &[Pool::Arc]).unwrap().unwrap();
+        // As if made in zone 5: its pidfile is in that zone's file system,
+        // which the global zone does not see: unknown, not gone.
+        let from_zone = ClaimInfo { origin: 5, ..c };
+        assert_eq!(
+            vm_state_from(run, &from_zone, GLOBAL_ORIGIN),
+            VmState::Unknown
+        );
+        // Through /dev/vmm the global zone sees every zone's VMs.
+        let dev = Path::new("/dev/vmm/SYSbhyve-5-not-here");
+        reserved(reserve(&l, &w, run, &u, GIB, &policy(), dev).unwrap());
+        assert_eq!(vm_state_from(run, &from_zone, GLOBAL_ORIGIN), VmState::Gone);
+        // A zone does not judge the global zone's, nor another zone's.
+        assert_eq!(vm_state_from(run, &c, 5), VmState::Unknown);
+        assert_eq!(vm_state_from(run, &from_zone, 7), VmState::Unknown);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
+    fn only_a_claimed_reservation_is_already() {
+        use crate::ledger::Word;
+        let d = scratch("states");
+        let run = &d.0;
+        let vm = run.join("vm.pid");
+        std::fs::write(&vm, "1\n").unwrap();
+        let u = [13u8; 16];
+        // Being made by a live process (which may yet be refused): BUSY.
+        let m = FakeLedger::new(16);
+        let l = m.ledger();
+        let hook = FakeWorld::process(&m, 1);
+        let other = FakeWorld::process(&m, 2);
+        reserved(crate::arc::reserve::reserve(&l, &other, &u, GIB, &policy()).unwrap());
+        let c = l.find(&u, hint(&u), &[Pool::Arc]).unwrap().unwrap();
+        let w = Word::unpack(m.slots[c.slot].peek_word()).unwrap();
+        m.slots[c.slot].poke_word(w.with(SlotState::Reserving).pack());
+        let e = reserve(&l, &hook, run, &u, GIB, &policy(), &vm).unwrap_err();
+        assert_eq!(e.status(), Status::Busy);
+        // Being released: not a reservation; a fresh one is made.
+        m.slots[c.slot].poke_word(w.with(SlotState::Releasing).pack());
+        let r = reserved(reserve(&l, &hook, run, &u, GIB, &policy(), &vm).unwrap());
+        assert!(!r.already);
+        // Left RESERVING by a dead maker, its total naming it: helped,
+        // reclaimed (its maker is dead), and a fresh one made: charged once.
+        let m = FakeLedger::new(16);
+        let l = m.ledger();
+        let hook = FakeWorld::process(&m, 1);
+        let dead = FakeWorld::process(&m, 3);
+        reserved(crate::arc::reserve::reserve(&l, &dead, &u, GIB, &policy()).unwrap());
+        let c = l.find(&u, hint(&u), &[Pool::Arc]).unwrap().unwrap();
+        let w = Word::unpack(m.slots[c.slot].peek_word()).unwrap();
+        m.slots[c.slot].poke_word(w.with(SlotState::Reserving).pack());
+        m.kill(3);
+        let r = reserved(reserve(&l, &hook, run, &u, GIB, &policy(), &vm).unwrap());
+        assert!(!r.already);
+        assert_eq!(l.claimed(Pool::Arc), GIB / 4096);
+        let claims = l.claims().unwrap();
+        assert_eq!(claims.len(), 1);
+        assert!(claims[0].durable);
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "writes reservation records in a directory, refused by Miri's isolation"
+    )]
+    fn already_records_the_check_named_now() {
+        let d = scratch("recheck");
+        let run = &d.0;
+        let m = FakeLedger::new(16);
+        let l = m.ledger();
+        let w = FakeWorld::process(&m, 1);
+        let u = [14u8; 16];
+        let a = run.join("a.pid");
+        let b = run.join("b.pid");
+        std::fs::write(&a, "1\n").unwrap();
+        std::fs::write(&b, "1\n").unwrap();
+        reserved(reserve(&l, &w, run, &u, GIB, &policy(), &a).unwrap());
+        let r = reserved(reserve(&l, &w, run, &u, GIB, &policy(), &b).unwrap());
+        assert!(r.already);
+        assert_eq!(recorded_check(run, &u).as_deref(), Some(b.as_path()));
+        // So removing the old path frees nothing.
+        std::fs::remove_file(&a).unwrap();
+        let rep = reconcile(&l, run, GLOBAL_ORIGIN, NOW + 1_000, 0).unwrap();
+        assert_eq!((rep.kept, rep.freed), (1, 0));
     }
 
     #[test]

@@ -54,6 +54,10 @@ impl ArcReservations {
     /// its directory is the run directory. Checks the ARC total against
     /// the slots, as opening an admission handle does.
     pub fn open(path: &Path) -> Result<ArcReservations, Error> {
+        // Absolute once: the run directory must not move with the
+        // caller's working directory.
+        let path = std::path::absolute(path).map_err(|e| crate::errno::file_io_error(&e))?;
+        let path = path.as_path();
         let file = LedgerFile::open_or_create_any(path)?;
         match file.ledger().check_total(Pool::Arc) {
             Ok(_) => {}

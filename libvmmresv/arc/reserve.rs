@@ -18,7 +18,7 @@ use super::guard::{
 };
 use crate::errno;
 use crate::files;
-use crate::ledger::{hint, ClaimOutcome, Ledger, Pool, World};
+use crate::ledger::{hint, ClaimInfo, ClaimOutcome, Ledger, Pool, SlotState, World};
 use crate::pages::{self, PageSize};
 use crate::status::{Error, Status};
 
@@ -58,6 +58,35 @@ fn bytes(p: u64) -> u64 {
     p.saturating_mul(pages::PAGESIZE)
 }
 
+/// VM `uuid`'s ARC reservation, if it has one that counts now: a CLAIMED
+/// slot. One being released (RELEASING) is no reservation: the caller
+/// makes a fresh one. One being made (RESERVING) by a live process is
+/// `Busy` (another reserve of the same VM is in progress; it may yet be
+/// refused); one left RESERVING by a dead process is reclaimed (or helped
+/// to CLAIMED, if its total names it) and looked at again.
+pub fn existing(
+    ledger: &Ledger<'_>,
+    world: &dyn World,
+    uuid: &[u8; 16],
+) -> Result<Option<ClaimInfo>, Error> {
+    for _ in 0..2 {
+        let Some(c) = ledger.find(uuid, hint(uuid), &[Pool::Arc])? else {
+            return Ok(None);
+        };
+        match c.state {
+            SlotState::Claimed => return Ok(Some(c)),
+            SlotState::Releasing | SlotState::Free | SlotState::Busy => return Ok(None),
+            SlotState::Reserving => {
+                if world.held(c.slot)? {
+                    return Err(Error::new(Status::Busy));
+                }
+                ledger.reclaim_slot(world, c.slot)?;
+            }
+        }
+    }
+    Err(Error::new(Status::Busy))
+}
+
 /// The ARC target for the ledger's current total.
 pub fn current_target(ledger: &Ledger<'_>, policy: &ArcPolicy) -> Result<TargetReport, Error> {
     target(&TargetInputs {
@@ -80,7 +109,7 @@ pub fn reserve(
     if policy.limits.arc_c_min > policy.limits.arc_c_max {
         return Err(Error::new(Status::InvalidArgument));
     }
-    if let Some(c) = ledger.find(uuid, hint(uuid), &[Pool::Arc])? {
+    if let Some(c) = existing(ledger, world, uuid)? {
         return Ok(Reservation::Reserved(Reserved {
             bytes: bytes(c.pages),
             already: true,

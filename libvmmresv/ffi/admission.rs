@@ -392,6 +392,9 @@ pub extern "C" fn vmmresv_claims_list(
     export(|| {
         let a = checked(admission_handle)?;
         let count = out!(count)?;
+        if claims.is_null() && n != 0 {
+            return Err(Error::new(Status::NullArgument));
+        }
         let list = a.inner.claims_listing()?;
         count.set(list.len());
         let infos: Vec<vmmresv_claim_info> = list.iter().take(n).map(Into::into).collect();

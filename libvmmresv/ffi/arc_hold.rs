@@ -220,8 +220,10 @@ fn reservation_out(
 /// (durable or a process's). Idempotent per VM (`already` 1), except that
 /// a durable reservation whose VM is gone now (a VM stopped without its
 /// drop, starting again) is made afresh, so its grace starts again.
-/// Refused: OK with `reserved` 0 and the shortfall. Nothing is left behind
-/// on any error.
+/// A reservation being made by another process for the same VM is BUSY
+/// (retry); one being released is replaced by a fresh one. Refused: OK
+/// with `reserved` 0 and the shortfall. An error leaves no new
+/// reservation behind (a stale one released on the way stays released).
 #[no_mangle]
 pub extern "C" fn vmmresv_arc_hold(
     arc_handle: *const vmmresv_arc,
@@ -310,6 +312,9 @@ pub extern "C" fn vmmresv_arc_list(
     export(|| {
         let a = checked(arc_handle)?;
         let count = out!(count)?;
+        if holds.is_null() && n != 0 {
+            return Err(Error::new(Status::NullArgument));
+        }
         let list = a.inner.list()?;
         count.set(list.len());
         let infos: Vec<vmmresv_arc_hold_info> = list.iter().take(n).map(Into::into).collect();

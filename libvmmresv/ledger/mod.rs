@@ -260,7 +260,7 @@ const GEN_SHIFT: u32 = 27;
 const GEN_MASK: u64 = (1 << 37) - 1;
 
 impl Word {
-    fn unpack(w: u64) -> Result<Word> {
+    pub(crate) fn unpack(w: u64) -> Result<Word> {
         let state = SlotState::from_code(w & 7).ok_or(Error::new(Status::LedgerCorrupt))?;
         // Masked to 23 bits: always a u32.
         let pid = u32::try_from((w >> PID_SHIFT) & u64::from(MAX_PID)).unwrap_or(MAX_PID);
@@ -276,14 +276,14 @@ impl Word {
         Ok(word)
     }
 
-    fn pack(self) -> u64 {
+    pub(crate) fn pack(self) -> u64 {
         self.state.code()
             | if self.spill { SPILL_BIT } else { 0 }
             | (u64::from(self.pid & MAX_PID) << PID_SHIFT)
             | ((self.gen & GEN_MASK) << GEN_SHIFT)
     }
 
-    fn with(self, state: SlotState) -> Word {
+    pub(crate) fn with(self, state: SlotState) -> Word {
         Word { state, ..self }
     }
 
@@ -1029,6 +1029,13 @@ impl<'a> Ledger<'a> {
         Ok(c.pages)
     }
 
+    /// Take slot `i` out if its holder is dead, as the reclaim of a refused
+    /// claim would (a durable CLAIMED slot is kept; one whose total names
+    /// it is helped first). `None` if it lives, was kept or moved.
+    pub fn reclaim_slot(&self, world: &dyn World, i: usize) -> Result<Option<u64>> {
+        self.reclaim(world, i)
+    }
+
     /// Reclaim slot `i` if its holder is dead; returns the pages it held
     /// (0 if it held none or lives).
     fn reclaim(&self, world: &dyn World, i: usize) -> Result<Option<u64>> {
@@ -1279,8 +1286,6 @@ impl Ledger<'_> {
                     }
                     continue;
                 };
-                // A durable claim's liveness is not a lock (reclaim keeps it).
-                let live = live || (c.durable && c.state == SlotState::Claimed);
                 let t = totals.get(c.pool.index()).ok_or_else(corrupt)?;
                 let counts = match c.state {
                     SlotState::Claimed => true,
@@ -1288,6 +1293,12 @@ impl Ledger<'_> {
                     SlotState::Releasing => t.last != Some((i, Op::Release)),
                     SlotState::Free | SlotState::Busy => false,
                 };
+                // A durable claim's liveness is not a lock: reclaim keeps it
+                // once CLAIMED, and helps one whose total names it to CLAIMED.
+                let live = live
+                    || (c.durable
+                        && matches!(c.state, SlotState::Claimed | SlotState::Reserving)
+                        && counts);
                 let k = c.pool.index();
                 if live {
                     if counts {

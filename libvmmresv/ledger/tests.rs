@@ -696,6 +696,10 @@ fn a_durable_maker_dead_between_its_cas_and_claimed_is_helped_not_reclaimed() {
     let w = Word::unpack(m.slots[slot].peek_word()).unwrap();
     m.slots[slot].poke_word(w.with(SlotState::Reserving).pack());
     m.kill(1);
+    // The dry run foresees it: nothing reclaimed, the claim live.
+    let pre = l.reconcile_preview(&b).unwrap();
+    assert_eq!((pre.reclaimed_slots, pre.reclaimed_pages), (0, 0));
+    assert_eq!((pre.live_claims, pre.after(Pool::Arc)), (1, 4));
     let rep = l.reconcile(&b).unwrap();
     assert_eq!((rep.reclaimed_slots, rep.reclaimed_pages), (0, 0));
     assert_eq!(rep.repaired_totals, 0);
@@ -706,6 +710,8 @@ fn a_durable_maker_dead_between_its_cas_and_claimed_is_helped_not_reclaimed() {
     // finished by whoever finds it, once.
     let r = c.word.with(SlotState::Releasing);
     m.slots[slot].poke_word(r.pack());
+    let pre = l.reconcile_preview(&b).unwrap();
+    assert_eq!((pre.reclaimed_pages, pre.after(Pool::Arc)), (4, 0));
     let rep = l.reconcile(&b).unwrap();
     assert_eq!(rep.reclaimed_pages, 4);
     assert_eq!(l.claimed(Pool::Arc), 0);
