@@ -236,3 +236,163 @@ fn last_errno_is_per_thread_and_cleared_by_success() {
     }
     vmmresv_ledger_free(l as *mut vmmresv_ledger);
 }
+
+/// The ARC handle (ABI 1.2) at the boundary: its pointers and arguments
+/// refused with statuses, nothing held after a refusal, a durable hold
+/// listed through the needed-size protocol, and every call after the free
+/// refused.
+#[test]
+#[cfg_attr(miri, ignore = "opens a ledger file, refused by Miri's isolation")]
+fn the_arc_handle_refuses_bad_arguments() {
+    const GIB: u64 = 1 << 30;
+    let dir = std::env::temp_dir().join(format!("vmmresv-ffi-arc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ledger = std::ffi::CString::new(dir.join("arc.ledger").to_str().unwrap()).unwrap();
+    let vm = dir.join("vm.pid");
+    let mut h: *mut vmmresv_arc = core::ptr::null_mut();
+    assert_eq!(
+        vmmresv_arc_open(ledger.as_ptr(), core::ptr::null_mut()),
+        Status::NullArgument
+    );
+    assert_eq!(vmmresv_arc_open(ledger.as_ptr(), &mut h), Status::Ok);
+    std::fs::write(&vm, "1\n").unwrap();
+    let check = std::ffi::CString::new(vm.to_str().unwrap()).unwrap();
+    let uuid = c"0badc0de-1111-4222-8333-444455556666";
+    let host = vmmresv_arc_host {
+        arc_c_min_bytes: GIB,
+        arc_c_max_bytes: 8 * GIB,
+        ..vmmresv_arc_host::default()
+    };
+    let mut out = vmmresv_arc_reservation::default();
+    let hold = |u: *const c_char, c: *const c_char, bytes: u64, host: &vmmresv_arc_host| {
+        let mut o = vmmresv_arc_reservation::default();
+        vmmresv_arc_hold(h, u, c, bytes, host, &mut o)
+    };
+    assert_eq!(
+        hold(core::ptr::null(), check.as_ptr(), GIB, &host),
+        Status::NullArgument
+    );
+    assert_eq!(
+        hold(uuid.as_ptr(), core::ptr::null(), GIB, &host),
+        Status::NullArgument
+    );
+    assert_eq!(
+        hold(c"not-a-uuid".as_ptr(), check.as_ptr(), GIB, &host),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        hold(uuid.as_ptr(), c"relative/vm.pid".as_ptr(), GIB, &host),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        hold(uuid.as_ptr(), check.as_ptr(), 0, &host),
+        Status::InvalidArgument
+    );
+    let upside_down = vmmresv_arc_host {
+        arc_c_min_bytes: 9 * GIB,
+        ..host
+    };
+    assert_eq!(
+        hold(uuid.as_ptr(), check.as_ptr(), GIB, &upside_down),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        vmmresv_arc_hold(
+            h,
+            uuid.as_ptr(),
+            check.as_ptr(),
+            GIB,
+            core::ptr::null(),
+            &mut out
+        ),
+        Status::NullArgument
+    );
+    // Nothing was held by any of those.
+    let mut count = 99usize;
+    assert_eq!(
+        vmmresv_arc_list(h, core::ptr::null_mut(), 0, &mut count),
+        Status::Ok
+    );
+    assert_eq!(count, 0);
+    // 1 GiB floor + 8 GiB > 8 GiB: refused, an answer.
+    assert_eq!(
+        vmmresv_arc_hold(h, uuid.as_ptr(), check.as_ptr(), 8 * GIB, &host, &mut out),
+        Status::Ok
+    );
+    assert_eq!((out.reserved, out.shortfall_bytes), (0, GIB));
+    assert_eq!(
+        vmmresv_arc_hold(h, uuid.as_ptr(), check.as_ptr(), 2 * GIB, &host, &mut out),
+        Status::Ok
+    );
+    assert_eq!(
+        (out.reserved, out.bytes, out.total_reserved_bytes),
+        (1, 2 * GIB, 2 * GIB)
+    );
+    assert_eq!(
+        vmmresv_arc_list(h, core::ptr::null_mut(), 1, &mut count),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_arc_list(h, core::ptr::null_mut(), 0, core::ptr::null_mut()),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_arc_list(h, core::ptr::null_mut(), 0, &mut count),
+        Status::BufferTooSmall
+    );
+    assert_eq!(count, 1);
+    let mut infos = [vmmresv_arc_hold_info::default(); 2];
+    assert_eq!(
+        vmmresv_arc_list(h, infos.as_mut_ptr(), 2, &mut count),
+        Status::Ok
+    );
+    let i = &infos[0];
+    // SAFETY: the library NUL-terminates both strings.
+    let text = |p: &[c_char]| {
+        unsafe { CStr::from_ptr(p.as_ptr()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(text(&i.vm_uuid), uuid.to_str().unwrap());
+    assert_eq!(text(&i.vm_check_path), vm.to_str().unwrap());
+    assert_eq!(
+        (i.durable, i.vm_state, i.bytes),
+        (1, VMMRESV_ARC_VM_PRESENT, 2 * GIB)
+    );
+    let (mut target, mut reserved) = (0u64, 0u64);
+    assert_eq!(
+        vmmresv_arc_target(h, &host, core::ptr::null_mut(), &mut reserved),
+        Status::NullArgument
+    );
+    assert_eq!(
+        vmmresv_arc_target(h, &host, &mut target, &mut reserved),
+        Status::Ok
+    );
+    assert_eq!((target, reserved), (6 * GIB, 2 * GIB));
+    let mut released = 0u64;
+    assert_eq!(
+        vmmresv_arc_drop(h, uuid.as_ptr(), &mut released),
+        Status::Ok
+    );
+    assert_eq!(released, 2 * GIB);
+    assert_eq!(
+        vmmresv_arc_drop(h, core::ptr::null(), &mut released),
+        Status::NullArgument
+    );
+    vmmresv_arc_free(h);
+    vmmresv_arc_free(h);
+    assert_eq!(
+        vmmresv_arc_list(h, core::ptr::null_mut(), 0, &mut count),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        vmmresv_arc_reconcile(h, 0, core::ptr::null_mut()),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        vmmresv_arc_list(core::ptr::null(), core::ptr::null_mut(), 0, &mut count),
+        Status::NullArgument
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
