@@ -1413,6 +1413,95 @@ cmd_metrics(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* claims                                                              */
 
+/*
+ * Column tables (claims, arc list): one line per item, the fields chosen
+ * with -o from a list of column definitions (index 0 unused).
+ */
+struct column {
+	const char	*name;	/* for -o */
+	const char	*head;	/* the header */
+};
+
+#define	MAX_COLUMNS	16
+#define	CELL_LEN	1100	/* the longest cell: a check path of 1024 */
+
+/*
+ * Parse -o's list against `cols` (1..ncols) into `fields` (ended by 0).
+ * 0, or EXIT_USAGE (reported).
+ */
+static int
+parse_columns(const char *arg, const struct column *cols, int ncols,
+    int *fields)
+{
+	char copy[256];
+	char *tok, *save = NULL;
+	int nf = 0;
+
+	(void) snprintf(copy, sizeof (copy), "%s", arg);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		int f;
+
+		for (f = 1; f <= ncols; f++) {
+			if (strcmp(tok, cols[f].name) == 0)
+				break;
+		}
+		if (f > ncols || nf >= MAX_COLUMNS - 1)
+			return (bad_usage("invalid field '%s' for -o", tok));
+		fields[nf++] = f;
+	}
+	if (nf == 0)
+		return (bad_usage("invalid field '%s' for -o", arg));
+	fields[nf] = 0;
+	return (0);
+}
+
+/* Formats item `i`'s field `f` into buf. */
+typedef void (*cell_fn)(size_t i, int f, char *buf, size_t len, void *arg);
+
+/*
+ * Print `n` items, columns aligned (or tab-separated when `scripted`,
+ * with no header).
+ */
+static void
+print_columns(const struct column *cols, const int *fields, int scripted,
+    size_t n, cell_fn cell, void *arg)
+{
+	size_t width[MAX_COLUMNS], i;
+	char b[CELL_LEN];
+	int j, nf;
+
+	for (nf = 0; fields[nf] != 0; nf++)
+		width[nf] = strlen(cols[fields[nf]].head);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nf; j++) {
+			cell(i, fields[j], b, sizeof (b), arg);
+			if (strlen(b) > width[j])
+				width[j] = strlen(b);
+		}
+	}
+	if (!scripted) {
+		for (j = 0; j < nf; j++) {
+			if (j + 1 == nf)
+				(void) printf("%s\n", cols[fields[j]].head);
+			else
+				(void) printf("%-*s  ", (int)width[j],
+				    cols[fields[j]].head);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nf; j++) {
+			cell(i, fields[j], b, sizeof (b), arg);
+			if (j + 1 == nf)
+				(void) printf("%s\n", b);
+			else if (scripted)
+				(void) printf("%s\t", b);
+			else
+				(void) printf("%-*s  ", (int)width[j], b);
+		}
+	}
+}
+
 #define	C_UUID	1
 #define	C_POOL	2
 #define	C_SIZE	3
@@ -1423,10 +1512,7 @@ cmd_metrics(int argc, char **argv)
 #define	C_ZONE	8
 #define	C_MAX	8
 
-static const struct {
-	const char	*name;
-	const char	*head;
-} claim_fields[C_MAX + 1] = {
+static const struct column claim_fields[C_MAX + 1] = {
 	{ NULL, NULL },
 	{ "uuid", "UUID" },
 	{ "pool", "POOL" },
@@ -1487,11 +1573,19 @@ nice_age(uint64_t s, char *buf, size_t len)
 		    s / 86400, (s % 86400) / 3600);
 }
 
+struct claims_view {
+	const vmmresv_claim_info	*list;
+	int				parsable;
+	uint64_t			now;
+};
+
 static void
-claim_field(const vmmresv_claim_info *c, int f, int parsable, uint64_t now,
-    char *buf, size_t len)
+claim_field(size_t i, int f, char *buf, size_t len, void *arg)
 {
-	uint64_t age = now > c->claimed_at ? now - c->claimed_at : 0;
+	const struct claims_view *v = arg;
+	const vmmresv_claim_info *c = &v->list[i];
+	int parsable = v->parsable;
+	uint64_t age = v->now > c->claimed_at ? v->now - c->claimed_at : 0;
 
 	switch (f) {
 	case C_UUID:
@@ -1532,16 +1626,15 @@ claim_field(const vmmresv_claim_info *c, int f, int parsable, uint64_t now,
 static int
 cmd_claims(int argc, char **argv)
 {
-	int fields[C_MAX + 1] = { C_UUID, C_POOL, C_SIZE, C_AGE, C_STATE,
+	int fields[MAX_COLUMNS] = { C_UUID, C_POOL, C_SIZE, C_AGE, C_STATE,
 	    C_HELD, C_PID, C_ZONE, 0 };
-	int scripted = 0, parsable = 0, c, nf = C_MAX, j, rc;
-	size_t width[C_MAX + 1], n = 0, count = 0, i;
+	int scripted = 0, parsable = 0, c, rc, tries;
+	size_t n = 0, count = 0;
 	vmmresv_claim_info *list = NULL;
 	vmmresv_reservoir *r;
 	vmmresv_admission *adm;
 	vmmresv_status st = VMMRESV_STATUS_OK;
-	uint64_t now;
-	int tries;
+	struct claims_view view;
 
 	optind = 1;
 	while ((c = getopt(argc, argv, OPTS(":Hpo:"))) != -1) {
@@ -1552,32 +1645,11 @@ cmd_claims(int argc, char **argv)
 		case 'p':
 			parsable = 1;
 			break;
-		case 'o': {
-			static char copy[256];
-			char *tok, *save = NULL;
-
-			(void) snprintf(copy, sizeof (copy), "%s", optarg);
-			nf = 0;
-			for (tok = strtok_r(copy, ",", &save); tok != NULL;
-			    tok = strtok_r(NULL, ",", &save)) {
-				int f;
-
-				for (f = 1; f <= C_MAX; f++) {
-					if (strcmp(tok, claim_fields[f].name) ==
-					    0)
-						break;
-				}
-				if (f > C_MAX || nf >= C_MAX)
-					return (bad_usage("invalid field '%s' "
-					    "for -o", tok));
-				fields[nf++] = f;
-			}
-			if (nf == 0)
-				return (bad_usage("invalid field '%s' for -o",
-				    optarg));
-			fields[nf] = 0;
+		case 'o':
+			if ((rc = parse_columns(optarg, claim_fields, C_MAX,
+			    fields)) != 0)
+				return (rc);
 			break;
-		}
 		case ':':
 			return (bad_option("option -%s needs an argument"));
 		default:
@@ -1607,43 +1679,11 @@ cmd_claims(int argc, char **argv)
 		rc = fail("cannot list the claims", st);
 		goto out;
 	}
-	now = (uint64_t)time(NULL);
-	for (j = 0; j < nf; j++)
-		width[j] = strlen(claim_fields[fields[j]].head);
-	for (i = 0; i < count; i++) {
-		for (j = 0; j < nf; j++) {
-			char b[64];
-
-			claim_field(&list[i], fields[j], parsable, now, b,
-			    sizeof (b));
-			if (strlen(b) > width[j])
-				width[j] = strlen(b);
-		}
-	}
-	if (!scripted) {
-		for (j = 0; j < nf; j++) {
-			if (j + 1 == nf)
-				(void) printf("%s\n",
-				    claim_fields[fields[j]].head);
-			else
-				(void) printf("%-*s  ", (int)width[j],
-				    claim_fields[fields[j]].head);
-		}
-	}
-	for (i = 0; i < count; i++) {
-		for (j = 0; j < nf; j++) {
-			char b[64];
-
-			claim_field(&list[i], fields[j], parsable, now, b,
-			    sizeof (b));
-			if (j + 1 == nf)
-				(void) printf("%s\n", b);
-			else if (scripted)
-				(void) printf("%s\t", b);
-			else
-				(void) printf("%-*s  ", (int)width[j], b);
-		}
-	}
+	view.list = list;
+	view.parsable = parsable;
+	view.now = (uint64_t)time(NULL);
+	print_columns(claim_fields, fields, scripted, count, claim_field,
+	    &view);
 	rc = EXIT_OK;
 out:
 	free(list);
@@ -2196,10 +2236,7 @@ arc_reconcile(int argc, char **argv)
 
 enum { H_UUID = 1, H_SIZE, H_AGE, H_KIND, H_VM, H_PID, H_CHECK, H_MAX = H_CHECK };
 
-static const struct {
-	const char *name;
-	const char *head;
-} hold_fields[H_MAX + 1] = {
+static const struct column hold_fields[H_MAX + 1] = {
 	{ NULL, NULL },
 	{ "uuid", "UUID" },
 	{ "size", "SIZE" },
@@ -2225,11 +2262,19 @@ hold_vm_name(uint32_t s)
 	}
 }
 
+struct holds_view {
+	const vmmresv_arc_hold_info	*list;
+	int				parsable;
+	uint64_t			now;
+};
+
 static void
-hold_field(const vmmresv_arc_hold_info *h, int f, int parsable, uint64_t now,
-    char *buf, size_t len)
+hold_field(size_t i, int f, char *buf, size_t len, void *arg)
 {
-	uint64_t age = now > h->reserved_at ? now - h->reserved_at : 0;
+	const struct holds_view *v = arg;
+	const vmmresv_arc_hold_info *h = &v->list[i];
+	int parsable = v->parsable;
+	uint64_t age = v->now > h->reserved_at ? v->now - h->reserved_at : 0;
 
 	switch (f) {
 	case H_UUID:
@@ -2268,14 +2313,14 @@ hold_field(const vmmresv_arc_hold_info *h, int f, int parsable, uint64_t now,
 static int
 arc_list(int argc, char **argv)
 {
-	int fields[H_MAX + 1] = { H_UUID, H_SIZE, H_AGE, H_KIND, H_VM, H_PID,
+	int fields[MAX_COLUMNS] = { H_UUID, H_SIZE, H_AGE, H_KIND, H_VM, H_PID,
 	    H_CHECK, 0 };
-	int scripted = 0, parsable = 0, c, nf = H_MAX, j, tries, rc;
-	size_t width[H_MAX + 1], n = 0, count = 0, i;
+	int scripted = 0, parsable = 0, c, tries, rc;
+	size_t n = 0, count = 0;
 	vmmresv_arc_hold_info *list = NULL;
 	vmmresv_arc *a;
 	vmmresv_status st = VMMRESV_STATUS_OK;
-	uint64_t now;
+	struct holds_view view;
 
 	optind = 1;
 	while ((c = getopt(argc, argv, OPTS(":Hpo:l:"))) != -1) {
@@ -2289,32 +2334,11 @@ arc_list(int argc, char **argv)
 		case 'l':
 			arc_ledger = optarg;
 			break;
-		case 'o': {
-			static char copy[256];
-			char *tok, *save = NULL;
-
-			(void) snprintf(copy, sizeof (copy), "%s", optarg);
-			nf = 0;
-			for (tok = strtok_r(copy, ",", &save); tok != NULL;
-			    tok = strtok_r(NULL, ",", &save)) {
-				int f;
-
-				for (f = 1; f <= H_MAX; f++) {
-					if (strcmp(tok, hold_fields[f].name) ==
-					    0)
-						break;
-				}
-				if (f > H_MAX || nf >= H_MAX)
-					return (bad_usage("invalid field '%s' "
-					    "for -o", tok));
-				fields[nf++] = f;
-			}
-			if (nf == 0)
-				return (bad_usage("invalid field '%s' for -o",
-				    optarg));
-			fields[nf] = 0;
+		case 'o':
+			if ((rc = parse_columns(optarg, hold_fields, H_MAX,
+			    fields)) != 0)
+				return (rc);
 			break;
-		}
 		case ':':
 			return (bad_option("option -%s needs an argument"));
 		default:
@@ -2346,43 +2370,10 @@ arc_list(int argc, char **argv)
 		rc = fail("cannot list the ARC reservations", st);
 		goto out;
 	}
-	now = (uint64_t)time(NULL);
-	for (j = 0; j < nf; j++)
-		width[j] = strlen(hold_fields[fields[j]].head);
-	for (i = 0; i < count; i++) {
-		for (j = 0; j < nf; j++) {
-			char b[1100];
-
-			hold_field(&list[i], fields[j], parsable, now, b,
-			    sizeof (b));
-			if (strlen(b) > width[j])
-				width[j] = strlen(b);
-		}
-	}
-	if (!scripted) {
-		for (j = 0; j < nf; j++) {
-			if (j + 1 == nf)
-				(void) printf("%s\n",
-				    hold_fields[fields[j]].head);
-			else
-				(void) printf("%-*s  ", (int)width[j],
-				    hold_fields[fields[j]].head);
-		}
-	}
-	for (i = 0; i < count; i++) {
-		for (j = 0; j < nf; j++) {
-			char b[1100];
-
-			hold_field(&list[i], fields[j], parsable, now, b,
-			    sizeof (b));
-			if (j + 1 == nf)
-				(void) printf("%s\n", b);
-			else if (scripted)
-				(void) printf("%s\t", b);
-			else
-				(void) printf("%-*s  ", (int)width[j], b);
-		}
-	}
+	view.list = list;
+	view.parsable = parsable;
+	view.now = (uint64_t)time(NULL);
+	print_columns(hold_fields, fields, scripted, count, hold_field, &view);
 	rc = EXIT_OK;
 out:
 	free(list);
