@@ -12,10 +12,10 @@ use super::boundary::{
 };
 use crate::arc::guard::{guard, GuardInputs, Refusal};
 use crate::arc::memstat::read_memstat_file;
-use crate::arc::reserve::{Applied, Reservation};
+use crate::arc::reserve::Reservation;
 use crate::arc::snapshot::HostSnapshot;
 use crate::arc::wait::{wait_for_reader, Flow, WaitOptions, WaitOutcome};
-use crate::arc::{ArcReader, LinuxArcFacts};
+use crate::arc::{ArcReader, TargetReport};
 use crate::pages::{btopr, PageSize};
 use crate::status::{Error, Status};
 
@@ -36,6 +36,45 @@ pub struct vmmresv_arc_reservation {
     pub target_bytes: u64,
     /// All VMs' ARC reservations (OS-8005's arc_virt_machine_reserved).
     pub total_reserved_bytes: u64,
+}
+
+impl vmmresv_arc_reservation {
+    /// The C view of a reservation's outcome; for a refusal, `now` gives
+    /// the target and all reservations (0, 0 if they cannot be read).
+    pub(in crate::ffi) fn of(
+        r: Reservation,
+        now: impl FnOnce() -> Result<TargetReport, Error>,
+    ) -> vmmresv_arc_reservation {
+        match r {
+            Reservation::Reserved(r) => vmmresv_arc_reservation {
+                reserved: 1,
+                already: u32::from(r.already),
+                bytes: r.bytes,
+                shortfall_bytes: 0,
+                target_bytes: r.target.target_bytes,
+                total_reserved_bytes: r.target.reserved_bytes,
+            },
+            Reservation::Refused(refusal) => {
+                let shortfall = match refusal {
+                    Refusal::Shortfall {
+                        shortfall_bytes, ..
+                    } => shortfall_bytes,
+                    Refusal::Overflow => u64::MAX,
+                };
+                let (target, total) = now()
+                    .map(|t| (t.target_bytes, t.reserved_bytes))
+                    .unwrap_or((0, 0));
+                vmmresv_arc_reservation {
+                    reserved: 0,
+                    already: 0,
+                    bytes: 0,
+                    shortfall_bytes: shortfall,
+                    target_bytes: target,
+                    total_reserved_bytes: total,
+                }
+            }
+        }
+    }
 }
 
 /// Where an illumos host's pages are, from `mdb -k ::memstat` (bytes, 4
@@ -268,41 +307,11 @@ pub extern "C" fn vmmresv_arc_reserve(
         let out = out!(out)?;
         let uuid = uuid_arg!(vm_uuid)?;
         let policy = read_in!(host)?.policy()?;
-        match a.inner.arc_reserve(&uuid, bytes, &policy)? {
-            Reservation::Reserved(r) => {
-                out.set(vmmresv_arc_reservation {
-                    reserved: 1,
-                    already: u32::from(r.already),
-                    bytes: r.bytes,
-                    shortfall_bytes: 0,
-                    target_bytes: r.target.target_bytes,
-                    total_reserved_bytes: r.target.reserved_bytes,
-                });
-                Ok(())
-            }
-            Reservation::Refused(refusal) => {
-                let shortfall = match refusal {
-                    Refusal::Shortfall {
-                        shortfall_bytes, ..
-                    } => shortfall_bytes,
-                    Refusal::Overflow => u64::MAX,
-                };
-                let t = a
-                    .inner
-                    .arc_target(&policy)
-                    .map(|t| (t.target_bytes, t.reserved_bytes));
-                let (target, total) = t.unwrap_or((0, 0));
-                out.set(vmmresv_arc_reservation {
-                    reserved: 0,
-                    already: 0,
-                    bytes: 0,
-                    shortfall_bytes: shortfall,
-                    target_bytes: target,
-                    total_reserved_bytes: total,
-                });
-                Ok(())
-            }
-        }
+        let r = a.inner.arc_reserve(&uuid, bytes, &policy)?;
+        out.set(vmmresv_arc_reservation::of(r, || {
+            a.inner.arc_target(&policy)
+        }));
+        Ok(())
     })
 }
 
@@ -343,20 +352,12 @@ pub extern "C" fn vmmresv_arc_apply_linux(
         written_bytes.set(0);
         let a = checked(admission_handle)?;
         let h = read_in!(host)?;
-        let policy = h.policy()?;
-        let facts = LinuxArcFacts {
-            all_memory: h.physmem_bytes,
-            arc_c_min: h.arc_c_min_bytes,
-        };
         let root = opt_path!(root).unwrap_or(Path::new("/"));
-        match a.inner.arc_apply_linux(&policy, &facts, root)? {
-            Applied::Limited { zfs_arc_max, .. } | Applied::Restored { zfs_arc_max } => {
-                written_bytes.set(zfs_arc_max);
-                Ok(())
-            }
-            Applied::Unchanged => Ok(()),
-            Applied::CannotRestoreDefault => Err(Error::new(Status::Unsupported)),
-        }
+        let applied = a
+            .inner
+            .arc_apply_linux(&h.policy()?, &h.linux_facts(), root)?;
+        written_bytes.set(h.written(applied)?);
+        Ok(())
     })
 }
 

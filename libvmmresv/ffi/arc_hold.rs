@@ -11,10 +11,7 @@ use super::boundary::{
     uuid_canonical, vmmresv_arc, vmmresv_arc_host, vmmresv_arc_reservation, write_array,
 };
 use crate::arc::durable::VmState;
-use crate::arc::guard::Refusal;
 use crate::arc::reservations::{ArcHolding, ArcReservations};
-use crate::arc::reserve::{Applied, Reservation};
-use crate::arc::LinuxArcFacts;
 use crate::ledger::file::LEDGER_FILE_NAME;
 use crate::pages;
 use crate::status::{Error, Status};
@@ -174,40 +171,6 @@ pub extern "C" fn vmmresv_arc_free(arc_handle: *mut vmmresv_arc) {
     super::boundary::boundary(|| unsafe { free_handle(arc_handle) })
 }
 
-fn reservation_out(
-    a: &ArcReservations,
-    r: Reservation,
-    policy: &crate::arc::reserve::ArcPolicy,
-) -> vmmresv_arc_reservation {
-    match r {
-        Reservation::Reserved(r) => vmmresv_arc_reservation {
-            reserved: 1,
-            already: u32::from(r.already),
-            bytes: r.bytes,
-            shortfall_bytes: 0,
-            target_bytes: r.target.target_bytes,
-            total_reserved_bytes: r.target.reserved_bytes,
-        },
-        Reservation::Refused(refusal) => {
-            let shortfall = match refusal {
-                Refusal::Shortfall {
-                    shortfall_bytes, ..
-                } => shortfall_bytes,
-                Refusal::Overflow => u64::MAX,
-            };
-            let target = a.target(policy).map(|t| t.target_bytes).unwrap_or(0);
-            vmmresv_arc_reservation {
-                reserved: 0,
-                already: 0,
-                bytes: 0,
-                shortfall_bytes: shortfall,
-                target_bytes: target,
-                total_reserved_bytes: a.reserved_bytes(),
-            }
-        }
-    }
-}
-
 /// Reserve `bytes` of ARC room for VM `vm_uuid`, durably: the reservation
 /// outlives this process and lasts until vmmresv_arc_drop(), or until
 /// vmmresv_arc_reconcile() finds the file `vm_check_path` gone (ENOENT or
@@ -242,7 +205,7 @@ pub extern "C" fn vmmresv_arc_hold(
         ));
         let policy = read_in!(host)?.policy()?;
         let r = a.inner.hold(&uuid, bytes, &policy, check)?;
-        out.set(reservation_out(&a.inner, r, &policy));
+        out.set(vmmresv_arc_reservation::of(r, || a.inner.target(&policy)));
         Ok(())
     })
 }
@@ -366,19 +329,9 @@ pub extern "C" fn vmmresv_arc_apply(
         written_bytes.set(0);
         let a = checked(arc_handle)?;
         let h = read_in!(host)?;
-        let policy = h.policy()?;
-        let facts = LinuxArcFacts {
-            all_memory: h.physmem_bytes,
-            arc_c_min: h.arc_c_min_bytes,
-        };
         let root = opt_path!(root).unwrap_or(Path::new("/"));
-        match a.inner.apply_linux(&policy, &facts, root)? {
-            Applied::Limited { zfs_arc_max, .. } | Applied::Restored { zfs_arc_max } => {
-                written_bytes.set(zfs_arc_max);
-                Ok(())
-            }
-            Applied::Unchanged => Ok(()),
-            Applied::CannotRestoreDefault => Err(Error::new(Status::Unsupported)),
-        }
+        let applied = a.inner.apply_linux(&h.policy()?, &h.linux_facts(), root)?;
+        written_bytes.set(h.written(applied)?);
+        Ok(())
     })
 }

@@ -98,6 +98,27 @@ pub struct vmmresv_arc_host {
 }
 
 impl vmmresv_arc_host {
+    /// What `zfs_arc_max` is checked against on Linux.
+    pub(in crate::ffi) fn linux_facts(&self) -> crate::arc::LinuxArcFacts {
+        crate::arc::LinuxArcFacts {
+            all_memory: self.physmem_bytes,
+            arc_c_min: self.arc_c_min_bytes,
+        }
+    }
+
+    /// The value an apply wrote (0 for none); UNSUPPORTED when the
+    /// original was the module default, which cannot be written back.
+    pub(in crate::ffi) fn written(&self, a: crate::arc::reserve::Applied) -> Result<u64, Error> {
+        use crate::arc::reserve::Applied;
+        match a {
+            Applied::Limited { zfs_arc_max, .. } | Applied::Restored { zfs_arc_max } => {
+                Ok(zfs_arc_max)
+            }
+            Applied::Unchanged => Ok(0),
+            Applied::CannotRestoreDefault => Err(Error::new(Status::Unsupported)),
+        }
+    }
+
     /// The ARC host admission uses: this policy and the ARC's size.
     pub(in crate::ffi) fn arc_host(&self) -> Result<ArcHost, Error> {
         Ok(ArcHost {
