@@ -367,3 +367,97 @@ fn surplus_rounding_and_nodes() {
     assert_eq!(r.set_target(0, 0, None), Ok(0));
     std::fs::remove_dir_all(&run).unwrap();
 }
+
+/// The host has one ARC, so a hugetlb pool's admission keeps its ARC
+/// reservations where every other one is: `admission.ledger` in the run
+/// directory, not the pool's ledger. An ARC handle there (a hook, or
+/// `vmmresvadm arc`) and the admission then see one guard, and the
+/// hand-off carries that file's descriptor and slot. No resize: the pool
+/// is only read (a NEVER start is NO_RESERVOIR whatever its size).
+#[test]
+fn a_hugetlb_admissions_arc_reservations_are_the_hosts() {
+    use std::os::unix::fs::MetadataExt;
+    use vmmresv::admission::handoff::Token;
+    use vmmresv::admission::{Admission, ArcHost, Decision, Preference};
+    use vmmresv::arc::guard::{ArcLimits, Ceiling};
+    use vmmresv::arc::reservations::ArcReservations;
+    use vmmresv::arc::reserve::{ArcPolicy, Reservation};
+    use vmmresv::ledger::file::LedgerFile;
+    use vmmresv::ledger::Pool;
+    use vmmresv::Reservoir;
+
+    const GIB: u64 = 1 << 30;
+    let run = std::env::temp_dir().join(format!("vmmresv-hugetlb-arc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(&run).unwrap();
+    let r = match Reservoir::open_hugetlb(0, None, Some(&run)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("SKIPPED: hugetlb ARC ledger: no hugetlb pool here ({e:?})");
+            println!("SKIPPED: a_hugetlb_admissions_arc_reservations_are_the_hosts");
+            return;
+        }
+    };
+    let adm = Admission::open(r, None).unwrap();
+    let policy = ArcPolicy {
+        limits: ArcLimits {
+            arc_c_min: GIB,
+            arc_c_max: 8 * GIB,
+        },
+        ceiling: Ceiling::ArcCMax,
+        slack: 0,
+    };
+    adm.set_arc(Some(ArcHost {
+        policy,
+        arc_size: 0,
+    }));
+    let u1 = [0x31u8; 16];
+    let v = adm.admit(&u1, 2 * GIB, Preference::Never).unwrap();
+    assert_eq!(v.decision, Decision::NoReservoir);
+    assert_eq!(v.arc.unwrap().reserved_bytes, 2 * GIB);
+
+    // In admission.ledger, not in the pool's ledger.
+    let host_arc = run.join("admission.ledger");
+    let pool_ledger = LedgerFile::open_or_create_any(adm.ledger_path()).unwrap();
+    assert_eq!(pool_ledger.ledger().claimed(Pool::Arc), 0);
+    assert_eq!(
+        pool_ledger.ledger().claimed(Pool::Transient),
+        2 * GIB / 4096
+    );
+    let arc = ArcReservations::open(&host_arc).unwrap();
+    assert_eq!(arc.reserved_bytes(), 2 * GIB);
+
+    // One guard: 1 GiB floor + 2 + 6 > 8 is refused, + 5 fits.
+    let vm = run.join("vm2.pid");
+    std::fs::write(&vm, "1\n").unwrap();
+    let refused = arc.hold(&[0x32; 16], 6 * GIB, &policy, &vm).unwrap();
+    assert!(matches!(refused, Reservation::Refused(_)), "{refused:?}");
+    let held = arc.hold(&[0x32; 16], 5 * GIB, &policy, &vm).unwrap();
+    assert!(matches!(held, Reservation::Reserved(_)), "{held:?}");
+    let v = adm.admit(&[0x33; 16], GIB, Preference::Never).unwrap();
+    assert_eq!(v.decision, Decision::Refuse, "{v:?}");
+    assert_eq!(adm.pending_bytes(Pool::Arc), 7 * GIB);
+    let listed = adm.claims_listing().unwrap();
+    assert_eq!(
+        listed.iter().filter(|c| c.info.pool == Pool::Arc).count(),
+        2,
+        "{listed:?}"
+    );
+
+    // The hand-off names the ARC claim in its own file.
+    let t = Token::parse(&adm.handoff(&u1).unwrap()).unwrap();
+    assert_eq!((t.ledger.len(), t.arc.len(), t.host_fd), (1, 1, -1));
+    let fd = std::fs::metadata(format!("/proc/self/fd/{}", t.arc_fd)).unwrap();
+    let file = std::fs::metadata(&host_arc).unwrap();
+    assert_eq!((fd.dev(), fd.ino()), (file.dev(), file.ino()));
+
+    // Commit drops the start's claim; the ARC reservation stays until the
+    // VM is destroyed.
+    adm.commit(&u1).unwrap();
+    assert_eq!(pool_ledger.ledger().claimed(Pool::Transient), 0);
+    assert_eq!(arc.reserved_bytes(), 7 * GIB);
+    assert_eq!(adm.arc_release(&u1).unwrap(), 2 * GIB);
+    assert_eq!(arc.drop_hold(&[0x32; 16]).unwrap(), 5 * GIB);
+    assert_eq!(arc.reserved_bytes(), 0);
+    std::fs::remove_dir_all(&run).unwrap();
+}

@@ -1548,8 +1548,6 @@ fn arc_hold_outlives_the_command_until_dropped_or_its_vm_is_gone() {
     );
 
     for (args, msg) in [
-        (&["-P", "hugetlb", "arc", "list"][..], "name it with -l"),
-        (&["-P", "hugetlb", "arc"][..], "name it with -l"),
         (&["arc", "hold", u1, "1G"][..], "missing operand"),
         (
             &["arc", "hold", "not-a-uuid", "1G", vm1s][..],

@@ -1974,17 +1974,6 @@ arc_size_opt(const char *arg, int zero_ok, uint64_t *out)
 static const char *arc_ledger = NULL;
 
 /*
- * -P hugetlb without -l: the pool's admissions keep their ARC reservations
- * in the pool's own ledger, which the default (admission.ledger) is not.
- */
-static int
-arc_needs_ledger(void)
-{
-	return (bad_usage("%s", "the ARC reservations of a hugetlb pool's "
-	    "admissions are in that pool's ledger: name it with -l"));
-}
-
-/*
  * Parse [-Hp] [-o field[,...]] [-l ledger], and the verb's own option
  * `-<extra> value` when `extra` is not 0 (its value in *extra_arg), and
  * exactly `nops` operands (returned in *ops).  0, or EXIT_USAGE
@@ -2040,8 +2029,6 @@ arc_verb_options(int argc, char **argv, struct table_opts *t, int nops,
 	if (argc - optind < nops)
 		return (bad_usage("%s", "missing operand"));
 	*ops = argv + optind;
-	if (hugetlb && arc_ledger == NULL)
-		return (arc_needs_ledger());
 	return (0);
 }
 
@@ -2347,8 +2334,6 @@ arc_list(int argc, char **argv)
 	}
 	if (optind < argc)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
-	if (hugetlb && arc_ledger == NULL)
-		return (arc_needs_ledger());
 	if ((rc = arc_open_handle(&a)) != 0)
 		return (rc);
 	/* The number can change between two calls: ask again, a few times. */
@@ -2559,8 +2544,6 @@ cmd_arc(int argc, char **argv)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
 	if (have_reserved && request == 0)
 		return (bad_usage("%s", "option -a needs -r"));
-	if (hugetlb && arc_ledger == NULL)
-		return (arc_needs_ledger());
 
 	if ((rc = read_arc(&arc, &have)) != 0)
 		return (rc);

@@ -5,10 +5,12 @@
 //!
 //! The token is text, for an environment variable
 //! ([`HANDOFF_ENV`]) or an argument:
-//! `vmmresv-handoff-1;pid=P;uuid=U;fd=F;hfd=H;l=S.G,…;h=S.G,…` — the
-//! holder's pid, the VM's UUID (32 hex digits), the ledger descriptors
-//! (`-1` for none) made to survive exec, and each claim as slot.generation
-//! in the admission ledger (`l`) and the host-memory ledger (`h`).
+//! `vmmresv-handoff-2;pid=P;uuid=U;fd=F;hfd=H;afd=A;l=S.G,…;h=S.G,…;a=S.G,…`
+//! — the holder's pid, the VM's UUID (32 hex digits), the ledger
+//! descriptors (`-1` for none) made to survive exec, and each claim as
+//! slot.generation in the admission ledger (`l`), the host-memory ledger
+//! (`h`) and, for a hugetlb pool's handle, the host's ARC ledger (`a`:
+//! `admission.ledger`, where every ARC reservation of the host is).
 //!
 //! After a fork the new process takes each slot's adopter lock, while the
 //! launcher still holds its own: from then on either keeps the claim
@@ -26,7 +28,7 @@ use crate::status::{Error, Status};
 
 /// The environment variable the stand-ins pass the token in.
 pub const HANDOFF_ENV: &str = "VMMRESV_HANDOFF";
-const PREFIX: &str = "vmmresv-handoff-1";
+const PREFIX: &str = "vmmresv-handoff-2";
 
 /// A parsed token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,10 +41,14 @@ pub struct Token {
     pub fd: RawFd,
     /// The host ledger's descriptor, or -1.
     pub host_fd: RawFd,
+    /// The separate ARC ledger's descriptor, or -1.
+    pub arc_fd: RawFd,
     /// Claims in the admission ledger: (slot, generation).
     pub ledger: Vec<(usize, u64)>,
     /// Claims in the host ledger.
     pub host: Vec<(usize, u64)>,
+    /// Claims in the separate ARC ledger.
+    pub arc: Vec<(usize, u64)>,
 }
 
 fn bad() -> Error {
@@ -73,14 +79,16 @@ impl Token {
     pub fn render(&self) -> String {
         let hex: String = self.uuid.iter().map(|b| format!("{:02x}", b)).collect();
         format!(
-            "{};pid={};uuid={};fd={};hfd={};l={};h={}",
+            "{};pid={};uuid={};fd={};hfd={};afd={};l={};h={};a={}",
             PREFIX,
             self.pid,
             hex,
             self.fd,
             self.host_fd,
+            self.arc_fd,
             slots(&self.ledger),
-            slots(&self.host)
+            slots(&self.host),
+            slots(&self.arc)
         )
     }
 
@@ -100,9 +108,15 @@ impl Token {
         let hex = field("uuid")?;
         let fd = field("fd")?.parse().map_err(|_| bad())?;
         let host_fd = field("hfd")?.parse().map_err(|_| bad())?;
+        let arc_fd = field("afd")?.parse().map_err(|_| bad())?;
         let ledger = parse_slots(field("l")?)?;
         let host = parse_slots(field("h")?)?;
-        if f.next().is_some() || hex.len() != 32 || ledger.len().saturating_add(host.len()) > 8 {
+        let arc = parse_slots(field("a")?)?;
+        let n = ledger
+            .len()
+            .saturating_add(host.len())
+            .saturating_add(arc.len());
+        if f.next().is_some() || hex.len() != 32 || n > 8 {
             return Err(bad());
         }
         let mut uuid = [0u8; 16];
@@ -115,8 +129,10 @@ impl Token {
             uuid,
             fd,
             host_fd,
+            arc_fd,
             ledger,
             host,
+            arc,
         })
     }
 }
@@ -169,12 +185,28 @@ impl Admission {
     /// changes until [`Admission::handoff_fds`].
     pub fn handoff_token(&self, uuid: &[u8; 16]) -> Result<Token> {
         let l = self.file.ledger();
-        let ledger = held(
-            &l,
-            &self.file.world(),
-            uuid,
-            &[Pool::Reservoir, Pool::Transient, Pool::Arc],
-        )?;
+        let (ledger, arc, arc_fd) = match self.separate_arc_ledger()? {
+            Some(a) => (
+                held(
+                    &l,
+                    &self.file.world(),
+                    uuid,
+                    &[Pool::Reservoir, Pool::Transient],
+                )?,
+                held(&a.ledger(), &a.world(), uuid, &[Pool::Arc])?,
+                a.raw_fd(),
+            ),
+            None => (
+                held(
+                    &l,
+                    &self.file.world(),
+                    uuid,
+                    &[Pool::Reservoir, Pool::Transient, Pool::Arc],
+                )?,
+                Vec::new(),
+                -1,
+            ),
+        };
         let (host, host_fd) = match self.host_ledger_if_exists()? {
             Some(h) => (
                 held(&h.ledger(), &h.world(), uuid, &[Pool::Reservoir])?,
@@ -182,7 +214,7 @@ impl Admission {
             ),
             None => (Vec::new(), -1),
         };
-        if ledger.is_empty() && host.is_empty() {
+        if ledger.is_empty() && host.is_empty() && arc.is_empty() {
             return Err(Error::new(Status::NotFound));
         }
         Ok(Token {
@@ -190,8 +222,10 @@ impl Admission {
             uuid: *uuid,
             fd: self.file.raw_fd(),
             host_fd: if host.is_empty() { -1 } else { host_fd },
+            arc_fd: if arc.is_empty() { -1 } else { arc_fd },
             ledger,
             host,
+            arc,
         })
     }
 
@@ -214,6 +248,16 @@ impl Admission {
                 }
                 h.note_handed(t.host.iter().map(|(s, _)| *s));
                 h.keep_across_exec()?;
+            }
+        }
+        if t.arc_fd >= 0 {
+            if let Some(a) = self.separate_arc_ledger()? {
+                let w = a.world();
+                for (s, _) in &t.arc {
+                    w.share(*s);
+                }
+                a.note_handed(t.arc.iter().map(|(s, _)| *s));
+                a.keep_across_exec()?;
             }
         }
         Ok(())
@@ -253,6 +297,13 @@ impl Admission {
             }
             adopt_all(h, &t, &t.host, inherited)?;
         }
+        if !t.arc.is_empty() {
+            let a = self.arc_ledger()?;
+            if !a.adopt_inherited(t.arc_fd)? && inherited {
+                return Err(Error::new(Status::NotFound));
+            }
+            adopt_all(a, &t, &t.arc, inherited)?;
+        }
         Ok(t)
     }
 }
@@ -277,13 +328,16 @@ mod tests {
             uuid: [0xab; 16],
             fd: 7,
             host_fd: -1,
+            arc_fd: 9,
             ledger: vec![(3, 9), (100, 1)],
             host: vec![],
+            arc: vec![(5, 2)],
         };
         assert_eq!(Token::parse(&t.render()).unwrap(), t);
         for bad in [
             "",
-            "vmmresv-handoff-2;pid=1",
+            "vmmresv-handoff-1;pid=1",
+            "vmmresv-handoff-3;pid=1",
             &t.render().replace("pid=42", "pid=x"),
             &(t.render() + ";extra=1"),
             &t.render().replace("uuid=ab", "uuid=zz"),

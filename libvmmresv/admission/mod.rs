@@ -245,6 +245,12 @@ pub struct Admission {
     /// path (`<ledger>.host`).
     host_file: std::sync::OnceLock<LedgerFile>,
     host_path: std::path::PathBuf,
+    /// Where ARC reservations go when this handle's own ledger is not the
+    /// VMM reservoir's (a hugetlb pool's): the host has one ARC, so all of
+    /// its reservations are in one file, `admission.ledger` beside this
+    /// one (opened on first use). None: this handle's own ledger.
+    arc_path: Option<PathBuf>,
+    arc_file: std::sync::OnceLock<LedgerFile>,
     /// This process handed a claim over: its own locks on it linger after
     /// the adopter commits (the slot is free, the lock still ours), and
     /// are dropped before the next admission.
@@ -313,8 +319,16 @@ impl Admission {
                 Err(e) => return Err(e),
             }
         }
+        let arc_path = (pool != file::PoolId::default()).then(|| {
+            file.path()
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+                .join(file::LEDGER_FILE_NAME)
+        });
         Ok(Admission {
             host_path: vm::host_path_for(file.path()),
+            arc_path,
+            arc_file: std::sync::OnceLock::new(),
             device,
             file,
             origin,
@@ -566,10 +580,13 @@ impl Admission {
             return Ok(verdict);
         };
         // OS-8005: the VM's memory comes out of the ARC; reserve it there.
-        let reservation = match mode {
-            Mode::Claim => arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy),
-            Mode::Check => arc_check(&l, &world, uuid, bytes(pages), &host.policy),
-        };
+        let reservation = self.arc_ledger().and_then(|f| {
+            let (l, world) = (f.ledger(), f.world());
+            match mode {
+                Mode::Claim => arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy),
+                Mode::Check => arc_check(&l, &world, uuid, bytes(pages), &host.policy),
+            }
+        });
         match reservation {
             Ok(Reservation::Reserved(r)) => {
                 let goal = r.target.target_bytes.saturating_add(r.target.slack_bytes);
@@ -656,17 +673,21 @@ impl Admission {
         bytes: u64,
         policy: &ArcPolicy,
     ) -> Result<Reservation> {
-        arc_reserve::reserve(&self.file.ledger(), &self.file.world(), uuid, bytes, policy)
+        let f = self.arc_ledger()?;
+        arc_reserve::reserve(&f.ledger(), &f.world(), uuid, bytes, policy)
     }
 
     /// Release VM `uuid`'s ARC reservation (on destroy); 0 if it had none.
     pub fn arc_release(&self, uuid: &[u8; 16]) -> Result<u64> {
-        arc_reserve::release(&self.file.ledger(), &self.file.world(), uuid)
+        match self.arc_ledger_if_exists()? {
+            Some(f) => arc_reserve::release(&f.ledger(), &f.world(), uuid),
+            None => Ok(0),
+        }
     }
 
     /// The ARC target the reservations imply now.
     pub fn arc_target(&self, policy: &ArcPolicy) -> Result<TargetReport> {
-        arc_reserve::current_target(&self.file.ledger(), policy)
+        arc_reserve::current_target(&self.arc_ledger()?.ledger(), policy)
     }
 
     /// Make Linux OpenZFS's `zfs_arc_max` (under `root`) follow the ARC
@@ -678,7 +699,13 @@ impl Admission {
         facts: &LinuxArcFacts,
         root: &Path,
     ) -> Result<Applied> {
-        arc_reserve::apply_linux(&self.file.ledger(), policy, facts, root, self.run_dir())
+        arc_reserve::apply_linux(
+            &self.arc_ledger()?.ledger(),
+            policy,
+            facts,
+            root,
+            self.run_dir(),
+        )
     }
 
     fn release_in(&self, uuid: &[u8; 16], pools: &[Pool]) -> Result<u64> {
@@ -727,10 +754,13 @@ impl Admission {
     /// consistently; the list is not one instant of the whole ledger.
     pub fn claims_listing(&self) -> Result<Vec<ListedClaim>> {
         let mut v = Vec::new();
-        let mut add = |f: &LedgerFile, host: bool| -> Result<()> {
+        let mut add = |f: &LedgerFile, host: bool, arc_only: bool| -> Result<()> {
             let l = f.ledger();
             let world = f.world();
             for c in l.claims()? {
+                if arc_only && c.pool != Pool::Arc {
+                    continue;
+                }
                 let held = world.held(c.slot)?;
                 v.push(ListedClaim {
                     info: c,
@@ -740,9 +770,12 @@ impl Admission {
             }
             Ok(())
         };
-        add(&self.file, false)?;
+        add(&self.file, false, false)?;
+        if let Some(a) = self.separate_arc_ledger()? {
+            add(a, false, true)?;
+        }
         if let Some(h) = self.host_ledger_if_exists()? {
-            add(h, true)?;
+            add(h, true, false)?;
         }
         Ok(v)
     }
@@ -752,7 +785,10 @@ impl Admission {
     /// reclaimed), totals that would be repaired are counted (not
     /// repaired), and the reservoir is queried.
     pub fn reconcile_preview(&self) -> Result<Reconciliation> {
-        let report = self.file.ledger().reconcile_preview(&self.file.world())?;
+        let mut report = self.file.ledger().reconcile_preview(&self.file.world())?;
+        if let Some(a) = self.separate_arc_ledger()? {
+            add_arc_ledger(&mut report, &a.ledger().reconcile_preview(&a.world())?);
+        }
         let q = self.query()?;
         Ok(Reconciliation {
             ledger: report,
@@ -765,6 +801,14 @@ impl Admission {
 
     /// Pending claimed bytes of a pool (its total in the ledger).
     pub fn pending_bytes(&self, pool: Pool) -> u64 {
+        if pool == Pool::Arc && self.arc_path.is_some() {
+            // The host's ARC reservations (none if their file is unusable
+            // here: the report says what this handle's own ledger holds).
+            return match self.separate_arc_ledger() {
+                Ok(Some(f)) => bytes(f.ledger().claimed(Pool::Arc)),
+                Ok(None) | Err(_) => 0,
+            };
+        }
         bytes(self.file.ledger().claimed(pool))
     }
 
@@ -773,7 +817,10 @@ impl Admission {
     /// with a fresh reservoir query.
     pub fn reconcile(&self) -> Result<Reconciliation> {
         let _ = self.drop_stale_locks()?;
-        let report = self.file.ledger().reconcile(&self.file.world())?;
+        let mut report = self.file.ledger().reconcile(&self.file.world())?;
+        if let Some(a) = self.separate_arc_ledger()? {
+            add_arc_ledger(&mut report, &a.ledger().reconcile(&a.world())?);
+        }
         let q = self.query()?;
         Ok(Reconciliation {
             ledger: report,
@@ -783,6 +830,15 @@ impl Admission {
                 .saturating_sub(q.transient_room()),
         })
     }
+}
+
+/// What the separate ARC ledger's reconcile found, added to the admission
+/// ledger's (its pools' totals are its own: the ARC figures are reported
+/// apart).
+fn add_arc_ledger(report: &mut ReconcileReport, arc: &ReconcileReport) {
+    report.reclaimed_slots = report.reclaimed_slots.saturating_add(arc.reclaimed_slots);
+    report.reclaimed_pages = report.reclaimed_pages.saturating_add(arc.reclaimed_pages);
+    report.repaired_totals = report.repaired_totals.saturating_add(arc.repaired_totals);
 }
 
 /// One claim of [`Admission::claims_listing`].
@@ -914,10 +970,51 @@ impl Admission {
     /// handed over and the adopter committed), in both ledgers.
     fn drop_stale_locks(&self) -> Result<usize> {
         let mut left = self.file.drop_stale_locks()?;
-        if let Some(h) = self.host_file.get() {
-            left = left.saturating_add(h.drop_stale_locks()?);
+        for f in [self.host_file.get(), self.arc_file.get()]
+            .into_iter()
+            .flatten()
+        {
+            left = left.saturating_add(f.drop_stale_locks()?);
         }
         Ok(left)
+    }
+
+    /// The ledger of this host's ARC reservations: this handle's own, or
+    /// (a hugetlb pool's handle) `admission.ledger` beside it, opened
+    /// (created if needed, its ARC total checked) on first use.
+    pub(super) fn arc_ledger(&self) -> Result<&LedgerFile> {
+        let Some(path) = &self.arc_path else {
+            return Ok(&self.file);
+        };
+        if let Some(f) = self.arc_file.get() {
+            return Ok(f);
+        }
+        let f = LedgerFile::open_or_create(path)?;
+        match f.ledger().check_total(Pool::Arc) {
+            Ok(_) => {}
+            Err(e) if e.status() == Status::Busy => {}
+            Err(e) => return Err(e),
+        }
+        // Another thread may have opened it meanwhile: either is the file.
+        Ok(self.arc_file.get_or_init(|| f))
+    }
+
+    /// The separate ARC ledger ([`Admission::arc_ledger`]) if this handle
+    /// has one and it exists (no reservation can be in it otherwise).
+    pub(super) fn separate_arc_ledger(&self) -> Result<Option<&LedgerFile>> {
+        match &self.arc_path {
+            None => Ok(None),
+            Some(p) if self.arc_file.get().is_none() && !p.exists() => Ok(None),
+            Some(_) => self.arc_ledger().map(Some),
+        }
+    }
+
+    /// The ARC ledger if it is this handle's own or exists.
+    pub(super) fn arc_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
+        match &self.arc_path {
+            None => Ok(Some(&self.file)),
+            Some(_) => self.separate_arc_ledger(),
+        }
     }
 
     pub(super) fn mark_handed_off(&self) {
