@@ -542,7 +542,7 @@ impl Admission {
         let pending = Pending {
             reservoir: self.pending_bytes(Pool::Reservoir),
             transient: self.pending_bytes(Pool::Transient),
-            arc_reserved: self.pending_bytes(Pool::Arc),
+            arc_reserved: self.arc_pending_bytes()?,
             host: self.host_pending()?,
         };
         let mut inputs = *inputs;

@@ -418,7 +418,7 @@ fn a_hugetlb_admissions_arc_reservations_are_the_hosts() {
 
     // In admission.ledger, not in the pool's ledger.
     let host_arc = run.join("admission.ledger");
-    let pool_ledger = LedgerFile::open_or_create_any(adm.ledger_path()).unwrap();
+    let pool_ledger = LedgerFile::already_open(adm.ledger_path()).unwrap();
     assert_eq!(pool_ledger.ledger().claimed(Pool::Arc), 0);
     assert_eq!(
         pool_ledger.ledger().claimed(Pool::Transient),
@@ -426,6 +426,14 @@ fn a_hugetlb_admissions_arc_reservations_are_the_hosts() {
     );
     let arc = ArcReservations::open(&host_arc).unwrap();
     assert_eq!(arc.reserved_bytes(), 2 * GIB);
+    assert_eq!(adm.arc_pending_bytes().unwrap(), 2 * GIB);
+    // The pool's own ledger is no ARC ledger.
+    assert_eq!(
+        ArcReservations::open(adm.ledger_path())
+            .unwrap_err()
+            .status(),
+        vmmresv::Status::InvalidArgument
+    );
 
     // One guard: 1 GiB floor + 2 + 6 > 8 is refused, + 5 fits.
     let vm = run.join("vm2.pid");
@@ -436,7 +444,12 @@ fn a_hugetlb_admissions_arc_reservations_are_the_hosts() {
     assert!(matches!(held, Reservation::Reserved(_)), "{held:?}");
     let v = adm.admit(&[0x33; 16], GIB, Preference::Never).unwrap();
     assert_eq!(v.decision, Decision::Refuse, "{v:?}");
-    assert_eq!(adm.pending_bytes(Pool::Arc), 7 * GIB);
+    assert_eq!(adm.arc_pending_bytes().unwrap(), 7 * GIB);
+    let rep = adm
+        .report(&vmmresv::report::ReportInputs::default())
+        .unwrap()
+        .to_value();
+    assert_eq!(rep["arc"]["reserved_bytes"], 7 * GIB, "{rep}");
     let listed = adm.claims_listing().unwrap();
     assert_eq!(
         listed.iter().filter(|c| c.info.pool == Pool::Arc).count(),

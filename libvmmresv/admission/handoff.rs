@@ -288,6 +288,15 @@ impl Admission {
             // The exec closed the descriptor: the locks went with it.
             return Err(Error::new(Status::NotFound));
         }
+        // The ARC ledger first: a token naming ARC claims in a file this
+        // process cannot see is refused before any claim is taken over.
+        let arc = if t.arc.is_empty() {
+            None
+        } else if self.arc_path.is_some() && self.separate_arc_ledger()?.is_none() {
+            return Err(Error::new(Status::NotFound));
+        } else {
+            Some(self.arc_ledger()?)
+        };
         self.mark_handed_off();
         adopt_all(&self.file, &t, &t.ledger, inherited)?;
         if !t.host.is_empty() {
@@ -297,8 +306,7 @@ impl Admission {
             }
             adopt_all(h, &t, &t.host, inherited)?;
         }
-        if !t.arc.is_empty() {
-            let a = self.arc_ledger()?;
+        if let Some(a) = arc {
             if !a.adopt_inherited(t.arc_fd)? && inherited {
                 return Err(Error::new(Status::NotFound));
             }

@@ -251,6 +251,9 @@ pub struct Admission {
     /// one (opened on first use). None: this handle's own ledger.
     arc_path: Option<PathBuf>,
     arc_file: std::sync::OnceLock<LedgerFile>,
+    /// The separate ARC ledger's total was checked (once, before the
+    /// first change through this handle).
+    arc_checked: std::sync::atomic::AtomicBool,
     /// This process handed a claim over: its own locks on it linger after
     /// the adopter commits (the slot is free, the lock still ours), and
     /// are dropped before the next admission.
@@ -319,16 +322,24 @@ impl Admission {
                 Err(e) => return Err(e),
             }
         }
+        // A hugetlb pool's ARC reservations: in the run directory's
+        // admission.ledger, the one the ARC handle opens by default.
         let arc_path = (pool != file::PoolId::default()).then(|| {
-            file.path()
-                .parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-                .join(file::LEDGER_FILE_NAME)
+            let run = match &device {
+                Device::Reservoir(r) => r.run_dir().to_path_buf(),
+                Device::Kernel(_, d) => d.clone(),
+            };
+            run.join(file::LEDGER_FILE_NAME)
         });
+        if arc_path.as_deref() == Some(file.path()) {
+            // That name is the host's ARC ledger, a VMM reservoir ledger.
+            return Err(Error::new(Status::InvalidArgument));
+        }
         Ok(Admission {
             host_path: vm::host_path_for(file.path()),
             arc_path,
             arc_file: std::sync::OnceLock::new(),
+            arc_checked: std::sync::atomic::AtomicBool::new(false),
             device,
             file,
             origin,
@@ -580,13 +591,14 @@ impl Admission {
             return Ok(verdict);
         };
         // OS-8005: the VM's memory comes out of the ARC; reserve it there.
-        let reservation = self.arc_ledger().and_then(|f| {
-            let (l, world) = (f.ledger(), f.world());
-            match mode {
-                Mode::Claim => arc_reserve::reserve(&l, &world, uuid, bytes(pages), &host.policy),
-                Mode::Check => arc_check(&l, &world, uuid, bytes(pages), &host.policy),
-            }
-        });
+        let reservation = match mode {
+            Mode::Claim => self.arc_ledger().and_then(|f| {
+                arc_reserve::reserve(&f.ledger(), &f.world(), uuid, bytes(pages), &host.policy)
+            }),
+            Mode::Check => self
+                .arc_ledger_to_read()
+                .and_then(|f| arc_check(&f.ledger(), &f.world(), uuid, bytes(pages), &host.policy)),
+        };
         match reservation {
             Ok(Reservation::Reserved(r)) => {
                 let goal = r.target.target_bytes.saturating_add(r.target.slack_bytes);
@@ -679,15 +691,16 @@ impl Admission {
 
     /// Release VM `uuid`'s ARC reservation (on destroy); 0 if it had none.
     pub fn arc_release(&self, uuid: &[u8; 16]) -> Result<u64> {
-        match self.arc_ledger_if_exists()? {
-            Some(f) => arc_reserve::release(&f.ledger(), &f.world(), uuid),
-            None => Ok(0),
+        if self.arc_path.is_some() && self.separate_arc_ledger()?.is_none() {
+            return Ok(0); // no ARC ledger: no reservation
         }
+        let f = self.arc_ledger()?;
+        arc_reserve::release(&f.ledger(), &f.world(), uuid)
     }
 
     /// The ARC target the reservations imply now.
     pub fn arc_target(&self, policy: &ArcPolicy) -> Result<TargetReport> {
-        arc_reserve::current_target(&self.arc_ledger()?.ledger(), policy)
+        arc_reserve::current_target(&self.arc_ledger_to_read()?.ledger(), policy)
     }
 
     /// Make Linux OpenZFS's `zfs_arc_max` (under `root`) follow the ARC
@@ -700,7 +713,7 @@ impl Admission {
         root: &Path,
     ) -> Result<Applied> {
         arc_reserve::apply_linux(
-            &self.arc_ledger()?.ledger(),
+            &self.arc_ledger_to_read()?.ledger(),
             policy,
             facts,
             root,
@@ -799,17 +812,20 @@ impl Admission {
         })
     }
 
-    /// Pending claimed bytes of a pool (its total in the ledger).
+    /// Pending claimed bytes of a pool (its total in this handle's own
+    /// ledger; for the host's ARC reservations, which a hugetlb pool's
+    /// handle keeps in another file, [`Admission::arc_pending_bytes`]).
     pub fn pending_bytes(&self, pool: Pool) -> u64 {
-        if pool == Pool::Arc && self.arc_path.is_some() {
-            // The host's ARC reservations (none if their file is unusable
-            // here: the report says what this handle's own ledger holds).
-            return match self.separate_arc_ledger() {
-                Ok(Some(f)) => bytes(f.ledger().claimed(Pool::Arc)),
-                Ok(None) | Err(_) => 0,
-            };
-        }
         bytes(self.file.ledger().claimed(pool))
+    }
+
+    /// The host's ARC reservations (bytes): in the ARC ledger, which for a
+    /// hugetlb pool's handle is another file; its error if it cannot be
+    /// read, never a 0.
+    pub fn arc_pending_bytes(&self) -> Result<u64> {
+        Ok(bytes(
+            self.arc_ledger_to_read()?.ledger().claimed(Pool::Arc),
+        ))
     }
 
     /// Reclaim dead holders' claims, check every total against the live
@@ -818,7 +834,8 @@ impl Admission {
     pub fn reconcile(&self) -> Result<Reconciliation> {
         let _ = self.drop_stale_locks()?;
         let mut report = self.file.ledger().reconcile(&self.file.world())?;
-        if let Some(a) = self.separate_arc_ledger()? {
+        if self.separate_arc_ledger()?.is_some() {
+            let a = self.arc_ledger()?;
             add_arc_ledger(&mut report, &a.ledger().reconcile(&a.world())?);
         }
         let q = self.query()?;
@@ -833,9 +850,18 @@ impl Admission {
 }
 
 /// What the separate ARC ledger's reconcile found, added to the admission
-/// ledger's (its pools' totals are its own: the ARC figures are reported
-/// apart).
+/// ledger's: its ARC totals are the host's, its counts add to this
+/// handle's (that file is the host's ARC ledger: its dead claims, of any
+/// pool, are reclaimed and counted here too).
 fn add_arc_ledger(report: &mut ReconcileReport, arc: &ReconcileReport) {
+    let k = Pool::Arc.index();
+    if let (Some(b), Some(a)) = (report.claimed_before.get_mut(k), arc.claimed_before.get(k)) {
+        *b = *a;
+    }
+    if let (Some(b), Some(a)) = (report.claimed_after.get_mut(k), arc.claimed_after.get(k)) {
+        *b = *a;
+    }
+    report.live_claims = report.live_claims.saturating_add(arc.live_claims);
     report.reclaimed_slots = report.reclaimed_slots.saturating_add(arc.reclaimed_slots);
     report.reclaimed_pages = report.reclaimed_pages.saturating_add(arc.reclaimed_pages);
     report.repaired_totals = report.repaired_totals.saturating_add(arc.repaired_totals);
@@ -979,42 +1005,61 @@ impl Admission {
         Ok(left)
     }
 
-    /// The ledger of this host's ARC reservations: this handle's own, or
-    /// (a hugetlb pool's handle) `admission.ledger` beside it, opened
-    /// (created if needed, its ARC total checked) on first use.
+    /// The ledger of this host's ARC reservations, for a change (a
+    /// reservation, a release, an adoption, a reconcile): this handle's
+    /// own, or (a hugetlb pool's handle) `admission.ledger` in the run
+    /// directory, opened (created if needed) on first use, its ARC total
+    /// checked before the first change, and its identity on every one: a
+    /// replaced file must not go on taking reservations no one else sees.
     pub(super) fn arc_ledger(&self) -> Result<&LedgerFile> {
+        use std::sync::atomic::Ordering::{Acquire, Release};
         let Some(path) = &self.arc_path else {
             return Ok(&self.file);
         };
+        let f = match self.arc_file.get() {
+            Some(f) => f,
+            None => {
+                let f = LedgerFile::open_or_create(path)?;
+                // Another thread may have opened it meanwhile: either is
+                // the file (one shared descriptor and lock registry).
+                self.arc_file.get_or_init(|| f)
+            }
+        };
+        f.check_identity()?;
+        if !self.arc_checked.load(Acquire) {
+            match f.ledger().check_total(Pool::Arc) {
+                Ok(_) => {}
+                Err(e) if e.status() == Status::Busy => {}
+                Err(e) => return Err(e),
+            }
+            self.arc_checked.store(true, Release);
+        }
+        Ok(f)
+    }
+
+    /// The separate ARC ledger, to read: None if this handle has none, or
+    /// the file does not exist (no reservation can be in it then). Nothing
+    /// is created, checked or repaired.
+    pub(super) fn separate_arc_ledger(&self) -> Result<Option<&LedgerFile>> {
+        let Some(path) = &self.arc_path else {
+            return Ok(None);
+        };
         if let Some(f) = self.arc_file.get() {
-            return Ok(f);
+            return Ok(Some(f));
+        }
+        if !path.exists() {
+            return Ok(None);
         }
         let f = LedgerFile::open_or_create(path)?;
-        match f.ledger().check_total(Pool::Arc) {
-            Ok(_) => {}
-            Err(e) if e.status() == Status::Busy => {}
-            Err(e) => return Err(e),
-        }
-        // Another thread may have opened it meanwhile: either is the file.
-        Ok(self.arc_file.get_or_init(|| f))
+        Ok(Some(self.arc_file.get_or_init(|| f)))
     }
 
-    /// The separate ARC ledger ([`Admission::arc_ledger`]) if this handle
-    /// has one and it exists (no reservation can be in it otherwise).
-    pub(super) fn separate_arc_ledger(&self) -> Result<Option<&LedgerFile>> {
-        match &self.arc_path {
-            None => Ok(None),
-            Some(p) if self.arc_file.get().is_none() && !p.exists() => Ok(None),
-            Some(_) => self.arc_ledger().map(Some),
-        }
-    }
-
-    /// The ARC ledger if it is this handle's own or exists.
-    pub(super) fn arc_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
-        match &self.arc_path {
-            None => Ok(Some(&self.file)),
-            Some(_) => self.separate_arc_ledger(),
-        }
+    /// The ledger to read the host's ARC reservations from: the separate
+    /// one if it exists, else this handle's own (whose ARC pool is then
+    /// the host's, or, for a hugetlb pool's handle, empty: no reservation
+    /// exists without the file).
+    pub(super) fn arc_ledger_to_read(&self) -> Result<&LedgerFile> {
+        Ok(self.separate_arc_ledger()?.unwrap_or(&self.file))
     }
 
     pub(super) fn mark_handed_off(&self) {

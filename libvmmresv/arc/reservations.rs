@@ -50,15 +50,19 @@ pub struct ArcReconciliation {
 }
 
 impl ArcReservations {
-    /// Open (creating it if missing) the ledger at `path`, of any pool;
-    /// its directory is the run directory. Checks the ARC total against
+    /// Open (creating it if missing) the ledger at `path`, a VMM
+    /// reservoir ledger (another pool's is INVALID_ARGUMENT); its
+    /// directory is the run directory. Checks the ARC total against
     /// the slots, as opening an admission handle does.
     pub fn open(path: &Path) -> Result<ArcReservations, Error> {
         // Absolute once: the run directory must not move with the
         // caller's working directory.
         let path = std::path::absolute(path).map_err(|e| crate::errno::file_io_error(&e))?;
         let path = path.as_path();
-        let file = LedgerFile::open_or_create_any(path)?;
+        // The host's ARC ledger is a VMM reservoir ledger: a hugetlb
+        // pool's holds no ARC reservation (its admissions keep theirs in
+        // admission.ledger too), so one named here is refused.
+        let file = LedgerFile::open_or_create(path)?;
         match file.ledger().check_total(Pool::Arc) {
             Ok(_) => {}
             Err(e) if e.status() == Status::Busy => {}

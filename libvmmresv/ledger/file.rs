@@ -441,17 +441,6 @@ impl LedgerFile {
     /// Open the ledger at `path`, creating it for `pool` if it does not
     /// exist. An existing ledger for another pool is INVALID_ARGUMENT.
     pub fn open_or_create_for(path: &Path, pool: PoolId) -> Result<LedgerFile> {
-        Self::open_or_create_with(path, pool, false)
-    }
-
-    /// Open the ledger at `path` whatever pool it is for (its ARC pool is
-    /// the same in every ledger), creating a VMM reservoir ledger if it
-    /// does not exist.
-    pub fn open_or_create_any(path: &Path) -> Result<LedgerFile> {
-        Self::open_or_create_with(path, PoolId::default(), true)
-    }
-
-    fn open_or_create_with(path: &Path, pool: PoolId, any_pool: bool) -> Result<LedgerFile> {
         let name_len = path.file_name().map(|n| n.len()).unwrap_or(0);
         if name_len == 0 || name_len > MAX_FILE_NAME {
             return Err(Error::new(Status::InvalidArgument));
@@ -499,7 +488,7 @@ impl LedgerFile {
             }
             let f = Self::open_existing(path)?;
             let want = f.header.pool();
-            if want != Some(pool) && !(any_pool && want.is_some()) {
+            if want != Some(pool) {
                 return Err(Error::new(Status::InvalidArgument));
             }
             return Ok(f);

@@ -371,7 +371,7 @@ impl Pool {
     /// Every pool.
     pub const ALL: [Pool; NPOOLS] = [Pool::Reservoir, Pool::Transient, Pool::Arc];
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Pool::Reservoir => 0,
             Pool::Transient => 1,
