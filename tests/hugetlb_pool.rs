@@ -472,5 +472,17 @@ fn a_hugetlb_admissions_arc_reservations_are_the_hosts() {
     assert_eq!(adm.arc_release(&u1).unwrap(), 2 * GIB);
     assert_eq!(arc.drop_hold(&[0x32; 16]).unwrap(), 5 * GIB);
     assert_eq!(arc.reserved_bytes(), 0);
+
+    // admission.ledger replaced by another file: this handle must not go
+    // on reserving in the old one, which no one else reads.
+    let other = run.join("other.ledger");
+    drop(LedgerFile::open_or_create(&other).unwrap());
+    std::fs::rename(&other, &host_arc).unwrap();
+    assert_eq!(
+        adm.arc_reserve(&[0x34; 16], GIB, &policy)
+            .unwrap_err()
+            .status(),
+        vmmresv::Status::LedgerReplaced
+    );
     std::fs::remove_dir_all(&run).unwrap();
 }
