@@ -2492,9 +2492,10 @@ vmmresv_status vmmresv_hugetlb_query(const struct vmmresv_reservoir *reservoir,
  * Open the ARC pool of the claim ledger at `ledger_path` (NULL:
  * `admission.ledger` in the run directory, `$VMMRESV_RUNDIR` if set,
  * else the configured one, else /var/run/vmmresv), creating it if
- * missing, with no reservoir: nothing opens /dev/vmmctl. Any ledger file
- * will do (the hugetlb pool's too); its directory keeps the reservations'
- * existence checks. The same ownership and safety checks as
+ * missing, with no reservoir: nothing opens /dev/vmmctl. That file holds
+ * every ARC reservation of the host, those of admissions on a hugetlb
+ * pool too; a hugetlb pool's own ledger is INVALID_ARGUMENT. Its
+ * directory keeps the reservations' existence checks. The same ownership and safety checks as
  * vmmresv_admission_open() (LEDGER_UNSAFE, LEDGER_CORRUPT). `*out`
  * receives a handle to free with vmmresv_arc_free(), or NULL on failure.
  */
