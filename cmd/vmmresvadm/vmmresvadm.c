@@ -1502,6 +1502,51 @@ print_columns(const struct column *cols, const int *fields, int scripted,
 	}
 }
 
+/* One of the library's list functions (needed-size protocol). */
+typedef vmmresv_status (*fetch_fn)(void *handle, void *buf, size_t n,
+    size_t *count);
+
+/*
+ * A list from `fetch` into a buffer this allocates (*list, which the
+ * caller frees): asked again while it does not fit, since the number can
+ * change between two calls.  0, or EXIT_ERR (reported with `what`).
+ */
+static int
+fetch_list(fetch_fn fetch, void *handle, size_t size, void **list,
+    size_t *count, const char *what)
+{
+	vmmresv_status st = VMMRESV_STATUS_OK;
+	size_t n = 0;
+	int tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		void *nl;
+
+		st = fetch(handle, *list, n, count);
+		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
+			break;
+		n = *count + 8;
+		if ((nl = realloc(*list, n * size)) == NULL) {
+			warnx_("out of memory");
+			return (EXIT_ERR);
+		}
+		*list = nl;
+	}
+	return (st == VMMRESV_STATUS_OK ? 0 : fail(what, st));
+}
+
+static vmmresv_status
+claims_fetch(void *h, void *buf, size_t n, size_t *count)
+{
+	return (vmmresv_claims_list(h, buf, n, count));
+}
+
+static vmmresv_status
+holds_fetch(void *h, void *buf, size_t n, size_t *count)
+{
+	return (vmmresv_arc_list(h, buf, n, count));
+}
+
 #define	C_UUID	1
 #define	C_POOL	2
 #define	C_SIZE	3
@@ -1628,12 +1673,12 @@ cmd_claims(int argc, char **argv)
 {
 	int fields[MAX_COLUMNS] = { C_UUID, C_POOL, C_SIZE, C_AGE, C_STATE,
 	    C_HELD, C_PID, C_ZONE, 0 };
-	int scripted = 0, parsable = 0, c, rc, tries;
-	size_t n = 0, count = 0;
+	int scripted = 0, parsable = 0, c, rc;
+	size_t count = 0;
 	vmmresv_claim_info *list = NULL;
+	void *buf = NULL;
 	vmmresv_reservoir *r;
 	vmmresv_admission *adm;
-	vmmresv_status st = VMMRESV_STATUS_OK;
 	struct claims_view view;
 
 	optind = 1;
@@ -1660,25 +1705,10 @@ cmd_claims(int argc, char **argv)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
 	if (open_host(&r, &adm) != 0)
 		return (EXIT_ERR);
-	/* The number can change between two calls: ask again, a few times. */
-	for (tries = 0; tries < 8; tries++) {
-		vmmresv_claim_info *nl;
-
-		st = vmmresv_claims_list(adm, list, n, &count);
-		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
-			break;
-		n = count + 8;
-		if ((nl = realloc(list, n * sizeof (*list))) == NULL) {
-			warnx_("out of memory");
-			rc = EXIT_ERR;
-			goto out;
-		}
-		list = nl;
-	}
-	if (st != VMMRESV_STATUS_OK) {
-		rc = fail("cannot list the claims", st);
+	rc = fetch_list(claims_fetch, adm, sizeof (*list), &buf, &count, "cannot list the claims");
+	list = buf;
+	if (rc != 0)
 		goto out;
-	}
 	view.list = list;
 	view.parsable = parsable;
 	view.now = (uint64_t)time(NULL);
@@ -2302,11 +2332,11 @@ arc_list(int argc, char **argv)
 {
 	int fields[MAX_COLUMNS] = { H_UUID, H_SIZE, H_AGE, H_KIND, H_VM, H_PID,
 	    H_CHECK, 0 };
-	int scripted = 0, parsable = 0, c, tries, rc;
-	size_t n = 0, count = 0;
+	int scripted = 0, parsable = 0, c, rc;
+	size_t count = 0;
 	vmmresv_arc_hold_info *list = NULL;
+	void *buf = NULL;
 	vmmresv_arc *a;
-	vmmresv_status st = VMMRESV_STATUS_OK;
 	struct holds_view view;
 
 	optind = 1;
@@ -2336,25 +2366,10 @@ arc_list(int argc, char **argv)
 		return (bad_usage("unexpected operand '%s'", argv[optind]));
 	if ((rc = arc_open_handle(&a)) != 0)
 		return (rc);
-	/* The number can change between two calls: ask again, a few times. */
-	for (tries = 0; tries < 8; tries++) {
-		vmmresv_arc_hold_info *nl;
-
-		st = vmmresv_arc_list(a, list, n, &count);
-		if (st != VMMRESV_STATUS_BUFFER_TOO_SMALL)
-			break;
-		n = count + 8;
-		if ((nl = realloc(list, n * sizeof (*list))) == NULL) {
-			warnx_("out of memory");
-			rc = EXIT_ERR;
-			goto out;
-		}
-		list = nl;
-	}
-	if (st != VMMRESV_STATUS_OK) {
-		rc = fail("cannot list the ARC reservations", st);
+	rc = fetch_list(holds_fetch, a, sizeof (*list), &buf, &count, "cannot list the ARC reservations");
+	list = buf;
+	if (rc != 0)
 		goto out;
-	}
 	view.list = list;
 	view.parsable = parsable;
 	view.now = (uint64_t)time(NULL);

@@ -178,6 +178,18 @@ fn adopt_all(f: &LedgerFile, t: &Token, list: &[(usize, u64)], inherited: bool) 
     Ok(())
 }
 
+/// Hand `list`'s slots of `f` over: let go of each slot's adopter byte
+/// for the adopter to take, remember them, and keep the descriptor open
+/// across exec.
+fn hand_over(f: &LedgerFile, list: &[(usize, u64)]) -> Result<()> {
+    let w = f.world();
+    for (s, _) in list {
+        w.share(*s);
+    }
+    f.note_handed(list.iter().map(|(s, _)| *s));
+    f.keep_across_exec().map(|_| ())
+}
+
 impl Admission {
     /// The hand-off token for VM `uuid`'s claims held by this process
     /// (admission claim, ARC reservation, host-memory claim). NotFound if
@@ -233,31 +245,15 @@ impl Admission {
     /// program this process is about to exec, in place or after a fork).
     pub fn handoff_fds(&self, t: &Token) -> Result<()> {
         self.mark_handed_off();
-        // Let go of each slot's adopter byte for the adopter to take.
-        let w = self.file.world();
-        for (s, _) in &t.ledger {
-            w.share(*s);
-        }
-        self.file.note_handed(t.ledger.iter().map(|(s, _)| *s));
-        self.file.keep_across_exec()?;
+        hand_over(&self.file, &t.ledger)?;
         if t.host_fd >= 0 {
             if let Some(h) = self.host_ledger_if_exists()? {
-                let w = h.world();
-                for (s, _) in &t.host {
-                    w.share(*s);
-                }
-                h.note_handed(t.host.iter().map(|(s, _)| *s));
-                h.keep_across_exec()?;
+                hand_over(h, &t.host)?;
             }
         }
         if t.arc_fd >= 0 {
             if let Some(a) = self.separate_arc_ledger()? {
-                let w = a.world();
-                for (s, _) in &t.arc {
-                    w.share(*s);
-                }
-                a.note_handed(t.arc.iter().map(|(s, _)| *s));
-                a.keep_across_exec()?;
+                hand_over(a, &t.arc)?;
             }
         }
         Ok(())

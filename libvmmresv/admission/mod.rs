@@ -802,6 +802,11 @@ impl Admission {
         if let Some(a) = self.separate_arc_ledger()? {
             add_arc_ledger(&mut report, &a.ledger().reconcile_preview(&a.world())?);
         }
+        self.against_the_kernel(report)
+    }
+
+    /// A ledger's reconcile report beside a fresh reservoir query.
+    fn against_the_kernel(&self, report: ReconcileReport) -> Result<Reconciliation> {
         let q = self.query()?;
         Ok(Reconciliation {
             ledger: report,
@@ -838,14 +843,7 @@ impl Admission {
             let a = self.arc_ledger()?;
             add_arc_ledger(&mut report, &a.ledger().reconcile(&a.world())?);
         }
-        let q = self.query()?;
-        Ok(Reconciliation {
-            ledger: report,
-            reservoir: q,
-            claims_beyond_free_bytes: bytes(report.after(Pool::Reservoir)).saturating_sub(q.free),
-            transient_beyond_room_bytes: bytes(report.after(Pool::Transient))
-                .saturating_sub(q.transient_room()),
-        })
+        self.against_the_kernel(report)
     }
 }
 
@@ -1047,7 +1045,12 @@ impl Admission {
         if let Some(f) = self.arc_file.get() {
             return Ok(Some(f));
         }
-        if !path.exists() {
+        // Only "no such file" is no file: another error (EACCES, EMFILE)
+        // is the error, never "no reservations".
+        if !path
+            .try_exists()
+            .map_err(|e| crate::errno::ledger_error(&e))?
+        {
             return Ok(None);
         }
         let f = LedgerFile::open_or_create(path)?;

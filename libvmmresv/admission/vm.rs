@@ -382,7 +382,14 @@ impl Admission {
     /// The host ledger if this handle opened it or it exists on disk (no
     /// host claim can exist otherwise).
     pub(super) fn host_ledger_if_exists(&self) -> Result<Option<&LedgerFile>> {
-        if self.host_file.get().is_none() && !self.host_path.exists() {
+        // Only "no such file" is no host ledger: another error (EACCES,
+        // EMFILE) is the error, never "no host claims".
+        if self.host_file.get().is_none()
+            && !self
+                .host_path
+                .try_exists()
+                .map_err(|e| crate::errno::ledger_error(&e))?
+        {
             return Ok(None);
         }
         self.host_ledger().map(Some)
